@@ -1,0 +1,1 @@
+"""Getting bytes from upstream: HTTP sessions and mirrors, the content-addressed cache, verified downloads."""

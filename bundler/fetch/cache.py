@@ -1,0 +1,63 @@
+"""Content-addressed cache shared by RPMs, image blobs and files: a second build downloads nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+ALGOS = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def default_cache_dir() -> Path:
+    """$AIRGAP_BUNDLER_CACHE, else $XDG_CACHE_HOME/airgap-bundler, else ~/.cache/airgap-bundler."""
+    env = os.environ.get("AIRGAP_BUNDLER_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "airgap-bundler"
+
+
+class Cache:
+    """blobs/<algo>/<hex> for finished, verified content; partial/ for downloads in flight.
+
+    A blob only ever appears under blobs/ by an atomic rename after its digest was checked, so a
+    reader never sees a half-written or unverified file.
+    """
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    def _check(self, algo: str, hexdigest: str) -> None:
+        if algo not in ALGOS or not _HEX.match(hexdigest):
+            raise ValueError(f"bad digest {algo}:{hexdigest}")
+
+    def path(self, algo: str, hexdigest: str) -> Path:
+        self._check(algo, hexdigest)
+        return self.root / "blobs" / algo / hexdigest
+
+    def get(self, algo: str, hexdigest: str) -> Path | None:
+        p = self.path(algo, hexdigest)
+        return p if p.is_file() else None
+
+    def partial(self, algo: str, hexdigest: str) -> Path:
+        self._check(algo, hexdigest)
+        d = self.root / "partial"
+        d.mkdir(parents=True, exist_ok=True)
+        return d / f"{algo}-{hexdigest}"
+
+    def commit(self, partial: Path, algo: str, hexdigest: str) -> Path:
+        """Move a verified partial file into place (atomic: same filesystem)."""
+        dest = self.path(algo, hexdigest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, dest)
+        return dest
+
+    def size(self) -> tuple[int, int]:
+        """(number of blobs, total bytes)."""
+        count = total = 0
+        for p in (self.root / "blobs").glob("*/*"):
+            count += 1
+            total += p.stat().st_size
+        return count, total
