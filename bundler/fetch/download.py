@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import requests
 
@@ -130,6 +131,9 @@ def _stream(
     timeout: float,
 ) -> None:
     """Append the missing bytes of item to part (Range from its current size)."""
+    if item.url.startswith("file://"):
+        _copy_local(item, part, on_bytes)
+        return
     have = part.stat().st_size if part.exists() else 0
     if item.size is not None and have > item.size:
         part.unlink()
@@ -169,6 +173,20 @@ def _stream(
                         on_bytes(len(chunk))
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
         raise _Retryable(f"{type(e).__name__} from {item.url}") from None
+
+
+def _copy_local(item: Item, part: Path, on_bytes: Callable[[int], None] | None) -> None:
+    """file:// sources (local mirrors, mounted media): copied into the cache like a download."""
+    src = Path(unquote(urlsplit(item.url).path))
+    if not src.is_file():
+        raise FetchError(f"{item.label or item.url}: {src} does not exist. Check the baseurl or path in the manifest.")
+    if on_bytes and part.exists():
+        on_bytes(-part.stat().st_size)
+    with open(src, "rb") as fin, open(part, "wb") as fout:
+        for chunk in iter(lambda: fin.read(CHUNK), b""):
+            fout.write(chunk)
+            if on_bytes:
+                on_bytes(len(chunk))
 
 
 def fetch_all(

@@ -23,21 +23,30 @@ def make_session(pool: int = 16) -> requests.Session:
 
 
 def apply_mirrors(url: str, mirrors: dict[str, str]) -> str:
-    """Rewrite url's host by the mirror table.
+    """Rewrite url by the mirror table: the longest key matching its host (and optional path prefix) wins.
 
-    A value 'mirror.example.com/docker-ce' keeps the scheme and prefixes the path; a value with a scheme
-    ('http://127.0.0.1:8080/k8s') replaces scheme, host and path prefix (useful for plain-HTTP proxies).
+    Keys are 'host' or 'host/path/prefix' (mirrors that reorganise paths, e.g. a Kubernetes mirror without
+    the colons of pkgs.k8s.io). A value 'mirror.example.com/docker-ce' keeps the scheme and replaces the
+    matched part; a value with a scheme ('http://127.0.0.1:8080/k8s') replaces scheme too (plain-HTTP
+    proxies and local stand-ins).
     """
     if not mirrors:
         return url
     parts = urlsplit(url)
-    target = mirrors.get(parts.netloc) or mirrors.get(parts.hostname or "")
-    if not target:
+    here = f"{parts.netloc}{parts.path}"
+    best = ""
+    for key in mirrors:
+        k = key.rstrip("/")
+        if (here == k or here.startswith(k + "/") or (k == parts.hostname and "/" not in k)) and len(k) > len(best):
+            best = k
+    if not best:
         return url
+    target = mirrors[best].rstrip("/")
+    rest = here[len(best):] if here.startswith(best) else parts.path
     if "://" in target:
         t = urlsplit(target)
         scheme, netloc, prefix = t.scheme, t.netloc, t.path
     else:
         host, _, prefix = target.partition("/")
         scheme, netloc, prefix = parts.scheme, host, "/" + prefix if prefix else ""
-    return urlunsplit((scheme, netloc, prefix.rstrip("/") + parts.path, parts.query, parts.fragment))
+    return urlunsplit((scheme, netloc, prefix + rest, parts.query, parts.fragment))

@@ -171,6 +171,13 @@ def _merge_includes(src: Source, seen: tuple[Path, ...]) -> tuple[dict, dict[tup
     return out, owners
 
 
+def _expand(url: str, target: Target) -> str:
+    """yum's $releasever / $basearch in repo URLs, so one fragment serves every target."""
+    for var, value in (("releasever", target.releasever), ("basearch", target.arch)):
+        url = url.replace("${" + var + "}", value).replace("$" + var, value)
+    return url
+
+
 def load_manifest(file: str | Path) -> Manifest:
     """Load and validate a manifest file; raise ManifestError with a precise message on any problem."""
     path = Path(file).resolve()
@@ -184,6 +191,9 @@ def load_manifest(file: str | Path) -> Manifest:
         raise c.fail(("kind",), f"{doc['kind']!r} is not supported; use 'Bundle'.")
 
     meta = c.mapping(doc["metadata"], ("metadata",), {"name", "version", "description"}, ("name", "version"))
+    if isinstance(meta["version"], float):
+        raise c.fail(("metadata", "version"), f"{meta['version']!r} was read as a number (YAML drops digits such "
+                     "as 1.10 -> 1.1); quote it: version: \"1.10\".")
     name = c.string(meta["name"], ("metadata", "name"), NAME_RE, "letters, digits, '.', '_' or '-'")
     version = c.string(meta["version"], ("metadata", "version"), NAME_RE, "letters, digits, '.', '_' or '-'")
 
@@ -212,11 +222,12 @@ def load_manifest(file: str | Path) -> Manifest:
         rname = c.string(r["name"], p + ("name",), NAME_RE, "letters, digits, '.', '_' or '-'")
         if any(x.name == rname for x in repos):
             raise c.fail(p + ("name",), f"the repo name {rname!r} is used twice; repo names must be unique.")
-        baseurl = c.string(r["baseurl"], p + ("baseurl",), URL_RE, "an http://, https:// or file:// URL")
+        baseurl = _expand(c.string(r["baseurl"], p + ("baseurl",), URL_RE, "an http://, https:// or file:// URL"),
+                          target)
         keys = r.get("gpgkey") or []
         keys = [keys] if isinstance(keys, str) else c.seq(keys, p + ("gpgkey",))
-        gpgkeys = tuple(c.string(k, p + ("gpgkey", j), URL_RE, "an http://, https:// or file:// URL")
-                        for j, k in enumerate(keys))
+        gpgkeys = tuple(_expand(c.string(k, p + ("gpgkey", j), URL_RE, "an http://, https:// or file:// URL"),
+                                target) for j, k in enumerate(keys))
         repos.append(Repo(rname, baseurl if baseurl.endswith("/") else baseurl + "/",
                           c.boolean(r.get("onMedia", False), p + ("onMedia",)), gpgkeys))
 

@@ -1,0 +1,81 @@
+"""From a manifest to the exact set of RPMs to ship: metadata, modularity, one solver job, media policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ResolveError
+from ..manifest.model import Manifest
+from .modules import ModuleIndex, parse_modules_yaml
+from .repomd import RepoMetadata, RepoReader
+from .solver import Package, Solver
+
+# CentOS 7 minimal hosts have no python3, and the installer needs one (install.py bootstraps it).
+EL7_INSTALLER_PACKAGES = ("python3",)
+
+
+@dataclass
+class Closure:
+    """The solver's answer: every package of the transaction, split into shipped and taken from the media."""
+
+    packages: list[Package]
+    metadata: dict[str, RepoMetadata]
+    modules: ModuleIndex = field(default_factory=ModuleIndex)
+    requests: list[str] = field(default_factory=list)
+    used_filelists: bool = False
+
+    @property
+    def shipped(self) -> list[Package]:
+        return [p for p in self.packages if not p.on_media]
+
+    @property
+    def from_media(self) -> list[Package]:
+        return [p for p in self.packages if p.on_media]
+
+
+def requested_packages(manifest: Manifest) -> list[str]:
+    reqs = list(manifest.packages)
+    if manifest.target.os == "el7" and reqs:
+        reqs += [p for p in EL7_INSTALLER_PACKAGES if p not in reqs]
+    return reqs
+
+
+def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
+    """Resolve the manifest's packages against its repos; raise ResolveError with the chain on failure."""
+    requests = requested_packages(manifest)
+    if not requests:
+        return Closure([], {}, requests=[])
+    metadata = {r.name: reader.repomd(r) for r in manifest.repos}
+    modules = ModuleIndex()
+    for md in metadata.values():
+        if md.has("modules"):
+            modules.merge(parse_modules_yaml(reader.get(md, "modules"), f"repo '{md.repo.name}'"))
+    active = modules.active(manifest.modules, f"{manifest.file}: spec.modules")
+    hidden, modular, modular_names = modules.hidden_and_modular(active)
+
+    solver = Solver(manifest.target.arch)
+    for name, md in metadata.items():
+        solver.add_repo(name, reader.get(md, "primary"), on_media=md.repo.on_media)
+
+    def attempt() -> list[Package]:
+        considered = solver.visible(hidden, modular, modular_names)
+        return solver.solve(requests, prefer_media=manifest.prefer == "media", considered=considered)
+
+    used_filelists = False
+    if solver.file_deps_unprovided():
+        # A file dependency that primary.xml cannot answer: load the full file lists (dnf does the same).
+        for name, md in metadata.items():
+            if md.has("filelists"):
+                solver.add_filelists(name, reader.get(md, "filelists"))
+        used_filelists = True
+    try:
+        packages = attempt()
+    except ResolveError:
+        if used_filelists:
+            raise
+        for name, md in metadata.items():
+            if md.has("filelists"):
+                solver.add_filelists(name, reader.get(md, "filelists"))
+        used_filelists = True
+        packages = attempt()
+    return Closure(packages, metadata, modules, requests, used_filelists)

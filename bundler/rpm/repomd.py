@@ -1,0 +1,160 @@
+"""Reading a yum repository's metadata: repomd.xml, then checksum-verified primary/filelists/modules."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin
+
+import requests
+
+from ..errors import FetchError
+from ..fetch.cache import ALGOS, Cache
+from ..fetch.download import Item, fetch
+from ..fetch.http import apply_mirrors
+from ..manifest.model import Repo
+
+NS = {"repo": "http://linux.duke.edu/metadata/repo"}
+
+
+@dataclass(frozen=True)
+class MetadataFile:
+    type: str
+    href: str
+    algo: str
+    digest: str
+    size: int | None
+
+
+@dataclass
+class RepoMetadata:
+    """One repo's metadata as local, decompressed files (paths into the cache)."""
+
+    repo: Repo
+    url: str  # baseurl after mirrors
+    revision: str
+    files: dict[str, MetadataFile]
+    local: dict[str, Path]  # type -> decompressed file, filled lazily by RepoReader.get
+
+    def has(self, mdtype: str) -> bool:
+        return mdtype in self.files
+
+
+def _algo(name: str) -> str:
+    name = name.lower()
+    return "sha1" if name == "sha" else name
+
+
+def parse_repomd(text: bytes, source: str) -> tuple[str, dict[str, MetadataFile]]:
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as e:
+        raise FetchError(f"{source}: repomd.xml is not valid XML ({e}). Is the baseurl a yum repository?") from None
+    revision = root.findtext("repo:revision", default="", namespaces=NS)
+    files: dict[str, MetadataFile] = {}
+    for data in root.findall("repo:data", NS):
+        mdtype = data.get("type", "")
+        loc = data.find("repo:location", NS)
+        csum = data.find("repo:checksum", NS)
+        if loc is None or csum is None or not loc.get("href"):
+            continue
+        algo = _algo(csum.get("type", "sha256"))
+        if algo not in ALGOS:
+            continue
+        size = data.findtext("repo:size", default=None, namespaces=NS)
+        files[mdtype] = MetadataFile(mdtype, loc.get("href", ""), algo, (csum.text or "").strip().lower(),
+                                     int(size) if size else None)
+    if "primary" not in files:
+        raise FetchError(f"{source}: repomd.xml lists no primary metadata; this is not a usable yum repository.")
+    return revision, files
+
+
+def _decompress(src: Path, dest: Path) -> None:
+    """gz / xz / bz2 / zst by magic bytes (names lie on some mirrors); plain XML is copied."""
+    with open(src, "rb") as f:
+        magic = f.read(6)
+    if magic[:2] == b"\x1f\x8b":
+        opener = gzip.open
+    elif magic[:6] == b"\xfd7zXZ\x00":
+        opener = lzma.open
+    elif magic[:3] == b"BZh":
+        opener = bz2.open
+    elif magic[:4] == b"\x28\xb5\x2f\xfd":
+        import zstandard
+
+        def opener(p, mode="rb"):  # noqa: ANN001, ANN202
+            return zstandard.ZstdDecompressor().stream_reader(open(p, "rb"), closefd=True)
+    else:
+        def opener(p, mode="rb"):  # noqa: ANN001, ANN202
+            return open(p, "rb")
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    with opener(src, "rb") as fin, open(tmp, "wb") as fout:
+        while True:
+            chunk = fin.read(1 << 20)
+            if not chunk:
+                break
+            fout.write(chunk)
+    os.replace(tmp, dest)
+
+
+class RepoReader:
+    """Fetches repo metadata through the shared cache (metadata files are content-addressed too)."""
+
+    def __init__(self, session: requests.Session, cache: Cache, mirrors: dict[str, str]):
+        self.session = session
+        self.cache = cache
+        self.mirrors = mirrors
+
+    def repomd(self, repo: Repo) -> RepoMetadata:
+        url = apply_mirrors(repo.baseurl, self.mirrors)
+        source = f"repo '{repo.name}' ({url})"
+        text = self._get_bytes(urljoin(url, "repodata/repomd.xml"), source)
+        revision, files = parse_repomd(text, source)
+        return RepoMetadata(repo, url, revision, files, {})
+
+    def _get_bytes(self, url: str, source: str) -> bytes:
+        if url.startswith("file://"):
+            path = Path(url[len("file://"):])
+            try:
+                return path.read_bytes()
+            except OSError as e:
+                raise FetchError(f"{source}: cannot read {path} ({e.strerror}). Check spec.repos baseurl.") from None
+        last = ""
+        for _ in range(4):
+            try:
+                r = self.session.get(url, timeout=60)
+            except requests.RequestException as e:
+                last = type(e).__name__
+                continue
+            if r.status_code == 200:
+                return r.content
+            if r.status_code in (404, 403, 401):
+                raise FetchError(
+                    f"{source}: {url} answered HTTP {r.status_code}. Check the repo's baseurl in the manifest "
+                    "(it must be the directory that holds repodata/) and any mirror mapping for its host."
+                )
+            last = f"HTTP {r.status_code}"
+        raise FetchError(f"{source}: {url} could not be fetched ({last}). Check the network or mirror and retry.")
+
+    def get(self, md: RepoMetadata, mdtype: str) -> Path:
+        """Download (verified, cached) and decompress one metadata file; return the decompressed path."""
+        if mdtype in md.local:
+            return md.local[mdtype]
+        mf = md.files[mdtype]
+        url = urljoin(md.url, mf.href)
+        label = f"repo '{md.repo.name}' {mdtype} metadata"
+        blob = fetch(self.session, Item(url, mf.algo, mf.digest, mf.size, label), self.cache)
+        out = self.cache.root / "unpacked" / f"{mf.algo}-{mf.digest}.xml"
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                _decompress(blob, out)
+            except (OSError, EOFError, lzma.LZMAError) as e:
+                raise FetchError(f"{label}: {url} cannot be decompressed ({e}); the mirror may be corrupt.") from None
+        md.local[mdtype] = out
+        return out

@@ -1,0 +1,266 @@
+"""The dependency solver: libsolv (the engine inside dnf) behind a small interface.
+
+Everything solver-specific lives here so the rest of the builder only sees Package records and
+ResolveErrors written for the operator.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import solv
+
+from ..errors import ResolveError
+
+SELECT_FLAGS = (
+    solv.Selection.SELECTION_NAME
+    | solv.Selection.SELECTION_PROVIDES
+    | solv.Selection.SELECTION_CANON
+    | solv.Selection.SELECTION_DOTARCH
+    | solv.Selection.SELECTION_REL
+    | solv.Selection.SELECTION_GLOB
+    | solv.Selection.SELECTION_FILELIST
+)
+
+
+@dataclass(frozen=True)
+class Package:
+    """A package chosen by the solver, with what we need to download, verify and describe it."""
+
+    name: str
+    epoch: int
+    version: str
+    release: str
+    arch: str
+    repo: str
+    location: str  # href relative to the repo's baseurl
+    algo: str
+    digest: str
+    size: int
+    license: str = ""
+    on_media: bool = False
+
+    @property
+    def nevra(self) -> str:
+        return f"{self.name}-{self.epoch}:{self.version}-{self.release}.{self.arch}"
+
+    @property
+    def filename(self) -> str:
+        return self.location.rsplit("/", 1)[-1]
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "epoch": self.epoch, "version": self.version, "release": self.release,
+            "arch": self.arch, "repo": self.repo, "size": self.size, "sha256": self.digest if self.algo == "sha256"
+            else None, "checksum": f"{self.algo}:{self.digest}", "location": self.location, "license": self.license,
+        }
+
+
+def split_evr(evr: str) -> tuple[int, str, str]:
+    epoch, _, vr = evr.rpartition(":")
+    version, _, release = vr.partition("-")
+    return int(epoch or 0), version, release
+
+
+def nevra_of(s: solv.XSolvable) -> str:
+    e, v, r = split_evr(s.evr)
+    return f"{s.name}-{e}:{v}-{r}.{s.arch}"
+
+
+class Solver:
+    """A libsolv pool for one target architecture; repos are added, then one job solves all requests."""
+
+    def __init__(self, arch: str):
+        self.arch = arch
+        self.pool = solv.Pool()
+        self.pool.setdisttype(solv.Pool.DISTTYPE_RPM)
+        self.pool.setarch(arch)
+        self.repos: dict[str, solv.Repo] = {}
+        self.media: set[str] = set()
+
+    def add_repo(self, name: str, primary: Path, *, on_media: bool) -> None:
+        repo = self.pool.add_repo(name)
+        self._load(repo, primary, None)
+        self.repos[name] = repo
+        if on_media:
+            self.media.add(name)
+
+    def add_filelists(self, name: str, filelists: Path) -> None:
+        """Extend already-loaded solvables with their full file lists (for file deps not in primary)."""
+        self._load(self.repos[name], filelists, "FL")
+
+    @staticmethod
+    def _load(repo: solv.Repo, path: Path, language: str | None) -> None:
+        f = solv.xfopen(str(path))
+        if not f:
+            raise ResolveError(f"cannot open repo metadata {path}")
+        try:
+            if language:
+                ok = repo.add_rpmmd(f, language, solv.Repo.REPO_EXTEND_SOLVABLES)
+            else:
+                ok = repo.add_rpmmd(f, None, 0)
+        finally:
+            f.close()
+        if not ok:
+            raise ResolveError(f"repo '{repo.name}': metadata {path} could not be parsed: {repo.pool.errstr}")
+
+    def file_deps_unprovided(self) -> bool:
+        """True when some file dependency has no provider in primary data (then filelists are needed)."""
+        self._prepare(None)
+        for s in self.pool.solvables_iter():
+            for dep in s.lookup_deparray(solv.SOLVABLE_REQUIRES):
+                text = str(dep)
+                if text.startswith("/") and not self.pool.whatprovides(dep):
+                    return True
+        return False
+
+    def _prepare(self, considered: list[int] | None) -> None:
+        self.pool.addfileprovides()
+        self.pool.createwhatprovides()
+        if considered is not None:
+            self.pool.set_considered_list(considered)
+
+    def visible(self, hidden_nevras: set[str], modular: set[str], modular_names: set[str]) -> list[int]:
+        """Solvable ids the solver may use: target arch + noarch, not hidden by modularity."""
+        allowed_arch = {self.arch, "noarch"}
+        ids = []
+        for s in self.pool.solvables_iter():
+            if s.arch not in allowed_arch:
+                continue
+            if hidden_nevras or modular_names:
+                key = nevra_of(s)
+                if key in hidden_nevras:
+                    continue
+                if s.name in modular_names and key not in modular:
+                    continue  # modular filtering: a non-modular twin of an active stream's package
+            ids.append(s.id)
+        return ids
+
+    def solve(
+        self,
+        requests: list[str],
+        *,
+        prefer_media: bool,
+        considered: list[int],
+    ) -> list[Package]:
+        """Solve all requests in one job; return every package of the closure (media ones flagged)."""
+        for name, repo in self.repos.items():
+            media = name in self.media
+            # media policy: any dependency the media can satisfy is taken from the media (repo priority);
+            # newest policy: all repos equal, like dnf; identical NEVRAs are still taken from the media.
+            repo.priority = 1 if (prefer_media and media) else 0
+            repo.subpriority = 1 if media else 0
+        self._prepare(considered)
+        allowed = set(considered)
+        searched = ", ".join(self.repos)
+        jobs = []
+        for spec in requests:
+            sel = self.pool.select(spec, SELECT_FLAGS)
+            solvables = [s for s in sel.solvables() if s.id in allowed]
+            if not solvables:
+                raise ResolveError(self._explain_missing(spec, sel, searched))
+            if not prefer_media and _just_name(spec):
+                # dnf installs the package that obsoletes a requested name instead of the obsoleted one.
+                ids = {s.id for s in solvables}
+                for s in list(solvables):
+                    for o in self.pool.whatmatchessolvable(solv.SOLVABLE_OBSOLETES, s):
+                        if o.id in allowed and o.id not in ids:
+                            solvables.append(o)
+                            ids.add(o.id)
+            jobs.append(self.pool.Job(
+                solv.Job.SOLVER_SOLVABLE_ONE_OF | solv.Job.SOLVER_INSTALL,
+                self.pool.towhatprovides([s.id for s in solvables]),
+            ))
+        solver = self.pool.Solver()
+        solver.set_flag(solv.Solver.SOLVER_FLAG_ALLOW_VENDORCHANGE, 1)
+        solver.set_flag(solv.Solver.SOLVER_FLAG_BEST_OBEY_POLICY, 1)
+        if prefer_media:
+            # Minimal closure: weak dependencies are optional on the hosts, so they are not shipped.
+            solver.set_flag(solv.Solver.SOLVER_FLAG_IGNORE_RECOMMENDED, 1)
+        problems = solver.solve(jobs)
+        if problems:
+            raise ResolveError(self._explain_problems(problems, requests, allowed, searched))
+        chosen = solver.transaction().newsolvables()
+        return sorted((self._package(s) for s in chosen), key=lambda p: (p.name, p.arch, p.nevra))
+
+    def _package(self, s: solv.XSolvable) -> Package:
+        e, v, r = split_evr(s.evr)
+        loc, _ = s.lookup_location()
+        chk = s.lookup_checksum(solv.SOLVABLE_CHECKSUM)
+        algo = chk.typestr() if chk else "sha256"
+        return Package(
+            name=s.name, epoch=e, version=v, release=r, arch=s.arch, repo=s.repo.name, location=loc,
+            algo="sha1" if algo == "sha" else algo, digest=chk.hex() if chk else "",
+            size=s.lookup_num(solv.SOLVABLE_DOWNLOADSIZE) or 0,
+            license=s.lookup_str(solv.SOLVABLE_LICENSE) or "", on_media=s.repo.name in self.media,
+        )
+
+    def _explain_missing(self, spec: str, sel: solv.Selection, searched: str) -> str:
+        others = sel.solvables()
+        if others:
+            why = []
+            for s in others[:5]:
+                if s.arch not in (self.arch, "noarch"):
+                    why.append(f"{s} is built for {s.arch}, not {self.arch}")
+                else:
+                    why.append(f"{s} belongs to a module stream that is not active (enable it in spec.modules)")
+            return (f"spec.packages: '{spec}' matches no usable package: {'; '.join(why)}. "
+                    f"Searched: {searched}.")
+        return (f"spec.packages: no repo has a package matching '{spec}' (searched: {searched}). Check the name "
+                "and version, or add the repo that provides it to spec.repos.")
+
+    def _explain_problems(self, problems: list, requests: list[str], allowed: set[int], searched: str) -> str:
+        lines = []
+        for problem in problems:
+            for rule in problem.findallproblemrules():
+                ri = rule.info()
+                if ri.type == solv.Solver.SOLVER_RULE_PKG_NOTHING_PROVIDES_DEP:
+                    chain = self._chain(ri.solvable, requests, allowed)
+                    lines.append(f"{chain}{_short(ri.solvable)} requires {ri.dep}, which no repo provides "
+                                 f"(searched: {searched})")
+                else:
+                    lines.append(ri.problemstr())
+        seen = list(dict.fromkeys(lines))
+        return ("The requested packages cannot be installed together: " + "; ".join(seen) + ". Add a repo that "
+                "provides the missing dependency, or change the requested versions in spec.packages.")
+
+    def _chain(self, target: solv.XSolvable, requests: list[str], allowed: set[int]) -> str:
+        """'kubeadm-1.30.4 requires kubelet, and ' style prefix: why target is needed (shortest path)."""
+        starts = []
+        for spec in requests:
+            starts += [s for s in self.pool.select(spec, SELECT_FLAGS).solvables() if s.id in allowed]
+        if any(s.id == target.id for s in starts):
+            return ""
+        parent: dict[int, tuple[int, str]] = {}
+        queue = deque(s.id for s in starts)
+        seen = set(queue)
+        while queue:
+            sid = queue.popleft()
+            s = self.pool.id2solvable(sid)
+            for dep in s.lookup_deparray(solv.SOLVABLE_REQUIRES):
+                for p in self.pool.whatprovides(dep):
+                    if p.id in allowed and p.id not in seen:
+                        seen.add(p.id)
+                        parent[p.id] = (sid, str(dep))
+                        if p.id == target.id:
+                            steps = []
+                            cur = p.id
+                            while cur in parent:
+                                prev, d = parent[cur]
+                                steps.append(f"{_short(self.pool.id2solvable(prev))} requires {d}")
+                                cur = prev
+                            return ", and ".join(reversed(steps)) + ", and "
+                        queue.append(p.id)
+        return ""
+
+
+def _short(s: solv.XSolvable) -> str:
+    """kubelet-1.30.4 (version without release/arch), as an operator writes it."""
+    _, v, _ = split_evr(s.evr)
+    return f"{s.name}-{v}"
+
+
+def _just_name(spec: str) -> bool:
+    return not any(c in spec for c in "<>=*?[") and not any(ch.isdigit() for ch in spec.rsplit("-", 1)[-1][:1])
