@@ -1,0 +1,15 @@
+# Entry points for people and CI. `make test` is the one test command (README, .ci/run).
+.PHONY: setup test lint bench demo demo-clean vagrant-test
+
+setup:
+	scripts/setup-dev.sh
+
+test: setup
+	.venv/bin/python -m pytest -q -ra
+
+lint: setup
+	.venv/bin/ruff check bundler tests bench
+	.venv/bin/vermin -q -t=3.6- --violations --no-tips installer/
+
+bench: setup
+	.venv/bin/python bench/run_all.py

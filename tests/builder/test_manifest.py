@@ -1,0 +1,130 @@
+"""The manifest contract: valid files load, every bad input gets a precise one-line error."""
+
+from __future__ import annotations
+
+import glob
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bundler.errors import ManifestError
+from bundler.manifest import load_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD = """\
+apiVersion: bundler/v1
+kind: Bundle
+metadata: {name: k8s-1.30-el9, version: 1.0.0}
+spec:
+  target: {os: el9, arch: x86_64}
+  kubernetes: {version: 1.30.4}
+  repos:
+    - name: baseos
+      baseurl: https://dl.rockylinux.org/pub/rocky/$releasever/BaseOS/$basearch/os
+      onMedia: true
+    - name: kubernetes
+      baseurl: https://pkgs.k8s.io/core:/stable:/v1.30/rpm/
+  packages: [kubeadm-1.30.4]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "m.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(ManifestError) as e:
+        load_manifest(path)
+    return str(e.value)
+
+
+def test_good_manifest_loads_with_defaults_and_url_variables(tmp_path: Path) -> None:
+    m = load_manifest(write(tmp_path, GOOD))
+    assert m.bundle_basename == "k8s-1.30-el9-1.0.0-el9-x86_64"
+    assert m.kubernetes_version == "1.30.4"
+    assert (m.runtime, m.cni, m.prefer, m.install) == ("containerd", "calico", "media", "packages")
+    assert m.repos[0].baseurl == "https://dl.rockylinux.org/pub/rocky/9/BaseOS/x86_64/os/"
+    assert [r.name for r in m.media_repos] == ["baseos"]
+    assert m.packages == ("kubeadm-1.30.4",)
+
+
+def test_only_metadata_and_target_are_required(tmp_path: Path) -> None:
+    m = load_manifest(write(tmp_path, "apiVersion: bundler/v1\nkind: Bundle\nmetadata: {name: a, version: '1'}\n"
+                                      "spec:\n  target: {os: el7, arch: aarch64}\n"))
+    assert m.cni == "none" and m.packages == () and m.images == ()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("os: el9", "os: el6", "line 5: spec.target.os: 'el6' is not one of el7, el8, el9, el10."),
+        ("arch: x86_64", "arch: ppc64le", "spec.target.arch: 'ppc64le' is not one of x86_64, aarch64."),
+        ("  packages:", "  pakages:", "line 13: spec.pakages: unknown key; did you mean 'packages'?"),
+        ("      onMedia: true", "      onMedia: maybe", "line 10: spec.repos[0].onMedia: 'maybe' must be true or false."),
+        ("version: 1.30.4}", "version: latest}", "spec.kubernetes.version: 'latest' is not valid"),
+        ("apiVersion: bundler/v1", "apiVersion: bundler/v2", "apiVersion: 'bundler/v2' is not supported"),
+        ("https://pkgs.k8s.io/core:/stable:/v1.30/rpm/", "pkgs.k8s.io/rpm", "spec.repos[1].baseurl: 'pkgs.k8s.io/rpm'"),
+        ("version: 1.0.0}", "version: 1.10}", "quote it"),
+        ("- name: kubernetes", "- name: baseos", "the repo name 'baseos' is used twice"),
+    ],
+)
+def test_bad_fields_are_named_with_file_line_and_allowed_values(tmp_path: Path, old: str, new: str,
+                                                                 expected: str) -> None:
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new, 1))
+    msg = error_of(path)
+    assert str(path) in msg
+    assert expected in msg
+
+
+def test_missing_target_and_yaml_syntax_errors(tmp_path: Path) -> None:
+    msg = error_of(write(tmp_path, "apiVersion: bundler/v1\nkind: Bundle\nmetadata: {name: a, version: '1'}\n"
+                                   "spec: {}\n"))
+    assert "spec: the key 'target' is required" in msg
+    msg = error_of(write(tmp_path, "spec: [unclosed\n"))
+    assert "not valid YAML" in msg and "line" in msg
+    assert "no such manifest file" in error_of(tmp_path / "missing.yaml")
+
+
+def test_include_merges_repos_and_points_errors_into_the_fragment(tmp_path: Path) -> None:
+    (tmp_path / "repos").mkdir()
+    write(tmp_path, "spec:\n  repos:\n    - name: baseos\n      baseurl: file:///srv/media/\n      onMedia: true\n"
+                    "  mirrors: {registry.k8s.io: mirror.local/k8s}\n", "repos/media.yaml")
+    main = write(tmp_path, "apiVersion: bundler/v1\nkind: Bundle\nmetadata: {name: a, version: '1'}\n"
+                           "include: [repos/media.yaml]\nspec:\n  target: {os: el8, arch: x86_64}\n  repos:\n"
+                           "    - {name: extras, baseurl: 'http://127.0.0.1:1/x/'}\n  packages: [foo]\n")
+    m = load_manifest(main)
+    assert [r.name for r in m.repos] == ["baseos", "extras"]
+    assert m.mirrors == {"registry.k8s.io": "mirror.local/k8s"}
+    write(tmp_path, "spec:\n  repos:\n    - name: baseos\n      baseurl: file:///srv/media/\n      onMedia: sure\n",
+          "repos/media.yaml")
+    msg = error_of(main)
+    assert "repos/media.yaml line 5: spec.repos[0].onMedia" in msg
+
+
+def test_include_loop_is_reported(tmp_path: Path) -> None:
+    write(tmp_path, "include: [b.yaml]\nspec: {}\n", "a.yaml")
+    write(tmp_path, "include: [a.yaml]\nspec: {}\n", "b.yaml")
+    main = write(tmp_path, "apiVersion: bundler/v1\nkind: Bundle\nmetadata: {name: a, version: '1'}\n"
+                           "include: [a.yaml]\nspec:\n  target: {os: el8, arch: x86_64}\n")
+    assert "include loop" in error_of(main)
+
+
+def test_reference_manifests_all_validate() -> None:
+    files = sorted(glob.glob(str(ROOT / "manifests" / "*.yaml")))
+    assert len(files) >= 5
+    names = {load_manifest(f).bundle_basename for f in files}
+    assert len(names) == len(files)
+
+
+def test_cli_prints_one_paragraph_and_no_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("os: el9", "os: el6"))
+    r = subprocess.run([sys.executable, "-m", "bundler.cli", "plan", str(path)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.startswith("error: ") and "'el6' is not one of el7, el8, el9, el10" in r.stderr.replace("\n", " ")
