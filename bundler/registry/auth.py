@@ -144,11 +144,13 @@ class RegistryAuth(AuthBase):
             return self._creds[netloc]
 
     @staticmethod
-    def _scope(url: str) -> str:
+    def _scope(url: str, method: str | None = "GET") -> str:
         m = _REPO_PATH.match(urlsplit(url).path)
-        return f"repository:{m.group(1)}:pull" if m else ""
+        if not m:
+            return ""
+        return f"repository:{m.group(1)}:" + ("pull" if method in ("GET", "HEAD", None) else "pull,push")
 
-    def _header_for(self, url: str) -> str | None:
+    def _header_for(self, url: str, method: str | None = "GET") -> str | None:
         netloc = urlsplit(url).netloc
         with self._lock:
             challenge = self._schemes.get(netloc) if netloc in self._hosts else None
@@ -157,13 +159,13 @@ class RegistryAuth(AuthBase):
             if challenge[0] == "basic":
                 creds = self._creds.get(netloc)
                 return _basic(creds) if creds and creds.username else None
-            tok = self._tokens.get((netloc, challenge[1].get("scope") or self._scope(url)))
+            tok = self._tokens.get((netloc, self._scope(url, method)))
         if tok and tok[1] > time.time():
             return tok[0]
         return None
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        header = self._header_for(r.url or "")
+        header = self._header_for(r.url or "", r.method)
         if header:
             r.headers["Authorization"] = header
         r.register_hook("response", self._handle_401)
@@ -183,9 +185,8 @@ class RegistryAuth(AuthBase):
             return resp
         scheme, params = parse_challenge(header)
         if scheme == "bearer":
-            scope = self._scope(req.url)
-            if params.get("scope") is None and scope:
-                params["scope"] = scope
+            # Cache under our own scope spelling so the next request for this repository finds the token.
+            params["scope"] = self._scope(req.url, req.method) or params.get("scope", "")
             value = self._fetch_token(netloc, params, req.url)
         elif scheme == "basic":
             creds = self.credentials(netloc)
