@@ -80,10 +80,12 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None | Literal["un
         end = int(last) if last else size - 1
     except ValueError:
         return None
-    if start < 0 or end < start:
+    if start < 0:
         return None
     if start >= size:
         return "unsatisfiable"
+    if end < start:
+        return None
     return (start, min(end, size - 1))
 
 
