@@ -1,0 +1,143 @@
+"""The image list of a bundle: kubeadm's control-plane images, the CNI manifest's images, and spec.images.
+
+KUBEADM_IMAGES reproduces `kubeadm config images list --kubernetes-version vX.Y.Z` (kubeadm's
+cmd/kubeadm/app/constants/constants.go: PauseVersion, SupportedEtcdVersion/DefaultEtcdVersion, CoreDNSVersion,
+DefaultImageRepository). Rows are (first patch, registry, pause, etcd, coredns) and apply from that patch on.
+Where a kubeadm binary is on PATH, `check_kubeadm_table` asks it and reports any difference.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+
+import yaml
+
+from ..errors import ManifestError
+
+K8S = "registry.k8s.io"
+GCR = "k8s.gcr.io"
+
+# minor -> rows (first patch, registry, pause, etcd, coredns). Sources: kubeadm constants.go per release; the
+# x.y.0 rows are the release values; later rows are cherry-picks: etcd 3.5.15-0 (kubernetes PRs #126395,
+# #126397, #126399, merged 2024-09-04, first in 1.28.14/1.29.9/1.30.5), CoreDNS v1.11.3 in 1.31.1 (#126449
+# and its release-1.31 cherry-pick). Patch rows not listed here were not verified: run check_kubeadm_table.
+KUBEADM_IMAGES: dict[tuple[int, int], tuple[tuple[int, str, str, str, str], ...]] = {
+    (1, 23): ((0, GCR, "3.6", "3.5.1-0", "v1.8.6"),),
+    (1, 24): ((0, GCR, "3.7", "3.5.3-0", "v1.8.6"),),
+    (1, 25): ((0, K8S, "3.8", "3.5.4-0", "v1.9.3"),),
+    (1, 26): ((0, K8S, "3.9", "3.5.6-0", "v1.9.3"),),
+    (1, 27): ((0, K8S, "3.9", "3.5.7-0", "v1.10.1"),),
+    (1, 28): ((0, K8S, "3.9", "3.5.9-0", "v1.10.1"), (14, K8S, "3.9", "3.5.15-0", "v1.10.1")),
+    (1, 29): ((0, K8S, "3.9", "3.5.10-0", "v1.11.1"), (9, K8S, "3.9", "3.5.15-0", "v1.11.1")),
+    (1, 30): ((0, K8S, "3.9", "3.5.12-0", "v1.11.1"), (5, K8S, "3.9", "3.5.15-0", "v1.11.1")),
+    (1, 31): ((0, K8S, "3.10", "3.5.15-0", "v1.11.1"), (1, K8S, "3.10", "3.5.15-0", "v1.11.3")),
+    (1, 32): ((0, K8S, "3.10", "3.5.16-0", "v1.11.3"),),
+    (1, 33): ((0, K8S, "3.10", "3.5.21-0", "v1.12.0"),),
+    (1, 34): ((0, K8S, "3.10.1", "3.6.4-0", "v1.12.1"),),
+}
+CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+_IMAGE_LINE = re.compile(r"""^\s*-?\s*["']?image["']?\s*:\s*["']?([^\s"'#]+)""", re.MULTILINE)
+
+
+def _parse_version(version: str) -> tuple[int, int, int]:
+    m = _VERSION.match(version.strip())
+    if not m:
+        raise ManifestError(
+            f"spec.kubernetes.version {version!r}: write a full release version such as 1.30.4 (kubeadm's image "
+            "list depends on the patch release)."
+        )
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def kubeadm_images(version: str) -> list[str]:
+    """What `kubeadm config images list --kubernetes-version v<version>` prints, from the table."""
+    major, minor, patch = _parse_version(version)
+    rows = KUBEADM_IMAGES.get((major, minor))
+    if rows is None:
+        known = ", ".join(f"{a}.{b}" for a, b in sorted(KUBEADM_IMAGES))
+        raise ManifestError(
+            f"spec.kubernetes.version {version}: this builder knows the kubeadm images of {known} only. Use one of "
+            "those, or list the control-plane images yourself under spec.images."
+        )
+    _, registry, pause, etcd, coredns = [r for r in rows if r[0] <= patch][-1]
+    tag = f"v{major}.{minor}.{patch}"
+    return [f"{registry}/{name}:{tag}" for name in CONTROL_PLANE] + [
+        f"{registry}/pause:{pause}",
+        f"{registry}/etcd:{etcd}",
+        f"{registry}/coredns/coredns:{coredns}",
+    ]
+
+
+def kubeadm_images_from_binary(version: str, kubeadm: str = "kubeadm", timeout: float = 60) -> list[str] | None:
+    """Ask a kubeadm on PATH (no network needed with an explicit version); None when there is none."""
+    path = shutil.which(kubeadm)
+    if path is None:
+        return None
+    _parse_version(version)
+    out = subprocess.run(
+        [path, "config", "images", "list", "--kubernetes-version", f"v{version.lstrip('v')}"],
+        capture_output=True, text=True, timeout=timeout,
+    )
+    if out.returncode != 0:
+        return None
+    return [line.strip() for line in out.stdout.splitlines() if line.strip() and "/" in line]
+
+
+def check_kubeadm_table(version: str, kubeadm: str = "kubeadm") -> list[str]:
+    """Differences between the table and a local kubeadm ('table: X' / 'kubeadm: Y'); [] if equal or no kubeadm."""
+    actual = kubeadm_images_from_binary(version, kubeadm)
+    if actual is None:
+        return []
+    table = kubeadm_images(version)
+    return [f"table: {i}" for i in table if i not in actual] + [f"kubeadm: {i}" for i in actual if i not in table]
+
+
+def _walk_images(node: object, out: list[str]) -> None:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "image" and isinstance(v, str):
+                out.append(v)
+            else:
+                _walk_images(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            _walk_images(v, out)
+
+
+def cni_images(manifest_yaml: str) -> list[str]:
+    """Every `image:` value in a CNI manifest (multi-document YAML), in order, without duplicates.
+
+    Parsed as YAML so block scalars and comments cannot fool it; text that is not valid YAML (templated
+    manifests) falls back to a line scan.
+    """
+    found: list[str] = []
+    try:
+        for doc in yaml.safe_load_all(manifest_yaml):
+            _walk_images(doc, found)
+    except yaml.YAMLError:
+        found = _IMAGE_LINE.findall(manifest_yaml)
+    return list(dict.fromkeys(i for i in found if i))
+
+
+def image_list(
+    kubernetes_version: str | None,
+    cni_manifests: Iterable[str] = (),
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The bundle's image references: kubeadm's (if a version is set), the CNI manifests', then spec.images."""
+    out: list[str] = []
+    if kubernetes_version:
+        out += kubeadm_images(kubernetes_version)
+    for text in cni_manifests:
+        out += cni_images(text)
+    out += list(extra)
+    return list(dict.fromkeys(out))
+
+
+def manifest_images(manifest, cni_manifests: Iterable[str] = ()) -> list[str]:
+    """image_list for a bundler.manifest.model.Manifest (kubernetes_version, images)."""
+    return image_list(manifest.kubernetes_version, cni_manifests, manifest.images)
