@@ -1,0 +1,115 @@
+"""Everything the phases need to know besides a host's facts: bundle, inventory, options, addresses."""
+
+import hashlib
+import os
+import sys
+
+from installer.bundle import split_ref
+from installer.render import kubeadm as kubeadm_render
+
+REPO_PORT = 8089
+REGISTRY_PORT = 5000
+PUSH_PORT = 5001
+SERVE_ROOT = "/opt/airgap"
+MEDIA_DIR = SERVE_ROOT + "/media"
+REPO_COPY = SERVE_ROOT + "/repo"
+PKI_DIR = "/etc/airgap-registry/pki"
+CA_CERT = PKI_DIR + "/ca.crt"
+TRUST_ANCHOR = "/etc/pki/ca-trust/source/anchors/airgap-registry-ca.crt"
+KUBE_DIR = "/etc/kubernetes/airgap"
+
+
+class Options(object):
+    """Operator choices from the command line, with the defaults the installer documents."""
+
+    def __init__(self, **kw):
+        self.force = kw.get("force", False)
+        self.selinux = kw.get("selinux", "enforcing")
+        self.firewalld = kw.get("firewalld", "on")
+        self.timezone = kw.get("timezone")
+        self.iso = kw.get("iso")
+        self.media = kw.get("media")
+        self.pod_subnet = kw.get("pod_subnet")
+        self.control_plane_endpoint = kw.get("control_plane_endpoint")
+        self.serve_address = kw.get("serve_address")
+        self.verify_timeout = kw.get("verify_timeout", 600)
+
+
+class Context(object):
+    def __init__(self, bundle, inventory, options=None, serve_host=None, media=None):
+        self.bundle = bundle
+        self.inventory = inventory
+        self.options = options or Options()
+        self.serve_host = serve_host or inventory.first_control_plane
+        self.media = media  # dict from installer.media.describe(), for the serving host
+        self.facts = {}     # host label -> Facts (kept fresh by the runner)
+        self.journals = {}  # host label -> Journal
+        self.connections = {}
+        self.ca_pem = None  # registry CA, once it exists
+        self.serve_python = sys.executable or "/usr/bin/python3"
+        self.log = lambda msg: None
+
+    # -- hosts --------------------------------------------------------------------------------------
+    @property
+    def nodes(self):
+        return self.inventory.hosts
+
+    @property
+    def all_hosts(self):
+        if self.serve_host in self.nodes:
+            return list(self.nodes)
+        return [self.serve_host] + list(self.nodes)
+
+    @property
+    def first_cp(self):
+        return self.inventory.first_control_plane
+
+    def is_serve_host(self, host):
+        return host is self.serve_host
+
+    def node_name(self, host):
+        if host.name:
+            return host.name
+        f = self.facts.get(host.label) or {}
+        return (f.get("hostname") or host.address).split(".")[0].lower() if not f.get("hostname") else \
+            f.get("hostname").lower()
+
+    # -- addresses ------------------------------------------------------------------------------------
+    @property
+    def serve_address(self):
+        return self.options.serve_address or self.serve_host.address
+
+    @property
+    def registry(self):
+        return "%s:%d" % (self.serve_address, REGISTRY_PORT)
+
+    @property
+    def repo_url(self):
+        return "http://%s:%d" % (self.serve_address, REPO_PORT)
+
+    @property
+    def api_endpoint(self):
+        return self.options.control_plane_endpoint or "%s:6443" % self.first_cp.address
+
+    @property
+    def pod_subnet(self):
+        return self.options.pod_subnet or kubeadm_render.DEFAULT_POD_SUBNETS.get(self.bundle.cni, "10.244.0.0/16")
+
+    @property
+    def bundle_id(self):
+        """Identifies the bundle content: sha256 of its SHA256SUMS."""
+        p = self.bundle.path("SHA256SUMS")
+        if os.path.exists(p):
+            with open(p, "rb") as f:
+                return hashlib.sha256(f.read()).hexdigest()
+        return "unknown"
+
+    # -- images ---------------------------------------------------------------------------------------
+    def pause_image(self):
+        return self.bundle.find_image("pause") or "registry.k8s.io/pause:3.9"
+
+    def local_ref(self, ref):
+        """The same image in the local registry, namespaced by its original registry host."""
+        host, repo, tag = split_ref(ref)
+        sep = "" if tag.startswith("@") else ":"
+        return "%s/%s/%s%s%s" % (self.registry, host, repo, sep, tag)

@@ -1,0 +1,17 @@
+"""The install phases in the order they run."""
+
+from installer.phases.cni import CNI
+from installer.phases.host_prep import HostPrep
+from installer.phases.join import Join
+from installer.phases.kubeadm_init import KubeadmInit
+from installer.phases.media_repo import MediaRepo
+from installer.phases.preflight import Preflight
+from installer.phases.registry import RegistryPhase
+from installer.phases.runtime import Runtime
+from installer.phases.verify import Verify
+
+
+def all_phases():
+    # the registry comes before the runtime so the runtime can trust its CA on the first run
+    return [Preflight(), MediaRepo(), HostPrep(), RegistryPhase(), Runtime(), KubeadmInit(), CNI(), Join(),
+            Verify()]

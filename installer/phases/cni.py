@@ -1,0 +1,46 @@
+"""7. CNI: apply the bundled network add-on manifest (calico or flannel), patched for the pod subnet."""
+
+import re
+
+from installer import context as C
+from installer.changes import Command, WriteFile
+from installer.phases.base import Phase
+from installer.render.kubeadm import DEFAULT_POD_SUBNETS
+
+MANIFEST = C.KUBE_DIR + "/cni.yaml"
+KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
+
+
+def patch_manifest(text, cni, pod_subnet):
+    """Make the add-on use `pod_subnet` when it is not the add-on's default."""
+    if cni == "calico" and pod_subnet != DEFAULT_POD_SUBNETS["calico"]:
+        text, n = re.subn(r'#\s*- name: CALICO_IPV4POOL_CIDR\n(\s*)#\s*value: "[^"]*"',
+                          lambda m: '- name: CALICO_IPV4POOL_CIDR\n%svalue: "%s"' % (m.group(1), pod_subnet), text)
+    if cni == "flannel" and pod_subnet != DEFAULT_POD_SUBNETS["flannel"]:
+        text = text.replace('"Network": "10.244.0.0/16"', '"Network": "%s"' % pod_subnet)
+    return text
+
+
+class CNI(Phase):
+    name = "cni"
+    title = "network add-on"
+
+    def hosts(self, ctx):
+        return [ctx.first_cp]
+
+    def watched_files(self, ctx, host):
+        return [MANIFEST]
+
+    def should_run(self, ctx, host, facts):
+        return ctx.bundle.cni != "none" and ctx.bundle.cni_manifest() is not None
+
+    def plan(self, ctx, host, facts):
+        with open(ctx.bundle.cni_manifest()) as f:
+            text = patch_manifest(f.read(), ctx.bundle.cni, ctx.pod_subnet)
+        journal = ctx.journals.get(host.label)
+        applied = journal is not None and journal.phase_done(self.name)
+        if facts.file(MANIFEST) == text and applied:
+            return []
+        return [WriteFile(MANIFEST, text),
+                Command("%s apply -f %s" % (KUBECTL, MANIFEST), title="kubectl apply the %s manifest" % ctx.bundle.cni,
+                        timeout=300)]

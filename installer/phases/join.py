@@ -1,0 +1,61 @@
+"""8. join: workers, and extra control-plane hosts (with certificates uploaded by the first one)."""
+
+from installer import context as C
+from installer.changes import Callback, Command
+from installer.errors import InstallerError
+from installer.kube import is_joined
+from installer.phases.base import Phase
+from installer.render import kubeadm as kadm
+
+JOIN_CONFIG = C.KUBE_DIR + "/join.yaml"
+CA_HASH_CMD = ("openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rsa -pubin -outform der 2>/dev/null "
+               "| openssl dgst -sha256 -hex | sed 's/^.* //'")
+
+
+def join_material(cp_conn, control_plane):
+    """(token, ca_cert_hash, certificate_key or None) fetched from the first control plane."""
+    token = cp_conn.check("kubeadm token create --ttl 30m", "creating a join token").stdout.strip().splitlines()[-1]
+    ca_hash = "sha256:" + cp_conn.check(CA_HASH_CMD, "reading the CA hash").stdout.strip()
+    key = None
+    if control_plane:
+        out = cp_conn.check("kubeadm init phase upload-certs --upload-certs", "uploading control-plane certificates")
+        key = out.stdout.strip().splitlines()[-1].strip()
+    return token, ca_hash, key
+
+
+class Join(Phase):
+    name = "join"
+    title = "join workers and extra control planes"
+    parallel = False  # control-plane joins add etcd members one at a time
+
+    def hosts(self, ctx):
+        return [h for h in ctx.nodes if h is not ctx.first_cp]
+
+    def should_run(self, ctx, host, facts):
+        return not is_joined(facts)
+
+    def plan(self, ctx, host, facts):
+        if is_joined(facts):
+            return []
+        role = "control plane" if host.is_control_plane else "worker"
+        out = [Callback("kubeadm join %s as a %s" % (ctx.api_endpoint, role), lambda conn, j: self.join(ctx, host,
+                                                                                                        conn, j))]
+        if host.is_control_plane:
+            out.append(Command("mkdir -p /root/.kube && cp -f /etc/kubernetes/admin.conf /root/.kube/config && "
+                               "chmod 600 /root/.kube/config", title="kubeconfig for root"))
+        return out
+
+    def join(self, ctx, host, conn, journal):
+        cp_conn = ctx.connections.get(ctx.first_cp.label)
+        if cp_conn is None:
+            raise InstallerError("no connection to the first control plane %s" % ctx.first_cp.label, phase="join")
+        token, ca_hash, key = join_material(cp_conn, host.is_control_plane)
+        cfg = kadm.join_config(ctx.bundle.k8s_version, ctx.api_endpoint, token, ca_hash, ctx.node_name(host),
+                               host.address, runtime=ctx.bundle.runtime, control_plane=host.is_control_plane,
+                               certificate_key=key)
+        journal.remember_file(JOIN_CONFIG)
+        conn.write_file(JOIN_CONFIG, cfg, 0o600)
+        journal.add_undo("kubeadm reset -f")
+        conn.check("kubeadm join --config %s" % JOIN_CONFIG, "kubeadm join", timeout=1200)
+        conn.run("rm -f %s" % JOIN_CONFIG, check=False)  # holds a token
+        return True

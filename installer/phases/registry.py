@@ -1,0 +1,167 @@
+"""5. registry: the bundled registry on the serving host, TLS with an installer-made CA, filled from the
+bundle's OCI store through the registry API."""
+
+import os
+import time
+
+from installer import context as C
+from installer.changes import Callback, Command, Service, WriteFile
+from installer.errors import InstallerError
+from installer.phases.base import Phase, firewall_change
+from installer.render import registry as reg_render
+from installer.render import systemd
+from installer.ssh import quote
+
+BINARY = "/usr/local/bin/airgap-registry"
+PUBLIC_CFG = reg_render.CONFIG_DIR + "/config.yml"
+PUSH_CFG = reg_render.CONFIG_DIR + "/push.yml"
+HTPASSWD = reg_render.CONFIG_DIR + "/htpasswd"
+CREDENTIALS = reg_render.CONFIG_DIR + "/push-credentials"
+PUBLIC_UNIT = systemd.UNIT_DIR + "/airgap-registry.service"
+PUSH_UNIT = systemd.UNIT_DIR + "/airgap-registry-push.service"
+CERT = C.PKI_DIR + "/registry.crt"
+KEY = C.PKI_DIR + "/registry.key"
+PUSH_USER = "airgap-push"
+
+
+def pki_script(address, hostname):
+    """Make the CA and the registry's server certificate (openssl 1.0.2 compatible: no -addext)."""
+    san = "IP:%s,IP:127.0.0.1,DNS:localhost" % address
+    if hostname:
+        san += ",DNS:%s" % hostname
+    return " && ".join([
+        "set -e", "umask 077", "mkdir -p %s" % C.PKI_DIR, "cd %s" % C.PKI_DIR,
+        "openssl genrsa -out ca.key 4096 2>/dev/null",
+        "openssl req -x509 -new -key ca.key -sha256 -days 3650 -subj '/CN=airgap-installer registry CA' -out ca.crt",
+        "openssl genrsa -out registry.key 2048 2>/dev/null",
+        "openssl req -new -key registry.key -subj '/CN=%s' -out registry.csr" % address,
+        "printf 'subjectAltName=%s\\nextendedKeyUsage=serverAuth\\nbasicConstraints=CA:FALSE\\n' > ext.cnf" % san,
+        "openssl x509 -req -in registry.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -sha256 "
+        "-extfile ext.cnf -out registry.crt 2>/dev/null",
+        "chmod 644 ca.crt registry.crt",
+    ])
+
+
+def bcrypt_hash(password, conn=None):
+    """bcrypt for the registry's htpasswd: libxcrypt via the crypt module, else `htpasswd -nbB`."""
+    try:
+        import crypt  # deprecated in 3.11, absent in 3.13; present on every EL python3
+        method = getattr(crypt, "METHOD_BLOWFISH", None)
+        if method is not None:
+            h = crypt.crypt(password, crypt.mksalt(method))
+            if h and h.startswith("$2"):
+                return h
+    except ImportError:
+        pass
+    if conn is not None:
+        res = conn.run("htpasswd -nbB %s %s" % (PUSH_USER, quote(password)), check=False)
+        if res.ok and ":" in res.stdout:
+            return res.stdout.strip().split(":", 1)[1]
+    raise InstallerError("cannot make a bcrypt password hash for the registry (no bcrypt in this Python's "
+                         "crypt module and no htpasswd)", phase="registry",
+                         hint="Install httpd-tools from the OS media (yum --disablerepo='*' --enablerepo="
+                              "'airgap-*' install httpd-tools) and run ./install.py again")
+
+
+def make_credentials(conn, journal):
+    if conn.exists(CREDENTIALS) and conn.exists(HTPASSWD):
+        return False
+    import binascii
+    password = binascii.hexlify(os.urandom(24)).decode("ascii")
+    journal.remember_file(CREDENTIALS)
+    journal.remember_file(HTPASSWD)
+    conn.write_file(HTPASSWD, "%s:%s\n" % (PUSH_USER, bcrypt_hash(password, conn)), 0o600)
+    conn.write_file(CREDENTIALS, "%s:%s\n" % (PUSH_USER, password), 0o600)
+    return True
+
+
+def push_images(ctx, conn, journal, wait=60):
+    """Push the bundle's images/ to the push instance on 127.0.0.1 (the serving host is local)."""
+    from installer.registry_push import Layout, Pusher, Registry
+    creds = conn.read_file(CREDENTIALS).decode("utf-8").strip()
+    user, password = creds.split(":", 1)
+    reg = Registry("https://127.0.0.1:%d" % C.PUSH_PORT, user, password, cafile=conn.path(C.CA_CERT))
+    deadline = time.time() + wait
+    while True:
+        try:
+            if reg.ping() in (200, 401):
+                break
+        except InstallerError:
+            pass
+        if time.time() > deadline:
+            raise InstallerError("the registry push service did not answer on 127.0.0.1:%d within %d s"
+                                 % (C.PUSH_PORT, wait), phase="registry",
+                                 command="systemctl status airgap-registry-push",
+                                 hint="See journalctl -u airgap-registry-push")
+        time.sleep(1)
+    pusher = Pusher(reg, Layout(ctx.bundle.path("images")), log=ctx.log)
+    pusher.push_all(docker_bare=(ctx.bundle.runtime == "docker"))
+    journal.data["pushed"] = ctx.bundle_id
+    journal.data["push_stats"] = reg.stats
+    journal.save()
+    ctx.log("registry push: %(blobs_uploaded)d blobs uploaded, %(blobs_skipped)d already present, "
+            "%(blobs_mounted)d mounted, %(manifests)d manifests" % reg.stats)
+    return reg.stats["blobs_uploaded"] + reg.stats["manifests"] > 0
+
+
+class RegistryPhase(Phase):
+    name = "registry"
+    title = "local image registry"
+
+    def hosts(self, ctx):
+        return [ctx.serve_host]
+
+    def watched_files(self, ctx, host):
+        return [PUBLIC_CFG, PUSH_CFG, PUBLIC_UNIT, PUSH_UNIT, C.CA_CERT, CREDENTIALS]
+
+    def plan(self, ctx, host, facts):
+        out = []
+        f = ctx.bundle.file("registry")
+        if f is None:
+            raise InstallerError("the bundle has no 'registry' binary in files[]", phase="registry",
+                                 hint="Rebuild the bundle with the registry in the manifest's files")
+        src = ctx.bundle.path(f["path"])
+        if facts.get("bin_sha", {}).get(BINARY) != f.get("sha256"):
+            out.append(Callback("install %s" % BINARY, lambda conn, j: _install_binary(conn, j, src, BINARY)))
+        if not facts.has_file(C.CA_CERT):
+            out.append(Command(pki_script(ctx.serve_address, facts.get("hostname")),
+                               title="make the registry CA and TLS certificate in %s" % C.PKI_DIR,
+                               unless="test -f %s" % CERT, undo="rm -rf %s" % reg_render.CONFIG_DIR))
+        if not facts.has_file(CREDENTIALS):
+            out.append(Callback("generate push credentials in %s (root only)" % CREDENTIALS, make_credentials))
+        public = reg_render.config_yml("%s:%d" % (ctx.serve_address, C.REGISTRY_PORT), CERT, KEY, read_only=True)
+        push = reg_render.config_yml("127.0.0.1:%d" % C.PUSH_PORT, CERT, KEY, htpasswd=HTPASSWD)
+        units = {
+            PUBLIC_UNIT: ("airgap-registry", systemd.registry_unit("airgap-registry", BINARY, PUBLIC_CFG,
+                                                                   "airgap-installer: image registry (pull only)")),
+            PUSH_UNIT: ("airgap-registry-push", systemd.registry_unit(
+                "airgap-registry-push", BINARY, PUSH_CFG, "airgap-installer: image registry (push, loopback)")),
+        }
+        changed_cfg = {}
+        for path, content in ((PUBLIC_CFG, public), (PUSH_CFG, push)):
+            if facts.file(path) != content:
+                out.append(WriteFile(path, content))
+                changed_cfg[path] = True
+        binary_changed = any(isinstance(c, Callback) and c.title.startswith("install ") for c in out)
+        for path, (svc, unit) in sorted(units.items()):
+            cfg = PUBLIC_CFG if svc == "airgap-registry" else PUSH_CFG
+            if facts.file(path) != unit:
+                out.append(WriteFile(path, unit))
+                out.append(Service(svc, restart=True, reload_units=True))
+            elif changed_cfg.get(cfg) or binary_changed:
+                out.append(Service(svc, restart=True))
+            elif not facts.service(svc).get("active"):
+                out.append(Service(svc))
+        out += firewall_change(facts, ["%d/tcp" % C.REGISTRY_PORT], ctx.options.firewalld, "registry")
+        journal = ctx.journals.get(host.label)
+        if journal is None or journal.data.get("pushed") != ctx.bundle_id:
+            n = len(ctx.bundle.images)
+            out.append(Callback("push %d image(s) from the bundle into the registry" % n,
+                                lambda conn, j: push_images(ctx, conn, j)))
+        return out
+
+
+def _install_binary(conn, journal, src, dst, mode=0o755):
+    journal.remember_file(dst)
+    conn.put(src, dst, mode)
+    return True

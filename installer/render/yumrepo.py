@@ -1,0 +1,36 @@
+"""yum .repo files for the bundle repo and the OS media (local file:// or the first host's HTTP)."""
+
+REPO_DIR = "/etc/yum.repos.d"
+BUNDLE_REPO_FILE = REPO_DIR + "/airgap-bundle.repo"
+MEDIA_REPO_FILE = REPO_DIR + "/airgap-media.repo"
+
+
+def repo_section(repo_id, name, baseurl, gpgkeys=(), module_hotfixes=False):
+    lines = ["[%s]" % repo_id, "name=%s" % name, "baseurl=%s" % baseurl, "enabled=1"]
+    if gpgkeys:
+        lines += ["gpgcheck=1", "gpgkey=%s" % "\n       ".join(gpgkeys)]
+    else:
+        lines += ["gpgcheck=0", "# no GPG keys were shipped for this repository"]
+    if module_hotfixes:
+        # bundle packages must win over modular filtering of the media (EL8+)
+        lines.append("module_hotfixes=1")
+    return "\n".join(lines) + "\n"
+
+
+def bundle_repo(baseurl, gpgkeys=(), el_major=9):
+    return ("# Written by airgap-installer.\n" +
+            repo_section("airgap-bundle", "air-gapped bundle", baseurl, gpgkeys, module_hotfixes=el_major >= 8))
+
+
+def media_repo(sections):
+    """sections: [(repo_id, name, baseurl, gpgkeys)]"""
+    return "# Written by airgap-installer.\n" + "\n".join(
+        repo_section(rid, name, url, keys) for rid, name, url, keys in sections)
+
+
+def media_subdirs(el_major):
+    """The repositories on an EL install DVD: one at the root on EL7, BaseOS + AppStream on EL8+."""
+    if el_major <= 7:
+        return [("airgap-media", "OS media", "")]
+    return [("airgap-media-baseos", "OS media BaseOS", "BaseOS"),
+            ("airgap-media-appstream", "OS media AppStream", "AppStream")]
