@@ -32,6 +32,7 @@ from .yumrepos import (
     dnf_options,
     dnf_resolve,
     dnf_resolve_detailed,
+    full_nevra,
     rpm_qa,
 )
 
@@ -303,6 +304,13 @@ def test_extras_alone_is_not_installable(yum_repos: YumRepos) -> None:
     assert "conntrack" in str(exc.value)
 
 
+def test_epoch_spelling(yum_repos: YumRepos) -> None:
+    got = dnf_resolve({"appstream": yum_repos.url("modular")}, ["podman"], "8", epoch_always=True)
+    assert set(got) == {full_nevra(n) for n in MOD2}
+    assert "podman-0:2.2.1-7.module_el8.3.0+699+d61d9c41.x86_64" in got
+    assert full_nevra("conmon-2:2.0.6-4.el8.x86_64") == "conmon-2:2.0.6-4.el8.x86_64"
+
+
 def test_multilib_pair(yum_repos: YumRepos) -> None:
     repos = yum_repos.urls("media")
     assert dnf_resolve(repos, ["pairuser"]) == {"pairuser-1.0-1.el9.x86_64": "media",
@@ -336,6 +344,19 @@ def test_modular_default_stream_and_filtering(yum_repos: YumRepos, comp: str) ->
     assert set(got) == MOD2 | {"toolbox-0.0.99-1.el8.noarch"}  # default stream 2.0; podman-3.0.1 hidden
     with pytest.raises(DnfError):
         dnf_resolve(repos, ["podman-3.0.1"], "8")
+
+
+def test_modules_need_platform_id(yum_repos: YumRepos, tmp_path: Path) -> None:
+    """Without module_platform_id dnf cannot enable streams requiring platform:[el8] and hides them all."""
+    import subprocess
+
+    opts = [o for o in dnf_options({"appstream": yum_repos.url("modular")}, tmp_path, "8")
+            if "module_platform_id" not in o]
+    proc = subprocess.run(["dnf", *opts, "install", "--assumeno", "toolbox"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0
+    assert "module(platform:el8)" in proc.stdout + proc.stderr
+    assert "filtered out by modular filtering" in proc.stdout + proc.stderr
 
 
 def test_modular_enabled_stream(yum_repos: YumRepos, tmp_path: Path) -> None:

@@ -17,6 +17,17 @@ file and the host shell files) and reuses the result afterwards.
 repos as the reference for the RPM engine's tests.
 
 Package definitions are in MEDIA / EXTRAS / MODULAR below; REPOS maps repo name -> RepoDef.
+
+API: make_spec(), pkg()/PkgDef, build_rpms(), createrepo(), modules_yaml(), build_upstream(),
+build_upstream_cached(), copy_upstream(), Upstream; dnf_resolve(), dnf_resolve_detailed(),
+dnf_install(), dnf_enable_modules(), dnf_options(), rpm_qa(), full_nevra(), DnfError.
+
+Gotchas handled here: %post needs /bin/sh from a package (bash stub = the host's dash + the glibc
+stub with the shared objects it needs, so scriptlets really run in the chroot; they may only use
+shell builtins); Debian's /etc/dnf/dnf.conf says best=False, skip_if_unavailable=True (we pass our
+own empty config and set EL's values); dnf refuses `-c /dev/null`; modules requiring
+`platform: [el8]` need `module_platform_id=platform:el8`; Debian's createrepo_c 0.17 cannot write
+zstd, the venv's createrepo_c 1.x (PyPI) can and is preferred; Debian's rpm db is ~/.rpmdb.
 """
 
 from __future__ import annotations
@@ -661,6 +672,21 @@ class ResolvedPkg:
     def nevra(self) -> str:
         return f"{self.name}-{f'{self.epoch}:' if self.epoch else ''}{self.version}-{self.release}.{self.arch}"
 
+    @property
+    def nevra_full(self) -> str:
+        return f"{self.name}-{self.epoch}:{self.version}-{self.release}.{self.arch}"
+
+
+_NEVRA_RE = re.compile(r"^(?P<name>.+)-(?:(?P<epoch>\d+):)?(?P<version>[^-:]+)-(?P<release>[^-]+)\.(?P<arch>[^.]+)$")
+
+
+def full_nevra(nevra: str) -> str:
+    """'name-1.0-1.x86_64' -> 'name-0:1.0-1.x86_64' (the bundler's and modulemd's spelling)."""
+    m = _NEVRA_RE.match(nevra)
+    if not m:
+        raise ValueError(f"not a NEVRA: {nevra}")
+    return f"{m['name']}-{m['epoch'] or 0}:{m['version']}-{m['release']}.{m['arch']}"
+
 
 def dnf_resolve_detailed(repos: Mapping[str, str], packages: Sequence[str], releasever: str | int = "9", *,
                          modules: Sequence[str] = (), weak_deps: bool = False, best: bool = True,
@@ -683,14 +709,17 @@ def dnf_resolve_detailed(repos: Mapping[str, str], packages: Sequence[str], rele
 
 
 def dnf_resolve(repos: Mapping[str, str], packages: Sequence[str], releasever: str | int = "9", *,
-                modules: Sequence[str] = (), weak_deps: bool = False, best: bool = True) -> dict[str, str]:
+                modules: Sequence[str] = (), weak_deps: bool = False, best: bool = True,
+                epoch_always: bool = False) -> dict[str, str]:
     """{NEVRA: repo id} of the closure dnf installs for `packages` into an empty installroot.
 
-    NEVRAs are spelled like dnf (`name-[epoch:]version-release.arch`). `set(result)` is the closure.
-    Raises DnfError when dnf finds no solution.
+    NEVRAs are spelled like dnf (`name-[epoch:]version-release.arch`), or with the epoch always
+    spelled out (`name-0:...`, like bundler.rpm.solver.nevra_of) when `epoch_always`.
+    `set(result)` is the closure. Raises DnfError when dnf finds no solution.
     """
-    return {p.nevra: p.repo for p in dnf_resolve_detailed(repos, packages, releasever, modules=modules,
-                                                          weak_deps=weak_deps, best=best)}
+    return {(p.nevra_full if epoch_always else p.nevra): p.repo
+            for p in dnf_resolve_detailed(repos, packages, releasever, modules=modules,
+                                          weak_deps=weak_deps, best=best)}
 
 
 def dnf_install(repos: Mapping[str, str], packages: Sequence[str], releasever: str | int = "9", *,
