@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import requests
+import urllib3
 
 from ..errors import FetchError
 from .cache import Cache
@@ -166,12 +167,14 @@ def _stream(
             if mode == "wb" and have and on_bytes:
                 on_bytes(-have)  # server ignored Range: the progress restarts from zero for this file
             with open(part, mode) as f:
-                for chunk in r.iter_content(CHUNK):
+                # read1: keep every byte that arrived even if the connection dies mid-chunk (resume from there)
+                while chunk := r.raw.read1(CHUNK, decode_content=True):
                     f.write(chunk)
                     stats.add(downloaded_bytes=len(chunk))
                     if on_bytes:
                         on_bytes(len(chunk))
-    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.HTTPError) as e:
         raise _Retryable(f"{type(e).__name__} from {item.url}") from None
 
 

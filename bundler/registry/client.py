@@ -200,7 +200,7 @@ class RegistryClient:
         except ValueError:
             raise FetchError(f"image {ref}: {ep.host} served a manifest that is not JSON.") from None
         media = doc.get("mediaType") or r.headers.get("Content-Type", "").split(";")[0].strip()
-        if doc.get("schemaVersion") == 1 or "prettyjws" in media or media.endswith("manifest.v1+json"):
+        if doc.get("schemaVersion") == 1 or "prettyjws" in media or media == "application/vnd.docker.distribution.manifest.v1+json":
             raise FetchError(
                 f"image {ref}: uses the deprecated Docker schema 1 manifest format, which cannot be verified or "
                 "stored by digest. Re-push the image with a current Docker, skopeo or crane."

@@ -212,18 +212,25 @@ class Solver:
                 "and version, or add the repo that provides it to spec.repos.")
 
     def _explain_problems(self, problems: list, requests: list[str], allowed: set[int], searched: str) -> str:
-        lines = []
+        missing: dict[str, solv.XSolvable] = {}  # name -> newest solvable that lacks a dependency
+        other: list[str] = []
         for problem in problems:
             for rule in problem.findallproblemrules():
                 ri = rule.info()
                 if ri.type == solv.Solver.SOLVER_RULE_PKG_NOTHING_PROVIDES_DEP:
-                    chain = self._chain(ri.solvable, requests, allowed)
-                    lines.append(f"{chain}{_short(ri.solvable)} requires {ri.dep}, which no repo provides "
-                                 f"(searched: {searched})")
+                    s, best = ri.solvable, missing.get(ri.solvable.name)
+                    if best is None or s.evrcmp(best) > 0:
+                        missing[s.name] = s
                 else:
-                    lines.append(ri.problemstr())
-        seen = list(dict.fromkeys(lines))
-        return ("The requested packages cannot be installed together: " + "; ".join(seen) + ". Add a repo that "
+                    other.append(ri.problemstr())
+        lines = []
+        for s in missing.values():
+            chain = self._chain(s, requests, allowed)
+            for dep in s.lookup_deparray(solv.SOLVABLE_REQUIRES):
+                if not any(p.id in allowed for p in self.pool.whatprovides(dep)):
+                    lines.append(f"{chain}{_short(s)} requires {dep}, which no repo provides (searched: {searched})")
+        lines = list(dict.fromkeys(lines or other))
+        return ("The requested packages cannot be installed together: " + "; ".join(lines) + ". Add a repo that "
                 "provides the missing dependency, or change the requested versions in spec.packages.")
 
     def _chain(self, target: solv.XSolvable, requests: list[str], allowed: set[int]) -> str:
