@@ -1,0 +1,124 @@
+"""SHA256SUMS: the one checksum file both sides trust, in exactly the format `sha256sum -c` reads.
+
+The writer (tarball.py) produces it with `format_sums`/`write_sums`; verify.py and the installer read it back.
+Keeping both directions here guarantees that what we write is what we (and coreutils) parse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import BundlerError
+
+SUMS = "SHA256SUMS"
+SIG = "SHA256SUMS.asc"
+CHUNK = 1 << 20
+
+_LINE = re.compile(r"^(\\?)([0-9a-fA-F]{64}) [ *](.+)$")
+
+
+class SumsError(BundlerError):
+    """SHA256SUMS itself is malformed (so no file in the bundle can be trusted)."""
+
+
+def sha256_stream(f: BinaryIO, chunk: int = CHUNK) -> str:
+    """Hash a stream in fixed-size chunks: constant memory for multi-GiB images and archives."""
+    h = hashlib.sha256()
+    while True:
+        block = f.read(chunk)
+        if not block:
+            return h.hexdigest()
+        h.update(block)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    with open(path, "rb") as f:
+        return sha256_stream(f)
+
+
+def _unescape(name: str) -> str:
+    # GNU sha256sum prefixes the line with '\' and escapes '\\' and '\n' when a name contains them.
+    out, i = [], 0
+    while i < len(name):
+        c = name[i]
+        if c == "\\" and i + 1 < len(name):
+            nxt = name[i + 1]
+            out.append({"\\": "\\", "n": "\n", "r": "\r"}.get(nxt, "\\" + nxt))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _escape(name: str) -> tuple[str, str]:
+    if any(c in name for c in "\\\n\r"):
+        return "\\", name.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return "", name
+
+
+def parse_sums(text: str, source: str = SUMS) -> dict[str, str]:
+    """Map relative path -> lowercase hex digest; reject anything `sha256sum -c` would not accept.
+
+    Paths are returned as written (a leading '*' binary marker stripped, escapes undone); whether a path is
+    safe (absolute, '..') is the caller's judgement, because verify must report those per file.
+    """
+    sums: dict[str, str] = {}
+    for n, raw in enumerate(text.split("\n"), 1):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if not line.strip():
+            continue
+        m = _LINE.match(line)
+        if not m:
+            raise SumsError(
+                f"{source} line {n} is not '<64 hex digits>  <path>' (got {line[:80]!r}). The bundle is damaged "
+                "or was edited by hand: copy the tarball again, or rebuild it with `bundler build`.")
+        escaped, digest, name = m.groups()
+        if escaped:
+            name = _unescape(name)
+        if name in sums:
+            raise SumsError(
+                f"{source} line {n} lists {name!r} a second time. The bundle is damaged or was edited by hand: "
+                "copy the tarball again, or rebuild it with `bundler build`.")
+        sums[name] = digest.lower()
+    return sums
+
+
+def format_sums(sums: Mapping[str, str]) -> str:
+    """The SHA256SUMS text: sorted by path (reproducible bytes), two spaces, one trailing newline."""
+    lines = []
+    for name in sorted(sums):
+        digest = sums[name]
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ValueError(f"not a lowercase sha256 hex digest for {name!r}: {digest!r}")
+        prefix, written = _escape(name)
+        lines.append(f"{prefix}{digest}  {written}\n")
+    return "".join(lines)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write via a temp file in the same directory and rename, so a crash never leaves a half file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_sums(path: Path, sums: Mapping[str, str]) -> Path:
+    """Write `format_sums(sums)` to `path` atomically; returns the path (the file to sign next)."""
+    return atomic_write_bytes(Path(path), format_sums(sums).encode("utf-8"))
