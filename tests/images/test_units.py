@@ -1,0 +1,179 @@
+"""References, platform matching, the kubeadm table, CNI scanning, docker-daemon export (fake and absent daemon)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+
+import pytest
+
+from bundler.errors import FetchError, ManifestError
+from bundler.fetch.cache import Cache
+from bundler.images.daemon import export_daemon_image
+from bundler.images.list import KUBEADM_IMAGES, check_kubeadm_table, cni_images, image_list, kubeadm_images
+from bundler.oci.layout import OCILayout
+from bundler.registry.client import normalize_platform
+from bundler.registry.reference import ReferenceError, parse_reference
+
+D = "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize("text,want", [
+    ("nginx", "docker.io/library/nginx:latest"),
+    ("library/nginx:1.25", "docker.io/library/nginx:1.25"),
+    ("index.docker.io/bitnami/redis:7", "docker.io/bitnami/redis:7"),
+    ("registry.k8s.io/pause:3.9", "registry.k8s.io/pause:3.9"),
+    ("registry.k8s.io/coredns/coredns:v1.11.1", "registry.k8s.io/coredns/coredns:v1.11.1"),
+    ("localhost:5000/app", "localhost:5000/app:latest"),
+    ("127.0.0.1:5000/a/b:1@" + D, "127.0.0.1:5000/a/b:1@" + D),
+    ("quay.io/calico/node@" + D, "quay.io/calico/node@" + D),
+])
+def test_reference_normalisation(text, want):
+    assert str(parse_reference(text)) == want
+
+
+def test_reference_parts():
+    r = parse_reference("nginx")
+    assert (r.registry, r.repository, r.tag, r.api_host) == ("docker.io", "library/nginx", "latest",
+                                                              "registry-1.docker.io")
+    assert parse_reference("quay.io/x@" + D).identifier == D
+
+
+@pytest.mark.parametrize("bad", ["", "Nginx", "nginx:", "nginx@sha256:abc", "a//b", "reg.io/UPPER:1"])
+def test_bad_references(bad):
+    with pytest.raises(ReferenceError):
+        parse_reference(bad)
+
+
+def test_platform_normalisation():
+    assert normalize_platform("linux/arm64") == normalize_platform({"os": "linux", "architecture": "arm64",
+                                                                     "variant": "v8"})
+    assert normalize_platform({"os": "linux", "architecture": "aarch64"}) == ("linux", "arm64", "v8")
+    assert normalize_platform("linux/arm") == ("linux", "arm", "v7")
+    assert normalize_platform("linux/amd64") == ("linux", "amd64", "")
+
+
+def test_kubeadm_table():
+    assert kubeadm_images("1.30.4") == [
+        "registry.k8s.io/kube-apiserver:v1.30.4", "registry.k8s.io/kube-controller-manager:v1.30.4",
+        "registry.k8s.io/kube-scheduler:v1.30.4", "registry.k8s.io/kube-proxy:v1.30.4",
+        "registry.k8s.io/pause:3.9", "registry.k8s.io/etcd:3.5.12-0", "registry.k8s.io/coredns/coredns:v1.11.1"]
+    assert "registry.k8s.io/etcd:3.5.15-0" in kubeadm_images("1.30.5")  # the Sept 2024 etcd cherry-pick
+    assert "registry.k8s.io/coredns/coredns:v1.11.3" in kubeadm_images("v1.31.2")
+    assert "registry.k8s.io/coredns/coredns:v1.9.3" in kubeadm_images("1.26.0")  # kubeadm 1.26.0's real output
+    assert kubeadm_images("1.23.0")[4:] == ["k8s.gcr.io/pause:3.6", "k8s.gcr.io/etcd:3.5.1-0",
+                                            "k8s.gcr.io/coredns/coredns:v1.8.6"]
+    for minor in range(23, 32):
+        assert (1, minor) in KUBEADM_IMAGES
+        assert len(kubeadm_images(f"1.{minor}.0")) == 7
+    with pytest.raises(ManifestError, match="1.22"):
+        kubeadm_images("1.22.3")
+    with pytest.raises(ManifestError, match="full release version"):
+        kubeadm_images("1.30")
+
+
+def test_kubeadm_binary_is_compared(tmp_path, monkeypatch):
+    """A kubeadm on PATH is asked; a disagreement is reported line by line."""
+    fake = tmp_path / "kubeadm"
+    fake.write_text("#!/bin/sh\n[ \"$1 $2 $3 $4 $5\" = \"config images list --kubernetes-version v1.30.4\" ] || exit 2\n"
+                    "for i in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do "
+                    "echo registry.k8s.io/$i:v1.30.4; done\n"
+                    "echo registry.k8s.io/pause:3.9\necho registry.k8s.io/etcd:3.5.99-0\n"
+                    "echo registry.k8s.io/coredns/coredns:v1.11.1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    assert check_kubeadm_table("1.30.4") == ["table: registry.k8s.io/etcd:3.5.12-0",
+                                             "kubeadm: registry.k8s.io/etcd:3.5.99-0"]
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert check_kubeadm_table("1.30.4") == []  # no kubeadm here (as on this build machine)
+
+
+CNI = """
+apiVersion: apps/v1
+kind: DaemonSet
+spec:
+  template:
+    spec:
+      initContainers:
+        - name: install-cni
+          image: docker.io/calico/cni:v3.27.0
+      containers:
+        - name: node
+          image: "docker.io/calico/node:v3.27.0"
+          env:
+            - name: NOTE
+              value: |
+                image: not-an-image:1
+---
+kind: Deployment
+spec:
+  template:
+    spec:
+      containers:
+        - {name: kc, image: docker.io/calico/kube-controllers:v3.27.0}
+        - name: again
+          image: docker.io/calico/cni:v3.27.0
+"""
+
+
+def test_cni_images_and_list():
+    assert cni_images(CNI) == ["docker.io/calico/cni:v3.27.0", "docker.io/calico/node:v3.27.0",
+                               "docker.io/calico/kube-controllers:v3.27.0"]
+    assert cni_images("a: [\n  - image: quay.io/x/y:1 # templated\n") == ["quay.io/x/y:1"]  # not YAML: line scan
+    out = image_list("1.30.4", [CNI], ["registry.k8s.io/pause:3.9", "myorg/app:1"])
+    assert out[:7] == kubeadm_images("1.30.4") and out[-1] == "myorg/app:1" and len(out) == len(set(out)) == 11
+
+
+def _docker_save(layers: list[bytes], cfg: dict) -> bytes:
+    buf = io.BytesIO()
+    cfg_bytes = json.dumps(cfg).encode()
+    cid = hashlib.sha256(cfg_bytes).hexdigest()
+    entries = {f"{cid}.json": cfg_bytes}
+    names = []
+    for i, lay in enumerate(layers):
+        names.append(f"l{i}/layer.tar")
+        entries[names[-1]] = lay
+    entries["manifest.json"] = json.dumps([{"Config": f"{cid}.json", "RepoTags": ["myapp:1"], "Layers": names}]).encode()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class _FakeImage:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def save(self, named: bool = False):
+        for i in range(0, len(self.data), 4096):
+            yield self.data[i:i + 4096]
+
+
+class _FakeClient:
+    def __init__(self, data: bytes):
+        self.images = type("Images", (), {"get": lambda _self, name: _FakeImage(data)})()
+
+
+def test_docker_daemon_export(tmp_path):
+    layer_tar = b"x" * 10_000
+    cfg = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers",
+           "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()]}}
+    layout = OCILayout(tmp_path / "store")
+    rec = export_daemon_image("docker-daemon:myapp:1", layout, Cache(tmp_path / "cache"),
+                              client=_FakeClient(_docker_save([layer_tar], cfg)))
+    layout.write_index()
+    assert rec.ref == "docker.io/library/myapp:1" and rec.platforms == ("linux/amd64",)
+    manifest = json.loads(layout.read_blob(rec.digest))
+    assert manifest["layers"][0]["digest"] == cfg["rootfs"]["diff_ids"][0]  # layer bytes unchanged
+    [entry] = json.loads((tmp_path / "store" / "index.json").read_text())["manifests"]
+    assert entry["annotations"]["org.opencontainers.image.ref.name"] == "1"
+
+
+def test_docker_daemon_unreachable_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such-docker.sock")
+    with pytest.raises(FetchError, match=r"docker-daemon:myapp:1: no Docker daemon is reachable"):
+        export_daemon_image("docker-daemon:myapp:1", OCILayout(tmp_path / "s"), Cache(tmp_path / "c"))
