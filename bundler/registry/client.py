@@ -22,6 +22,7 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
@@ -200,7 +201,7 @@ class RegistryClient:
         except ValueError:
             raise FetchError(f"image {ref}: {ep.host} served a manifest that is not JSON.") from None
         media = doc.get("mediaType") or r.headers.get("Content-Type", "").split(";")[0].strip()
-        if doc.get("schemaVersion") == 1 or "prettyjws" in media or media == "application/vnd.docker.distribution.manifest.v1+json":
+        if doc.get("schemaVersion") == 1 or "prettyjws" in media or media == SCHEMA1:
             raise FetchError(
                 f"image {ref}: uses the deprecated Docker schema 1 manifest format, which cannot be verified or "
                 "stored by digest. Re-push the image with a current Docker, skopeo or crane."

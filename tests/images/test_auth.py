@@ -62,7 +62,8 @@ def test_cred_helper_and_store(tmp_path, monkeypatch):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     helper = bindir / "docker-credential-fake"
-    helper.write_text('#!/bin/sh\nread host\ncase "$host" in\n  reg.example:5000) echo \'{"Username":"u","Secret":"p"}\';;\n'
+    helper.write_text('#!/bin/sh\nread host\ncase "$host" in\n'
+                      '  reg.example:5000) echo \'{"Username":"u","Secret":"p"}\';;\n'
                       '  *) echo "credentials not found in native keychain"; exit 1;;\nesac\n')
     helper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")

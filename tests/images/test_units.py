@@ -77,7 +77,8 @@ def test_kubeadm_table():
 def test_kubeadm_binary_is_compared(tmp_path, monkeypatch):
     """A kubeadm on PATH is asked; a disagreement is reported line by line."""
     fake = tmp_path / "kubeadm"
-    fake.write_text("#!/bin/sh\n[ \"$1 $2 $3 $4 $5\" = \"config images list --kubernetes-version v1.30.4\" ] || exit 2\n"
+    fake.write_text("#!/bin/sh\n"
+                    "[ \"$1 $2 $3 $4 $5\" = \"config images list --kubernetes-version v1.30.4\" ] || exit 2\n"
                     "for i in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do "
                     "echo registry.k8s.io/$i:v1.30.4; done\n"
                     "echo registry.k8s.io/pause:3.9\necho registry.k8s.io/etcd:3.5.99-0\n"
@@ -135,7 +136,8 @@ def _docker_save(layers: list[bytes], cfg: dict) -> bytes:
     for i, lay in enumerate(layers):
         names.append(f"l{i}/layer.tar")
         entries[names[-1]] = lay
-    entries["manifest.json"] = json.dumps([{"Config": f"{cid}.json", "RepoTags": ["myapp:1"], "Layers": names}]).encode()
+    manifest = [{"Config": f"{cid}.json", "RepoTags": ["myapp:1"], "Layers": names}]
+    entries["manifest.json"] = json.dumps(manifest).encode()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in entries.items():
             info = tarfile.TarInfo(name)
