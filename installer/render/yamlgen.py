@@ -27,7 +27,9 @@ def _looks_numeric(s):
         float(s)
         return True
     except ValueError:
-        return bool(re.match(r"^[0-9][0-9_:.eE+-]*$", s))
+        # YAML 1.1 sexagesimal ('1:20'), octal/hex and underscored ints would not stay strings
+        return bool(re.match(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$", s) or
+                    re.match(r"^[-+]?(0x[0-9a-fA-F_]+|0o?[0-7_]+|[0-9][0-9_]*)$", s))
 
 
 def dump(obj, indent=0):

@@ -1,0 +1,52 @@
+"""Operator output (prefixed by host, thread-safe) and the per-run log files."""
+
+import os
+import sys
+import threading
+import time
+
+from installer.journal import LOG_DIR
+
+
+class Output(object):
+    def __init__(self, root="/", stream=None, quiet=False):
+        self.lock = threading.Lock()
+        self.stream = stream or sys.stdout
+        self.quiet = quiet
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = os.path.join(root, LOG_DIR.lstrip("/")) if root not in ("/", None) else LOG_DIR
+        self.dir = os.path.join(base, stamp)
+        self.shown_dir = os.path.join(LOG_DIR, stamp)
+        try:
+            os.makedirs(self.dir)
+            os.chmod(self.dir, 0o700)
+        except OSError:
+            import tempfile
+            self.dir = self.shown_dir = tempfile.mkdtemp(prefix="airgap-installer-log-")
+        self._files = {}
+
+    def log_path(self, label):
+        return os.path.join(self.shown_dir, "%s.log" % _safe(label))
+
+    def logger(self, label):
+        """callable(text) appending to the host's log file."""
+        path = os.path.join(self.dir, "%s.log" % _safe(label))
+
+        def write(text):
+            with self.lock:
+                with open(path, "a") as f:
+                    f.write("%s %s\n" % (time.strftime("%H:%M:%S"), text))
+        return write
+
+    def say(self, text, host=None):
+        line = ("[%s] %s" % (host, text)) if host else text
+        with self.lock:
+            if not self.quiet:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+            with open(os.path.join(self.dir, "install.log"), "a") as f:
+                f.write("%s %s\n" % (time.strftime("%H:%M:%S"), line))
+
+
+def _safe(label):
+    return "".join(c if c.isalnum() or c in "-._" else "_" for c in label)
