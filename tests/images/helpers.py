@@ -134,11 +134,12 @@ def layer(size: int, seed: str) -> tuple[bytes, bytes]:
     return gzip.compress(raw, compresslevel=1, mtime=0), raw
 
 
-def single(layers: list[tuple[bytes, bytes]], arch: str = "amd64", variant: str = "", docker: bool = False,
+def single(layers: list[tuple[bytes, bytes | str]], arch: str = "amd64", variant: str = "", docker: bool = False,
            label: str = "") -> Img:
     img = Img()
+    diff_ids = [raw if isinstance(raw, str) else digest_of(raw) for _, raw in layers]
     cfg = {"architecture": arch, "os": "linux", "config": {"Labels": {"t": label}},
-           "rootfs": {"type": "layers", "diff_ids": [digest_of(raw) for _, raw in layers]}}
+           "rootfs": {"type": "layers", "diff_ids": diff_ids}}
     if variant:
         cfg["variant"] = variant
     cfg_bytes = json.dumps(cfg, sort_keys=True).encode()
