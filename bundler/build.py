@@ -1,8 +1,9 @@
-"""`bundler plan` and `bundler build`: the pipeline from a manifest to a bundle directory.
+"""`bundler plan`, `bundler lock` and `bundler build`: the pipeline from a manifest to a bundle.
 
-The bundle is assembled in a staging directory next to the output (hard links into the cache, so no
-payload is copied) and renamed into place only when complete: a failed or interrupted build never leaves a
-partial bundle where the operator expects one.
+The bundle is assembled in a staging tree inside the cache directory, made of hard links to cached
+blobs (same filesystem, so no payload is copied and no extra disk is needed), then streamed into the
+tarball under a temporary name that is renamed only when complete: a failed or interrupted build never
+leaves a partial bundle where the operator expects one.
 """
 
 from __future__ import annotations
@@ -10,15 +11,24 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
+import requests
+
 from . import __version__
+from .bundle.installer_files import add_installer
+from .bundle.tarball import FORMATS, write_tarball
+from .errors import BundlerError, FetchError
 from .fetch.cache import Cache
 from .fetch.download import Item, Stats, fetch_all
-from .fetch.http import make_session
+from .fetch.http import apply_mirrors, make_session
+from .files.fetch import FileRecord, fetch_files, file_specs
+from .lock import lock_path, make_lock, manifest_dict, read_lock
 from .manifest.model import Manifest
 from .progress import ByteProgress
 from .rpm.closure import Closure, resolve
@@ -28,109 +38,312 @@ from .rpm.repomd import RepoReader
 
 
 @dataclass
+class Inputs:
+    """Everything a build fetches, pinned: from a fresh resolution or from the lock."""
+
+    packages: list[dict]  # shipped RPMs: name, epoch, version, release, arch, nevra, repo, url, algo, digest, size
+    from_media: list[dict]
+    modules_yaml: str | None
+    files: list[FileRecord]
+    image_refs: list[str]
+    image_pins: dict[str, str] = field(default_factory=dict)  # ref -> digest (locked builds)
+    used_filelists: bool = False
+
+
+@dataclass
+class StepStat:
+    count: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    cache_hits: int = 0
+
+
+@dataclass
 class BuildResult:
     path: Path
-    closure: Closure
+    inputs: Inputs
+    images: list[dict]
+    lock: dict
+    steps: dict[str, StepStat]
     stats: Stats
-    seconds: dict[str, float] = field(default_factory=dict)
 
 
-def resolve_packages(manifest: Manifest, cache: Cache, session=None) -> Closure:  # noqa: ANN001
-    session = session or make_session()
-    return resolve(manifest, RepoReader(session, cache, manifest.mirrors))
+def _pkg_dict(p, original_baseurl: str) -> dict:  # noqa: ANN001 - rpm.solver.Package
+    d = p.to_json()
+    d["nevra"] = p.nevra
+    d["url"] = urljoin(original_baseurl, p.location)
+    d["algo"], d["digest"] = p.algo, p.digest
+    return d
 
 
-def plan_json(manifest: Manifest, closure: Closure) -> dict:
-    """What a build would fetch, without downloading any payload."""
-    shipped = closure.shipped
+def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: dict | None = None,
+                   stats: Stats | None = None) -> Inputs:
+    """Solve packages (or take them from the lock) and fetch the small files (CNI manifests decide images)."""
+    if lock is not None:
+        inputs = Inputs(lock["packages"], [], lock.get("modulesYaml"), [], [])
+        locked_files = {f["name"]: f for f in lock["files"]}
+        inputs.files = fetch_files(m, file_specs(m, locked_files), session, cache, stats)
+        inputs.image_refs = [i["ref"] for i in lock["images"]]
+        inputs.image_pins = {i["ref"]: i["digest"] for i in lock["images"]}
+        return inputs
+    closure = resolve(m, RepoReader(session, cache, m.mirrors))
+    repos = {r.name: r for r in m.repos}
+    shipped = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.shipped]
+    media = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.from_media]
+    modules_yaml = render_modules_yaml(closure.modules, {p.nevra for p in closure.shipped})
+    files = fetch_files(m, file_specs(m), session, cache, stats)
+    from .images.list import manifest_images
+
+    cni = [f.cached.read_text(encoding="utf-8", errors="replace") for f in files if f.kind == "manifest"]
+    refs = manifest_images(m, cni)
+    return Inputs(shipped, media, modules_yaml, files, refs, used_filelists=closure.used_filelists)
+
+
+def resolve_packages(m: Manifest, cache: Cache) -> Closure:
+    """Only the RPM closure (no files, no images)."""
+    return resolve(m, RepoReader(make_session(), cache, m.mirrors))
+
+
+def plan(m: Manifest, cache: Cache) -> dict:
+    """What a build would fetch (RPMs, images with digests, files), downloading no RPM or layer."""
+    session = make_session()
+    inputs = resolve_inputs(m, cache, session)
+    images = _plan_images(m, inputs, cache)
     return {
-        "bundle": manifest.bundle_basename,
-        "target": {"os": manifest.target.os, "arch": manifest.target.arch},
-        "prefer": manifest.prefer,
-        "packages": [p.to_json() for p in shipped],
-        "fromMedia": [p.to_json() for p in closure.from_media],
-        "totals": {"packages": len(shipped), "bytes": sum(p.size for p in shipped)},
+        "bundle": m.bundle_basename,
+        "target": {"os": m.target.os, "arch": m.target.arch},
+        "prefer": m.prefer,
+        "packages": [_public(p) for p in inputs.packages],
+        "fromMedia": [_public(p) for p in inputs.from_media],
+        "images": images,
+        "files": [f.to_json() for f in inputs.files],
+        "totals": {
+            "packages": len(inputs.packages), "packageBytes": sum(p["size"] for p in inputs.packages),
+            "images": len(images), "imageBytes": sum(i["size"] for i in images),
+            "files": len(inputs.files), "fileBytes": sum(f.size for f in inputs.files),
+        },
     }
 
 
-def rpm_items(closure: Closure) -> dict[str, Item]:
-    """NEVRA -> download item for every shipped package."""
-    items = {}
-    for p in closure.shipped:
-        md = closure.metadata[p.repo]
-        items[p.nevra] = Item(urljoin(md.url, p.location), p.algo, p.digest, p.size or None,
-                              label=f"{p.nevra} (repo '{p.repo}')")
-    return items
+def _public(p: dict) -> dict:
+    return {k: p[k] for k in ("name", "epoch", "version", "release", "arch", "repo", "size", "sha256", "checksum",
+                              "license", "location") if k in p}
 
 
-def build(manifest: Manifest, out_dir: Path, cache: Cache, *, jobs: int = 8, quiet: bool = False) -> BuildResult:
-    timings: dict[str, float] = {}
-    t0 = time.monotonic()
-    session = make_session(pool=max(jobs, 4))
-    closure = resolve_packages(manifest, cache, session)
-    timings["resolve"] = time.monotonic() - t0
+def _plan_images(m: Manifest, inputs: Inputs, cache: Cache) -> list[dict]:
+    if not inputs.image_refs:
+        return []
+    from .images.pull import plan_images
 
-    items = rpm_items(closure)
+    return [r.to_dict() for r in plan_images(inputs.image_refs, platforms=[m.target.oci_platform], cache=cache,
+                                             mirrors=m.mirrors)]
+
+
+def lock(m: Manifest, cache: Cache) -> tuple[Path, dict]:
+    """Resolve everything and write MANIFEST.lock next to the manifest."""
+    from .lock import write_lock
+
+    session = make_session()
+    inputs = resolve_inputs(m, cache, session)
+    data = make_lock(m, inputs.packages, inputs.modules_yaml, _plan_images(m, inputs, cache),
+                     [f.to_json() for f in inputs.files])
+    path = lock_path(m.file)
+    write_lock(path, data)
+    return path, data
+
+
+def build(
+    m: Manifest,
+    out_dir: Path,
+    cache: Cache,
+    *,
+    jobs: int = 8,
+    quiet: bool = False,
+    locked: bool = False,
+    fmt: str = "tar.gz",
+    sign_key: str | None = None,
+    insecure: tuple[str, ...] = (),
+) -> BuildResult:
+    if fmt not in (*FORMATS, "dir"):
+        raise BundlerError(f"--format {fmt!r} is not one of {', '.join((*FORMATS, 'dir'))}.")
+    steps: dict[str, StepStat] = {}
     stats = Stats()
-    t1 = time.monotonic()
-    total = sum(i.size or 0 for i in items.values())
-    with ByteProgress(total, "packages", enabled=not quiet) as bar:
-        paths = fetch_all(session, items.values(), cache, workers=jobs, progress=bar, stats=stats)
-    timings["download"] = time.monotonic() - t1
+    session = make_session(pool=max(jobs, 4))
+    lock_data = read_lock(lock_path(m.file), m) if locked else None
 
-    t2 = time.monotonic()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / manifest.bundle_basename
-    staging = out_dir / f".{manifest.bundle_basename}.partial-{os.getpid()}"
+    t = time.monotonic()
+    inputs = resolve_inputs(m, cache, session, lock_data, stats)
+    steps["resolve"] = StepStat(len(inputs.packages) + len(inputs.image_refs) + len(inputs.files), 0,
+                                time.monotonic() - t)
+    steps["files"] = StepStat(len(inputs.files), sum(f.size for f in inputs.files))
+
+    cache.root.mkdir(parents=True, exist_ok=True)
+    staging = cache.root / "staging" / f"{m.bundle_basename}.{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
+    staging.mkdir(parents=True)
     try:
-        staging.mkdir()
-        _assemble(manifest, closure, items, paths, staging)
-        _swap_into_place(staging, final)
-    except BaseException:
+        images = _download(m, inputs, staging, cache, session, jobs, quiet, stats, steps, insecure)
+        t = time.monotonic()
+        lock_used = lock_data or make_lock(m, inputs.packages, inputs.modules_yaml, images,
+                                           [f.to_json() for f in inputs.files])
+        _assemble(m, inputs, images, lock_used, staging, cache)
+        result_path = _write_output(m, staging, out_dir, fmt, sign_key, quiet)
+        steps["write"] = StepStat(1, result_path.stat().st_size if result_path.is_file() else 0,
+                                  time.monotonic() - t)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
-    timings["assemble"] = time.monotonic() - t2
-    return BuildResult(final, closure, stats, timings)
+    return BuildResult(result_path, inputs, images, lock_used, steps, stats)
 
 
-def _assemble(manifest: Manifest, closure: Closure, items: dict[str, Item], paths: dict[Item, Path],
-              root: Path) -> None:
+def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session: requests.Session, jobs: int,
+              quiet: bool, stats: Stats, steps: dict[str, StepStat], insecure: tuple[str, ...]) -> list[dict]:
+    """RPMs and image blobs in parallel, under one progress display."""
+    items = {
+        p["nevra"]: Item(apply_mirrors(p["url"], m.mirrors), p["algo"], p["digest"], p["size"] or None,
+                         label=f"{p['nevra']} (repo '{p['repo']}')")
+        for p in inputs.packages
+    }
+    rpm_bytes = sum(i.size or 0 for i in items.values())
+    images: list[dict] = []
+    rpm_stats, img_stats = Stats(), Stats()
+    with ByteProgress(rpm_bytes, "downloading", enabled=not quiet) as bar:
+        def rpms() -> dict[Item, Path]:
+            t = time.monotonic()
+            paths = fetch_all(session, items.values(), cache, workers=jobs, progress=bar, stats=rpm_stats)
+            steps["packages"] = StepStat(len(items), rpm_bytes, time.monotonic() - t, rpm_stats.cache_hits)
+            return paths
+
+        def pull() -> list[dict]:
+            t = time.monotonic()
+            if not inputs.image_refs:
+                steps["images"] = StepStat()
+                return []
+            from .images.pull import pull_images
+
+            refs = [f"{r}@{inputs.image_pins[r]}" if r in inputs.image_pins and "@" not in r else r
+                    for r in inputs.image_refs]
+            lock_ = threading.Lock()
+
+            def grow(n: int) -> None:
+                with lock_:
+                    bar.bar.total = (bar.bar.total or 0) + n
+                    bar.bar.refresh()
+
+            recs = pull_images(refs, staging / "images", platforms=[m.target.oci_platform], cache=cache,
+                               mirrors=m.mirrors, insecure=insecure, workers=jobs, progress=bar, on_total=grow,
+                               stats=img_stats)
+            out = [r.to_dict() for r in recs]
+            for rec, original in zip(out, inputs.image_refs):
+                rec["ref"] = original  # a locked build pins by digest but keeps the reference it was asked for
+            steps["images"] = StepStat(len(out), sum(r["size"] for r in out), time.monotonic() - t,
+                                       img_stats.cache_hits)
+            return out
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            rpm_future = pool.submit(rpms)
+            img_future = pool.submit(pull)
+            try:
+                paths = rpm_future.result()
+                images = img_future.result()
+            except BaseException:
+                rpm_future.cancel()
+                img_future.cancel()
+                raise
+    for s in (rpm_stats, img_stats):
+        stats.add(downloaded=s.downloaded, downloaded_bytes=s.downloaded_bytes, cache_hits=s.cache_hits,
+                  retries=s.retries)
+    for p in inputs.packages:
+        p["_cached"] = paths[items[p["nevra"]]]
+    return images
+
+
+def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, root: Path, cache: Cache) -> None:
+    from .bundle.sums import sha256_file
+
     repo = root / "repo"
-    placed = []
-    for p in closure.shipped:
-        dest = repo / "Packages" / p.filename
-        place(paths[items[p.nevra]], dest)
+    placed: list[Path] = []
+    for p in inputs.packages:
+        dest = repo / "Packages" / p["location"].rsplit("/", 1)[-1]
+        place(p["_cached"], dest)
         placed.append(dest)
+        if not p.get("sha256"):
+            p["sha256"] = sha256_file(dest)
+    for f in inputs.files:
+        dest = root / f.path
+        place(f.cached, dest)
+        os.chmod(dest, 0o755 if f.kind == "binary" else 0o644)
+        if f.kind == "rpm":
+            placed.append(dest)
     if placed:
-        shipped_keys = {p.nevra for p in closure.shipped}
-        write_repo(repo, placed, modules_yaml=render_modules_yaml(closure.modules, shipped_keys))
+        write_repo(repo, placed, modules_yaml=inputs.modules_yaml)
+    add_installer(root, m)
     bom = {
         "schemaVersion": 1,
         "builder": {"name": "airgap-bundler", "version": __version__},
-        "name": manifest.name,
-        "version": manifest.version,
-        "target": {"os": manifest.target.os, "arch": manifest.target.arch},
-        "kubernetes": {"version": manifest.kubernetes_version} if manifest.kubernetes_version else None,
-        "runtime": manifest.runtime,
-        "cni": manifest.cni,
-        "install": manifest.install,
+        "name": m.name,
+        "version": m.version,
+        "target": {"os": m.target.os, "arch": m.target.arch},
+        "kubernetes": {"version": m.kubernetes_version} if m.kubernetes_version else None,
+        "runtime": m.runtime,
+        "cni": m.cni,
+        "install": m.install,
+        "manifest": manifest_dict(m),
+        "lock": lock_used,
         "packages": [
-            {**p.to_json(), "path": f"repo/Packages/{p.filename}", "source": items[p.nevra].url}
-            for p in closure.shipped
+            {**_public(p), "nevra": p["nevra"], "path": f"repo/Packages/{p['location'].rsplit('/', 1)[-1]}",
+             "sha256": p["sha256"], "source": p["url"]}
+            for p in inputs.packages
         ],
-        "media": [{"name": r.name, "baseurl": r.baseurl} for r in manifest.media_repos],
+        "images": images,
+        "files": [f.to_json() for f in inputs.files],
+        "media": [{"name": r.name, "baseurl": r.baseurl} for r in m.media_repos],
     }
     (root / "bundle.json").write_text(json.dumps(bom, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _swap_into_place(staging: Path, final: Path) -> None:
-    """Replace final with staging; the old bundle is removed only after the new one is in place."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.rename(final, old)
-    os.rename(staging, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _write_output(m: Manifest, staging: Path, out_dir: Path, fmt: str, sign_key: str | None, quiet: bool) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = m.bundle_basename
+    if fmt == "dir":
+        final = out_dir / base
+        tmp = out_dir / f".{base}.partial-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(staging, tmp, copy_function=_link_or_copy)
+        from .bundle.sums import format_sums, sha256_file
+
+        sums = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        (tmp / "SHA256SUMS").write_text(format_sums(sums))
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        return final
+    final = out_dir / f"{base}.{fmt}"
+    tmp = out_dir / f".{final.name}.partial-{os.getpid()}"
+    sign = None
+    if sign_key:
+        from .bundle.verify import sign as gpg_sign
+
+        def sign(text: bytes) -> bytes:
+            p = staging / "SHA256SUMS"
+            p.write_bytes(text)
+            return gpg_sign(p, sign_key).read_bytes()
+    total = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
+    try:
+        with ByteProgress(total, "writing bundle", enabled=not quiet) as bar:
+            write_tarball(staging, tmp, top=base, fmt=fmt, sign=sign, progress=bar)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return final
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+__all__ = ["BuildResult", "FetchError", "Inputs", "build", "lock", "plan", "resolve_inputs"]

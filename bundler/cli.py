@@ -58,57 +58,145 @@ def main() -> None:
     """Build offline Kubernetes bundles for EL7-EL10 hosts with no internet."""
 
 
+insecure_option = click.option(
+    "--insecure-registry", "insecure", multiple=True, metavar="HOST",
+    help="Registry host reached over plain HTTP / unverified TLS (repeatable; off by default).",
+)
+
+
 @main.command()
 @manifest_arg
 @cache_option
+@insecure_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @operator_errors
-def plan(manifest: Path, cache_dir: Path | None, as_json: bool) -> None:
-    """Resolve everything and print what a build would fetch, with sizes (downloads no payload)."""
-    from .build import plan_json, resolve_packages
+def plan(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], as_json: bool) -> None:
+    """Resolve everything and print what a build would fetch, with sizes (downloads no RPM or layer)."""
+    from .build import plan as make_plan
     from .manifest import load_manifest
 
     m = load_manifest(manifest)
-    closure = resolve_packages(m, _cache(cache_dir))
-    data = plan_json(m, closure)
+    data = make_plan(m, _cache(cache_dir))
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
+    t = data["totals"]
     click.echo(f"bundle {data['bundle']}  (prefer: {m.prefer})")
-    click.echo(f"packages to ship: {data['totals']['packages']}, {_human(data['totals']['bytes'])}")
+    click.echo(f"packages to ship: {t['packages']}, {_human(t['packageBytes'])}")
     for p in data["packages"]:
         click.echo(f"  {p['name']}-{p['version']}-{p['release']}.{p['arch']:<8} {p['repo']:<14} {_human(p['size'])}")
     if data["fromMedia"]:
         click.echo(f"taken from the install media (not shipped): {len(data['fromMedia'])}")
         for p in data["fromMedia"]:
             click.echo(f"  {p['name']}-{p['version']}-{p['release']}.{p['arch']}")
+    click.echo(f"images: {t['images']}, {_human(t['imageBytes'])}")
+    for i in data["images"]:
+        click.echo(f"  {i['ref']}  {i['digest'][:19]}  {_human(i['size'])}")
+    click.echo(f"files: {t['files']}, {_human(t['fileBytes'])}")
+    for f in data["files"]:
+        click.echo(f"  {f['path']:<40} {_human(f['size'])}  ({f['pinnedBy']})")
 
 
 @main.command()
 @manifest_arg
 @cache_option
+@operator_errors
+def images(manifest: Path, cache_dir: Path | None) -> None:
+    """Print the image list: Kubernetes' own, the CNI's, and spec.images."""
+    from .build import resolve_inputs
+    from .fetch.http import make_session
+    from .manifest import load_manifest
+
+    m = load_manifest(manifest)
+    for ref in resolve_inputs(m, _cache(cache_dir), make_session()).image_refs:
+        click.echo(ref)
+
+
+@main.command()
+@manifest_arg
+@cache_option
+@operator_errors
+def lock(manifest: Path, cache_dir: Path | None) -> None:
+    """Pin every input (RPM NEVRA + sha256, image digests, file sha256) in MANIFEST.lock."""
+    from .build import lock as make_lock
+    from .manifest import load_manifest
+
+    path, data = make_lock(load_manifest(manifest), _cache(cache_dir))
+    click.echo(f"wrote {path}: {len(data['packages'])} packages, {len(data['images'])} images, "
+               f"{len(data['files'])} files")
+
+
+@main.command()
+@manifest_arg
+@cache_option
+@insecure_option
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
               show_default=True, help="Directory the bundle is written to.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=8, show_default=True, help="Parallel downloads.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@click.option("--locked", is_flag=True, help="Fetch exactly what MANIFEST.lock pins (no solving, no tag lookups).")
+@click.option("--format", "fmt", type=click.Choice(["tar.gz", "tar", "tar.xz", "dir"]), default="tar.gz",
+              show_default=True, help="tar.gz unpacks on any host (CentOS 7 has no zstd); dir is for development.")
+@click.option("--sign", "sign_key", metavar="KEYID", help="Sign SHA256SUMS with this GPG key (detached, armored).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @operator_errors
-def build(manifest: Path, cache_dir: Path | None, output: Path, jobs: int, quiet: bool) -> None:
-    """Resolve, download (verified, cached, resumable) and write the bundle."""
+def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], output: Path, jobs: int, locked: bool,
+          fmt: str, sign_key: str | None, quiet: bool, as_json: bool) -> None:
+    """Resolve, download (verified, cached, resumable) and write the bundle atomically."""
     from .build import build as run_build
     from .manifest import load_manifest
 
     m = load_manifest(manifest)
-    result = run_build(m, output, _cache(cache_dir), jobs=jobs, quiet=quiet)
+    r = run_build(m, output, _cache(cache_dir), jobs=jobs, quiet=quiet or as_json, locked=locked, fmt=fmt,
+                  sign_key=sign_key, insecure=insecure)
+    summary = {
+        "bundle": str(r.path),
+        "size": r.path.stat().st_size if r.path.is_file() else None,
+        "steps": {k: vars(v) for k, v in r.steps.items()},
+        "downloaded": {"count": r.stats.downloaded, "bytes": r.stats.downloaded_bytes},
+        "cacheHits": r.stats.cache_hits,
+        "retries": r.stats.retries,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
     if quiet:
         return
-    s = result.stats
-    shipped = result.closure.shipped
-    click.echo(f"wrote {result.path}")
-    click.echo(f"  packages: {len(shipped)} shipped ({_human(sum(p.size for p in shipped))}), "
-               f"{len(result.closure.from_media)} from the media")
-    click.echo(f"  downloads: {s.downloaded} ({_human(s.downloaded_bytes)}), cache hits: {s.cache_hits}, "
-               f"retries: {s.retries}")
-    click.echo("  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items()))
+    click.echo(f"wrote {r.path}" + (f" ({_human(summary['size'])})" if summary["size"] else ""))
+    click.echo(f"  {'what':<10} {'count':>6} {'size':>11} {'time':>8} {'cache hits':>11}")
+    for name, st in r.steps.items():
+        click.echo(f"  {name:<10} {st.count:>6} {_human(st.bytes):>11} {st.seconds:>7.1f}s {st.cache_hits:>11}")
+    click.echo(f"  downloaded {r.stats.downloaded} objects ({_human(r.stats.downloaded_bytes)}), "
+               f"{r.stats.cache_hits} cache hits, {r.stats.retries} retries")
+    if r.inputs.from_media:
+        click.echo(f"  {len(r.inputs.from_media)} dependencies are taken from the install media (not shipped)")
+
+
+@main.group()
+def cache() -> None:
+    """Inspect or prune the download cache."""
+
+
+@cache.command("info")
+@cache_option
+def cache_info(cache_dir: Path | None) -> None:
+    """Where the cache is and how big."""
+    c = _cache(cache_dir)
+    count, total = c.size()
+    click.echo(f"{c.root}: {count} objects, {_human(total)}")
+
+
+@cache.command("prune")
+@cache_option
+@click.option("--keep-lock", "locks", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Keep everything a lockfile pins (repeatable); without it the whole cache is emptied.")
+@operator_errors
+def cache_prune(cache_dir: Path | None, locks: tuple[Path, ...]) -> None:
+    """Remove cached objects (all, or all not pinned by the given lockfiles) and leftover partial downloads."""
+    from .fetch.prune import prune
+
+    removed, freed = prune(_cache(cache_dir), locks)
+    click.echo(f"removed {removed} objects, freed {_human(freed)}")
 
 
 if __name__ == "__main__":

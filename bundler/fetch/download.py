@@ -224,3 +224,50 @@ def fetch_all(
         for f, it in futures.items():
             out[it] = f.result()
     return out
+
+
+def fetch_unpinned(
+    session: requests.Session,
+    url: str,
+    cache: Cache,
+    *,
+    label: str = "",
+    attempts: int = 5,
+    timeout: float = 60.0,
+) -> tuple[Path, str]:
+    """Download a file whose checksum nobody publishes; return (cached path, sha256).
+
+    Used only for defaults without a publisher checksum: the sha256 computed here is pinned in the lock,
+    and every later `--locked` build verifies against it.
+    """
+    name = label or url
+    tmp = cache.partial("sha256", hashlib.sha256(url.encode()).hexdigest())
+    last = ""
+    for attempt in range(1, attempts + 1):
+        h = hashlib.sha256()
+        try:
+            if url.startswith("file://"):
+                src = Path(unquote(urlsplit(url).path))
+                if not src.is_file():
+                    raise FetchError(f"{name}: {src} does not exist.")
+                with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                    for chunk in iter(lambda: fin.read(CHUNK), b""):
+                        h.update(chunk)
+                        fout.write(chunk)
+            else:
+                with session.get(url, stream=True, timeout=timeout) as r:
+                    if r.status_code in RETRYABLE_STATUS:
+                        raise _Retryable(f"HTTP {r.status_code}")
+                    if r.status_code != 200:
+                        raise FetchError(f"{name}: {url} answered HTTP {r.status_code}. Check the URL or mirror.")
+                    with open(tmp, "wb") as fout:
+                        while chunk := r.raw.read1(CHUNK, decode_content=True):
+                            h.update(chunk)
+                            fout.write(chunk)
+        except (_Retryable, requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError) as e:
+            last = str(e) or type(e).__name__
+            time.sleep(0.5 * (2 ** (attempt - 1)))
+            continue
+        digest = h.hexdigest()
+        return cache.commit(tmp, "sha256", digest), digest
+    raise FetchError(f"{name}: download of {url} failed after {attempts} attempts ({last}). Retry later.")

@@ -1,0 +1,1 @@
+"""Files and binaries that ride along with the packages and images."""

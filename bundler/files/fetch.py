@@ -1,0 +1,186 @@
+"""Fetching `spec.files` and the defaults: verified against an operator sha256, the publisher's checksum
+file, or the lock; archives' `extract` members are stored in the cache under their own sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from ..errors import FetchError, ManifestError
+from ..fetch.cache import Cache
+from ..fetch.download import Item, Stats, fetch, fetch_unpinned
+from ..fetch.http import apply_mirrors
+from ..manifest.model import FileEntry, Manifest
+from .defaults import default_files
+
+_HEX64 = re.compile(r"\b([0-9a-fA-F]{64})\b")
+DEST_DIR = {"binary": "files", "archive": "files", "manifest": "manifests", "rpm": "repo/Packages",
+            "gpgkey": "repo/gpgkeys"}
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """A file to fetch, with the sha256 it must have when known before downloading."""
+
+    entry: FileEntry
+    sha256: str | None  # of the downloaded object; None: unpinned default, pinned by this build's lock
+    origin: str  # "manifest" | "default" | "lock"
+    checksum_url: str | None = None
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A fetched file, ready for the bundle and bundle.json."""
+
+    name: str
+    kind: str
+    url: str
+    sha256: str  # of the file as it is in the bundle (the extracted member when extract is set)
+    size: int
+    path: str  # relative path inside the bundle
+    cached: Path
+    source_sha256: str  # of the downloaded object
+    extract: str | None = None
+    pinned_by: str = "manifest"
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "source": self.url, "sha256": self.sha256, "size": self.size,
+                "path": self.path, "sourceSha256": self.source_sha256, "extract": self.extract,
+                "pinnedBy": self.pinned_by}
+
+
+def file_specs(m: Manifest, locked: dict[str, dict] | None = None) -> list[FileSpec]:
+    """Defaults first, then the manifest's own entries (which replace a default of the same name)."""
+    own = {f.filename for f in m.files}
+    specs = [FileSpec(d.entry, None, "default", d.checksum_url) for d in default_files(m)
+             if d.entry.filename not in own]
+    specs += [FileSpec(f, f.sha256, "manifest") for f in m.files]
+    # Repo signing keys ship in the bundle so the hosts keep gpgcheck on.
+    specs += [FileSpec(FileEntry(url=url, kind="gpgkey", name=f"RPM-GPG-KEY-{r.name}" + (f"-{i}" if i else "")),
+                       None, "default") for r in m.repos for i, url in enumerate(r.gpgkeys)]
+    names: dict[str, FileSpec] = {}
+    for s in specs:
+        key = f"{DEST_DIR[s.entry.kind]}/{s.entry.filename}"
+        if key in names:
+            raise ManifestError(f"{m.file}: spec.files: two entries would both be written to {key}; give one a "
+                                "different `name`.")
+        names[key] = s
+    if locked:
+        out = []
+        for s in specs:
+            pin = locked.get(s.entry.filename)
+            if pin is None:
+                raise FetchError(f"{m.file}.lock has no entry for file '{s.entry.filename}'; the manifest changed "
+                                 "since the lock was written: run `bundler lock` again.")
+            if s.sha256 and pin["sourceSha256"] != s.sha256:
+                raise FetchError(f"file '{s.entry.filename}': the manifest's sha256 differs from the lock's; run "
+                                 "`bundler lock` again.")
+            out.append(FileSpec(s.entry, pin["sourceSha256"], "lock"))
+        specs = out
+    return specs
+
+
+def _publisher_sha256(session: requests.Session, url: str, filename: str, label: str) -> str:
+    try:
+        r = session.get(url, timeout=30)
+    except requests.RequestException as e:
+        raise FetchError(f"{label}: the checksum file {url} could not be fetched ({type(e).__name__}).") from None
+    if r.status_code != 200:
+        raise FetchError(f"{label}: the checksum file {url} answered HTTP {r.status_code}. Pin the file's sha256 in "
+                         "spec.files instead, or check the mirror.")
+    for line in r.text.splitlines():
+        m = _HEX64.search(line)
+        if m and (filename in line or len(r.text.split()) <= 2):
+            return m.group(1).lower()
+    m = _HEX64.search(r.text)
+    if not m:
+        raise FetchError(f"{label}: {url} holds no sha256; pin the file's sha256 in spec.files instead.")
+    return m.group(1).lower()
+
+
+def _extract(archive: Path, member: str, cache: Cache, label: str) -> tuple[Path, str]:
+    """Copy one member of a tar/zip into the cache (hashing it); return (path, sha256).
+
+    The (archive, member) -> digest answer is remembered in the cache, so a warm build extracts nothing.
+    """
+    memo = cache.root / "extracted" / hashlib.sha256(f"{archive.name}:{member}".encode()).hexdigest()
+    if memo.is_file():
+        digest = memo.read_text().strip()
+        hit = cache.get("sha256", digest)
+        if hit:
+            return hit, digest
+    h = hashlib.sha256()
+    tmp = cache.partial("sha256", hashlib.sha256(f"{archive}:{member}".encode()).hexdigest())
+
+    def matches(name: str) -> bool:
+        name = name.lstrip("./")
+        return name == member.lstrip("./") or name.endswith("/" + member.lstrip("./"))
+
+    def copy(src) -> None:  # noqa: ANN001
+        with open(tmp, "wb") as out:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                h.update(chunk)
+                out.write(chunk)
+
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            names = [n for n in z.namelist() if matches(n)]
+            if names:
+                with z.open(names[0]) as src:
+                    copy(src)
+    else:
+        names = []
+        try:
+            with tarfile.open(archive, "r:*") as t:
+                for ti in t:
+                    if ti.isfile() and matches(ti.name):
+                        names.append(ti.name)
+                        copy(t.extractfile(ti))
+                        break
+        except tarfile.TarError as e:
+            raise FetchError(f"{label}: the downloaded file is not a tar or zip archive ({e}); remove `extract` "
+                             "or fix the URL.") from None
+    if not names:
+        raise FetchError(f"{label}: the archive has no member '{member}'. Check `extract` (a path inside the "
+                         "archive).")
+    digest = h.hexdigest()
+    path = cache.commit(tmp, "sha256", digest)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text(digest)
+    return path, digest
+
+
+def fetch_files(m: Manifest, specs: list[FileSpec], session: requests.Session, cache: Cache,
+                stats: Stats | None = None) -> list[FileRecord]:
+    """Download (or take from the cache) every file; sequential: they are few, and images/RPMs run in parallel."""
+    out = []
+    for s in specs:
+        e = s.entry
+        label = f"file '{e.filename}'"
+        url = apply_mirrors(e.url, m.mirrors)
+        expected = s.sha256
+        pinned_by = s.origin
+        if expected is None and s.checksum_url:
+            expected = _publisher_sha256(session, apply_mirrors(s.checksum_url, m.mirrors),
+                                         e.url.rsplit("/", 1)[-1], label)
+            pinned_by = "publisher"
+        if expected:
+            path = fetch(session, Item(url, "sha256", expected, None, label), cache, stats=stats)
+        else:
+            path, expected = fetch_unpinned(session, url, cache, label=label)
+            pinned_by = "first-fetch"
+        bundled, digest = path, expected
+        if e.extract:
+            bundled, digest = _extract(path, e.extract, cache, label)
+        out.append(FileRecord(
+            name=e.filename, kind=e.kind, url=e.url, sha256=digest, size=bundled.stat().st_size,
+            path=f"{DEST_DIR[e.kind]}/{e.filename}", cached=bundled, source_sha256=expected, extract=e.extract,
+            pinned_by=pinned_by,
+        ))
+    return out
