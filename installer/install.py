@@ -7,7 +7,7 @@
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 find_python() {
-    for p in python3 /usr/libexec/platform-python /usr/bin/python3; do
+    for p in ${AIRGAP_PYTHON_CANDIDATES:-python3 /usr/libexec/platform-python /usr/bin/python3}; do
         if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import sys; sys.exit(sys.version_info < (3, 6))' 2>/dev/null; then
             command -v "$p"
             return 0
