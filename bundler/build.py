@@ -48,6 +48,7 @@ class Inputs:
     image_refs: list[str]
     image_pins: dict[str, str] = field(default_factory=dict)  # ref -> digest (locked builds)
     used_filelists: bool = False
+    cached: dict[str, Path] = field(default_factory=dict)  # nevra -> RPM in the cache, once downloaded
 
 
 @dataclass
@@ -253,8 +254,7 @@ def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session:
     for s in (rpm_stats, img_stats):
         stats.add(downloaded=s.downloaded, downloaded_bytes=s.downloaded_bytes, cache_hits=s.cache_hits,
                   retries=s.retries)
-    for p in inputs.packages:
-        p["_cached"] = paths[items[p["nevra"]]]
+    inputs.cached = {nevra: paths[item] for nevra, item in items.items()}
     return images
 
 
@@ -265,7 +265,7 @@ def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, 
     placed: list[Path] = []
     for p in inputs.packages:
         dest = repo / "Packages" / p["location"].rsplit("/", 1)[-1]
-        place(p["_cached"], dest)
+        place(inputs.cached[p["nevra"]], dest)
         placed.append(dest)
         if not p.get("sha256"):
             p["sha256"] = sha256_file(dest)

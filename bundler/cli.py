@@ -188,14 +188,14 @@ def cache_info(cache_dir: Path | None) -> None:
 
 @cache.command("prune")
 @cache_option
-@click.option("--keep-lock", "locks", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Keep everything a lockfile pins (repeatable); without it the whole cache is emptied.")
+@click.option("--older-than", "days", type=click.FloatRange(min=0), default=None, metavar="DAYS",
+              help="Only remove objects no build has used for DAYS days [default: remove everything].")
 @operator_errors
-def cache_prune(cache_dir: Path | None, locks: tuple[Path, ...]) -> None:
-    """Remove cached objects (all, or all not pinned by the given lockfiles) and leftover partial downloads."""
+def cache_prune(cache_dir: Path | None, days: float | None) -> None:
+    """Remove cached objects (all, or those unused for DAYS) and leftovers of interrupted builds."""
     from .fetch.prune import prune
 
-    removed, freed = prune(_cache(cache_dir), locks)
+    removed, freed = prune(_cache(cache_dir), days)
     click.echo(f"removed {removed} objects, freed {_human(freed)}")
 
 

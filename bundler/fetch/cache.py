@@ -38,8 +38,15 @@ class Cache:
         return self.root / "blobs" / algo / hexdigest
 
     def get(self, algo: str, hexdigest: str) -> Path | None:
+        """The cached file, or None; a hit refreshes its mtime so `cache prune --older-than` keeps it."""
         p = self.path(algo, hexdigest)
-        return p if p.is_file() else None
+        if not p.is_file():
+            return None
+        try:
+            os.utime(p)
+        except OSError:
+            pass
+        return p
 
     def partial(self, algo: str, hexdigest: str) -> Path:
         self._check(algo, hexdigest)

@@ -49,9 +49,9 @@ def write_repo(
         w.set_num_of_pkgs(len(rpms))
     content = hashlib.sha256()
     for rpm in rpms:
-        os.utime(rpm, (epoch, epoch))
         href = rpm.relative_to(repo_dir).as_posix()
         pkg = cr.package_from_rpm(str(rpm), checksum_type=cr.SHA256, location_href=href, changelog_limit=10)
+        pkg.time_file = epoch  # not the file's mtime: the RPM is a hard link into the cache, left untouched
         content.update(f"{href} {pkg.pkgId}\n".encode())
         for w in writers.values():
             w.add_pkg(pkg)

@@ -61,15 +61,15 @@ def cache(tmp_path: Path) -> Cache:
 
 def test_bundle_installs_with_only_itself_and_the_media(tmp_path, yum_repos, cache):
     m = load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), K8S + ["libpair", "oldtool"]))
-    result = build(m, tmp_path / "out", cache, quiet=True)
-    shipped = {p.name for p in result.closure.shipped}
+    result = build(m, tmp_path / "out", cache, quiet=True, fmt="dir")
+    shipped = {p["name"] for p in result.inputs.packages}
     # Taken from the media where it satisfies the dependency; shipped where the media lacks it or is too old.
     assert {"kubeadm", "kubelet", "kubectl", "containerd.io", "libbar", "kubernetes-cni", "cri-tools"} <= shipped
     assert not shipped & {"conntrack-tools", "iptables", "glibc", "bash", "libpair", "oldtool", "ethtool"}
-    libbar = next(p for p in result.closure.shipped if p.name == "libbar")
-    assert libbar.version == "2.0"  # the media's libbar-1.0 is too old for kubelet
-    assert all(p.arch in ("x86_64", "noarch") for p in result.closure.packages)  # never the i686 twin
-    assert result.closure.used_filelists  # kubelet's file dependency is only in filelists
+    libbar = next(p for p in result.inputs.packages if p["name"] == "libbar")
+    assert libbar["version"] == "2.0"  # the media's libbar-1.0 is too old for kubelet
+    assert all(p["arch"] in ("x86_64", "noarch") for p in result.inputs.packages + result.inputs.from_media)
+    assert result.inputs.used_filelists  # kubelet's file dependency is only in filelists
 
     ok, out = dnf_install({"bundle": repo_url(result.path), "media": yum_repos.url("media")},
                           K8S + ["libpair", "oldtool"])
@@ -81,9 +81,9 @@ def test_bundle_installs_with_only_itself_and_the_media(tmp_path, yum_repos, cac
 
 def test_media_policy_is_minimal_dropping_any_shipped_package_breaks_the_install(tmp_path, yum_repos, cache):
     m = load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), K8S))
-    result = build(m, tmp_path / "out", cache, quiet=True)
+    result = build(m, tmp_path / "out", cache, quiet=True, fmt="dir")
     rpms = sorted((result.path / "repo" / "Packages").glob("*.rpm"))
-    assert len(rpms) == len(result.closure.shipped) >= 5
+    assert len(rpms) == len(result.inputs.packages) >= 5
     for drop in rpms:
         repo = tmp_path / f"without-{drop.name}"
         (repo / "Packages").mkdir(parents=True)
@@ -151,8 +151,8 @@ def test_unknown_and_wrong_arch_requests_are_explained(tmp_path, yum_repos, cach
 def test_modular_repo_default_stream_enabled_stream_and_metadata_carried(tmp_path, yum_repos, cache):
     repos = yum_repos.urls("media", "modular")
     m = load_manifest(manifest(tmp_path, repos, ["toolbox"], os_="el8"))
-    result = build(m, tmp_path / "out", cache, quiet=True)
-    got = {p.name: p.version for p in result.closure.shipped}
+    result = build(m, tmp_path / "out", cache, quiet=True, fmt="dir")
+    got = {p["name"]: p["version"] for p in result.inputs.packages}
     assert got["podman"] == "2.2.1"  # default stream 2.0; the non-modular podman-3.0.1 is filtered out
     modules = list((result.path / "repo" / "repodata").glob("*modules.yaml.gz"))
     assert len(modules) == 1
@@ -174,13 +174,13 @@ def test_warm_cache_downloads_no_package_and_flaky_upstream_still_builds(tmp_pat
     path = yum_repos.rpm_urlpath("extras", kubelet)
     yum_repos.server.fail(path, times=2, status=503)
     yum_repos.server.drop(path, times=1)
-    first = build(m, tmp_path / "out", cache, quiet=True)
-    assert first.stats.retries >= 3 and first.stats.downloaded == len(first.closure.shipped)
+    first = build(m, tmp_path / "out", cache, quiet=True, fmt="dir")
+    assert first.stats.retries >= 3 and first.stats.downloaded == len(first.inputs.packages)
     yum_repos.server.reset_counts()
-    second = build(m, tmp_path / "out", cache, quiet=True)
+    second = build(m, tmp_path / "out", cache, quiet=True, fmt="dir")
     rpm_requests = [r for r in yum_repos.server.log if r.path.endswith(".rpm")]
     assert rpm_requests == []
-    assert second.stats.cache_hits == len(second.closure.shipped) and second.stats.downloaded == 0
+    assert second.stats.cache_hits == len(second.inputs.packages) and second.stats.downloaded == 0
 
 
 def test_corrupt_rpm_fails_naming_it_and_leaves_nothing(tmp_path, yum_repos, cache):
@@ -222,14 +222,14 @@ def test_killed_build_resumes_with_range_requests(tmp_path, yum_repos):
     proc.wait(10)
     parts = list(partial.iterdir())
     assert len(parts) == 1 and 0 < parts[0].stat().st_size < kubelet_size(yum_repos, kubelet)
-    assert not (out / "test-1.0-el9-x86_64").exists()
+    assert not out.exists() or not list(out.iterdir())
 
     yum_repos.server.clear_faults()
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     ranged = [x for x in yum_repos.server.log if x.path == urlpath and x.range]
     assert ranged and ranged[-1].status == 206
-    assert (out / "test-1.0-el9-x86_64" / "repo" / "repodata" / "repomd.xml").exists()
+    assert (out / "test-1.0-el9-x86_64.tar.gz").is_file()
     assert not list(partial.iterdir())
 
 
@@ -245,6 +245,7 @@ def test_plan_json_lists_packages_with_checksums(tmp_path, yum_repos):
     plan = json.loads(r.stdout)
     pkgs = {p["name"]: p for p in plan["packages"]}
     assert set(pkgs) >= {"kubeadm", "kubelet", "kubectl", "containerd.io"}
+    assert plan["images"] == [] and plan["files"] == []
     k = pkgs["kubeadm"]
     assert (k["epoch"], k["version"], k["release"], k["arch"], k["repo"]) == (0, "1.30.4", "150500.1.1", "x86_64",
                                                                               "extras")
