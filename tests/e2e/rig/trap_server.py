@@ -56,7 +56,7 @@ def parse_sni(data):
                     ntype = data[q]
                     nlen = struct.unpack("!H", data[q + 1:q + 3])[0]
                     if ntype == 0:
-                        return data[q + 3:q + 3 + nlen].decode("idna", "replace")
+                        return data[q + 3:q + 3 + nlen].decode("ascii", "replace")
                     q += 3 + nlen
             p += elen
     except (IndexError, struct.error, UnicodeError):
