@@ -203,8 +203,6 @@ class Runner(object):
         return total
 
     def status(self):
-        if not self.skip_verify:
-            pass
         self.connect()
         self.gather()
         ctx = self.ctx
