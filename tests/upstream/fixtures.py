@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from .http import RepoHTTPServer
+from .stack import Stack, build_site, k8s_images
 from .yumrepos import REPOS, PkgDef, Upstream, build_upstream_cached, copy_upstream, repo_dirname
 
 _BUILD_STATS: dict[str, float | bool] = {}
@@ -116,3 +117,34 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _BUILD_STATS:
         how = "reused from cache" if _BUILD_STATS.get("cached") else f"built in {_BUILD_STATS['seconds']:.1f} s"
         terminalreporter.write_line(f"test upstream yum repos: {how}")
+
+
+@pytest.fixture(scope="session")
+def stack_session(yum_server_session: RepoHTTPServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """yum repos + registry (behind a counting proxy) + download site, with the images of k8s 1.30.4."""
+    from tests.images.helpers import Proxy, Registry
+
+    work = tmp_path_factory.mktemp("stack")
+    site = build_site(work / "site")
+    reg = Registry(work / "registry")
+    proxy = Proxy(reg.host)
+    try:
+        with RepoHTTPServer(site.root) as server:
+            site.server = server
+            repo_urls = {r: yum_server_session.repo_url(repo_dirname(r)) for r in ("media", "extras")}
+            st = Stack(repo_urls, reg, site, proxy=proxy)
+            for ref in dict.fromkeys(k8s_images("1.30.4", "calico") + k8s_images("1.30.4", "flannel")):
+                st.push(ref)
+            yield st
+    finally:
+        proxy.stop()
+        reg.stop()
+
+
+@pytest.fixture
+def stack(stack_session: Stack) -> Stack:
+    """The session stack with request logs cleared, so a test can count what it fetched."""
+    stack_session.site.server.reset()
+    stack_session.proxy.seen.clear()
+    stack_session.proxy.counts.clear()
+    return stack_session

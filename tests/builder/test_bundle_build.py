@@ -1,0 +1,139 @@
+"""Whole bundles from the stand-in upstream (yum repos, docker-registry, download site) on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bundler.build import build, lock
+from bundler.errors import FetchError, ManifestError
+from bundler.fetch.cache import Cache
+from bundler.manifest import load_manifest
+from tests.upstream.stack import k8s_images
+
+K8S = ["kubeadm-1.30.4", "kubelet-1.30.4", "kubectl-1.30.4", "containerd.io"]
+TOP = "stack-1.0-el9-x86_64"
+
+
+def write_manifest(tmp_path: Path, text: str, name: str = "stack.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_tarball_unpacks_with_plain_tar_and_has_the_layout(tmp_path, stack):
+    m = load_manifest(write_manifest(tmp_path, stack.manifest(packages=K8S)))
+    result = build(m, tmp_path / "out", Cache(tmp_path / "cache"), quiet=True)
+    assert result.path == tmp_path / "out" / f"{TOP}.tar.gz"
+    subprocess.run(["tar", "-xzf", str(result.path), "-C", str(tmp_path)], check=True)
+    top = tmp_path / TOP
+    for rel in ("install.py", "installer/cli.py", "repo/repodata/repomd.xml", "images/oci-layout",
+                "images/index.json", "files/registry", "files/helm", "manifests/calico.yaml", "bundle.json",
+                "SHA256SUMS", "INSTALL.md"):
+        assert (top / rel).is_file(), rel
+    assert (top / "install.py").stat().st_mode & 0o111 and (top / "files/registry").stat().st_mode & 0o111
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(TOP)] == [TOP]  # one top-level directory
+    check = subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=top, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    listed = {line.split("  ", 1)[1] for line in (top / "SHA256SUMS").read_text().splitlines()}
+    present = {p.relative_to(top).as_posix() for p in top.rglob("*") if p.is_file()} - {"SHA256SUMS"}
+    assert listed == present
+
+    bom = json.loads((top / "bundle.json").read_text())
+    assert bom["kubernetes"] == {"version": "1.30.4"} and bom["target"] == {"os": "el9", "arch": "x86_64"}
+    assert {i["ref"]: i["digest"] for i in bom["images"]} == {r: stack.images[r] for r in k8s_images("1.30.4",
+                                                                                                      "calico")}
+    assert {p["name"] for p in bom["packages"]} >= {"kubeadm", "kubelet", "kubectl", "containerd.io"}
+    assert {f["name"]: f["pinnedBy"] for f in bom["files"]} == {"registry": "publisher", "helm": "publisher",
+                                                                  "calico.yaml": "first-fetch"}
+    assert bom["files"][0]["sha256"] == sha256(top / bom["files"][0]["path"])
+    assert bom["lock"]["manifest"]["sha256"]
+    index = json.loads((top / "images" / "index.json").read_text())
+    refs = {d["annotations"]["io.airgap-bundler.image.ref"] for d in index["manifests"]}
+    assert refs == set(k8s_images("1.30.4", "calico"))
+    # skopeo reads the store as an OCI layout
+    r = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{top / 'images'}:3.9"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_locked_builds_are_byte_identical_and_a_warm_cache_fetches_no_payload(tmp_path, stack):
+    path = write_manifest(tmp_path, stack.manifest(packages=K8S, cni="flannel"))
+    m = load_manifest(path)
+    cache = Cache(tmp_path / "cache")
+    lock_file, data = lock(m, cache)
+    assert lock_file == tmp_path / "stack.yaml.lock"
+    assert len(data["images"]) == len(k8s_images("1.30.4", "flannel"))
+    first = build(m, tmp_path / "a", cache, quiet=True, locked=True)
+    stack.site.server.reset()
+    stack.proxy.seen.clear()
+    yum_before = len(stack_yum_log(stack))
+    second = build(m, tmp_path / "b", cache, quiet=True, locked=True)
+    assert sha256(first.path) == sha256(second.path)
+    # warm: no RPM, no blob, no file payload was requested again
+    assert [r for r in stack_yum_log(stack)[yum_before:] if r.path.endswith(".rpm")] == []
+    assert [s for s in stack.proxy.seen if "/blobs/" in s[1]] == []
+    assert [r for r in stack.site.server.log if r.method == "GET"] == []
+    assert second.stats.downloaded == 0 and second.stats.cache_hits > 0
+    # a fresh cache gives the same bytes too (nothing depends on timing or on what was cached)
+    third = build(m, tmp_path / "c", Cache(tmp_path / "cache2"), quiet=True, locked=True)
+    assert sha256(third.path) == sha256(first.path)
+
+
+def stack_yum_log(stack):
+    from urllib.parse import urlsplit
+
+    # the yum repos are served by the session yum server; find it through a repo URL's port
+    port = urlsplit(next(iter(stack.repo_urls.values()))).port
+    from tests.upstream import fixtures
+
+    del fixtures
+    return [r for r in _yum_server_log(port)]
+
+
+def _yum_server_log(port: int):
+    import gc
+
+    from tests.upstream.http import RepoHTTPServer
+
+    for obj in gc.get_objects():
+        if isinstance(obj, RepoHTTPServer) and obj.port == port:
+            return list(obj.log)
+    raise AssertionError("yum server not found")
+
+
+def test_locked_build_refuses_a_changed_manifest_and_a_vanished_upstream(tmp_path, stack, yum_repos_copy):
+    text = stack.manifest(packages=K8S, cni="none").replace(stack.repo_urls["extras"], yum_repos_copy.url("extras"))
+    path = write_manifest(tmp_path, text)
+    cache = Cache(tmp_path / "cache")
+    lock(load_manifest(path), cache)
+    write_manifest(tmp_path, text.replace("version: '1.0'", "version: '1.1'"))
+    with pytest.raises(ManifestError, match="changed since this lock was written"):
+        build(load_manifest(path), tmp_path / "out", cache, quiet=True, locked=True)
+    write_manifest(tmp_path, text)
+    kubectl = next(p for p in yum_repos_copy.upstream.repos["extras"].packages if p.nevra.startswith("kubectl-1.30.4"))
+    yum_repos_copy.upstream.rpm_path("extras", kubectl).unlink()
+    with pytest.raises(FetchError, match=r"kubectl-0:1.30.4.*does not exist upstream \(HTTP 404\)"):
+        build(load_manifest(path), tmp_path / "out", Cache(tmp_path / "fresh"), quiet=True, locked=True)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_cli_build_prints_summary_and_json(tmp_path, stack):
+    path = write_manifest(tmp_path, stack.manifest(packages=K8S, cni="none", k8s=None,
+                                                   extra_images=["registry.k8s.io/pause:3.9"]))
+    cmd = [sys.executable, "-m", "bundler.cli", "build", str(path), "--cache", str(tmp_path / "cache"), "-o",
+           str(tmp_path / "out")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "wrote" in r.stdout and "packages" in r.stdout and "images" in r.stdout and "cache hits" in r.stdout
+    r = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300)
+    summary = json.loads(r.stdout)
+    assert summary["downloaded"]["count"] == 0 and summary["steps"]["images"]["count"] == 1
