@@ -186,3 +186,32 @@ def test_trap_answers_dns_for_any_name(node3: Node, clean_trap: LeakTrap) -> Non
     hosts = node3.read_file("/etc/hosts")
     for upstream in ("registry.k8s.io", "registry-1.docker.io", "pkgs.k8s.io", "dl.rockylinux.org", "k8s.gcr.io"):
         assert f"{clean_trap.ip}\t{upstream}" in hosts, upstream
+
+
+def test_deliver_bundle_and_run_on_node1(rig: Rig, tmp_path: Path, clean_trap: LeakTrap) -> None:
+    """The step the full e2e uses: tarball -> node1, tar -x, ./install.py with the rig's hosts
+    (here a stand-in install.py that reaches the workers over SSH like the real one)."""
+    import tarfile
+
+    top = tmp_path / "rigtest-1.0.0-el9-x86_64"
+    top.mkdir()
+    script = top / "install.py"
+    script.write_text(
+        "#!/usr/bin/env python3\n"
+        "import subprocess, sys\n"
+        "workers = sys.argv[sys.argv.index('--workers') + 1].split(',')\n"
+        "for w in workers:\n"
+        "    cmd = ['ssh', '-o', 'BatchMode=yes', 'root@' + w, 'hostname']\n"
+        "    print(subprocess.check_output(cmd, text=True).strip())\n"
+    )
+    script.chmod(0o755)
+    tarball = tmp_path / f"{top.name}.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tf:
+        tf.add(top, arcname=top.name)
+    bundle_dir = rig.deliver_bundle(tarball)
+    assert bundle_dir == f"/root/{top.name}"
+    out = rig.node1.sh(f"cd {bundle_dir} && ./install.py {shlex.join(rig.install_args())}", timeout=120)
+    assert out.split() == ["node2", "node3"]
+    assert rig.install_args() == ["--control-plane", "192.168.251.11", "--workers", "192.168.251.12,192.168.251.13"]
+    rig.node1.exec(f"rm -rf {bundle_dir} /root/{tarball.name}")
+    assert clean_trap.connections() == []

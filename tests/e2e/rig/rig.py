@@ -13,6 +13,7 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import docker_engine, node_image, nodes
 from .docker_engine import DockerEngine
@@ -66,6 +67,30 @@ class Rig:
     @property
     def ssh_config(self) -> Path:
         return self.config.workdir / "ssh" / "ssh_config"
+
+    def install_args(self) -> list[str]:
+        """install.py's host arguments for this rig: --control-plane node1 --workers node2,node3."""
+        assert self.nodes is not None, "rig is not up"
+        return ["--control-plane", self.nodes.control_plane().ip,
+                "--workers", ",".join(w.ip for w in self.nodes.workers())]
+
+    def deliver_bundle(self, tarball: Path, dest: str = "/root", timeout: float = 900) -> str:
+        """Copy a bundle tarball to node1 and unpack it with tar, as the operator does; returns the
+        bundle directory on node1 (docs/bundle-format.md: one top-level directory named like the tarball)."""
+        node1 = self.node1
+        node1.exec(["mkdir", "-p", dest], timeout=30)
+        node1.copy_in(tarball, f"{dest}/{tarball.name}", timeout=timeout)
+        node1.exec(["tar", "-C", dest, "-xzf", f"{dest}/{tarball.name}"], timeout=timeout)
+        stem = tarball.name.removesuffix(".tar.gz").removesuffix(".tgz")
+        if node1.exec(["test", "-d", f"{dest}/{stem}"], check=False, timeout=30).returncode == 0:
+            return f"{dest}/{stem}"
+        top = node1.sh(f"tar -tzf {dest}/{tarball.name} | head -1 | cut -d/ -f1", timeout=timeout)
+        return f"{dest}/{top}"
+
+    def testinfra_hosts(self) -> list[Any]:
+        """testinfra hosts (docker:// backend) for node1..nodeN."""
+        assert self.nodes is not None, "rig is not up"
+        return [n.testinfra() for n in self.nodes]
 
     def up(self) -> Rig:
         wd = self.config.workdir

@@ -15,8 +15,8 @@ import sys
 import threading
 import time
 
-LOG = sys.argv[1] if len(sys.argv) > 1 else "/trap/connections.jsonl"
-ADDR = sys.argv[2] if len(sys.argv) > 2 else "192.168.251.250"
+LOG = "/trap/connections.jsonl"  # main() sets both from argv
+ADDR = "192.168.251.250"
 TCP_PORTS = (80, 443, 5000, 53)
 UDP_PORTS = (53, 123)
 _lock = threading.Lock()
@@ -181,6 +181,11 @@ def serve_udp(s, port):
 
 
 def main():
+    global LOG, ADDR
+    if len(sys.argv) > 1:
+        LOG = sys.argv[1]
+    if len(sys.argv) > 2:
+        ADDR = sys.argv[2]
     open(LOG, "a").close()
     socks = [(serve_tcp, tcp_socket(p), p) for p in TCP_PORTS]
     socks += [(serve_udp, udp_socket(p), p) for p in UDP_PORTS]
