@@ -186,6 +186,7 @@ def _scan_tar(path: Path, report: Report, progress: Callable[[int], None] | None
     hardlinks: dict[str, str] = {}
     member_hash: dict[str, str] = {}  # archive path -> sha256 for every regular member (targets of links)
     members = []  # (archive path, kind, info) in order, to sort into top / outside once the top is known
+    duplicates: list[str] = []
     control: dict[str, bytes] = {}  # top-level SHA256SUMS / .asc candidates, picked once the top is known
     count = 0
     try:
@@ -208,9 +209,7 @@ def _scan_tar(path: Path, report: Report, progress: Callable[[int], None] | None
                 if not name:
                     continue  # the './' entry itself
                 if name in seen and not (m.isdir() and seen[name].isdir()):
-                    report.add(name, "appears more than once in the tar: extracting keeps only the last copy, "
-                                     "which may not be what SHA256SUMS describes")
-                    scan.reported.add(name)
+                    duplicates.append(name)
                 seen[name] = m
                 is_dir_top = len(parts) > 1 or m.isdir()
                 tops[parts[0]] = tops.get(parts[0], False) or is_dir_top
@@ -260,6 +259,12 @@ def _scan_tar(path: Path, report: Report, progress: Callable[[int], None] | None
         if other != top:
             report.add(other, f"a second top-level entry beside {top}/: a bundle unpacks into exactly one directory")
     prefix = top + "/"
+    for name in dict.fromkeys(duplicates):
+        if name.startswith(prefix):
+            rel = name[len(prefix):]
+            report.add(rel, "appears more than once in the tar: extracting keeps only the last copy, which may not "
+                            "be what SHA256SUMS describes")
+            scan.reported.add(rel)
     for name, kind, info in members:
         if not name.startswith(prefix):
             continue  # reported with its top-level entry above
