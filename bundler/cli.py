@@ -199,5 +199,86 @@ def cache_prune(cache_dir: Path | None, days: float | None) -> None:
     click.echo(f"removed {removed} objects, freed {_human(freed)}")
 
 
+# ---- bundle review and integrity: verify, inspect, diff, split, join ----------------------------------------------
+
+bundle_arg = click.argument("bundle", type=click.Path(exists=True, path_type=Path))
+
+
+@main.command()
+@bundle_arg
+@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="ASCII-armored public key: SHA256SUMS.asc must be a valid signature by it.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@operator_errors
+def verify(bundle: Path, key: Path | None, as_json: bool) -> None:
+    """Check a bundle tarball or unpacked directory against SHA256SUMS (and its signature with --key).
+
+    Reads a tarball once without extracting it. Names every bad file; exit code 0 if the bundle is intact, 1 if not.
+    """
+    from .bundle.verify import verify as run_verify
+    from .progress import ByteProgress
+
+    total = bundle.stat().st_size if bundle.is_file() else 0
+    with ByteProgress(total, "verifying", enabled=bool(total) and not as_json) as bar:
+        report = run_verify(bundle, key=key, progress=bar.callback if total else None)
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.format())
+    sys.exit(report.exit_code)
+
+
+@main.command("inspect")
+@bundle_arg
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@operator_errors
+def inspect_cmd(bundle: Path, as_json: bool) -> None:
+    """What a bundle contains, from its bundle.json (fast: reads only the start of the tarball; checks nothing)."""
+    from .bundle.inspect import format_inspect, inspect
+
+    summary = inspect(bundle)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_inspect(summary))
+
+
+@main.command("diff")
+@click.argument("old", type=click.Path(exists=True, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@operator_errors
+def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
+    """Packages, images and files that changed from bundle OLD to bundle NEW (for change review)."""
+    from .bundle.diff import diff, format_diff
+
+    d = diff(old, new)
+    click.echo(json.dumps(d, indent=2) if as_json else format_diff(d))
+
+
+@main.command("split")
+@click.argument("tarball", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--size", required=True, metavar="SIZE",
+              help="Largest part: bytes or K/M/G/T (1024-based; FAT32 holds at most 4095M), KB/MB/GB (1000-based).")
+@operator_errors
+def split_cmd(tarball: Path, size: str) -> None:
+    """Cut TARBALL into numbered parts for size-limited media; prints the one command that joins and checks them."""
+    from .bundle.split import FAT32_MAX, parse_size, read_index, split
+
+    index = split(tarball, size)
+    data = read_index(index)
+    for part in data["parts"]:
+        click.echo(f"  {part['name']}  {_human(part['size'])}")
+    click.echo(f"wrote {len(data['parts'])} parts, {index.name}, {tarball.name}.parts.sha256, {tarball.name}.sha256")
+    if parse_size(size) > FAT32_MAX and len(data["parts"]) > 1:
+        click.echo("note: FAT32 cannot hold files of 4 GiB or more; use --size 4095M for FAT32 media.", err=True)
+    click.echo("Copy all of them. On the other side, in the directory holding them, run:")
+    click.echo(f"  {data['join']}")
+
+
+@main.command("join")
+@click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@operator_errors
+def join_cmd(index: Path) -> None:
+    """Check the parts listed in INDEX (<tarball>.parts.json), join them, and check the joined tarball."""
+    from .bundle.split import join
+
+    click.echo(f"wrote {join(index)} (every part and the whole match {index.name})")
+
+
 if __name__ == "__main__":
     main()
