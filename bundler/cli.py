@@ -263,7 +263,9 @@ def split_cmd(tarball: Path, size: str) -> None:
     data = read_index(index)
     for part in data["parts"]:
         click.echo(f"  {part['name']}  {_human(part['size'])}")
-    click.echo(f"wrote {len(data['parts'])} parts, {index.name}, {tarball.name}.parts.sha256, {tarball.name}.sha256")
+    n = len(data["parts"])
+    click.echo(f"wrote {n} part{'s' if n != 1 else ''}, {index.name}, {tarball.name}.parts.sha256, "
+               f"{tarball.name}.sha256")
     if parse_size(size) > FAT32_MAX and len(data["parts"]) > 1:
         click.echo("note: FAT32 cannot hold files of 4 GiB or more; use --size 4095M for FAT32 media.", err=True)
     click.echo("Copy all of them. On the other side, in the directory holding them, run:")
