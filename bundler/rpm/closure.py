@@ -10,8 +10,11 @@ from .modules import ModuleIndex, parse_modules_yaml
 from .repomd import RepoMetadata, RepoReader
 from .solver import Package, Solver
 
-# CentOS 7 minimal hosts have no python3, and the installer needs one (install.py bootstraps it).
+# What the installer itself needs on the hosts, added to every bundle that carries packages:
+# CentOS 7 minimal hosts have no python3 (install.py bootstraps it from the bundle), and the local
+# registry's password file needs bcrypt hashes, which only htpasswd makes there.
 EL7_INSTALLER_PACKAGES = ("python3",)
+K8S_INSTALLER_PACKAGES = ("httpd-tools",)
 
 
 @dataclass
@@ -35,9 +38,12 @@ class Closure:
 
 def requested_packages(manifest: Manifest) -> list[str]:
     reqs = list(manifest.packages)
-    if manifest.target.os == "el7" and reqs:
-        reqs += [p for p in EL7_INSTALLER_PACKAGES if p not in reqs]
-    return reqs
+    if not reqs:
+        return reqs
+    extra = list(EL7_INSTALLER_PACKAGES) if manifest.target.os == "el7" else []
+    if manifest.kubernetes_version:
+        extra += K8S_INSTALLER_PACKAGES
+    return reqs + [p for p in extra if p not in reqs]
 
 
 def resolve(manifest: Manifest, reader: RepoReader) -> Closure:

@@ -198,8 +198,12 @@ def test_corrupt_rpm_fails_naming_it_and_leaves_nothing(tmp_path, yum_repos, cac
     assert not list((cache.root / "partial").iterdir())
 
 
-def test_killed_build_resumes_with_range_requests(tmp_path, yum_repos):
-    """SIGKILL the real CLI mid-download, then run it again: it resumes the partial file."""
+def test_killed_build_resumes_with_range_requests(tmp_path, yum_repos_copy):
+    """SIGKILL the real CLI mid-download, then run it again: it resumes the partial file.
+
+    A private server: the killed build's hanging request must not show up in other tests' counts.
+    """
+    yum_repos = yum_repos_copy
     path = manifest(tmp_path, yum_repos.urls("media", "extras"), K8S)
     kubelet = next(p for p in yum_repos.upstream.repos["extras"].packages if p.nevra.startswith("kubelet-1.30.4"))
     urlpath = yum_repos.rpm_urlpath("extras", kubelet)

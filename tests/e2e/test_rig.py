@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
 from collections.abc import Iterator
@@ -102,7 +103,9 @@ def node1_http_repo(node1: Node, tmp_path_factory: pytest.TempPathFactory) -> It
     """A yum repo with one tiny RPM, served over HTTP by node1 (python3 -m http.server)."""
     missing = rpm_tools_missing()
     if missing:
-        pytest.fail("rig self-test needs " + ", ".join(missing), pytrace=False)
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI=true and the rig self-test needs " + ", ".join(missing), pytrace=False)
+        pytest.skip("the rig self-test needs " + ", ".join(missing))
     top = tmp_path_factory.mktemp("rpmbuild")
     rpm = build_rpm(top, PKG, "1.0", "1", {f"/usr/share/{PKG}/hello.txt": "hello from node1's repo\n"})
     repo = top / "repo"

@@ -236,6 +236,7 @@ MEDIA: tuple[PkgDef, ...] = (
     pkg("python3", "3.9.18", f"1.{EL9}", "x86_64", provides=["python(abi) = 3.9"],
         files={"/usr/bin/python3": "#python3\n"}),
     pkg("runc", "1.1.12", f"1.{EL9}", "x86_64", files={"/usr/bin/runc": "#runc\n"}),
+    pkg("httpd-tools", "2.4.57", f"5.{EL9}", "x86_64", files={"/usr/bin/htpasswd": "#htpasswd\n"}),
     pkg("bash-completion", "2.11", f"5.{EL9}", "noarch",
         files={"/usr/share/bash-completion/bash_completion": "# completion\n"}),
 )

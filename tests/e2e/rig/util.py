@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_WORKDIR = Path(os.environ.get("AIRGAP_RIG_WORKDIR", "/var/tmp/airgap-rig"))
+# One lock per machine, whatever the work dir: the network name, subnet and container names are fixed.
+LOCK_PATH = Path(os.environ.get("AIRGAP_RIG_LOCK", "/var/tmp/airgap-rig.lock"))
 
 
 class RigError(RuntimeError):
@@ -132,11 +134,12 @@ TIMER = StageTimer()
 
 
 @contextlib.contextmanager
-def rig_lock(workdir: Path, timeout: float) -> Iterator[None]:
+def rig_lock(workdir: Path, timeout: float, path: Path | None = None) -> Iterator[None]:
     """One rig per machine: the network name, subnet and node names are fixed, so concurrent test
     sessions (other engineers, other CI jobs) take turns. Bounded wait."""
     workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / "rig.lock"
+    path = path or LOCK_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + timeout
