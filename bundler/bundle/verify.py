@@ -8,6 +8,8 @@ extent of a damaged copy in one run. With a key, SHA256SUMS.asc must be a valid 
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
 import lzma
 import os
@@ -118,11 +120,25 @@ def is_tar_file(path: Path) -> bool:
 
 
 def open_tar_stream(path: Path, progress: Callable[[int], None] | None = None) -> tuple[tarfile.TarFile, BinaryIO]:
-    """Open for one sequential pass ('r|*'): no seeking, so memory stays constant whatever the size."""
+    """Open for one sequential pass: no seeking, constant memory whatever the size.
+
+    We decompress ourselves (GzipFile/LZMAFile/BZ2File bound their output per read) instead of tarfile's 'r|gz',
+    which inflates a whole input buffer at once: a small hostile tarball of zeros would expand to gigabytes.
+    """
     raw = open(path, "rb")  # noqa: SIM115 - closed by the caller through the returned handle
     try:
-        counted = _CountingReader(raw, progress)
-        return tarfile.open(fileobj=counted, mode="r|*", bufsize=1 << 20), raw  # type: ignore[arg-type]
+        head = raw.read(6)
+        raw.seek(0)
+        counted: BinaryIO = io.BufferedReader(_CountingReader(raw, progress), 1 << 20)  # type: ignore[arg-type]
+        if head.startswith(b"\x1f\x8b"):
+            stream: BinaryIO = gzip.GzipFile(fileobj=counted, mode="rb")  # type: ignore[assignment]
+        elif head.startswith(b"\xfd7zXZ\x00"):
+            stream = lzma.LZMAFile(counted, "rb")  # type: ignore[assignment]
+        elif head.startswith(b"BZh"):
+            stream = bz2.BZ2File(counted, "rb")  # type: ignore[assignment]
+        else:
+            stream = counted
+        return tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20), raw
     except BaseException:
         raw.close()
         raise
@@ -170,6 +186,7 @@ class _Scan:
     reported: set[str] = field(default_factory=set)  # paths already named with a problem
     sums: bytes | None = None
     sig: bytes | None = None
+    unreadable: bool = False  # nothing could be read: per-file checks would only add noise
 
 
 def _read_small(f: BinaryIO | None, size: int) -> bytes | None:
@@ -189,13 +206,10 @@ def _scan_tar(path: Path, report: Report, progress: Callable[[int], None] | None
     duplicates: list[str] = []
     control: dict[str, bytes] = {}  # top-level SHA256SUMS / .asc candidates, picked once the top is known
     count = 0
+    raw = None
     try:
         tar, raw = open_tar_stream(path, progress)
-    except STREAM_ERRORS as e:
-        raise VerifyError(f"{path} is not a readable tar archive (.tar, .tar.gz or .tar.xz): {e}. Give the "
-                          "bundle tarball as written by `bundler build`, or its unpacked directory.") from e
-    with raw:
-        try:
+        with raw:
             for m in tar:
                 count += 1
                 name = strip_dot(m.name)
@@ -238,12 +252,16 @@ def _scan_tar(path: Path, report: Report, progress: Callable[[int], None] | None
                     members.append((name, "reg", digest))
                 else:
                     members.append((name, "bad", f"unsupported tar member type {m.type!r}"))
-        except STREAM_ERRORS as e:
-            if count == 0:
-                raise VerifyError(f"{path} is not a readable tar archive (.tar, .tar.gz or .tar.xz): {e}. Give "
-                                  "the bundle tarball as written by `bundler build`, or its unpacked directory.") from e
-            report.add(path.name, f"the tarball ends or is corrupt after {count} members ({e}): the copy is "
-                                  "incomplete or damaged; copy it again (see `bundler split` for size-limited media)")
+    except STREAM_ERRORS as e:
+        if raw is not None:
+            raw.close()
+        if count == 0:
+            report.add(path.name, f"not a readable tar archive, or damaged at its very start ({e}): copy it again "
+                                  "from the original, or give the unpacked directory")
+            scan.unreadable = True
+            return scan
+        report.add(path.name, f"the tarball ends or is corrupt after {count} members ({e}): the copy is "
+                              "incomplete or damaged; copy it again (see `bundler split` for size-limited media)")
 
     # The top directory: the one holding SHA256SUMS, else the first one seen.
     top = next((t for t in tops if f"{t}/{SUMS}" in seen), None) or next(iter(tops), None)
@@ -517,6 +535,8 @@ def verify(path: str | os.PathLike[str], key: str | os.PathLike[str] | None = No
         scan = _scan_tar(path, report, progress)
     else:
         raise VerifyError(f"{path} does not exist. Give the bundle tarball or its unpacked directory.")
+    if scan.unreadable:
+        return report
     _check_against_sums(scan, report)
     if key is not None:
         if scan.sig is None:

@@ -51,7 +51,7 @@ def test_memory_stays_flat_for_a_large_member(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert r.ok, r.format()
     assert r.bytes_hashed > 64 << 20
-    assert peak < 8 << 20, f"peak {peak} bytes while verifying a 64 MiB member"
+    assert peak < 16 << 20, f"peak {peak} bytes while verifying a 64 MiB member"
 
 
 def test_tarfile_members_are_never_extracted(tmp_path: Path) -> None:

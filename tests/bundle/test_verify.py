@@ -189,6 +189,39 @@ def test_truncated_tarball_is_named_and_so_are_the_missing_files(tmp_path: Path)
     assert any(p.path == tarball.name and "copy it again" in p.problem for p in r.problems)
 
 
+def test_tarball_damaged_at_the_start_is_one_problem(tmp_path: Path) -> None:
+    tarball = write_bundle(tmp_path)
+    data = bytearray(tarball.read_bytes())
+    data[20:60] = b"\x00" * 40
+    tarball.write_bytes(bytes(data))
+    r = verify(tarball)
+    assert [p.path for p in r.problems] == [tarball.name]
+
+
+def test_gzip_bomb_does_not_inflate_in_memory(tmp_path: Path) -> None:
+    """A 256 MiB member of zeros is ~250 KiB compressed; verifying it must stay in constant memory."""
+    import gzip
+    import tracemalloc
+    bomb = tmp_path / "bomb.tar.gz"
+    with gzip.open(bomb, "wb", compresslevel=1) as g, tarfile.open(fileobj=g, mode="w|") as t:
+        info = tarfile.TarInfo(f"{TOP}/zeros")
+        info.size = 256 << 20
+
+        class Zeros:
+            def read(self, n: int) -> bytes:
+                return bytes(n)
+        t.addfile(info, Zeros())  # type: ignore[arg-type]
+    tracemalloc.start()
+    try:
+        r = verify(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [p.path for p in r.problems] == ["SHA256SUMS"]
+    assert r.bytes_hashed == 256 << 20  # read to the end
+    assert peak < 16 << 20
+
+
 def test_not_a_bundle_at_all_is_an_operator_error(tmp_path: Path) -> None:
     junk = tmp_path / "bundle.tar.gz"
     junk.write_bytes(b"this is not a tarball" * 100)
