@@ -200,7 +200,6 @@ def _scan_tar(path: Path, report: Report, progress: Callable[[int], None] | None
     tops: dict[str, bool] = {}  # first component -> is it a directory (has children or is a dir entry)
     seen: dict[str, tarfile.TarInfo] = {}
     symlinks: dict[str, str] = {}  # archive path -> link target, for resolution at the end
-    hardlinks: dict[str, str] = {}
     member_hash: dict[str, str] = {}  # archive path -> sha256 for every regular member (targets of links)
     members = []  # (archive path, kind, info) in order, to sort into top / outside once the top is known
     duplicates: list[str] = []
@@ -237,7 +236,6 @@ def _scan_tar(path: Path, report: Report, progress: Callable[[int], None] | None
                     symlinks[name] = m.linkname
                     members.append((name, "sym", m.linkname))
                 elif m.islnk():
-                    hardlinks[name] = m.linkname
                     members.append((name, "hard", m.linkname))
                 elif m.isreg():
                     f = tar.extractfile(m)
