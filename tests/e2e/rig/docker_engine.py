@@ -95,10 +95,25 @@ class DockerEngine:
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         self._proc.wait(timeout=10)
         self.started_by_us = False
+        if self.workdir is not None:
+            _unmount_below(self.workdir)
         after = _forward_policy()
         if self._forward_policy_before and after and after != self._forward_policy_before:
             log(f"restoring iptables FORWARD policy {after} -> {self._forward_policy_before}")
             run(["iptables", "-w", "5", "-P", "FORWARD", self._forward_policy_before], check=False, timeout=20)
+
+
+def _unmount_below(root: Path) -> None:
+    """dockerd leaves mounts under its exec-root (netns/default) when it stops: remove them."""
+    prefix = str(root.resolve()) + "/"
+    mounts = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            mp = line.split()[4].replace("\\040", " ")
+            if mp.startswith(prefix):
+                mounts.append(mp)
+    for mp in sorted(set(mounts), key=len, reverse=True):
+        run(["umount", mp], check=False, timeout=30)
 
 
 def _candidate_hosts() -> list[str]:

@@ -121,6 +121,18 @@ class Node:
         if routes:
             raise RigError(f"{self.name} still has a default route: {routes}")
 
+    def own_etc_files(self) -> None:
+        """/etc/hosts, /etc/resolv.conf and /etc/hostname are docker bind mounts, where an installer's
+        `sed -i` (rename) would fail; make them the node's own files, with the same content."""
+        self.exec(
+            "for f in /etc/hosts /etc/resolv.conf /etc/hostname; do "
+            "  if mountpoint -q $f 2>/dev/null || grep -q \" $f \" /proc/self/mountinfo; then "
+            "    cp $f /run/airgap-rig.$$ && umount $f && cat /run/airgap-rig.$$ > $f; rm -f /run/airgap-rig.$$; "
+            "  fi; "
+            "done",
+            timeout=30,
+        )
+
     def host_key(self) -> str:
         """The node's ed25519 host key as 'ssh-ed25519 AAAA...'."""
         return " ".join(self.sh("cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2])
@@ -188,6 +200,7 @@ class NodeSet:
         for n in self.nodes:
             n.wait_booted()
             n.drop_default_route()
+            n.own_etc_files()
         for n in self.nodes:
             n.wait_sshd()
 
