@@ -322,12 +322,10 @@ def _write_output(m: Manifest, staging: Path, out_dir: Path, fmt: str, sign_key:
     tmp = out_dir / f".{final.name}.partial-{os.getpid()}"
     sign = None
     if sign_key:
-        from .bundle.verify import sign as gpg_sign
+        from .bundle.verify import sign_bytes
 
         def sign(text: bytes) -> bytes:
-            p = staging / "SHA256SUMS"
-            p.write_bytes(text)
-            return gpg_sign(p, sign_key).read_bytes()
+            return sign_bytes(text, sign_key)
     total = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
     try:
         with ByteProgress(total, "writing bundle", enabled=not quiet) as bar:

@@ -137,3 +137,17 @@ def test_cli_build_prints_summary_and_json(tmp_path, stack):
     r = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300)
     summary = json.loads(r.stdout)
     assert summary["downloaded"]["count"] == 0 and summary["steps"]["images"]["count"] == 1
+
+
+def test_signed_build_verifies_with_its_key_only(tmp_path, stack, gpg_keys, monkeypatch):
+    from bundler.bundle.verify import verify
+
+    signer, stranger = gpg_keys
+    monkeypatch.setenv("GNUPGHOME", str(signer.home))
+    m = load_manifest(write_manifest(tmp_path, stack.manifest(packages=K8S, cni="none", k8s=None)))
+    result = build(m, tmp_path / "out", Cache(tmp_path / "cache"), quiet=True, sign_key=signer.fpr)
+    monkeypatch.delenv("GNUPGHOME")
+    good = verify(result.path, key=signer.public)
+    assert good.ok, good.format()
+    bad = verify(result.path, key=stranger.public)
+    assert not bad.ok and "SHA256SUMS.asc" in bad.format()
