@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from rig import TIMER, DockerEngine, LeakTrap, Node, NodeSet, Rig, RigConfig, RigNetwork, missing_prerequisites
 from rig.util import DEFAULT_WORKDIR
+from rig_options import add_keep_rig_option
 
 
 def _truthy(name: str) -> bool:
@@ -33,8 +34,7 @@ def _truthy(name: str) -> bool:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--keep-rig", action="store_true", default=False,
-                     help="leave the e2e rig (nodes, network, dockerd) running after the session")
+    add_keep_rig_option(parser)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
