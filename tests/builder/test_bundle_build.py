@@ -151,3 +151,28 @@ def test_signed_build_verifies_with_its_key_only(tmp_path, stack, gpg_keys, monk
     assert good.ok, good.format()
     bad = verify(result.path, key=stranger.public)
     assert not bad.ok and "SHA256SUMS.asc" in bad.format()
+
+
+def test_diff_and_inspect_of_two_real_bundles(tmp_path, stack):
+    from bundler.bundle.diff import diff
+    from bundler.bundle.inspect import inspect
+
+    ref = "docker.io/library/difftest:1"
+    cache = Cache(tmp_path / "cache")
+    stack.push(ref, seed="old")
+    old_pkgs = ["kubeadm-1.30.3", "kubelet-1.30.4", "kubectl-1.30.4", "containerd.io"]
+    old = build(load_manifest(write_manifest(tmp_path, stack.manifest(packages=old_pkgs, cni="none", k8s=None,
+                                                                      extra_images=[ref]), "a.yaml")),
+                tmp_path / "a", cache, quiet=True)
+    stack.push(ref, seed="new")
+    new = build(load_manifest(write_manifest(tmp_path, stack.manifest(packages=K8S, cni="none", k8s=None,
+                                                                      extra_images=[ref]), "b.yaml")),
+                tmp_path / "b", cache, quiet=True)
+    d = diff(old.path, new.path)
+    assert [(u["name"], u["old"], u["new"]) for u in d["packages"]["upgraded"]] == [
+        ("kubeadm", "1.30.3-150500.1.1", "1.30.4-150500.1.1")]
+    assert not d["packages"]["added"] and not d["packages"]["removed"]
+    assert [c["ref"] for c in d["images"]["changed"]] == [ref]
+    assert not d["files"]["added"] and not d["files"]["removed"] and not d["files"]["changed"]
+    info = inspect(new.path)
+    assert info["images"]["count"] == 1 and info["packages"]["count"] == len(new.inputs.packages)
