@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,8 @@ class RigNetwork:
             self.engine.docker("network", "rm", self.name, check=False, timeout=60)
 
     def _check_no_overlap(self) -> None:
+        if not shutil.which("ip"):
+            return
         cp = run(["ip", "-o", "-4", "addr", "show"], check=False, timeout=10)
         net = ipaddress.ip_network(self.subnet)
         for line in cp.stdout.splitlines():

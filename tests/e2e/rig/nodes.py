@@ -27,7 +27,7 @@ NODE_FLAGS = (
     "--security-opt", "systempaths=unconfined",
     "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
     "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
-    "-v", "/var/lib/containerd",
+    "-v", "/var/lib/containerd", "-v", "/var/lib/docker",  # no overlayfs on overlayfs for runtimes
     "--stop-signal", "SIGRTMIN+3",
 )
 BOOT_TIMEOUT = float(os.environ.get("AIRGAP_RIG_BOOT_TIMEOUT", "120"))

@@ -58,6 +58,8 @@ def run(
         )
     except subprocess.TimeoutExpired as exc:
         raise RigError(f"timed out after {timeout:.0f}s: {shlex.join(args)}") from exc
+    except FileNotFoundError as exc:
+        raise RigError(f"command not found: {args[0]} (running {shlex.join(args)})") from exc
     if check and cp.returncode != 0:
         raise RigError(
             f"exit {cp.returncode}: {shlex.join(args)}\n--- stdout\n{(cp.stdout or '')[-4000:]}"
