@@ -1,0 +1,21 @@
+"""Run every benchmark in one go (`make bench`): each prints its own table and ratio."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RUNS = [
+    ["images_vs_skopeo.py"],
+    ["rpm_vs_dnf.py"],
+    ["rpm_vs_dnf.py", "--latency-ms", "50"],
+]
+
+if __name__ == "__main__":
+    failed = 0
+    for args in RUNS:
+        print(f"\n=== {' '.join(args)} ===", flush=True)
+        failed |= subprocess.call([sys.executable, str(HERE / args[0]), *args[1:]])
+    sys.exit(failed)
