@@ -81,6 +81,10 @@ class PkgDef:
     files: tuple[tuple[str, FileContent], ...] = ()
     post: str | None = None
     summary: str = ""
+    preun: str | None = None
+    postun: str | None = None
+    config: tuple[str, ...] = ()  # paths marked %config(noreplace)
+    description: str = ""
 
     @property
     def evr(self) -> str:
@@ -103,16 +107,19 @@ class PkgDef:
     def spec(self) -> str:
         return make_spec(self.name, self.version, self.release, self.arch, self.requires, self.provides,
                          self.obsoletes, self.conflicts, dict(self.files), self.post, epoch=self.epoch,
-                         recommends=self.recommends, summary=self.summary)
+                         recommends=self.recommends, summary=self.summary, preun=self.preun, postun=self.postun,
+                         config=self.config, description=self.description)
 
 
 def pkg(name: str, version: str, release: str, arch: str = "noarch", *,
         requires: Iterable[str] = (), provides: Iterable[str] = (), obsoletes: Iterable[str] = (),
         conflicts: Iterable[str] = (), recommends: Iterable[str] = (),
         files: Mapping[str, FileContent] | None = None, post: str | None = None,
-        epoch: int = 0, summary: str = "") -> PkgDef:
+        epoch: int = 0, summary: str = "", preun: str | None = None, postun: str | None = None,
+        config: Iterable[str] = (), description: str = "") -> PkgDef:
     return PkgDef(name, version, release, arch, epoch, tuple(requires), tuple(provides), tuple(obsoletes),
-                  tuple(conflicts), tuple(recommends), tuple(sorted((files or {}).items())), post, summary)
+                  tuple(conflicts), tuple(recommends), tuple(sorted((files or {}).items())), post, summary,
+                  preun, postun, tuple(sorted(config)), description)
 
 
 def _file_mode(path: str, content: FileContent) -> int:
@@ -125,7 +132,8 @@ def make_spec(name: str, version: str, release: str, arch: str = "noarch",
               requires: Iterable[str] = (), provides: Iterable[str] = (), obsoletes: Iterable[str] = (),
               conflicts: Iterable[str] = (), files: Mapping[str, FileContent] | None = None,
               post: str | None = None, *, epoch: int = 0, recommends: Iterable[str] = (),
-              summary: str = "") -> str:
+              summary: str = "", preun: str | None = None, postun: str | None = None,
+              config: Iterable[str] = (), description: str = "") -> str:
     """RPM spec text for a synthetic package. `files` maps absolute paths to their content.
 
     noarch packages carry `BuildArch: noarch`; arch packages get their arch from `rpmbuild --target`.
@@ -154,7 +162,7 @@ def make_spec(name: str, version: str, release: str, arch: str = "noarch",
     for tag, values in (("Requires", requires), ("Provides", provides), ("Obsoletes", obsoletes),
                         ("Conflicts", conflicts), ("Recommends", recommends)):
         lines += [f"{tag}: {v}" for v in values]
-    lines += ["", "%description", f"Synthetic package {name} for airgap-bundler tests (arch {arch}).", "",
+    lines += ["", "%description", description or f"Synthetic package {name} for airgap-bundler tests (arch {arch}).", "",
               "%install", "rm -rf %{buildroot}", "mkdir -p %{buildroot}"]
     for path, content in sorted(files.items()):
         mode = f"{_file_mode(path, content):o}"
@@ -166,10 +174,12 @@ def make_spec(name: str, version: str, release: str, arch: str = "noarch",
             raw = content.encode() if isinstance(content, str) else content
             lines.append(f"printf '%s' '{base64.b64encode(raw).decode()}' | base64 -d > '{dest}'")
         lines.append(f"chmod {mode} '{dest}'")
-    if post is not None:
-        lines += ["", "%post", post.rstrip("\n")]
+    for section, body in (("%post", post), ("%preun", preun), ("%postun", postun)):
+        if body is not None:
+            lines += ["", section, body.rstrip("\n")]
+    config = set(config)
     lines += ["", "%files"]
-    lines += list(sorted(files))
+    lines += [f"%config(noreplace) {p}" if p in config else p for p in sorted(files)]
     lines.append("")
     return "\n".join(lines)
 
