@@ -114,8 +114,9 @@ def main() -> None:
             root, dest = work / f"dnf-root-{label}", work / f"dnf-{label}"
             (root / "etc/dnf").mkdir(parents=True)
             (root / "etc/dnf/dnf.conf").write_text("[main]\n")
-            dnf = ["dnf", "-q", "-c", str(root / "etc/dnf/dnf.conf"), "--installroot", str(root), "--releasever", "9",
-                   "--setopt=reposdir=/dev/null", "--disableplugin=local", "--nogpgcheck", f"--setopt=cachedir={work}/dnfcache",
+            dnf = ["dnf", "-q", "-c", str(root / "etc/dnf/dnf.conf"), "--installroot", str(root),
+                   "--releasever", "9", "--setopt=reposdir=/dev/null", "--disableplugin=local", "--nogpgcheck",
+                   f"--setopt=cachedir={work}/dnfcache",
                    *[f"--repofrompath={n},{u}" for n, u in urls.items()],
                    "download", "--resolve", "--alldeps", "--destdir", str(dest), "stack"]
             t0 = time.perf_counter()
