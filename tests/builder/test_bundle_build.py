@@ -176,3 +176,28 @@ def test_diff_and_inspect_of_two_real_bundles(tmp_path, stack):
     assert not d["files"]["added"] and not d["files"]["removed"] and not d["files"]["changed"]
     info = inspect(new.path)
     assert info["images"]["count"] == 1 and info["packages"]["count"] == len(new.inputs.packages)
+
+
+def test_binary_install_mode_ships_verified_binaries(tmp_path, stack):
+    m = load_manifest(write_manifest(tmp_path, stack.manifest(packages=["httpd-tools"], install="binaries")))
+    result = build(m, tmp_path / "out", Cache(tmp_path / "cache"), quiet=True, fmt="dir")
+    bom = json.loads((result.path / "bundle.json").read_text())
+    pinned = {f["name"]: f["pinnedBy"] for f in bom["files"]}
+    assert pinned["kubeadm"] == pinned["kubelet"] == pinned["kubectl"] == pinned["crictl"] == "publisher"
+    assert pinned["docker-26.1.4.tgz"] == "first-fetch"  # Docker publishes no checksum: pinned by the lock
+    assert any(n.startswith("cni-plugins-linux-amd64-") for n in pinned)
+    for name in ("kubeadm", "kubelet", "kubectl", "crictl"):
+        f = result.path / "files" / name
+        assert f.is_file() and f.stat().st_mode & 0o111, name
+    assert b"crictl test double" in (result.path / "files" / "crictl").read_bytes()  # extracted from the tarball
+
+
+def test_corrupt_default_file_is_refused_by_its_publisher_checksum(tmp_path, stack):
+    helm = next(k for k in stack.site.files if k.startswith("get.helm.sh/") and k.endswith(".tar.gz"))
+    stack.site.server.corrupt("/" + helm)
+    m = load_manifest(write_manifest(tmp_path, stack.manifest(packages=[], cni="none")))
+    out = tmp_path / "out"
+    with pytest.raises(FetchError, match=r"file 'helm'.*does not match its published checksum"):
+        build(m, out, Cache(tmp_path / "cache"), quiet=True)
+    stack.site.server.clear_faults()
+    assert not out.exists() or not list(out.iterdir())

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from .http import RepoHTTPServer
-from .stack import Stack, build_site, k8s_images
+from .stack import Stack, add_binaries, build_site, k8s_images
 from .yumrepos import REPOS, PkgDef, Upstream, build_upstream_cached, copy_upstream, repo_dirname
 
 _BUILD_STATS: dict[str, float | bool] = {}
@@ -126,6 +126,7 @@ def stack_session(yum_server_session: RepoHTTPServer, tmp_path_factory: pytest.T
 
     work = tmp_path_factory.mktemp("stack")
     site = build_site(work / "site")
+    add_binaries(site)
     reg = Registry(work / "registry")
     proxy = Proxy(reg.host)
     try:

@@ -136,5 +136,23 @@ def build_site(root: Path, *, registry_binary: bytes = b"#!/bin/sh\necho registr
     return site
 
 
+def add_binaries(site: Site, k8s: str = "1.30.4", arch: str = "amd64") -> None:
+    """The `install: binaries` downloads (kube binaries, crictl, CNI plugins, static docker) at their real paths."""
+    from bundler.files.defaults import CNI_PLUGINS, CRICTL, DOCKER_STATIC_VERSION
+
+    minor = ".".join(k8s.split(".")[:2])
+    for b in ("kubeadm", "kubelet", "kubectl"):
+        site.put(f"dl.k8s.io/release/v{k8s}/bin/linux/{arch}/{b}", f"#!/bin/sh\necho {b} test double\n".encode(),
+                 ".sha256")
+    crictl = CRICTL[minor]
+    site.put(f"github.com/kubernetes-sigs/cri-tools/releases/download/v{crictl}/crictl-v{crictl}-linux-{arch}.tar.gz",
+             _tgz({"crictl": b"#!/bin/sh\necho crictl test double\n"}), ".sha256")
+    cni = CNI_PLUGINS[minor]
+    site.put(f"github.com/containernetworking/plugins/releases/download/v{cni}/cni-plugins-linux-{arch}-v{cni}.tgz",
+             _tgz({"./bridge": b"bridge", "./host-local": b"host-local", "./loopback": b"loopback"}), ".sha256")
+    site.put(f"download.docker.com/linux/static/stable/x86_64/docker-{DOCKER_STATIC_VERSION}.tgz",
+             _tgz({"docker/dockerd": b"dockerd", "docker/containerd": b"containerd", "docker/runc": b"runc"}))
+
+
 def k8s_images(version: str, cni: str) -> list[str]:
     return kubeadm_images(version) + {"calico": CALICO_IMAGES, "flannel": FLANNEL_IMAGES}.get(cni, [])
