@@ -13,3 +13,6 @@ lint: setup
 
 bench: setup
 	.venv/bin/python bench/run_all.py
+
+vagrant-test:
+	$(MAKE) -C vagrant vagrant-test BUNDLE=$(abspath $(BUNDLE))

@@ -9,7 +9,7 @@ APT_PACKAGES=(
   rpm createrepo-c dnf dnf-plugins-core          # yum repo stand-ins and dnf as the reference solver
   docker-registry skopeo umoci                   # registry stand-in, image tools for tests and benchmarks
   gnupg openssl apache2-utils                    # bundle signatures, the installer's CA, htpasswd
-  docker.io debootstrap iptables                 # the multi-node rig (systemd containers)
+  docker.io debootstrap iptables iproute2 openssh-client  # the multi-node rig (systemd containers)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

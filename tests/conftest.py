@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.upstream.fixtures"]
+pytest_plugins = ["tests.upstream.fixtures", "tests.e2e.rig_options"]
