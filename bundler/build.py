@@ -235,8 +235,6 @@ def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session:
                                mirrors=m.mirrors, insecure=insecure, workers=jobs, progress=bar, on_total=grow,
                                stats=img_stats)
             out = [r.to_dict() for r in recs]
-            for rec, original in zip(out, inputs.image_refs):
-                rec["ref"] = original  # a locked build pins by digest but keeps the reference it was asked for
             steps["images"] = StepStat(len(out), sum(r["size"] for r in out), time.monotonic() - t,
                                        img_stats.cache_hits)
             return out

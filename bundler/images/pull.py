@@ -54,8 +54,13 @@ class ResolvedImage:
     def size(self) -> int:
         return sum(m.size for m in self.manifests) + sum(self.blobs.values())
 
+    @property
+    def name(self) -> str:
+        """The reference as stored: a pinned `name:tag@digest` keeps its tag name (the digest is in the record)."""
+        return str(self.ref.with_digest(None)) if self.ref.tag and self.ref.digest else str(self.ref)
+
     def record(self) -> ImageRecord:
-        return ImageRecord(str(self.ref), self.top.digest, self.top.media_type, self.size, self.platforms)
+        return ImageRecord(self.name, self.top.digest, self.top.media_type, self.size, self.platforms)
 
 
 def _blobs_of(ref: Reference, m: Manifest, img: ResolvedImage) -> None:
@@ -223,7 +228,7 @@ def pull_images(
     for text, img in zip(remote, images):
         for m in img.manifests:
             layout.add_blob_bytes(m.digest, m.data)
-        layout.add_reference(str(img.ref), img.ref.tag or img.ref.digest or "", img.top.media_type,
+        layout.add_reference(img.name, img.ref.tag or img.ref.digest or "", img.top.media_type,
                              img.top.digest, img.top.size)
         by_text[text] = img.record()
     if len(remote) < len(refs):

@@ -45,7 +45,7 @@ class Reference:
         """The host that serves the API (Docker Hub's API is not at docker.io)."""
         return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
 
-    def with_digest(self, digest: str) -> Reference:
+    def with_digest(self, digest: str | None) -> Reference:
         return Reference(self.registry, self.repository, self.tag, digest)
 
     def __str__(self) -> str:

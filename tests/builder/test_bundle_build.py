@@ -201,3 +201,16 @@ def test_corrupt_default_file_is_refused_by_its_publisher_checksum(tmp_path, sta
         build(m, out, Cache(tmp_path / "cache"), quiet=True)
     stack.site.server.clear_faults()
     assert not out.exists() or not list(out.iterdir())
+
+
+def test_locked_build_stores_images_under_their_tag_names(tmp_path, stack):
+    path = write_manifest(tmp_path, stack.manifest(packages=[], cni="none", k8s=None,
+                                                   extra_images=["registry.k8s.io/pause:3.9"]))
+    cache = Cache(tmp_path / "cache")
+    lock(load_manifest(path), cache)
+    result = build(load_manifest(path), tmp_path / "out", cache, quiet=True, locked=True, fmt="dir")
+    index = json.loads((result.path / "images" / "index.json").read_text())
+    assert [d["annotations"]["io.airgap-bundler.image.ref"] for d in index["manifests"]] == ["registry.k8s.io/pause:3.9"]
+    bom = json.loads((result.path / "bundle.json").read_text())
+    assert bom["images"][0]["ref"] == "registry.k8s.io/pause:3.9"
+    assert bom["images"][0]["digest"] == stack.images["registry.k8s.io/pause:3.9"]
