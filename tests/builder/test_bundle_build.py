@@ -210,7 +210,8 @@ def test_locked_build_stores_images_under_their_tag_names(tmp_path, stack):
     lock(load_manifest(path), cache)
     result = build(load_manifest(path), tmp_path / "out", cache, quiet=True, locked=True, fmt="dir")
     index = json.loads((result.path / "images" / "index.json").read_text())
-    assert [d["annotations"]["io.airgap-bundler.image.ref"] for d in index["manifests"]] == ["registry.k8s.io/pause:3.9"]
+    stored = [d["annotations"]["io.airgap-bundler.image.ref"] for d in index["manifests"]]
+    assert stored == ["registry.k8s.io/pause:3.9"]
     bom = json.loads((result.path / "bundle.json").read_text())
     assert bom["images"][0]["ref"] == "registry.k8s.io/pause:3.9"
     assert bom["images"][0]["digest"] == stack.images["registry.k8s.io/pause:3.9"]
