@@ -111,6 +111,10 @@ class Command(Change):
         return True
 
 
+# dnf where the host has it (EL8+; yum is only a link there, and some minimal images lack the link), else yum.
+PKG_TOOL = '"$(command -v dnf || echo yum)"'
+
+
 class InstallPackages(Change):
     """yum install from the air-gapped repos only; reset removes exactly what was installed."""
 
@@ -125,7 +129,7 @@ class InstallPackages(Change):
 
     def command(self):
         enable = " ".join("--enablerepo=%s" % quote(r) for r in self.repos)
-        return "yum -y --disablerepo='*' %s install %s" % (enable, " ".join(quote(n) for n in self.names))
+        return "%s -y --disablerepo='*' %s install %s" % (PKG_TOOL, enable, " ".join(quote(n) for n in self.names))
 
     def apply(self, conn, journal):
         missing = [n for n in self.names if not conn.run("rpm -q %s" % quote(n), check=False).ok]

@@ -77,7 +77,9 @@ def script(root="/", files=(), dirs=()):
         "sec time; date +%s",
         "sec swaps; tail -n +2 /proc/swaps 2>/dev/null",
         "sec selinux; if command -v getenforce >/dev/null 2>&1; then getenforce; else echo Disabled; fi",
-        "sec modules; cut -d' ' -f1 /proc/modules 2>/dev/null",
+        # loaded modules, built-in ones (/sys/module), and br_netfilter's effect where it is built in
+        "sec modules; cut -d' ' -f1 /proc/modules 2>/dev/null; ls -1 /sys/module 2>/dev/null; "
+        "[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && echo br_netfilter",
         "sec addresses; ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1",
         "sec listening; (ss -Htln 2>/dev/null || netstat -tln 2>/dev/null | tail -n +3) | awk '{print $4}'",
         "sec python; for p in python3 /usr/libexec/platform-python; do command -v $p 2>/dev/null && break; done",

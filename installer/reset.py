@@ -1,5 +1,6 @@
 """reset: undo what the journal says the installer did, leaving the host as it was found."""
 
+from installer.changes import PKG_TOOL
 from installer.journal import STATE_DIR
 from installer.ssh import quote
 
@@ -15,8 +16,8 @@ def reset_steps(journal, has_kubeadm=True):
             continue
         steps.append(("undo", cmd))
     if d.get("packages"):
-        steps.append(("remove packages", "yum -y --disablerepo='*' remove %s" % " ".join(
-            quote(p) for p in d["packages"])))
+        steps.append(("remove packages", "%s -y --disablerepo='*' remove %s" % (PKG_TOOL, " ".join(
+            quote(p) for p in d["packages"]))))
     return steps
 
 

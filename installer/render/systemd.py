@@ -17,7 +17,6 @@ Wants=network-online.target
 WorkingDirectory={d}
 ExecStart={py} -m http.server {port} --bind {addr}
 User=nobody
-Group=nobody
 NoNewPrivileges=yes
 PrivateTmp=yes
 ProtectSystem=full

@@ -2,7 +2,7 @@
 
 import pytest
 
-from installer.changes import Callback, Command, InstallPackages, MoveAside, Service, WriteFile
+from installer.changes import PKG_TOOL, Callback, Command, InstallPackages, MoveAside, Service, WriteFile
 from installer.errors import InstallerError
 from installer.journal import Journal
 from installer.phases.cni import CNI, patch_manifest
@@ -255,7 +255,7 @@ def test_runtime_containerd_packages(bundle):
     changes = Runtime().plan(ctx, w, f)
     pk = [c for c in changes if isinstance(c, InstallPackages)][0]
     assert pk.names == ["container-selinux", "containerd.io", "kubeadm", "kubectl", "kubelet"]
-    assert pk.command().startswith("yum -y --disablerepo='*' --enablerepo='airgap-*' install ")
+    assert pk.command().startswith(PKG_TOOL + " -y --disablerepo='*' --enablerepo='airgap-*' install ")
     files = dict((c.path, c.content) for c in changes if isinstance(c, WriteFile))
     assert 'sandbox_image = "registry.k8s.io/pause:3.9"' in files["/etc/containerd/config.toml"]
     assert "/etc/containerd/certs.d/registry.k8s.io/hosts.toml" in files
