@@ -78,7 +78,9 @@ def describe(iso=None, media_dir=None, devices=OPTICAL_DEVICES, root="/"):
             raise InstallerError("%s has no yum repository (no repodata/ or BaseOS/repodata/)" % media_dir,
                                  phase="preflight", hint="Point --media at the top of the OS DVD content")
         ver = treeinfo_version(media_dir)
-        return {"kind": "dir", "path": os.path.abspath(media_dir), "label": ver,
+        repos = [sub for sub in ("", "BaseOS", "AppStream")
+                 if os.path.exists(os.path.join(media_dir, sub, "repodata", "repomd.xml"))]
+        return {"kind": "dir", "path": os.path.abspath(media_dir), "label": ver, "repos": repos,
                 "major": int(ver.split(".")[0]) if ver and ver.split(".")[0].isdigit() else None}
     for dev in devices:
         real = os.path.join(root, dev.lstrip("/")) if root not in ("/", None) else dev

@@ -43,7 +43,7 @@ class MediaRepo(Phase):
         bundle_keys = ["%s/gpgkeys/%s" % (bundle_url, k) for k in b.gpgkeys()]
         mkeys = media_keys(facts)
         sections = []
-        for rid, name, sub in yumrepo.media_subdirs(b.el_major):
+        for rid, name, sub in yumrepo.media_subdirs(b.el_major, (ctx.media or {}).get("repos")):
             sections.append((rid, name, media_url + ("/" + sub if sub else ""), mkeys))
         return {
             yumrepo.BUNDLE_REPO_FILE: yumrepo.bundle_repo(bundle_url, bundle_keys, b.el_major),

@@ -28,8 +28,13 @@ def media_repo(sections):
         repo_section(rid, name, url, keys) for rid, name, url, keys in sections)
 
 
-def media_subdirs(el_major):
-    """The repositories on an EL install DVD: one at the root on EL7, BaseOS + AppStream on EL8+."""
+def media_subdirs(el_major, found=None):
+    """The repositories on an EL install DVD: one at the root on EL7, BaseOS + AppStream on EL8+.
+
+    `found` (the subdirectories that hold repodata, when the media could be looked at) wins over the default.
+    """
+    if found:
+        return [("airgap-media-" + (sub.lower() or "os"), "OS media " + (sub or "packages"), sub) for sub in found]
     if el_major <= 7:
         return [("airgap-media", "OS media", "")]
     return [("airgap-media-baseos", "OS media BaseOS", "BaseOS"),
