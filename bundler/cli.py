@@ -56,6 +56,9 @@ def _cache(cache_dir: Path | None) -> Cache:
 @click.version_option(__version__, prog_name="bundler")
 def main() -> None:
     """Build offline Kubernetes bundles for EL7-EL10 hosts with no internet."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
 
 
 insecure_option = click.option(

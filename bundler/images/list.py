@@ -8,6 +8,7 @@ Where a kubeadm binary is on PATH, `check_kubeadm_table` asks it and reports any
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import subprocess
@@ -38,6 +39,8 @@ KUBEADM_IMAGES: dict[tuple[int, int], tuple[tuple[int, str, str, str, str], ...]
     (1, 33): ((0, K8S, "3.10", "3.5.21-0", "v1.12.0"),),
     (1, 34): ((0, K8S, "3.10.1", "3.6.4-0", "v1.12.1"),),
 }
+log = logging.getLogger("bundler")
+
 CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 _IMAGE_LINE = re.compile(r"""^\s*-?\s*["']?image["']?\s*:\s*["']?([^\s"'#]+)""", re.MULTILINE)
@@ -131,7 +134,19 @@ def image_list(
     """The bundle's image references: kubeadm's (if a version is set), the CNI manifests', then spec.images."""
     out: list[str] = []
     if kubernetes_version:
-        out += kubeadm_images(kubernetes_version)
+        # A kubeadm on this machine is the truth; the table is for build hosts without one.
+        actual = kubeadm_images_from_binary(kubernetes_version)
+        if actual:
+            try:
+                table = kubeadm_images(kubernetes_version)
+            except ManifestError:
+                table = []
+            if table and set(table) != set(actual):
+                log.warning("kubeadm on PATH lists other images for %s than the built-in table (%s); using "
+                            "kubeadm's list", kubernetes_version, ", ".join(sorted(set(table) ^ set(actual))))
+            out += actual
+        else:
+            out += kubeadm_images(kubernetes_version)
     for text in cni_manifests:
         out += cni_images(text)
     out += list(extra)

@@ -74,8 +74,8 @@ def test_kubeadm_table():
         kubeadm_images("1.30")
 
 
-def test_kubeadm_binary_is_compared(tmp_path, monkeypatch):
-    """A kubeadm on PATH is asked; a disagreement is reported line by line."""
+def test_kubeadm_binary_is_compared(tmp_path, monkeypatch, caplog):
+    """A kubeadm on PATH (a test double: no real kubeadm exists here) is asked; a disagreement is reported."""
     fake = tmp_path / "kubeadm"
     fake.write_text("#!/bin/sh\n"
                     "[ \"$1 $2 $3 $4 $5\" = \"config images list --kubernetes-version v1.30.4\" ] || exit 2\n"
@@ -87,8 +87,14 @@ def test_kubeadm_binary_is_compared(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     assert check_kubeadm_table("1.30.4") == ["table: registry.k8s.io/etcd:3.5.12-0",
                                              "kubeadm: registry.k8s.io/etcd:3.5.99-0"]
+    # the image list follows the local kubeadm (test double above) and says that the table differs
+    with caplog.at_level("WARNING", logger="bundler"):
+        listed = image_list("1.30.4")
+    assert "registry.k8s.io/etcd:3.5.99-0" in listed and "registry.k8s.io/etcd:3.5.12-0" not in listed
+    assert "using kubeadm's list" in caplog.text
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     assert check_kubeadm_table("1.30.4") == []  # no kubeadm here (as on this build machine)
+    assert "registry.k8s.io/etcd:3.5.12-0" in image_list("1.30.4")
 
 
 CNI = """
