@@ -437,8 +437,11 @@ def _run(cmd: Sequence[str], **kw: object) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def build_rpms(pkgs: Iterable[PkgDef], workdir: Path) -> dict[PkgDef, Path]:
-    """rpmbuild every definition; one rpmbuild process per target arch (noarch builds with x86_64)."""
+def build_rpms(pkgs: Iterable[PkgDef], workdir: Path, defines: Mapping[str, str] | None = None) -> dict[PkgDef, Path]:
+    """rpmbuild every definition; one rpmbuild process per target arch (noarch builds with x86_64).
+
+    `defines`: extra rpm macros, e.g. {"_binary_payload": "w1.gzdio"} for big payloads built fast."""
+    extra = [a for k, v in (defines or {}).items() for a in ("--define", f"{k} {v}")]
     pkgs = list(dict.fromkeys(pkgs))
     groups: dict[str, list[PkgDef]] = {}
     for p in pkgs:
@@ -453,7 +456,7 @@ def build_rpms(pkgs: Iterable[PkgDef], workdir: Path) -> dict[PkgDef, Path]:
             sp = specdir / f"{p.name}-{p.version}-{p.release}.{p.arch}.spec"
             sp.write_text(p.spec())
             specs.append(str(sp))
-        _run(["rpmbuild", "--quiet", "--define", f"_topdir {top}", "--target", target, "-bb", *specs])
+        _run(["rpmbuild", "--quiet", "--define", f"_topdir {top}", *extra, "--target", target, "-bb", *specs])
 
     with ThreadPoolExecutor(max_workers=max(1, len(groups))) as ex:
         for f in [ex.submit(build, t, m) for t, m in groups.items()]:

@@ -1,0 +1,189 @@
+#!/usr/bin/python3
+# TEST DOUBLE of kubectl for the airgap-bundler e2e rig -- NOT the real kubectl.
+#
+# Talks to the apiserver double (server, CA and token from the kubeconfig: --kubeconfig, $KUBECONFIG
+# or ~/.kube/config) and answers what the installer asks: `apply -f FILE`, `get nodes [-o json|wide]`,
+# `get pods [-n NS|-A] [-o json|wide]`, `version`, `cluster-info`. Every call is recorded as a JSON
+# line in /var/log/kubectl-double.log.
+import json
+import os
+import re
+import sys
+
+_here = os.path.dirname(os.path.realpath(__file__))
+sys.path[:0] = [_here, os.path.join(_here, "..", "lib", "airgap-e2e"), "/usr/lib/airgap-e2e"]
+import kubedouble as kd  # noqa: E402
+
+LOG = "kubectl-double.log"
+HELP = f"""kubectl -- {kd.DOUBLE_BANNER} (v{kd.KUBE_VERSION})
+
+    A TEST DOUBLE for the airgap-bundler e2e tests: apply, get nodes, get pods, version,
+    cluster-info against the apiserver double; calls are recorded in /var/log/kubectl-double.log.
+"""
+SHORT = {"n": "namespace", "o": "output", "f": "filename", "A": "all-namespaces"}
+BOOL = {"all-namespaces", "A", "client", "help", "h", "wide"}
+
+
+def parse_args(argv: list) -> "tuple[list, dict]":
+    words, flags = [], {}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("-") and a != "-":
+            key, eq, val = a.lstrip("-").partition("=")
+            key = SHORT.get(key, key) if not a.startswith("--") else key
+            if not eq:
+                if key in BOOL or key in ("all-namespaces",) or i + 1 >= len(argv):
+                    val = "true"
+                else:
+                    val = argv[i + 1]
+                    i += 1
+            flags[key] = val
+        else:
+            words.append(a)
+        i += 1
+    return words, flags
+
+
+def _walk_images(node: object, out: list) -> None:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "image" and isinstance(v, str):
+                out.append(v)
+            else:
+                _walk_images(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            _walk_images(v, out)
+
+
+def objects_of(text: str) -> list:
+    """kind/name/namespace/images/replicas of every document (YAML subset, else line scanning)."""
+    out = []
+    for doc in re.split(r"(?m)^---\s*$", text):
+        if not doc.strip():
+            continue
+        try:
+            d = kd.parse_yaml(doc)[0]
+        except (kd.YAMLError, IndexError):
+            d = None
+        if isinstance(d, dict):
+            meta = d.get("metadata") or {}
+            images: list = []
+            _walk_images(d.get("spec"), images)
+            kind, name, ns = d.get("kind"), meta.get("name"), meta.get("namespace")
+            replicas = (d.get("spec") or {}).get("replicas") if isinstance(d.get("spec"), dict) else None
+        else:  # real manifests use YAML this parser does not read (block scalars): scan lines
+            kind = (re.search(r"(?m)^kind:\s*(\S+)", doc) or [None, None])[1]
+            mm = re.search(r"(?m)^metadata:\s*\n((?:[ \t]+.*\n?)*)", doc)
+            meta_txt = mm.group(1) if mm else ""
+            name = (re.search(r"(?m)^\s{2}name:\s*(\S+)", meta_txt) or [None, None])[1]
+            ns = (re.search(r"(?m)^\s{2}namespace:\s*(\S+)", meta_txt) or [None, None])[1]
+            images = [i.strip("'\"") for i in re.findall(r"(?m)^\s*-?\s*image:\s*(\S+)", doc)]
+            rep = re.search(r"(?m)^\s{2}replicas:\s*(\d+)", doc)
+            replicas = int(rep.group(1)) if rep else None
+        if not kind or not name:
+            kd.die("error: error validating data: a document has no kind or metadata.name")
+        out.append({"kind": kind, "name": name, "namespace": ns or "default",
+                    "images": list(dict.fromkeys(images)), "replicas": replicas})
+    return out
+
+
+def _conn(flags: dict) -> "tuple[str, str, str]":
+    path = flags.get("kubeconfig") or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    try:
+        return kd.read_kubeconfig(path)
+    except (RuntimeError, KeyError, IndexError, kd.YAMLError) as e:
+        kd.die(f"error: invalid configuration: {path} ({e})")
+        raise
+
+
+def _call(flags: dict, method: str, path: str, body: object = None) -> object:
+    server, ca, token = _conn(flags)
+    try:
+        return kd.api(server, method, path, body, token=token, ca_pem=ca)
+    except kd.APIError as e:
+        kd.die(f"The connection to the server {server} was refused - did you specify the right host or port? ({e})")
+        raise
+
+
+def cmd_apply(flags: dict) -> None:
+    fn = flags.get("filename")
+    if not fn:
+        kd.die("error: must specify -f")
+    text = sys.stdin.read() if fn == "-" else open(fn).read()
+    objs = objects_of(text)
+    res = _call(flags, "POST", "/apply", {"objects": objs, "source": fn})
+    for o, r in zip(objs, res["results"]):
+        print("{}/{} {}".format(o["kind"].lower(), o["name"], r))
+
+
+def _age(_: object) -> str:
+    return "1m"
+
+
+def cmd_get(words: list, flags: dict) -> None:
+    what = words[1] if len(words) > 1 else ""
+    out = flags.get("output", "")
+    if what in ("nodes", "node", "no"):
+        data = _call(flags, "GET", "/api/v1/nodes")
+        if len(words) > 2:
+            data = {"apiVersion": "v1", "kind": "List",
+                    "items": [i for i in data["items"] if i["metadata"]["name"] in words[2:]]}
+        if out == "json":
+            print(json.dumps(data, indent=2))
+            return
+        wide = out == "wide"
+        print("NAME{}STATUS    ROLES           AGE   VERSION{}".format(" " * 12, "   INTERNAL-IP" if wide else ""))
+        for i in data["items"]:
+            ready = next((c["status"] for c in i["status"]["conditions"] if c["type"] == "Ready"), "Unknown")
+            role = "control-plane" if "node-role.kubernetes.io/control-plane" in i["metadata"]["labels"] else "<none>"
+            ip = next((a["address"] for a in i["status"]["addresses"] if a["type"] == "InternalIP"), "")
+            status = "Ready" if ready == "True" else "NotReady"
+            print("{:<16}{:<10}{:<16}{:<6}{}{}".format(i["metadata"]["name"], status,
+                                               role, _age(i), i["status"]["nodeInfo"]["kubeletVersion"],
+                                               "   " + ip if wide else ""))
+        return
+    if what in ("pods", "pod", "po"):
+        ns = None if flags.get("all-namespaces") else flags.get("namespace", "default")
+        data = _call(flags, "GET", f"/api/v1/namespaces/{ns}/pods" if ns else "/api/v1/pods")
+        if out == "json":
+            print(json.dumps(data, indent=2))
+            return
+        print("{}NAME{}READY   STATUS    NODE".format("NAMESPACE     " if ns is None else "", " " * 36))
+        for i in data["items"]:
+            st = i["status"]
+            ready = sum(1 for c in st["containerStatuses"] if c["ready"])
+            nscol = "{:<14}".format(i["metadata"]["namespace"]) if ns is None else ""
+            print("{}{:<40}{}/{:<6}{:<10}{}".format(nscol,
+                                             i["metadata"]["name"], ready, len(st["containerStatuses"]),
+                                             st["phase"], i["spec"]["nodeName"]))
+        return
+    kd.die(f"error: the kubectl TEST DOUBLE cannot get {what!r} (only nodes and pods)")
+
+
+def main(argv: list) -> None:
+    words, flags = parse_args(argv)
+    if not words or "help" in flags or "h" in flags:
+        print(HELP)
+        return
+    kd.record(LOG, {"argv": argv})
+    if words[0] == "version":
+        print(f"Client Version: v{kd.KUBE_VERSION} (kubectl TEST DOUBLE)")
+        if "client" not in flags:
+            v = _call(flags, "GET", "/version")
+            print("Server Version: {}".format(v["gitVersion"]))
+    elif words[0] == "cluster-info":
+        server, _, _ = _conn(flags)
+        _call(flags, "GET", "/api/v1/nodes")
+        print(f"Kubernetes control plane (apiserver TEST DOUBLE) is running at {server}")
+    elif words[0] == "apply":
+        cmd_apply(flags)
+    elif words[0] == "get":
+        cmd_get(words, flags)
+    else:
+        kd.die("error: the kubectl TEST DOUBLE does not implement {!r}\n{}".format(" ".join(words), HELP))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
