@@ -459,8 +459,6 @@ def cmd_init(argv: list, flags: dict) -> None:
         if not ok:
             kd.die(f"error execution phase wait-control-plane: the apiserver double did not answer on {server}/healthz "
                    "within 90s (see journalctl -u kubelet and /var/log/kubelet-double.log)")
-        kd.api(server, "POST", "/api/v1/nodes", {"name": name, "address": addr, "controlPlane": True},
-               token=admin_token, ca_pem=ca)
     ca_hash = kd.ca_pubkey_hash(ca)
     print("\nYour Kubernetes control-plane has initialized successfully! (kubeadm TEST DOUBLE)\n")
     print("Then you can join any number of worker nodes by running the following on each as root:\n")

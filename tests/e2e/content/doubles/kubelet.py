@@ -244,6 +244,8 @@ class Handler(BaseHTTPRequestHandler):
                          runtime=body.get("runtime", ""))
                 if body.get("address") and not n.get("address"):
                     n["address"] = body["address"]
+                if body.get("controlPlane"):
+                    n["controlPlane"] = True
                 st.save()
                 return self._send(200, {"kind": "Node"})
             if u.path == "/apply":
@@ -279,7 +281,10 @@ def serve_apiserver(manifest: str) -> "ThreadingHTTPServer | None":
 
 # ======================================================================================= node agent
 def crictl_images() -> "list[str]":
-    r = subprocess.run(["crictl", "images", "-o", "json"], capture_output=True)
+    try:
+        r = subprocess.run(["crictl", "images", "-o", "json"], capture_output=True)
+    except OSError:
+        return []
     if r.returncode != 0:
         return []
     try:
@@ -299,7 +304,8 @@ def node_loop(flags: dict, name: str, stop: threading.Event) -> None:
             have = crictl_images()
             kd.api(server, "POST", f"/api/v1/nodes/{name}/status",
                    {"images": have, "pullErrors": pull_errors, "kubeletVersion": "v" + kd.KUBE_VERSION,
-                    "address": flags.get("node-ip"), "runtime": flags.get("container-runtime-endpoint", "")},
+                    "address": flags.get("node-ip"), "runtime": flags.get("container-runtime-endpoint", ""),
+                    "controlPlane": kd.read("/etc/kubernetes/manifests/kube-apiserver.yaml") is not None},
                    token=token, ca_pem=ca)
             pods = kd.api(server, "GET", f"/api/v1/pods?nodeName={name}", token=token, ca_pem=ca)
             wanted = [c["image"] for p in pods.get("items", []) for c in p["spec"]["containers"] if c["image"]]
@@ -310,10 +316,13 @@ def node_loop(flags: dict, name: str, stop: threading.Event) -> None:
                 if normalize(img) in have or time.time() - attempted.get(img, 0) < 15:
                     continue
                 attempted[img] = time.time()
-                r = subprocess.run(["crictl", "pull", img], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-                out = r.stdout.decode(errors="replace").strip()
-                kd.record(LOG, {"event": "pull", "image": img, "ok": r.returncode == 0, "output": out[-2000:]})
-                if r.returncode == 0:
+                try:
+                    r = subprocess.run(["crictl", "pull", img], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                    rc, out = r.returncode, r.stdout.decode(errors="replace").strip()
+                except OSError as e:
+                    rc, out = 127, str(e)
+                kd.record(LOG, {"event": "pull", "image": img, "ok": rc == 0, "output": out[-2000:]})
+                if rc == 0:
                     pull_errors.pop(normalize(img), None)
                 else:
                     pull_errors[normalize(img)] = out[-500:]
