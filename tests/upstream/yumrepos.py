@@ -162,7 +162,8 @@ def make_spec(name: str, version: str, release: str, arch: str = "noarch",
     for tag, values in (("Requires", requires), ("Provides", provides), ("Obsoletes", obsoletes),
                         ("Conflicts", conflicts), ("Recommends", recommends)):
         lines += [f"{tag}: {v}" for v in values]
-    lines += ["", "%description", description or f"Synthetic package {name} for airgap-bundler tests (arch {arch}).", "",
+    description = description or f"Synthetic package {name} for airgap-bundler tests (arch {arch})."
+    lines += ["", "%description", description, "",
               "%install", "rm -rf %{buildroot}", "mkdir -p %{buildroot}"]
     for path, content in sorted(files.items()):
         mode = f"{_file_mode(path, content):o}"
