@@ -214,6 +214,8 @@ def test_the_doubles_make_a_cluster_together(installroot: Path, tmp_path: Path) 
         jcfg.write_text(join_config("1.30.4", f"127.0.0.1:{port}", token, ca_hash, "node2", "127.0.0.2"))
         r = _kubeadm(installroot, n2, "join", "--config", str(jcfg), "--ignore-preflight-errors=all")
         assert "has joined" in r.stdout
+        flags = (n2 / "var/lib/kubelet/kubeadm-flags.env").read_text()
+        assert "--pod-infra-container-image=registry.k8s.io/pause:3.9" in flags and "--node-ip=127.0.0.2" in flags
         bad = tmp_path / "bad.yaml"
         bad.write_text(join_config("1.30.4", f"127.0.0.1:{port}", token, "sha256:" + "0" * 64, "node3", "127.0.0.3"))
         r = _kubeadm(installroot, tmp_path / "node3", "join", "--config", str(bad), "--ignore-preflight-errors=all",

@@ -558,7 +558,8 @@ def cmd_join(argv: list, flags: dict, words: list) -> None:
     kd.write("/etc/kubernetes/kubelet.conf", kd.kubeconfig(server, ca, "system:node:" + name, bt["token"]), 0o600)
     if cp is not None:
         kd.write("/etc/kubernetes/admin.conf", kd.kubeconfig(server, ca, "kubernetes-admin", bt["token"]), 0o600)
-    kubelet_files({}, sock, "registry.k8s.io/pause", name, ip)
+    pause = info["data"].get("pauseImage") or next(i for i in kd.KUBEADM_IMAGES if "/pause:" in i)
+    kubelet_files({}, sock, pause, name, ip)
     print("[kubelet-start] Starting the kubelet")
     restart_kubelet()
     kd.record(LOG, {"argv": argv, "command": "join", "result": "ok", "server": server, "node": name,

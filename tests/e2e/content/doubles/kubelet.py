@@ -200,7 +200,10 @@ class Handler(BaseHTTPRequestHandler):
                                     "note": kd.DOUBLE_BANNER})
         if u.path == "/api/v1/namespaces/kube-public/configmaps/cluster-info":
             ca = kd.read("/etc/kubernetes/pki/ca.crt") or ""
-            return self._send(200, {"kind": "ConfigMap", "data": {"ca.crt": ca}})
+            images = self.state.cluster().get("images") or []
+            pause = next((i for i in images if i.rsplit(":", 1)[0].endswith("/pause")), "")
+            # real kubeadm join reads the kubeadm-config ConfigMap for this; the double serves it here
+            return self._send(200, {"kind": "ConfigMap", "data": {"ca.crt": ca, "pauseImage": pause}})
         who = self._who()
         if who is None:
             return self._send(401, {"kind": "Status", "message": "Unauthorized"})
