@@ -108,6 +108,7 @@ class Runner(object):
     def gather(self, hosts=None, phases=None):
         ctx = self.ctx
         phases = phases or self.phases
+        self.read_ca()  # first: the files phases watch depend on it
 
         def one(h):
             conn = ctx.connections[h.label]
@@ -122,11 +123,14 @@ class Runner(object):
 
         got = self.each(hosts or ctx.all_hosts, one)
         ctx.facts.update(got)
-        serve_conn = ctx.connections.get(ctx.serve_host.label)
+        return got
+
+    def read_ca(self):
+        """The registry CA from the serving host, if the registry phase made it in an earlier run."""
+        serve_conn = self.ctx.connections.get(self.ctx.serve_host.label)
         if serve_conn is not None:
             ca = serve_conn.read_file(CA_CERT)
-            ctx.ca_pem = ca.decode("utf-8") if ca is not None else None
-        return got
+            self.ctx.ca_pem = ca.decode("utf-8") if ca is not None else None
 
     def prepare(self, need_media=True):
         """Everything before the first change: bundle check, media, connections, facts, preflight."""
@@ -155,7 +159,7 @@ class Runner(object):
         total = 0
         for phase in self.phases[1:]:
             for h in phase.hosts(ctx):
-                items = phase.dry_run(ctx, h, ctx.facts[h.label])
+                items = phase.dry_run(ctx, h, ctx.facts[h.label], ctx.connections[h.label])
                 for item in items:
                     self.out.say("%s: %s" % (phase.name, item), host=h.label)
                 total += len(items)
@@ -192,7 +196,7 @@ class Runner(object):
             for label, done in self.each(hosts, run_on, parallel=phase.parallel).items():
                 changed.setdefault(label, []).extend(done)
             if phase.name == "registry":
-                self.gather([ctx.serve_host], [])  # the CA now exists
+                self.read_ca()  # the CA now exists
         Verify().check(ctx)
         self.out.say("cluster verified: all nodes Ready, kube-system pods Running, images from the bundle")
         total = sum(len(v) for v in changed.values())

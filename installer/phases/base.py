@@ -27,10 +27,18 @@ class Phase(object):
         """List of installer.changes.Change this phase would make on `host`; [] when nothing to do."""
         return []
 
-    def dry_run(self, ctx, host, facts):
+    def dry_run(self, ctx, host, facts, conn=None):
+        """What run() would change. With a connection, a change's read-only `unless` check is asked too,
+        so the plan shows exactly what a run would do."""
         if not self.should_run(ctx, host, facts):
             return []
-        return [c.describe() for c in self.plan(ctx, host, facts)]
+        out = []
+        for c in self.plan(ctx, host, facts):
+            unless = getattr(c, "unless", None)
+            if conn is not None and unless and conn.run(unless, check=False).ok:
+                continue
+            out.append(c.describe())
+        return out
 
     def run(self, ctx, host, conn, facts, journal, report=None):
         """Apply the plan; returns the descriptions of the changes that actually changed something."""

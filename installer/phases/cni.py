@@ -1,5 +1,6 @@
 """7. CNI: apply the bundled network add-on manifest (calico or flannel), patched for the pod subnet."""
 
+import hashlib
 import re
 
 from installer import context as C
@@ -8,6 +9,7 @@ from installer.phases.base import Phase
 from installer.render.kubeadm import DEFAULT_POD_SUBNETS
 
 MANIFEST = C.KUBE_DIR + "/cni.yaml"
+APPLIED = C.KUBE_DIR + "/cni.applied"  # sha256 of the manifest last applied successfully
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 
 
@@ -29,7 +31,7 @@ class CNI(Phase):
         return [ctx.first_cp]
 
     def watched_files(self, ctx, host):
-        return [MANIFEST]
+        return [MANIFEST, APPLIED]
 
     def should_run(self, ctx, host, facts):
         return ctx.bundle.cni != "none" and ctx.bundle.cni_manifest() is not None
@@ -37,10 +39,10 @@ class CNI(Phase):
     def plan(self, ctx, host, facts):
         with open(ctx.bundle.cni_manifest()) as f:
             text = patch_manifest(f.read(), ctx.bundle.cni, ctx.pod_subnet)
-        journal = ctx.journals.get(host.label)
-        applied = journal is not None and journal.phase_done(self.name)
-        if facts.file(MANIFEST) == text and applied:
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if facts.file(MANIFEST) == text and facts.file(APPLIED) == digest + "\n":
             return []
+        # The marker is written only after kubectl apply succeeded: an interrupted run applies again.
         return [WriteFile(MANIFEST, text),
-                Command("%s apply -f %s" % (KUBECTL, MANIFEST), title="kubectl apply the %s manifest" % ctx.bundle.cni,
-                        timeout=300)]
+                Command("%s apply -f %s && echo %s > %s" % (KUBECTL, MANIFEST, digest, APPLIED),
+                        title="kubectl apply the %s manifest" % ctx.bundle.cni, timeout=300)]

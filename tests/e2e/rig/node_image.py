@@ -213,12 +213,17 @@ PermitRootLogin prohibit-password
 PasswordAuthentication no
 UseDNS no
 EOT
-systemctl enable ssh.service chrony.service
+systemctl enable ssh.service
 
 # --- chrony the EL way: /etc/chrony.conf, chronyd.service, /etc/sysconfig/chronyd. -x: the nodes
 # share the machine's kernel clock, so chronyd tracks and serves time but never sets the clock.
-mkdir -p /etc/systemd/system/chrony.service.d /var/lib/chrony /var/log/chrony
-cat > /etc/systemd/system/chrony.service.d/airgap-rig.conf <<'EOT'
+# A real chronyd.service unit as on EL (Debian's is only an alias of chrony.service, which systemctl
+# refuses to enable by that name), made from Debian's unit.
+systemctl disable chrony.service >/dev/null 2>&1 || true
+rm -f /etc/systemd/system/chronyd.service
+sed -e '/^Alias=/d' /lib/systemd/system/chrony.service > /etc/systemd/system/chronyd.service
+mkdir -p /etc/systemd/system/chronyd.service.d /var/lib/chrony /var/log/chrony
+cat > /etc/systemd/system/chronyd.service.d/airgap-rig.conf <<'EOT'
 [Service]
 EnvironmentFile=-/etc/sysconfig/chronyd
 ExecStart=
@@ -238,8 +243,20 @@ leapsectz right/UTC
 logdir /var/log/chrony
 EOT
 touch /etc/chrony.keys
-[ -e /etc/systemd/system/chronyd.service ] || ln -sf /lib/systemd/system/chrony.service \
-  /etc/systemd/system/chronyd.service
+systemctl enable chronyd.service
+
+# --- EL's trust store tool on Debian's: anchors in /etc/pki/ca-trust/source/anchors, `update-ca-trust`
+mkdir -p /etc/pki/ca-trust/source/anchors /usr/local/share/ca-certificates/el-anchors
+cat > /usr/bin/update-ca-trust <<'EOT'
+#!/bin/sh
+# EL's update-ca-trust on the airgap rig's Debian userland: EL anchors -> Debian's CA store.
+rm -f /usr/local/share/ca-certificates/el-anchors/*
+for f in /etc/pki/ca-trust/source/anchors/*; do
+  [ -f "$f" ] && cp "$f" "/usr/local/share/ca-certificates/el-anchors/$(basename "$f" .crt).crt"
+done
+exec update-ca-certificates --fresh >/dev/null 2>&1
+EOT
+chmod 755 /usr/bin/update-ca-trust
 
 # --- present it as an EL host ---
 rm -f /etc/os-release
