@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from . import scenario
-from .rig.trap import LeakTrap
+from tests.e2e import scenario
+from rig import LeakTrap
 
 NODE1 = "192.168.251.11"
 
@@ -75,7 +75,8 @@ def test_install_second_run_and_reset_on_three_hosts(rig, containerd_bundle, ups
         # containerd configured and running, mirrors through certs.d
         assert host.service("containerd").is_running
         config = host.file("/etc/containerd/config.toml").content_string
-        assert "SystemdCgroup = true" in config and f"{NODE1}:5000" in config
+        assert "SystemdCgroup = true" in config and 'config_path = "/etc/containerd/certs.d"' in config
+        assert 'sandbox_image = "registry.k8s.io/pause:3.9"' in config  # by its name, served by the mirror
         assert host.file("/etc/containerd/certs.d/registry.k8s.io/hosts.toml").contains(f"{NODE1}:5000")
         # an image by its upstream name, pulled through the mirror config from the local registry
         pull = host.run("crictl pull registry.k8s.io/pause:3.9")
