@@ -60,11 +60,16 @@ def cri_dockerd_double(site: Site, work: Path) -> None:
               "open('/var/log/cri-dockerd-double.log', 'a').write(json.dumps(sys.argv) + '\\n')\n"
               "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
               "while True:\n    time.sleep(3600)\n")
-    unit = ("[Unit]\nDescription=CRI Interface for Docker (TEST DOUBLE)\nAfter=docker.service\nRequires=docker.service\n"
+    unit = ("[Unit]\nDescription=CRI Interface for Docker (TEST DOUBLE)\nAfter=docker.service cri-docker.socket\n"
+            "Requires=docker.service cri-docker.socket\n"
             "[Service]\nExecStart=/usr/bin/cri-dockerd --container-runtime-endpoint fd://\n[Install]\n"
             "WantedBy=multi-user.target\n")
+    socket = ("[Unit]\nDescription=CRI Docker Socket for the API (TEST DOUBLE)\nPartOf=cri-docker.service\n"
+              "[Socket]\nListenStream=%t/cri-dockerd.sock\nSocketMode=0660\nSocketUser=root\n"
+              "[Install]\nWantedBy=sockets.target\n")
     p = pkg("cri-dockerd", CRI_DOCKERD_VERSION, "3.el8", "x86_64", requires=["docker-ce"],
-            files={"/usr/bin/cri-dockerd": script, "/usr/lib/systemd/system/cri-docker.service": unit},
+            files={"/usr/bin/cri-dockerd": script, "/usr/lib/systemd/system/cri-docker.service": unit,
+                   "/usr/lib/systemd/system/cri-docker.socket": socket},
             summary="cri-dockerd TEST DOUBLE")
     rpm = build_rpms([p], work / "cri-dockerd-build")[p]
     site.put(f"github.com/Mirantis/cri-dockerd/releases/download/v{CRI_DOCKERD_VERSION}/"

@@ -12,28 +12,68 @@ import time
 from pathlib import Path
 
 import pytest
+from rig import TIMER, LeakTrap
 
 from tests.e2e import scenario
-from rig import LeakTrap
 
 NODE1 = "192.168.251.11"
 
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory):
-    up = scenario.start_upstream(tmp_path_factory.mktemp("e2e-upstream"), scenario.cache_root())
+    with TIMER.stage("e2e: upstream stand-ins (yum repos, registry, site)"):
+        up = scenario.start_upstream(tmp_path_factory.mktemp("e2e-upstream"), scenario.cache_root())
     yield up
     up.close()
 
 
+def _bundle(upstream, tmp_path_factory, runtime: str):
+    work = tmp_path_factory.mktemp(f"e2e-build-{runtime}")
+    with TIMER.stage(f"e2e: bundler build ({runtime})"):
+        manifest = scenario.write_manifest(upstream, work / "e2e.yaml", runtime=runtime)
+        return scenario.bundler_build(manifest, work / "out", work / "cache")
+
+
 @pytest.fixture(scope="module")
 def containerd_bundle(upstream, tmp_path_factory):
-    work = tmp_path_factory.mktemp("e2e-build")
-    t = time.monotonic()
-    manifest = scenario.write_manifest(upstream, work / "e2e.yaml")
-    tarball, summary = scenario.bundler_build(manifest, work / "out", work / "cache")
-    upstream.seconds["bundler build"] = time.monotonic() - t
-    return tarball, summary
+    return _bundle(upstream, tmp_path_factory, "containerd")
+
+
+@pytest.fixture(scope="module")
+def docker_bundle(upstream, tmp_path_factory):
+    return _bundle(upstream, tmp_path_factory, "docker")
+
+
+def install_cycle(rig, tarball, upstream, runtime: str, check) -> None:  # noqa: ANN001
+    """plan (changes nothing), install, checks, second run (no changes), reset (hosts as before)."""
+    nodes = list(rig.nodes)
+    before = {n.name: scenario.snapshot(n) for n in nodes}
+    inits = len(_double_calls(rig.node1, "init"))  # the double's log outlives a reset
+    with TIMER.stage(f"e2e: deliver bundle to node1 ({runtime})"):
+        bundle_dir = rig.deliver_bundle(tarball)
+        scenario.put_media(rig.node1, upstream)
+    args = rig.install_args()
+    with TIMER.stage(f"e2e: install.py plan ({runtime})"):
+        plan = run(rig.node1, scenario.install_command(bundle_dir, args, "plan"))
+    assert plan.returncode == 0, plan.stdout
+    assert "kubeadm init" in plan.stdout and "change(s)" in plan.stdout
+    assert {n.name: scenario.snapshot(n) for n in nodes} == before  # plan changes nothing
+    with TIMER.stage(f"e2e: install.py on 3 hosts ({runtime})"):
+        first = run(rig.node1, scenario.install_command(bundle_dir, args))
+    assert first.returncode == 0, first.stdout[-6000:]
+    with TIMER.stage(f"e2e: testinfra checks ({runtime})"):
+        check(bundle_dir)
+    with TIMER.stage(f"e2e: second run ({runtime})"):
+        second = run(rig.node1, scenario.install_command(bundle_dir, args))
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert "install: no changes" in second.stdout, second.stdout[-3000:]
+    assert len(_double_calls(rig.node1, "init")) == inits + 2  # kubeadm init was not called again
+    with TIMER.stage(f"e2e: reset ({runtime})"):
+        reset = run(rig.node1, scenario.install_command(bundle_dir, args, "reset", ("-y",)))
+    assert reset.returncode == 0, reset.stdout[-4000:]
+    after = {n.name: scenario.snapshot(n) for n in nodes}
+    for name in before:
+        assert after[name] == before[name], name
 
 
 def run(node, cmd: str, timeout: int = 900):
@@ -42,85 +82,84 @@ def run(node, cmd: str, timeout: int = 900):
 
 def test_install_second_run_and_reset_on_three_hosts(rig, containerd_bundle, upstream, clean_trap):
     tarball, summary = containerd_bundle
-    nodes = list(rig.nodes)
-    before = {n.name: scenario.snapshot(n) for n in nodes}
-    bundle_dir = rig.deliver_bundle(tarball)
-    scenario.put_media(rig.node1, upstream)
-    args = rig.install_args()
 
-    plan = run(rig.node1, scenario.install_command(bundle_dir, args, "plan"))
-    assert plan.returncode == 0, plan.stdout
-    assert "kubeadm init" in plan.stdout and "change(s)" in plan.stdout
-    assert {n.name: scenario.snapshot(n) for n in nodes} == before  # plan changes nothing
+    def check(bundle_dir: str) -> None:
+        for node in rig.nodes:
+            host = node.testinfra()
+            # packages from the bundle repo (and the media), repo files as specified
+            rpms = host.run("rpm -q kubeadm kubelet kubectl containerd.io cri-tools kubernetes-cni")
+            assert rpms.rc == 0, rpms.stdout + rpms.stderr
+            bundle_repo = host.file("/etc/yum.repos.d/airgap-bundle.repo").content_string
+            assert "gpgcheck" in bundle_repo
+            expect = "file:///opt/airgap/repo" if node.ip == NODE1 else f"http://{NODE1}:8089/repo"
+            assert expect in bundle_repo
+            # sysctl, modules, swap
+            assert host.file("/etc/sysctl.d/99-airgap-kubernetes.conf").contains("net.ipv4.ip_forward *= *1")
+            assert host.run("sysctl -n net.ipv4.ip_forward").stdout.strip() == "1"
+            assert host.run("sysctl -n net.bridge.bridge-nf-call-iptables").stdout.strip() == "1"
+            modules = host.file("/etc/modules-load.d/airgap-kubernetes.conf").content_string.split()
+            assert "overlay" in modules and "br_netfilter" in modules
+            assert host.run("tail -n +2 /proc/swaps").stdout.strip() == ""
+            # containerd configured and running, mirrors through certs.d
+            assert host.service("containerd").is_running
+            config = host.file("/etc/containerd/config.toml").content_string
+            assert "SystemdCgroup = true" in config and 'config_path = "/etc/containerd/certs.d"' in config
+            assert 'sandbox_image = "registry.k8s.io/pause:3.9"' in config  # by its name, served by the mirror
+            assert host.file("/etc/containerd/certs.d/registry.k8s.io/hosts.toml").contains(f"{NODE1}:5000")
+            # an image by its upstream name, pulled through the mirror config from the local registry
+            pull = host.run("crictl pull registry.k8s.io/pause:3.9")
+            assert pull.rc == 0, pull.stdout + pull.stderr
+            assert "registry.k8s.io/pause:3.9" in host.run("ctr -n k8s.io images ls -q").stdout
+            # chrony: node1 serves time, the others sync to it
+            chrony = host.file("/etc/chrony.conf").content_string
+            if node.ip == NODE1:
+                assert "local stratum" in chrony and "allow" in chrony
+            else:
+                assert f"server {NODE1}" in chrony
+                assert _wait(lambda h=host: NODE1 in h.run("chronyc -n sources").stdout, 30)
 
-    first = run(rig.node1, scenario.install_command(bundle_dir, args))
-    assert first.returncode == 0, first.stdout[-6000:]
+        # the registry serves over TLS with the installer's CA (checked from a worker against the copied CA)
+        worker = rig.nodes.workers()[0].testinfra()
+        tls = worker.run(f"curl -sS --cacert /etc/pki/ca-trust/source/anchors/airgap-registry-ca.crt "
+                         f"https://{NODE1}:5000/v2/_catalog")
+        assert tls.rc == 0 and "repositories" in tls.stdout, tls.stdout + tls.stderr
+        assert worker.run(f"curl -sS http://{NODE1}:5000/v2/ -o /dev/null -w '%{{http_code}}'").stdout != "200"
 
-    for node in nodes:
-        host = node.testinfra()
-        # packages from the bundle repo (and the media), repo files as specified
-        rpms = host.run("rpm -q kubeadm kubelet kubectl containerd.io cri-tools kubernetes-cni")
-        assert rpms.rc == 0, rpms.stdout + rpms.stderr
-        bundle_repo = host.file("/etc/yum.repos.d/airgap-bundle.repo").content_string
-        assert "gpgcheck" in bundle_repo
-        expect = "file:///opt/airgap/repo" if node.ip == NODE1 else f"http://{NODE1}:8089/repo"
-        assert expect in bundle_repo
-        # sysctl, modules, swap
-        assert host.file("/etc/sysctl.d/99-airgap-kubernetes.conf").contains("net.ipv4.ip_forward *= *1")
-        assert host.run("sysctl -n net.ipv4.ip_forward").stdout.strip() == "1"
-        assert host.run("sysctl -n net.bridge.bridge-nf-call-iptables").stdout.strip() == "1"
-        modules = host.file("/etc/modules-load.d/airgap-kubernetes.conf").content_string.split()
-        assert "overlay" in modules and "br_netfilter" in modules
-        assert host.run("tail -n +2 /proc/swaps").stdout.strip() == ""
-        # containerd configured and running, mirrors through certs.d
-        assert host.service("containerd").is_running
-        config = host.file("/etc/containerd/config.toml").content_string
-        assert "SystemdCgroup = true" in config and 'config_path = "/etc/containerd/certs.d"' in config
-        assert 'sandbox_image = "registry.k8s.io/pause:3.9"' in config  # by its name, served by the mirror
-        assert host.file("/etc/containerd/certs.d/registry.k8s.io/hosts.toml").contains(f"{NODE1}:5000")
-        # an image by its upstream name, pulled through the mirror config from the local registry
-        pull = host.run("crictl pull registry.k8s.io/pause:3.9")
-        assert pull.rc == 0, pull.stdout + pull.stderr
-        assert "registry.k8s.io/pause:3.9" in host.run("ctr -n k8s.io images ls -q").stdout
-        # chrony: node1 serves time, the others sync to it
-        chrony = host.file("/etc/chrony.conf").content_string
-        if node.ip == NODE1:
-            assert "local stratum" in chrony and "allow" in chrony
-        else:
-            assert f"server {NODE1}" in chrony
-            assert _wait(lambda: NODE1 in host.run("chronyc -n sources").stdout, 30)
+        # the kubeadm double: init with a valid config on node1, join on the others
+        init = _double_calls(rig.node1, "init")[-2:]
+        assert [c.get("result") for c in init] == [None, "ok"], init  # the call (with its config), then its result
+        assert "kubernetesVersion: v1.30.4" in init[0]["config"] and "podSubnet: 10.244.0.0/16" in init[0]["config"]
+        for node in rig.nodes.workers():
+            joins = [c for c in _double_calls(node, "join") if c.get("result") == "ok"]
+            assert joins and joins[-1]["server"] == f"https://{NODE1}:6443", joins
 
-    # the registry serves over TLS with the installer's CA (checked from a worker against the copied CA)
-    worker = rig.nodes.workers()[0].testinfra()
-    tls = worker.run(f"curl -sS --cacert /etc/pki/ca-trust/source/anchors/airgap-registry-ca.crt "
-                     f"https://{NODE1}:5000/v2/_catalog")
-    assert tls.rc == 0 and "repositories" in tls.stdout, tls.stdout + tls.stderr
-    assert worker.run(f"curl -sS -k http://{NODE1}:5000/v2/ -o /dev/null -w '%{{http_code}}'").stdout != "200"
-
-    # the kubeadm double: init with a valid config on node1, join on the others
-    init = _double_calls(rig.node1, "init")
-    assert [c.get("result") for c in init] == [None, "ok"], init  # the call (with its config), then its result
-    assert "kubernetesVersion: v1.30.4" in init[0]["config"] and "podSubnet: 10.244.0.0/16" in init[0]["config"]
-    for node in rig.nodes.workers():
-        joins = [c for c in _double_calls(node, "join") if c.get("result") == "ok"]
-        assert len(joins) == 1 and joins[0]["server"] == f"https://{NODE1}:6443", joins
-
-    # a second run changes nothing
-    second = run(rig.node1, scenario.install_command(bundle_dir, args))
-    assert second.returncode == 0, second.stdout[-4000:]
-    assert "no changes" in second.stdout.lower(), second.stdout[-3000:]
-    assert len(_double_calls(rig.node1, "init")) == 2  # not called again
-
-    # reset leaves every host as it was found
-    reset = run(rig.node1, scenario.install_command(bundle_dir, args, "reset", ("-y",)))
-    assert reset.returncode == 0, reset.stdout[-4000:]
-    after = {n.name: scenario.snapshot(n) for n in nodes}
-    for name in before:
-        assert after[name] == before[name], name
-
+    install_cycle(rig, tarball, upstream, "containerd", check)
     # nothing on any host tried to reach the real upstream
     assert clean_trap.connections() == [], LeakTrap.describe(clean_trap.connections())
     print(f"\nbundler build summary:\n{summary}")
+
+
+def test_docker_runtime_as_the_seed_set_it_up(rig, docker_bundle, upstream, clean_trap):
+    tarball, _ = docker_bundle
+
+    def check(bundle_dir: str) -> None:
+        for node in rig.nodes:
+            host = node.testinfra()
+            daemon = json.loads(host.file("/etc/docker/daemon.json").content_string)
+            assert daemon["exec-opts"] == ["native.cgroupdriver=systemd"]
+            assert daemon["log-driver"] == "json-file" and daemon["log-opts"] == {"max-size": "100m"}
+            assert daemon["storage-driver"] == "overlay2"
+            assert daemon["registry-mirrors"] == [f"https://{NODE1}:5000"]
+            assert host.service("docker").is_running and host.service("cri-docker").is_running
+            assert host.run("rpm -q docker-ce cri-dockerd kubeadm").rc == 0
+            # docker.io images by their short names come through the registry mirror from the local registry
+            pull = host.run("env -u DOCKER_HOST docker pull calico/node:v3.28.1")
+            assert pull.rc == 0, pull.stdout + pull.stderr
+        init = _double_calls(rig.node1, "init")[-2:]
+        assert init[-1].get("result") == "ok" and "cri-dockerd.sock" in init[0]["config"]
+
+    install_cycle(rig, tarball, upstream, "docker", check)
+    assert clean_trap.connections() == [], LeakTrap.describe(clean_trap.connections())
 
 
 def _double_calls(node, verb: str) -> list[dict]:
