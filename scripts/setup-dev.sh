@@ -10,6 +10,8 @@ APT_PACKAGES=(
   docker-registry skopeo umoci                   # registry stand-in, image tools for tests and benchmarks
   gnupg openssl apache2-utils                    # bundle signatures, the installer's CA, htpasswd
   docker.io debootstrap iptables iproute2 openssh-client  # the multi-node rig (systemd containers)
+  # real programs the rig's RPMs carry into the hosts (tests/e2e/content)
+  containerd runc containernetworking-plugins socat ethtool libdevmapper1.02.1
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
