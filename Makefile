@@ -16,3 +16,9 @@ bench: setup
 
 vagrant-test:
 	$(MAKE) -C vagrant vagrant-test BUNDLE=$(abspath $(BUNDLE))
+
+demo: setup
+	.venv/bin/python tests/e2e/demo.py
+
+demo-clean: setup
+	.venv/bin/python tests/e2e/demo.py clean
