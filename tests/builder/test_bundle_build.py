@@ -215,3 +215,27 @@ def test_locked_build_stores_images_under_their_tag_names(tmp_path, stack):
     bom = json.loads((result.path / "bundle.json").read_text())
     assert bom["images"][0]["ref"] == "registry.k8s.io/pause:3.9"
     assert bom["images"][0]["digest"] == stack.images["registry.k8s.io/pause:3.9"]
+
+
+def test_cache_prune_keeps_what_recent_builds_used(tmp_path, stack):
+    import os
+    import time as _time
+
+    from bundler.fetch.prune import prune
+
+    cache = Cache(tmp_path / "cache")
+    m = load_manifest(write_manifest(tmp_path, stack.manifest(packages=K8S, cni="none", k8s=None)))
+    build(m, tmp_path / "out", cache, quiet=True)
+    count, size = cache.size()
+    assert count > 0 and not list((cache.root / "staging").iterdir())  # no staging left behind
+    stale = cache.root / "blobs" / "sha256" / ("0" * 64)
+    stale.write_bytes(b"from a build long ago")
+    old = _time.time() - 40 * 86400
+    os.utime(stale, (old, old))
+    removed, freed = prune(cache, older_than_days=30)
+    assert removed == 1 and not stale.exists() and cache.size() == (count, size)
+    assert freed >= len(b"from a build long ago")  # plus leftovers: unpacked metadata, partial downloads
+    removed, _ = prune(cache)
+    assert removed == count and cache.size() == (0, 0)
+    second = build(m, tmp_path / "out2", cache, quiet=True)
+    assert second.stats.downloaded == len(second.inputs.packages)  # an empty cache fetches again
