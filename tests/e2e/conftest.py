@@ -28,6 +28,8 @@ from rig import TIMER, DockerEngine, LeakTrap, Node, NodeSet, Rig, RigConfig, Ri
 from rig.util import DEFAULT_WORKDIR
 from rig_options import add_keep_rig_option
 
+from tests.e2e import scenario
+
 
 def _truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
@@ -119,3 +121,30 @@ def leak_trap(rig: Rig) -> LeakTrap:
 def clean_trap(leak_trap: LeakTrap) -> LeakTrap:
     leak_trap.reset()
     return leak_trap
+
+
+# ---- the e2e story's build side (tests/e2e/scenario.py), shared by the install and bad-input tests ----
+
+@pytest.fixture(scope="session")
+def upstream(tmp_path_factory):
+    with TIMER.stage("e2e: upstream stand-ins (yum repos, registry, site)"):
+        up = scenario.start_upstream(tmp_path_factory.mktemp("e2e-upstream"), scenario.cache_root())
+    yield up
+    up.close()
+
+
+def _bundle(upstream, tmp_path_factory, runtime: str):
+    work = tmp_path_factory.mktemp(f"e2e-build-{runtime}")
+    with TIMER.stage(f"e2e: bundler build ({runtime})"):
+        manifest = scenario.write_manifest(upstream, work / "e2e.yaml", runtime=runtime)
+        return scenario.bundler_build(manifest, work / "out", work / "cache")
+
+
+@pytest.fixture(scope="session")
+def containerd_bundle(upstream, tmp_path_factory):
+    return _bundle(upstream, tmp_path_factory, "containerd")
+
+
+@pytest.fixture(scope="session")
+def docker_bundle(upstream, tmp_path_factory):
+    return _bundle(upstream, tmp_path_factory, "docker")

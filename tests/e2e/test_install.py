@@ -11,37 +11,11 @@ import json
 import time
 from pathlib import Path
 
-import pytest
 from rig import TIMER, LeakTrap
 
 from tests.e2e import scenario
 
 NODE1 = "192.168.251.11"
-
-
-@pytest.fixture(scope="module")
-def upstream(tmp_path_factory):
-    with TIMER.stage("e2e: upstream stand-ins (yum repos, registry, site)"):
-        up = scenario.start_upstream(tmp_path_factory.mktemp("e2e-upstream"), scenario.cache_root())
-    yield up
-    up.close()
-
-
-def _bundle(upstream, tmp_path_factory, runtime: str):
-    work = tmp_path_factory.mktemp(f"e2e-build-{runtime}")
-    with TIMER.stage(f"e2e: bundler build ({runtime})"):
-        manifest = scenario.write_manifest(upstream, work / "e2e.yaml", runtime=runtime)
-        return scenario.bundler_build(manifest, work / "out", work / "cache")
-
-
-@pytest.fixture(scope="module")
-def containerd_bundle(upstream, tmp_path_factory):
-    return _bundle(upstream, tmp_path_factory, "containerd")
-
-
-@pytest.fixture(scope="module")
-def docker_bundle(upstream, tmp_path_factory):
-    return _bundle(upstream, tmp_path_factory, "docker")
 
 
 def install_cycle(rig, tarball, upstream, runtime: str, check) -> None:  # noqa: ANN001
