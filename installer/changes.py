@@ -154,7 +154,19 @@ class Service(Change):
         return "%s service %s" % ("restart" if self.restart else "enable and start", self.name)
 
     def apply(self, conn, journal):
-        journal.add_undo("systemctl disable --now %s" % quote(self.name))
+        # Reset must leave the service as it was found: stop/disable only what was not running/enabled
+        # before, and restart (after the files are restored) what was running.
+        name = quote(self.name)
+        if not journal.data.get("seen_service", {}).get(self.name):
+            was_active = conn.run("systemctl is-active -q %s" % name, check=False).ok
+            was_enabled = conn.run("systemctl is-enabled -q %s" % name, check=False).ok
+            journal.data.setdefault("seen_service", {})[self.name] = True
+            if was_active:
+                journal.add_restart(self.name)
+            else:
+                journal.add_undo("systemctl stop %s" % name)
+            if not was_enabled:
+                journal.add_undo("systemctl disable %s" % name)
         pre = "systemctl daemon-reload && " if self.reload_units else ""
         if self.restart:
             conn.check("%ssystemctl enable %s && systemctl restart %s" % (pre, quote(self.name), quote(self.name)),

@@ -20,7 +20,7 @@ class Journal(object):
     def __init__(self, conn, data=None):
         self.conn = conn
         self.data = data or {"version": 1, "phases": {}, "files": {}, "packages": [], "undo": [],
-                             "moved": {}}
+                             "moved": {}, "restart": []}
 
     @classmethod
     def load(cls, conn):
@@ -32,7 +32,8 @@ class Journal(object):
         except ValueError:
             data = None
         j = cls(conn, data)
-        for k, v in (("phases", {}), ("files", {}), ("packages", []), ("undo", []), ("moved", {})):
+        for k, v in (("phases", {}), ("files", {}), ("packages", []), ("undo", []), ("moved", {}),
+                     ("restart", [])):
             j.data.setdefault(k, v)
         return j
 
@@ -83,6 +84,13 @@ class Journal(object):
             if n not in self.data["packages"]:
                 self.data["packages"].append(n)
         self.save()
+
+    def add_restart(self, service):
+        """A service that ran before we touched it: reset restarts it once its files are restored."""
+        self.data.setdefault("restart", [])
+        if service not in self.data["restart"]:
+            self.data["restart"].append(service)
+            self.save()
 
     def add_undo(self, cmd):
         if cmd not in self.data["undo"]:

@@ -32,6 +32,9 @@ def reset_host(conn, journal, say):
         say("%s: %s%s" % (title, cmd, "" if res.ok else " (exit %d, continuing)" % res.rc))
     restore_files(conn, journal, say)
     conn.run("systemctl daemon-reload; sysctl --system >/dev/null 2>&1; swapon -a", check=False)
+    for service in d.get("restart", []):
+        res = conn.run("systemctl try-restart %s" % quote(service), check=False)
+        say("restart %s with its original configuration%s" % (service, "" if res.ok else " (failed, continuing)"))
     conn.run("rm -rf %s %s" % (quote(conn.path(STATE_DIR)), quote(conn.path("/etc/kubernetes/airgap"))), check=False)
     say("host restored")
 

@@ -103,7 +103,11 @@ class Runner(object):
                 raise InstallerError("install.py must run as root on this host", hint="Run: sudo ./install.py")
             return conn
 
-        ctx.connections = self.each(ctx.all_hosts, open_conn)
+        try:
+            ctx.connections = self.each(ctx.all_hosts, open_conn)
+        except InstallerError as e:
+            e.hint = (e.hint or "Fix the connection").rstrip(".") + ". Nothing was changed on any host"
+            raise
 
     def gather(self, hosts=None, phases=None):
         ctx = self.ctx

@@ -132,10 +132,12 @@ def put_media(node, up: Upstream) -> None:  # noqa: ANN001 - rig.nodes.Node
 
 
 def snapshot(node) -> dict[str, str]:  # noqa: ANN001
-    """What reset must give back: repo files, fstab, sysctl and module files, as text."""
+    """What reset must give back: repo files, fstab, sysctl and module files, service states, as text."""
     script = ("for d in /etc/yum.repos.d /etc/sysctl.d /etc/modules-load.d; do echo \"== $d\"; "
               "for f in $(ls -A $d 2>/dev/null | sort); do echo \"-- $f\"; cat $d/$f; done; done; "
-              "echo '== fstab'; cat /etc/fstab; echo '== hosts-entries'; grep -c . /etc/hosts")
+              "echo '== fstab'; cat /etc/fstab; echo '== hosts-entries'; grep -c . /etc/hosts; "
+              "echo '== services'; for s in chronyd sshd containerd docker; do "
+              "echo \"$s $(systemctl is-active $s) $(systemctl is-enabled $s 2>/dev/null)\"; done")
     text = node.sh(script)
     out, cur = {}, None
     for line in text.splitlines():

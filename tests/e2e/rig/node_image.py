@@ -285,13 +285,26 @@ AutoReqProv: no
 Test double, not Rocky Linux: marks an airgap-bundler test-rig node as an EL9 host for rpm/dnf.
 %files
 EOT
-rpmbuild --quiet --define '_topdir /tmp/rpmb' -bb /tmp/rpmb/SPECS/rocky-release.spec
-rpm -i --nodeps /tmp/rpmb/RPMS/noarch/rocky-release-*.rpm
+# chrony is part of every EL minimal install, and the node runs Debian's chronyd: the rpm database says so
+cat > /tmp/rpmb/SPECS/chrony.spec <<'EOT'
+Name: chrony
+Version: 4.3
+Release: 1.airgaprig.el9
+Summary: airgap-bundler test rig stand-in for chrony (the node runs Debian's chronyd)
+License: GPL-2.0-only
+BuildArch: noarch
+AutoReqProv: no
+%description
+Test double, not Rocky Linux's chrony: records in rpm that the node has chronyd (from Debian).
+%files
+EOT
+rpmbuild --quiet --define '_topdir /tmp/rpmb' -bb /tmp/rpmb/SPECS/rocky-release.spec /tmp/rpmb/SPECS/chrony.spec
+rpm -i --nodeps /tmp/rpmb/RPMS/noarch/rocky-release-*.rpm /tmp/rpmb/RPMS/noarch/chrony-*.rpm
 rm -rf /tmp/rpmb /root/rpmbuild
 echo 'airgap-bundler test rig node (Debian bookworm userland presented as {recipe.redhat_release})' \
   > /etc/airgap-rig-node
 dnf --version >/dev/null
-rpm -q rocky-release
+rpm -q rocky-release chrony
 """
 
 
