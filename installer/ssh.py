@@ -58,6 +58,40 @@ class Connection(object):
         if self.log:
             self.log(text)
 
+    def _execute(self, argv, cmd, input, check, timeout, binary):
+        """Run argv (which runs cmd), log it, and turn failures into InstallerErrors naming cmd."""
+        self._log("$ %s" % cmd)
+        if input is not None and not isinstance(input, bytes):
+            input = input.encode("utf-8")
+        try:
+            p = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as e:
+            raise self._spawn_failed(e)
+        try:
+            out, err = p.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise InstallerError("command timed out after %ss" % timeout, host=self.label, command=cmd)
+        res = Result(cmd, p.returncode, out if binary else _text(out), _text(err))
+        if res.stderr:
+            self._log(res.stderr.rstrip())
+        transport = self._transport_error(res)
+        if transport is not None:
+            raise transport
+        if check and not res.ok:
+            raise InstallerError("a command failed with exit code %d" % res.rc, host=self.label, command=cmd,
+                                 stderr=res.stderr or _text(out))
+        return res
+
+    def _spawn_failed(self, error):
+        return InstallerError("cannot run %s" % error, host=self.label)
+
+    def _transport_error(self, res):
+        """An error of the connection itself (not of the command), or None."""
+        return None
+
     def check(self, cmd, what=None, **kw):
         res = self.run(cmd, check=False, **kw)
         if not res.ok:
@@ -110,24 +144,7 @@ class Local(Connection):
         self.is_root = os.geteuid() == 0
 
     def run(self, cmd, input=None, check=True, timeout=None, binary=False):
-        self._log("$ %s" % cmd)
-        if input is not None and not isinstance(input, bytes):
-            input = input.encode("utf-8")
-        try:
-            p = subprocess.Popen(["/bin/sh", "-c", cmd], stdin=subprocess.PIPE if input is not None else
-                                 subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            out, err = p.communicate(input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.communicate()
-            raise InstallerError("command timed out after %ss" % timeout, host=self.label, command=cmd)
-        res = Result(cmd, p.returncode, out if binary else _text(out), _text(err))
-        if res.stderr:
-            self._log(res.stderr.rstrip())
-        if check and not res.ok:
-            raise InstallerError("a command failed with exit code %d" % res.rc, host=self.label, command=cmd,
-                                 stderr=res.stderr or _text(out))
-        return res
+        return self._execute(["/bin/sh", "-c", cmd], cmd, input, check, timeout, binary)
 
     def put(self, local_path, remote_path, mode=0o644):
         real = self.path(remote_path)
@@ -204,30 +221,14 @@ class SSH(Connection):
         return "sudo -n sh -c %s" % quote(cmd)
 
     def run(self, cmd, input=None, check=True, timeout=None, binary=False):
-        self._log("$ %s" % cmd)
-        argv = self.argv(self.wrap(cmd))
-        if input is not None and not isinstance(input, bytes):
-            input = input.encode("utf-8")
-        try:
-            p = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            out, err = p.communicate(input, timeout=timeout)
-        except OSError as e:
-            raise InstallerError("cannot run the ssh client: %s" % e, host=self.label,
-                                 hint="Install openssh-clients on the host running install.py")
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.communicate()
-            raise InstallerError("command timed out after %ss" % timeout, host=self.label, command=cmd)
-        res = Result(cmd, p.returncode, out if binary else _text(out), _text(err))
-        if res.stderr:
-            self._log(res.stderr.rstrip())
-        if p.returncode == 255:
-            raise ssh_error(self.host, res.stderr)
-        if check and not res.ok:
-            raise InstallerError("a command failed with exit code %d" % res.rc, host=self.label, command=cmd,
-                                 stderr=res.stderr or _text(out))
-        return res
+        return self._execute(self.argv(self.wrap(cmd)), cmd, input, check, timeout, binary)
+
+    def _spawn_failed(self, error):
+        return InstallerError("cannot run the ssh client: %s" % error, host=self.label,
+                              hint="Install openssh-clients on the host running install.py")
+
+    def _transport_error(self, res):
+        return ssh_error(self.host, res.stderr) if res.rc == 255 else None
 
     def put(self, local_path, remote_path, mode=0o644):
         """scp to a temp file in the login user's home, then move into place as root."""
