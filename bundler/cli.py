@@ -140,18 +140,30 @@ def lock(manifest: Path, cache_dir: Path | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["tar.gz", "tar", "tar.xz", "dir"]), default="tar.gz",
               show_default=True, help="tar.gz unpacks on any host (CentOS 7 has no zstd); dir is for development.")
 @click.option("--sign", "sign_key", metavar="KEYID", help="Sign SHA256SUMS with this GPG key (detached, armored).")
+@click.option("--split-size", metavar="SIZE", help="Also cut the tarball into parts of at most SIZE (e.g. 4G, 4095M).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @operator_errors
 def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], output: Path, jobs: int, locked: bool,
-          fmt: str, sign_key: str | None, quiet: bool, as_json: bool) -> None:
+          fmt: str, sign_key: str | None, split_size: str | None, quiet: bool, as_json: bool) -> None:
     """Resolve, download (verified, cached, resumable) and write the bundle atomically."""
     from .build import build as run_build
     from .manifest import load_manifest
 
+    if split_size:
+        from .bundle.split import parse_size
+
+        parse_size(split_size)  # a bad size fails now, not after the downloads
+        if fmt == "dir":
+            raise click.UsageError("--split-size cuts a tarball; it does not go with --format dir.")
     m = load_manifest(manifest)
     r = run_build(m, output, _cache(cache_dir), jobs=jobs, quiet=quiet or as_json, locked=locked, fmt=fmt,
                   sign_key=sign_key, insecure=insecure)
+    split_index = None
+    if split_size:
+        from .bundle.split import split
+
+        split_index = split(r.path, split_size)
     summary = {
         "bundle": str(r.path),
         "size": r.path.stat().st_size if r.path.is_file() else None,
@@ -159,6 +171,7 @@ def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], out
         "downloaded": {"count": r.stats.downloaded, "bytes": r.stats.downloaded_bytes},
         "cacheHits": r.stats.cache_hits,
         "retries": r.stats.retries,
+        "splitIndex": str(split_index) if split_index else None,
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -173,6 +186,8 @@ def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], out
                f"{r.stats.cache_hits} cache hits, {r.stats.retries} retries")
     if r.inputs.from_media:
         click.echo(f"  {len(r.inputs.from_media)} dependencies are taken from the install media (not shipped)")
+    if split_index:
+        _split_and_report(r.path, split_size, split_index)
 
 
 @main.group()
@@ -253,16 +268,10 @@ def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
     click.echo(json.dumps(d, indent=2) if as_json else format_diff(d))
 
 
-@main.command("split")
-@click.argument("tarball", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--size", required=True, metavar="SIZE",
-              help="Largest part: bytes or K/M/G/T (1024-based; FAT32 holds at most 4095M), KB/MB/GB (1000-based).")
-@operator_errors
-def split_cmd(tarball: Path, size: str) -> None:
-    """Cut TARBALL into numbered parts for size-limited media; prints the one command that joins and checks them."""
+def _split_and_report(tarball: Path, size: str, index: Path | None = None) -> None:
     from .bundle.split import FAT32_MAX, parse_size, read_index, split
 
-    index = split(tarball, size)
+    index = index or split(tarball, size)
     data = read_index(index)
     for part in data["parts"]:
         click.echo(f"  {part['name']}  {_human(part['size'])}")
@@ -273,6 +282,16 @@ def split_cmd(tarball: Path, size: str) -> None:
         click.echo("note: FAT32 cannot hold files of 4 GiB or more; use --size 4095M for FAT32 media.", err=True)
     click.echo("Copy all of them. On the other side, in the directory holding them, run:")
     click.echo(f"  {data['join']}")
+
+
+@main.command("split")
+@click.argument("tarball", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--size", required=True, metavar="SIZE",
+              help="Largest part: bytes or K/M/G/T (1024-based; FAT32 holds at most 4095M), KB/MB/GB (1000-based).")
+@operator_errors
+def split_cmd(tarball: Path, size: str) -> None:
+    """Cut TARBALL into numbered parts for size-limited media; prints the one command that joins and checks them."""
+    _split_and_report(tarball, size)
 
 
 @main.command("join")

@@ -239,3 +239,23 @@ def test_cache_prune_keeps_what_recent_builds_used(tmp_path, stack):
     assert removed == count and cache.size() == (0, 0)
     second = build(m, tmp_path / "out2", cache, quiet=True)
     assert second.stats.downloaded == len(second.inputs.packages)  # an empty cache fetches again
+
+
+def test_build_split_size_writes_parts_that_join_with_the_printed_command(tmp_path, stack):
+    path = write_manifest(tmp_path, stack.manifest(packages=K8S, cni="none", k8s=None))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "bundler.cli", "build", str(path), "--cache", str(tmp_path / "cache"), "-o",
+           str(out), "--split-size", "1M"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    join = r.stdout.strip().splitlines()[-1].strip()
+    assert join.startswith("sha256sum -c") and ".part[0-9]*" in join
+    far = tmp_path / "far-side"
+    far.mkdir()
+    for p in out.iterdir():
+        if ".part" in p.name or p.name.endswith(".sha256"):
+            (far / p.name).write_bytes(p.read_bytes())
+    subprocess.run(["sh", "-c", join], cwd=far, check=True, capture_output=True)
+    assert sha256(far / f"{TOP}.tar.gz") == sha256(out / f"{TOP}.tar.gz")
+    bad = subprocess.run(cmd[:-1] + ["lots"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "lots" in bad.stderr and "Traceback" not in bad.stderr
