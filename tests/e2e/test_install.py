@@ -58,6 +58,10 @@ def test_install_second_run_and_reset_on_three_hosts(rig, containerd_bundle, ups
     tarball, summary = containerd_bundle
 
     def check(bundle_dir: str) -> None:
+        # the upstream images are multi-arch indexes: the bundle carries the amd64 child of each
+        bom = json.loads(rig.node1.read_file(f"{bundle_dir}/bundle.json"))
+        assert {tuple(i["platforms"]) for i in bom["images"]} == {("linux/amd64",)}
+        assert all("index" not in i["mediaType"] for i in bom["images"]), bom["images"]
         for node in rig.nodes:
             host = node.testinfra()
             # packages from the bundle repo (and the media), repo files as specified

@@ -20,7 +20,7 @@ from typing import Any
 
 from bundler.files.defaults import CALICO_VERSION, FLANNEL_VERSION, HELM_VERSION, REGISTRY_VERSION
 from bundler.images.list import kubeadm_images
-from tests.images.helpers import Registry, layer, put_image, single
+from tests.images.helpers import Registry, layer, multi, put_image, single
 
 from .http import RepoHTTPServer
 
@@ -108,13 +108,21 @@ class Stack:
         lines.append(f"  mirrors: {json.dumps(self.mirrors)}")
         return "\n".join(lines) + "\n"
 
-    def push(self, ref: str, seed: str | None = None, layers: list[tuple[bytes, bytes]] | None = None) -> str:
-        """Push a small image (or the given layers) under the registry path the mirror maps ref to."""
+    def push(self, ref: str, seed: str | None = None, layers: list[tuple[bytes, bytes]] | None = None,
+             arm64_layers: list[tuple[bytes, bytes]] | None = None) -> str:
+        """Push a small image (or the given layers) under the registry path the mirror maps ref to.
+
+        With arm64_layers, an OCI index with a linux/amd64 and a linux/arm64 child, as the real images are.
+        """
         host, _, rest = ref.partition("/")
         repo, _, tag = rest.rpartition(":")
         if host == "docker.io" and "/" not in repo:
             repo = f"library/{repo}"
         img = single(layers or [layer(2_000, seed or ref)], label=ref)
+        if arm64_layers:
+            arm = single(arm64_layers, arch="arm64", variant="v8", label=ref)
+            img = multi([(img, {"architecture": "amd64", "os": "linux"}),
+                         (arm, {"architecture": "arm64", "os": "linux", "variant": "v8"})])
         digest = put_image(self.registry.host, repo, tag, img)
         self.images[ref] = digest
         return digest

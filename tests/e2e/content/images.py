@@ -34,8 +34,9 @@ def e2e_image_layers(ref: str) -> list[tuple[bytes, bytes]]:
 
 def push_e2e_images(stack: Stack, version: str = K8S_VERSION, cni: str = "calico",
                     extra: tuple[str, ...] = ()) -> dict[str, str]:
-    """Push kubeadm's images for `version`, the CNI's and `extra` into the stack's registry."""
+    """Push kubeadm's images for `version`, the CNI's and `extra` into the stack's registry, multi-arch
+    (amd64 + arm64 OCI indexes) as the real ones are: the builder must store the target's child."""
     out = {}
     for ref in dict.fromkeys([*k8s_images(version, cni), *extra]):
-        out[ref] = stack.push(ref, layers=e2e_image_layers(ref))
+        out[ref] = stack.push(ref, layers=e2e_image_layers(ref), arm64_layers=e2e_image_layers(f"{ref} (arm64)"))
     return out
