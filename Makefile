@@ -8,7 +8,7 @@ test: setup
 	.venv/bin/python -m pytest -q -ra
 
 lint: setup
-	.venv/bin/ruff check bundler tests bench
+	.venv/bin/ruff check .
 	.venv/bin/vermin -q -t=3.6- --violations --no-tips installer/
 
 bench: setup

@@ -21,10 +21,11 @@ class Bundle(object):
                 data = json.load(f)
         except (IOError, OSError) as e:
             raise InstallerError("cannot read %s: %s" % (path, e.strerror or e),
-                                 hint="Run install.py from the unpacked bundle directory, or pass --bundle DIR")
+                                 hint="Run install.py from the unpacked bundle directory, or pass --bundle DIR",
+                                 ) from None
         except ValueError as e:
             raise InstallerError("%s is not valid JSON (%s)" % (path, e),
-                                 hint="The bundle is damaged: unpack the tarball again")
+                                 hint="The bundle is damaged: unpack the tarball again") from None
         if data.get("schemaVersion") != 1:
             raise InstallerError("%s has schemaVersion %r; this installer reads version 1"
                                  % (path, data.get("schemaVersion")),

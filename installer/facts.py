@@ -20,7 +20,8 @@ WATCHED_SERVICES = (
     "airgap-repo", "airgap-registry", "airgap-registry-push", "opt-airgap-media.mount",
 )
 WATCHED_PORTS = (80, 443, 2379, 2380, 5000, 5001, 6443, 8089, 10250, 10257, 10259)
-KUBE_FILES = ("/etc/kubernetes/admin.conf", "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/manifests/kube-apiserver.yaml")
+KUBE_FILES = ("/etc/kubernetes/admin.conf", "/etc/kubernetes/kubelet.conf",
+              "/etc/kubernetes/manifests/kube-apiserver.yaml")
 
 
 class Facts(dict):
@@ -68,7 +69,7 @@ def script(root="/", files=(), dirs=()):
     lines = [
         "export LC_ALL=C",
         "sec() { echo \"==> $1\"; }",
-        "sec os_release; cat %s/etc/os-release 2>/dev/null" % q(r) if r else "sec os_release; cat /etc/os-release 2>/dev/null",
+        "sec os_release; cat %s/etc/os-release 2>/dev/null" % (q(r) if r else ""),
         "sec arch; uname -m",
         "sec hostname; hostname 2>/dev/null || cat /proc/sys/kernel/hostname",
         "sec cpus; getconf _NPROCESSORS_ONLN 2>/dev/null || nproc",

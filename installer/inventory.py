@@ -276,5 +276,5 @@ def load(path, defaults=None):
             text = f.read()
     except (IOError, OSError) as e:
         raise InstallerError("cannot read the inventory %s: %s" % (path, e.strerror or e),
-                             hint="Pass -i with the path of an existing INI file")
+                             hint="Pass -i with the path of an existing INI file") from None
     return parse_ini(text, path, defaults)

@@ -69,7 +69,7 @@ class Registry(object):
             resp = self.opener.open(req, timeout=300)
         except (URLError, OSError) as e:
             raise InstallerError("cannot reach the registry at %s: %s" % (self.base, getattr(e, "reason", e)),
-                                 phase="registry", hint="Check that the registry service is running")
+                                 phase="registry", hint="Check that the registry service is running") from None
         body = resp.read()
         resp.close()
         if expect and resp.status not in expect:
@@ -151,7 +151,7 @@ class Layout(object):
                 self.index = json.loads(f.read().decode("utf-8"))
         except (IOError, OSError, ValueError) as e:
             raise InstallerError("cannot read the image store %s/index.json: %s" % (root, e),
-                                 hint="The bundle is damaged: unpack it again")
+                                 hint="The bundle is damaged: unpack it again") from None
 
     def blob_path(self, digest):
         alg, hexd = digest.split(":", 1)

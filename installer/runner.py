@@ -85,7 +85,7 @@ class Runner(object):
         try:
             return func(host)
         except InstallerError as e:
-            raise e.with_context(host=host.label, log=self.out.log_path(host.label))
+            raise e.with_context(host=host.label, log=self.out.log_path(host.label)) from None
 
     def connect(self):
         ctx = self.ctx
@@ -139,7 +139,8 @@ class Runner(object):
     def prepare(self, need_media=True):
         """Everything before the first change: bundle check, media, connections, facts, preflight."""
         if not self.skip_verify:
-            self.out.say("checking the bundle against SHA256SUMS%s ..." % (" and its signature" if self.gpg_key else ""))
+            self.out.say("checking the bundle against SHA256SUMS%s ..."
+                         % (" and its signature" if self.gpg_key else ""))
             n = verify_bundle(self.bundle.root, self.gpg_key)
             self.out.say("bundle OK (%d files): %s for %s/%s, Kubernetes %s, %s, %s" % (
                 n, self.bundle.name, self.bundle.os, self.bundle.arch, self.bundle.k8s_version, self.bundle.runtime,
@@ -193,7 +194,7 @@ class Runner(object):
                 except InstallerError as e:
                     journal.mark(phase.name, "failed")
                     raise e.with_context(phase=phase.name, hint="Fix the cause and run ./install.py again: "
-                                                                "completed work is not redone")
+                                                                "completed work is not redone") from None
                 journal.mark(phase.name, "done", done)
                 return done
 

@@ -67,13 +67,13 @@ class Connection(object):
             p = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as e:
-            raise self._spawn_failed(e)
+            raise self._spawn_failed(e) from None
         try:
             out, err = p.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired:
             p.kill()
             p.communicate()
-            raise InstallerError("command timed out after %ss" % timeout, host=self.label, command=cmd)
+            raise InstallerError("command timed out after %ss" % timeout, host=self.label, command=cmd) from None
         res = Result(cmd, p.returncode, out if binary else _text(out), _text(err))
         if res.stderr:
             self._log(res.stderr.rstrip())

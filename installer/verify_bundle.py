@@ -103,6 +103,6 @@ def verify_signature(root, key):
                                  hint="Nothing was changed on any host. Do not use this bundle")
     except OSError as e:
         raise InstallerError("cannot run gpg to check the signature: %s" % e,
-                             hint="Install gnupg2 (it is on the OS media) or leave out --key")
+                             hint="Install gnupg2 (it is on the OS media) or leave out --key") from None
     finally:
         subprocess.call(["rm", "-rf", home])
