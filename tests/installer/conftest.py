@@ -19,7 +19,7 @@ def write_sums(root):
             if rel in ("SHA256SUMS", "SHA256SUMS.asc"):
                 continue
             with open(p, "rb") as fh:
-                lines.append("%s  %s\n" % (hashlib.sha256(fh.read()).hexdigest(), rel))
+                lines.append(f"{hashlib.sha256(fh.read()).hexdigest()}  {rel}\n")
     with open(os.path.join(root, "SHA256SUMS"), "w") as fh:
         fh.write("".join(sorted(lines, key=lambda ln: ln.split("  ", 1)[1])))
 
@@ -49,7 +49,7 @@ def make_bundle(root, os_tag="el9", runtime="containerd", cni="calico", k8s="1.3
         ],
         "images": [
             {"ref": "registry.k8s.io/pause:3.9", "digest": "sha256:" + "1" * 64},
-            {"ref": "registry.k8s.io/kube-apiserver:v%s" % k8s, "digest": "sha256:" + "2" * 64},
+            {"ref": f"registry.k8s.io/kube-apiserver:v{k8s}", "digest": "sha256:" + "2" * 64},
             {"ref": "docker.io/calico/node:v3.28.0", "digest": "sha256:" + "3" * 64},
         ],
         "files": [{"name": "registry", "kind": "binary", "path": "files/registry",

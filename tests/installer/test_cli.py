@@ -21,8 +21,7 @@ def test_typo_in_inventory(tmp_path, capsys):
     inv.write_text("[control_plane]\ncp1 ansible_hsot=10.0.0.11\n")
     rc, out, err = run(capsys, ["plan", "-i", str(inv), "--bundle", b.root, "--root", str(tmp_path / "r")])
     assert rc == 1
-    assert err.startswith("error: %s line 2: unknown host variable 'ansible_hsot' (did you mean 'ansible_host'?)"
-                          % inv)
+    assert err.startswith(f"error: {inv} line 2: unknown host variable 'ansible_hsot' (did you mean 'ansible_host'?)")
     assert "Traceback" not in err and err.count("\n") == 1
 
 

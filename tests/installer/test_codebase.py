@@ -32,7 +32,7 @@ def test_only_stdlib_imports():
             for n in names:
                 top = n.split(".")[0]
                 if top != "installer" and top not in stdlib:
-                    bad.append("%s: %s" % (os.path.relpath(path, ROOT), n))
+                    bad.append(f"{os.path.relpath(path, ROOT)}: {n}")
     assert bad == []
 
 

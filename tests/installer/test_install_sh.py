@@ -34,7 +34,7 @@ def _env(bindir):
     for t in ("dirname", "cat", "ln"):
         os.symlink(shutil.which(t), str(tools / t))
     # the preamble also tries absolute paths; restrict it to PATH lookups of python3 here
-    return {"PATH": "%s:%s" % (bindir, tools), "HOME": str(bindir), "AIRGAP_PYTHON_CANDIDATES": "python3"}
+    return {"PATH": f"{bindir}:{tools}", "HOME": str(bindir), "AIRGAP_PYTHON_CANDIDATES": "python3"}
 
 
 @pytest.mark.parametrize("shell", ["sh", "dash"])
@@ -70,14 +70,14 @@ def test_no_python_installs_from_bundle_repo(tmp_path):
     real_py = os.path.realpath(sys.executable)
     log = tmp_path / "yum.log"
     # a fake yum that records its arguments and "installs" python3 by linking the real one
-    _fake(bindir, "yum", 'echo "$@" > %s\nln -s %s %s/python3\n' % (log, real_py, bindir))
+    _fake(bindir, "yum", f'echo "$@" > {log}\nln -s {real_py} {bindir}/python3\n')
     p = subprocess.Popen(["/bin/sh", str(d / "install.py"), "--version"], env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, universal_newlines=True)
     out, err = p.communicate()
     assert p.returncode == 0, err
     args = log.read_text()
     assert "--disablerepo=*" in args
-    assert "--repofrompath=airgap-bootstrap,file://%s/repo" % d in args
+    assert f"--repofrompath=airgap-bootstrap,file://{d}/repo" in args
     assert args.strip().endswith("install python3")
     assert "installing python3 from the bundle's repository" in err
 
@@ -93,7 +93,7 @@ def test_no_python_and_yum_fails(tmp_path):
                          stderr=subprocess.PIPE, universal_newlines=True)
     _, err = p.communicate()
     assert p.returncode == 2
-    assert "installing python3 from %s/repo failed" % d in err
+    assert f"installing python3 from {d}/repo failed" in err
 
 
 def test_no_python_no_repo(tmp_path):

@@ -60,7 +60,8 @@ def test_reset_steps_order():
     j.data["packages"] = ["chrony", "kubeadm"]
     steps = [c for _, c in reset_steps(j)]
     # kubeadm reset first and only once, then the undo commands newest first, then packages
-    assert steps == ["kubeadm reset -f", "rm -rf /opt/airgap", "systemctl disable --now airgap-repo", PKG_TOOL + " -y --disablerepo='*' remove chrony kubeadm"]
+    assert steps == ["kubeadm reset -f", "rm -rf /opt/airgap", "systemctl disable --now airgap-repo",
+                     PKG_TOOL + " -y --disablerepo='*' remove chrony kubeadm"]
 
 
 def test_facts_gather_local_root(tmp_path):

@@ -177,8 +177,8 @@ def test_host_prep_fresh_host(bundle):
     d = descr(HostPrep().plan(ctx, w, f))
     assert d[0] == "write /etc/hosts (cluster host names)"
     for want in ("turn swap off now", "write /etc/fstab (swap off at boot)", "load kernel module overlay",
-                 "load kernel module br_netfilter", "write %s" % system.SYSCTL_FILE,
-                 "apply %s" % system.SYSCTL_FILE, "install packages: chrony",
+                 "load kernel module br_netfilter", f"write {system.SYSCTL_FILE}",
+                 f"apply {system.SYSCTL_FILE}", "install packages: chrony",
                  "write /etc/chrony.conf (time from 10.0.0.11)", "restart service chronyd"):
         assert want in d
     assert not any("SELinux" in x for x in d)  # enforcing stays enforcing by default
@@ -313,7 +313,7 @@ def test_kubeadm_init_decisions(bundle):
     cp = ctx.first_cp
     f = ctx.facts[cp.label]
     d = descr(KubeadmInit().plan(ctx, cp, f))
-    assert d == ["write %s" % CONFIG, "kubeadm init (Kubernetes 1.30.4)", "kubeconfig for root in /root/.kube/config"]
+    assert d == [f"write {CONFIG}", "kubeadm init (Kubernetes 1.30.4)", "kubeconfig for root in /root/.kube/config"]
     cmd = [c for c in KubeadmInit().plan(ctx, cp, f) if isinstance(c, Command)][0]
     assert "--upload-certs" not in cmd.cmd
     f["files"]["/etc/kubernetes/admin.conf"] = "ADMIN"

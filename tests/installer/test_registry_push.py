@@ -102,7 +102,8 @@ def skopeo_digest(port, repo):
 
 
 def skopeo_inspect_digest(port, repo):
-    out = subprocess.check_output(["skopeo", "inspect", "--tls-verify=false", "docker://127.0.0.1:%d/%s" % (port, repo)])
+    out = subprocess.check_output(["skopeo", "inspect", "--tls-verify=false",
+                                   "docker://127.0.0.1:%d/%s" % (port, repo)])
     return json.loads(out.decode())["Digest"]
 
 
@@ -140,10 +141,10 @@ def test_basic_auth(tmp_path):
     crypt = pytest.importorskip("crypt")
     if not getattr(crypt, "METHOD_BLOWFISH", None):
         pytest.skip("no bcrypt")
-    from installer.phases.registry import bcrypt_hash
     from installer.errors import InstallerError
+    from installer.phases.registry import bcrypt_hash
     htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text("pusher:%s\n" % bcrypt_hash("s3cret"))
+    htpasswd.write_text("pusher:{}\n".format(bcrypt_hash("s3cret")))
     port = free_port()
     cfg = tmp_path / "config.yml"
     cfg.write_text("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\n"
