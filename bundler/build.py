@@ -273,7 +273,7 @@ def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, 
         os.chmod(dest, 0o755 if f.kind == "binary" else 0o644)
         if f.kind == "rpm":
             placed.append(dest)
-    if placed:
+    if placed or m.repos:  # an empty repo is still a repo: the hosts' repo files can point at it
         write_repo(repo, placed, modules_yaml=inputs.modules_yaml)
     add_installer(root, m)
     bom = {

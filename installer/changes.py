@@ -120,9 +120,14 @@ class InstallPackages(Change):
 
     kind = "packages"
 
-    def __init__(self, names, repos=("airgap-*",)):
+    def __init__(self, names, repos=("airgap-*",), provides=False):
         self.names = sorted(set(names))
         self.repos = tuple(repos)
+        # provides=True: the names are capabilities (iptables may come as iptables-nft); the read-only
+        # `unless` check lets a dry run see that they are already there
+        self.query = "rpm -q --whatprovides" if provides else "rpm -q"
+        self.unless = ("%s %s >/dev/null 2>&1" % (self.query, " ".join(quote(n) for n in self.names))
+                       if provides else None)
 
     def describe(self):
         return "install packages: %s" % " ".join(self.names)
@@ -132,7 +137,7 @@ class InstallPackages(Change):
         return "%s -y --disablerepo='*' %s install %s" % (PKG_TOOL, enable, " ".join(quote(n) for n in self.names))
 
     def apply(self, conn, journal):
-        missing = [n for n in self.names if not conn.run("rpm -q %s" % quote(n), check=False).ok]
+        missing = [n for n in self.names if not conn.run("%s %s" % (self.query, quote(n)), check=False).ok]
         if not missing:
             return False
         journal.add_packages(missing)

@@ -19,9 +19,34 @@ CRI_DOCKER_DROPIN = systemd.UNIT_DIR + "/cri-docker.service.d/10-airgap.conf"
 CRICTL_YAML = "/etc/crictl.yaml"
 BIN_DIR = "/usr/local/bin"
 KUBE_PACKAGES = ("kubeadm", "kubelet", "kubectl")
+# What the kubelet/kubeadm RPMs would have pulled in; with bare binaries the installer installs it
+# from the OS media itself.
+BINARY_HOST_DEPS = ("conntrack", "socat", "ethtool", "iptables", "iproute", "tar")
 # binaries (install: binaries) the installer knows where to put
 KNOWN_BINARIES = ("containerd", "containerd-shim-runc-v2", "ctr", "runc", "kubeadm", "kubelet", "kubectl",
                   "crictl", "dockerd", "docker", "docker-init", "docker-proxy", "cri-dockerd")
+
+
+def archive_files(archive, dest, strip):
+    """The files an archive of the bundle puts under dest (read here, on the host running install.py), so
+    reset can remove exactly those."""
+    import tarfile
+    try:
+        with tarfile.open(archive, "r:*") as t:
+            names = [m.name for m in t.getmembers() if m.isfile()]
+    except (OSError, tarfile.TarError):
+        return []
+    out = []
+    for n in names:
+        parts = [p for p in n.split("/") if p not in ("", ".")][strip:]
+        if parts and ".." not in parts:
+            out.append("%s/%s" % (dest.rstrip("/"), "/".join(parts)))
+    return sorted(out)
+
+
+def extracted_marker(f):
+    """Left behind once a bundle archive is unpacked, so a re-run (and the plan) knows it is done."""
+    return "/var/lib/airgap-installer/extracted/%s" % (f.get("sha256") or f.get("name"))
 
 
 def needs_cri_dockerd(k8s_version):
@@ -70,6 +95,7 @@ class Runtime(Phase):
         files += [systemd.UNIT_DIR + "/containerd.service", systemd.UNIT_DIR + "/kubelet.service",
                   systemd.UNIT_DIR + "/kubelet.service.d/10-kubeadm.conf", systemd.UNIT_DIR + "/docker.service"]
         files += sorted(systemd.cri_dockerd_units("x"))
+        files += [extracted_marker(f) for f in ctx.bundle.files if f.get("kind") == "archive"]
         return files
 
     def hosts_files(self, ctx):
@@ -159,7 +185,7 @@ class Runtime(Phase):
 
     def plan_binaries(self, ctx, facts):
         b = ctx.bundle
-        out = []
+        out = [InstallPackages(BINARY_HOST_DEPS, provides=True)]
         for f in b.files:
             name = f.get("name") or os.path.basename(f["path"])
             src = b.path(f["path"])
@@ -168,19 +194,34 @@ class Runtime(Phase):
                 if facts.get("bin_sha", {}).get(dst) != f.get("sha256"):
                     out.append(Callback("install %s" % dst,
                                         lambda conn, j, s=src, d=dst: _install_binary(conn, j, s, d)))
-            elif f.get("kind") == "archive" and ("cni-plugins" in name or "containerd" in name or "crictl" in name):
-                dest, strip = ("/opt/cni/bin", 0) if "cni-plugins" in name else (
-                    (BIN_DIR, 0) if "crictl" in name else ("/usr/local", 0))
-                marker = "/var/lib/airgap-installer/extracted/%s" % f.get("sha256", name)
+            elif f.get("kind") == "archive" and ("cni-plugins" in name or "containerd" in name or "crictl" in name
+                                                  or name.startswith("docker-")):
+                if "cni-plugins" in name:
+                    dest, strip = "/opt/cni/bin", 0
+                elif "crictl" in name:
+                    dest, strip = BIN_DIR, 0
+                elif name.startswith("docker-"):  # Docker's static tarball: docker/{dockerd,containerd,runc,...}
+                    dest, strip = BIN_DIR, 1
+                else:  # containerd's release tarball: bin/containerd...
+                    dest, strip = "/usr/local", 0
+                marker = extracted_marker(f)
                 if not facts.has_file(marker):
                     tmp = "/var/lib/airgap-installer/upload/%s" % name
                     out.append(Callback("upload %s" % name, lambda conn, j, s=src, d=tmp: _install_binary(
                         conn, j, s, d, 0o600)))
-                    out.append(Command("mkdir -p {d} && tar -xzf {t} -C {d} --strip-components={s} --no-same-owner "
-                                       "&& rm -f {t} && mkdir -p {m} && touch {mk}".format(
-                                           d=quote(dest), t=quote(tmp), s=strip, m=quote(os.path.dirname(marker)),
-                                           mk=quote(marker)),
-                                       title="unpack %s into %s" % (name, dest)))
+                    placed = archive_files(src, dest, strip)
+                    # remember which directories of dest did not exist, so reset removes exactly those
+                    made = "%s.dirs" % marker
+                    ancestors = ["/".join(dest.rstrip("/").split("/")[:i]) for i in
+                                 range(2, len(dest.rstrip("/").split("/")) + 1)]
+                    record = "mkdir -p {m} && for d in {a}; do [ -d \"$d\" ] || echo \"$d\"; done > {mf}".format(
+                        m=quote(os.path.dirname(marker)), a=" ".join(quote(a) for a in ancestors), mf=quote(made))
+                    undo = "rm -f %s; [ -f %s ] && tac %s | xargs -r rmdir 2>/dev/null; true" % (
+                        " ".join(quote(p) for p in placed), quote(made), quote(made))
+                    out.append(Command("{r} && mkdir -p {d} && tar -xzf {t} -C {d} --strip-components={s} "
+                                       "--no-same-owner && rm -f {t} && touch {mk}".format(
+                                           r=record, d=quote(dest), t=quote(tmp), s=strip, mk=quote(marker)),
+                                       title="unpack %s into %s" % (name, dest), undo=undo))
         units = {}
         if b.runtime == "docker":
             units[systemd.UNIT_DIR + "/docker.service"] = systemd.docker_unit(BIN_DIR)

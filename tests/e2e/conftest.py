@@ -133,10 +133,10 @@ def upstream(tmp_path_factory):
     up.close()
 
 
-def _bundle(upstream, tmp_path_factory, runtime: str):
-    work = tmp_path_factory.mktemp(f"e2e-build-{runtime}")
-    with TIMER.stage(f"e2e: bundler build ({runtime})"):
-        manifest = scenario.write_manifest(upstream, work / "e2e.yaml", runtime=runtime)
+def _bundle(upstream, tmp_path_factory, runtime: str, install: str = "packages"):
+    work = tmp_path_factory.mktemp(f"e2e-build-{runtime}-{install}")
+    with TIMER.stage(f"e2e: bundler build ({runtime}, {install})"):
+        manifest = scenario.write_manifest(upstream, work / "e2e.yaml", runtime=runtime, install=install)
         return scenario.bundler_build(manifest, work / "out", work / "cache")
 
 
@@ -148,3 +148,8 @@ def containerd_bundle(upstream, tmp_path_factory):
 @pytest.fixture(scope="session")
 def docker_bundle(upstream, tmp_path_factory):
     return _bundle(upstream, tmp_path_factory, "docker")
+
+
+@pytest.fixture(scope="session")
+def binaries_bundle(upstream, tmp_path_factory):
+    return _bundle(upstream, tmp_path_factory, "containerd", "binaries")

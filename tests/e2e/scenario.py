@@ -23,7 +23,7 @@ from tests.upstream.yumrepos import build_rpms, pkg
 
 from .content.images import push_e2e_images
 from .content.repos import MEDIA_REPOS, BuiltRepos, build_e2e_repos_cached, repo_urls
-from .content.site import build_e2e_site
+from .content.site import add_e2e_binaries, build_e2e_site
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_PACKAGES = ["kubeadm-1.30.4", "kubelet-1.30.4", "kubectl-1.30.4", "cri-tools", "kubernetes-cni"]
@@ -86,6 +86,7 @@ def start_upstream(work: Path, cache_root: Path) -> Upstream:
         t = time.monotonic()
         site = build_e2e_site(work / "site")
         cri_dockerd_double(site, work)
+        add_e2e_binaries(site)
         site.server = RepoHTTPServer(site.root).start()
         registry = Registry(work / "registry")
         urls = repo_urls(yum.url)
@@ -102,9 +103,12 @@ def start_upstream(work: Path, cache_root: Path) -> Upstream:
         raise
 
 
-def write_manifest(up: Upstream, path: Path, runtime: str = "containerd", name: str = "e2e") -> Path:
+def write_manifest(up: Upstream, path: Path, runtime: str = "containerd", name: str = "e2e",
+                   install: str = "packages") -> Path:
+    # binaries mode: the runtime and kube binaries come as files; the hosts' own dependencies from the media
+    packages = K8S_PACKAGES + RUNTIME_PACKAGES[runtime] if install == "packages" else ["conntrack-tools", "socat"]
     text = up.stack.manifest(name=name, version="1.0", k8s="1.30.4", cni="calico", runtime=runtime,
-                             packages=K8S_PACKAGES + RUNTIME_PACKAGES[runtime], media=MEDIA_REPOS)
+                             packages=packages, media=MEDIA_REPOS, install=install)
     path.write_text(text)
     return path
 
@@ -137,7 +141,8 @@ def snapshot(node) -> dict[str, str]:  # noqa: ANN001
               "for f in $(ls -A $d 2>/dev/null | sort); do echo \"-- $f\"; cat $d/$f; done; done; "
               "echo '== fstab'; cat /etc/fstab; echo '== hosts-entries'; grep -c . /etc/hosts; "
               "echo '== services'; for s in chronyd sshd containerd docker; do "
-              "echo \"$s $(systemctl is-active $s) $(systemctl is-enabled $s 2>/dev/null)\"; done")
+              "echo \"$s $(systemctl is-active $s) $(systemctl is-enabled $s 2>/dev/null)\"; done; "
+              "echo '== binaries'; ls -A /usr/local/bin /opt/cni/bin 2>/dev/null; true")
     text = node.sh(script)
     out, cur = {}, None
     for line in text.splitlines():

@@ -160,3 +160,28 @@ def test_manifest_paths_are_real_upstream_shaped(upstream, tmp_path):
     text = scenario.write_manifest(upstream, tmp_path / "m.yaml").read_text()
     assert "registry.k8s.io" in text and "download.docker.com/linux/centos/9/x86_64/stable" in text
     assert Path(upstream.content.repos["media"], ".treeinfo").is_file()
+
+
+def test_binary_install_mode_lays_down_binaries_and_units(rig, binaries_bundle, upstream, clean_trap):
+    """`install: binaries`: no runtime/kube RPMs; the installer unpacks the bundle's binaries and writes units."""
+    tarball, _ = binaries_bundle
+
+    def check(bundle_dir: str) -> None:
+        for node in rig.nodes:
+            host = node.testinfra()
+            for b in ("kubeadm", "kubelet", "kubectl", "crictl", "containerd", "containerd-shim-runc-v2", "runc",
+                      "ctr"):
+                f = host.file(f"/usr/local/bin/{b}")
+                assert f.is_file and f.mode & 0o111, b
+            assert host.run("rpm -q kubeadm containerd.io").rc != 0  # nothing of that came as an RPM
+            assert host.file("/opt/cni/bin/bridge").is_file
+            assert "/usr/local/bin/containerd" in host.file("/etc/systemd/system/containerd.service").content_string
+            assert host.service("containerd").is_running and host.service("kubelet").is_enabled
+            assert host.run("rpm -q --whatprovides conntrack socat").rc == 0  # the hosts' deps, from the media
+            pull = host.run("crictl pull registry.k8s.io/pause:3.9")
+            assert pull.rc == 0, pull.stdout + pull.stderr
+        init = _double_calls(rig.node1, "init")[-2:]
+        assert init[-1].get("result") == "ok"
+
+    install_cycle(rig, tarball, upstream, "binaries", check)
+    assert clean_trap.connections() == [], LeakTrap.describe(clean_trap.connections())

@@ -301,7 +301,14 @@ def test_runtime_binaries_mode(tmp_path):
     changes = Runtime().plan(ctx, w, ctx.facts[w.label])
     d = descr(changes)
     assert "install /usr/local/bin/kubelet" in d
-    assert not any(isinstance(c, InstallPackages) for c in changes)
+    # no runtime/kube RPMs; only what their RPMs would have pulled from the media, as capabilities
+    pkgs = [c for c in changes if isinstance(c, InstallPackages)]
+    assert [p.names for p in pkgs] == [sorted(["conntrack", "socat", "ethtool", "iptables", "iproute", "tar"])]
+    assert pkgs[0].unless.startswith("rpm -q --whatprovides ")
+    b.data["files"].append({"name": "docker-26.1.4.tgz", "kind": "archive", "path": "files/registry",
+                            "sha256": "e" * 64})
+    unpack = [c for c in Runtime().plan(ctx, w, ctx.facts[w.label]) if "docker-26.1.4.tgz into" in c.describe()]
+    assert len(unpack) == 1 and "-C /usr/local/bin --strip-components=1" in unpack[0].cmd
     paths = [c.path for c in changes if isinstance(c, WriteFile)]
     assert "/etc/systemd/system/containerd.service" in paths
     assert "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf" in paths

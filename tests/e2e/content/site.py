@@ -105,3 +105,57 @@ def build_e2e_site(dest: str | os.PathLike[str]) -> Site:
     site.put(f"raw.githubusercontent.com/projectcalico/calico/v{CALICO_VERSION}/manifests/calico.yaml",
              calico_yaml().encode())
     return site
+
+
+def standalone_double(name: str) -> bytes:
+    """A kube TEST DOUBLE as one file (its kubedouble library inlined), for `install: binaries` bundles,
+    where no RPM puts the library in place: the release site serves bare binaries."""
+    from .repos import K8S_VERSION, _double, kubedouble_lib
+
+    text = _double(name, K8S_VERSION)
+    inline = ("import types as _types  # noqa: E402\n"
+              "kd = _types.ModuleType('kubedouble')\n"
+              f"exec(compile({kubedouble_lib(K8S_VERSION)!r}, 'kubedouble.py', 'exec'), kd.__dict__)\n"
+              "sys.modules['kubedouble'] = kd\n")
+    if "import kubedouble as kd  # noqa: E402\n" in text:
+        text = text.replace("import kubedouble as kd  # noqa: E402\n", inline)
+    return text.encode()
+
+
+def add_e2e_binaries(site: Site) -> None:
+    """What `install: binaries` downloads, at the real paths with the publishers' checksum files: the kube
+    binaries (TEST DOUBLES), crictl (TEST DOUBLE), Debian's real CNI plugins, and a stand-in for Docker's
+    static tarball holding Debian's real containerd, its runc shim, ctr and runc (dockerd left out: the
+    binaries e2e runs the containerd runtime)."""
+    import io
+    import tarfile
+
+    from bundler.files.defaults import CNI_PLUGINS, CRICTL, DOCKER_STATIC_VERSION
+
+    from .repos import K8S_VERSION
+
+    def tgz(members: dict[str, Path | bytes]) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as t:
+            for arcname, src in sorted(members.items()):
+                data = src if isinstance(src, bytes) else Path(src).read_bytes()
+                ti = tarfile.TarInfo(arcname)
+                ti.size, ti.mode, ti.mtime = len(data), 0o755, 0
+                t.addfile(ti, io.BytesIO(data))
+        return buf.getvalue()
+
+    minor = ".".join(K8S_VERSION.split(".")[:2])
+    dl = f"dl.k8s.io/release/v{K8S_VERSION}/bin/linux/amd64"
+    for b in ("kubeadm", "kubelet", "kubectl"):
+        site.put(f"{dl}/{b}", standalone_double(b), ".sha256")
+    crictl = CRICTL[minor]
+    site.put(f"github.com/kubernetes-sigs/cri-tools/releases/download/v{crictl}/crictl-v{crictl}-linux-amd64.tar.gz",
+             tgz({"crictl": (DOUBLES / "crictl.py").read_bytes()}), ".sha256")
+    cni = CNI_PLUGINS[minor]
+    plugins = {f"./{p.name}": p for p in sorted(Path("/usr/lib/cni").iterdir()) if p.is_file()}
+    site.put(f"github.com/containernetworking/plugins/releases/download/v{cni}/cni-plugins-linux-amd64-v{cni}.tgz",
+             tgz(plugins), ".sha256")
+    site.put(f"download.docker.com/linux/static/stable/x86_64/docker-{DOCKER_STATIC_VERSION}.tgz",
+             tgz({"docker/containerd": Path("/usr/bin/containerd"),
+                  "docker/containerd-shim-runc-v2": Path("/usr/bin/containerd-shim-runc-v2"),
+                  "docker/ctr": Path("/usr/bin/ctr"), "docker/runc": Path("/usr/sbin/runc")}))
