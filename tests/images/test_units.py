@@ -1,11 +1,8 @@
-"""References, platform matching, the kubeadm table, CNI scanning, docker-daemon export (fake and absent daemon)."""
+"""References, platform matching, the kubeadm table, CNI scanning, docker-daemon export with no daemon.
+
+(The export from a real daemon is tested on the rig's dockerd: tests/e2e/test_docker_daemon_images.py.)"""
 
 from __future__ import annotations
-
-import hashlib
-import io
-import json
-import tarfile
 
 import pytest
 
@@ -131,54 +128,6 @@ def test_cni_images_and_list():
     assert cni_images("a: [\n  - image: quay.io/x/y:1 # templated\n") == ["quay.io/x/y:1"]  # not YAML: line scan
     out = image_list("1.30.4", [CNI], ["registry.k8s.io/pause:3.9", "myorg/app:1"])
     assert out[:7] == kubeadm_images("1.30.4") and out[-1] == "myorg/app:1" and len(out) == len(set(out)) == 11
-
-
-def _docker_save(layers: list[bytes], cfg: dict) -> bytes:
-    buf = io.BytesIO()
-    cfg_bytes = json.dumps(cfg).encode()
-    cid = hashlib.sha256(cfg_bytes).hexdigest()
-    entries = {f"{cid}.json": cfg_bytes}
-    names = []
-    for i, lay in enumerate(layers):
-        names.append(f"l{i}/layer.tar")
-        entries[names[-1]] = lay
-    manifest = [{"Config": f"{cid}.json", "RepoTags": ["myapp:1"], "Layers": names}]
-    entries["manifest.json"] = json.dumps(manifest).encode()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in entries.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-class _FakeImage:
-    def __init__(self, data: bytes):
-        self.data = data
-
-    def save(self, named: bool = False):
-        for i in range(0, len(self.data), 4096):
-            yield self.data[i:i + 4096]
-
-
-class _FakeClient:
-    def __init__(self, data: bytes):
-        self.images = type("Images", (), {"get": lambda _self, name: _FakeImage(data)})()
-
-
-def test_docker_daemon_export(tmp_path):
-    layer_tar = b"x" * 10_000
-    cfg = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers",
-           "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()]}}
-    layout = OCILayout(tmp_path / "store")
-    rec = export_daemon_image("docker-daemon:myapp:1", layout, Cache(tmp_path / "cache"),
-                              client=_FakeClient(_docker_save([layer_tar], cfg)))
-    layout.write_index()
-    assert rec.ref == "docker.io/library/myapp:1" and rec.platforms == ("linux/amd64",)
-    manifest = json.loads(layout.read_blob(rec.digest))
-    assert manifest["layers"][0]["digest"] == cfg["rootfs"]["diff_ids"][0]  # layer bytes unchanged
-    [entry] = json.loads((tmp_path / "store" / "index.json").read_text())["manifests"]
-    assert entry["annotations"]["org.opencontainers.image.ref.name"] == "1"
 
 
 def test_docker_daemon_unreachable_is_a_clear_error(tmp_path, monkeypatch):

@@ -99,7 +99,9 @@ class RepoHTTPServer:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._faults: dict[str, list[Fault]] = {}
-        self.log: list[RequestRecord] = []
+        self._log: list[RequestRecord] = []
+        self._inflight = 0
+        self._idle = threading.Condition(self._lock)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -150,11 +152,35 @@ class RepoHTTPServer:
         return f"{self.url}/{name.strip('/')}/"
 
     # ------------------------------------------------------------------ accounting
+    def _settle(self, timeout: float = 2.0) -> None:
+        """Wait (bounded) until requests being answered are recorded: a client can finish reading a
+        response before the handler thread logs it."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._inflight and time.monotonic() < deadline:
+                self._idle.wait(max(0.0, deadline - time.monotonic()))
+
+    def _begin(self) -> None:
+        with self._lock:
+            self._inflight += 1
+
+    def _end(self) -> None:
+        with self._idle:
+            self._inflight -= 1
+            self._idle.notify_all()
+
+    @property
+    def log(self) -> list[RequestRecord]:
+        """Every request answered so far (settled first, so a finished client's request is in it)."""
+        self._settle()
+        return self._log
+
     def count(self, path_or_prefix: str = "/", *, prefix: bool = True, method: str | None = None) -> int:
         """Requests whose path equals (prefix=False) or starts with `path_or_prefix`."""
         want = _norm_path(path_or_prefix)
+        self._settle()
         with self._lock:
-            recs = list(self.log)
+            recs = list(self._log)
         n = 0
         for r in recs:
             if method is not None and r.method != method:
@@ -165,27 +191,29 @@ class RepoHTTPServer:
 
     def counts(self) -> dict[str, int]:
         """Requests per path (all methods, all outcomes)."""
+        self._settle()
         with self._lock:
             return dict(self._counts)
 
     def downloads(self, prefix: str = "/") -> list[str]:
         """Paths of successful GETs (200/206) under `prefix`, in order."""
         want = _norm_path(prefix)
+        self._settle()
         with self._lock:
-            recs = list(self.log)
+            recs = list(self._log)
         return [r.path for r in recs if r.method == "GET" and r.status in (200, 206)
                 and (want == "/" or r.path == want or r.path.startswith(want.rstrip("/") + "/"))]
 
     def reset_counts(self) -> None:
         with self._lock:
             self._counts.clear()
-            self.log.clear()
+            self._log.clear()
 
     def reset(self) -> None:
         """Forget counts, log and all pending faults."""
         with self._lock:
             self._counts.clear()
-            self.log.clear()
+            self._log.clear()
             self._faults.clear()
 
     # ------------------------------------------------------------------ faults
@@ -235,7 +263,7 @@ class RepoHTTPServer:
     def _record(self, rec: RequestRecord) -> None:
         with self._lock:
             self._counts[rec.path] += 1
-            self.log.append(rec)
+            self._log.append(rec)
 
 
 def _make_handler(server: RepoHTTPServer) -> type[BaseHTTPRequestHandler]:
@@ -247,10 +275,18 @@ def _make_handler(server: RepoHTTPServer) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_HEAD(self) -> None:
-            self._serve(head=True)
+            server._begin()
+            try:
+                self._serve(head=True)
+            finally:
+                server._end()
 
         def do_GET(self) -> None:
-            self._serve(head=False)
+            server._begin()
+            try:
+                self._serve(head=False)
+            finally:
+                server._end()
 
         def _finish(self, status: int, rng: str | None, sent: int, fault: str | None) -> None:
             server._record(RequestRecord(self.command, self._path, status, rng, sent, fault))

@@ -85,6 +85,7 @@ class PkgDef:
     postun: str | None = None
     config: tuple[str, ...] = ()  # paths marked %config(noreplace)
     description: str = ""
+    dirs: tuple[str, ...] = ()  # directories the package owns (%dir), so removing it removes them
 
     @property
     def evr(self) -> str:
@@ -108,7 +109,7 @@ class PkgDef:
         return make_spec(self.name, self.version, self.release, self.arch, self.requires, self.provides,
                          self.obsoletes, self.conflicts, dict(self.files), self.post, epoch=self.epoch,
                          recommends=self.recommends, summary=self.summary, preun=self.preun, postun=self.postun,
-                         config=self.config, description=self.description)
+                         config=self.config, description=self.description, dirs=self.dirs)
 
 
 def pkg(name: str, version: str, release: str, arch: str = "noarch", *,
@@ -116,10 +117,10 @@ def pkg(name: str, version: str, release: str, arch: str = "noarch", *,
         conflicts: Iterable[str] = (), recommends: Iterable[str] = (),
         files: Mapping[str, FileContent] | None = None, post: str | None = None,
         epoch: int = 0, summary: str = "", preun: str | None = None, postun: str | None = None,
-        config: Iterable[str] = (), description: str = "") -> PkgDef:
+        config: Iterable[str] = (), description: str = "", dirs: Iterable[str] = ()) -> PkgDef:
     return PkgDef(name, version, release, arch, epoch, tuple(requires), tuple(provides), tuple(obsoletes),
                   tuple(conflicts), tuple(recommends), tuple(sorted((files or {}).items())), post, summary,
-                  preun, postun, tuple(sorted(config)), description)
+                  preun, postun, tuple(sorted(config)), description, tuple(dirs))
 
 
 def _file_mode(path: str, content: FileContent) -> int:
@@ -133,7 +134,7 @@ def make_spec(name: str, version: str, release: str, arch: str = "noarch",
               conflicts: Iterable[str] = (), files: Mapping[str, FileContent] | None = None,
               post: str | None = None, *, epoch: int = 0, recommends: Iterable[str] = (),
               summary: str = "", preun: str | None = None, postun: str | None = None,
-              config: Iterable[str] = (), description: str = "") -> str:
+              config: Iterable[str] = (), description: str = "", dirs: Iterable[str] = ()) -> str:
     """RPM spec text for a synthetic package. `files` maps absolute paths to their content.
 
     noarch packages carry `BuildArch: noarch`; arch packages get their arch from `rpmbuild --target`.
@@ -165,6 +166,7 @@ def make_spec(name: str, version: str, release: str, arch: str = "noarch",
     description = description or f"Synthetic package {name} for airgap-bundler tests (arch {arch})."
     lines += ["", "%description", description, "",
               "%install", "rm -rf %{buildroot}", "mkdir -p %{buildroot}"]
+    lines += [f"mkdir -p '%{{buildroot}}{d}'" for d in dirs]
     for path, content in sorted(files.items()):
         mode = f"{_file_mode(path, content):o}"
         dest = "%{buildroot}" + path
@@ -180,6 +182,7 @@ def make_spec(name: str, version: str, release: str, arch: str = "noarch",
             lines += ["", section, body.rstrip("\n")]
     config = set(config)
     lines += ["", "%files"]
+    lines += [f"%dir {d}" for d in dirs]
     lines += [f"%config(noreplace) {p}" if p in config else p for p in sorted(files)]
     lines.append("")
     return "\n".join(lines)

@@ -191,6 +191,7 @@ def kubernetes_packages(version: str = K8S_VERSION) -> tuple[PkgDef, ...]:
     return (
         pkg("kubernetes-cni", "1.4.0", K8S_REL, "x86_64",
             files={f"/opt/cni/bin/{n}": _real(f"/usr/lib/cni/{n}") for n in CNI_PLUGINS},
+            dirs=("/opt/cni", "/opt/cni/bin"),
             summary="Binaries required to provision kubernetes container networking (Debian's "
                     "containernetworking-plugins 1.1.1)"),
         pkg("cri-tools", f"{minor}.1", K8S_REL, "x86_64", requires=["python3"],
