@@ -42,6 +42,13 @@ def test_signature(tmp_path):
     home = str(tmp_path / "gnupg")
     os.makedirs(home, 0o700)
     env = dict(os.environ, GNUPGHOME=home)
+    try:
+        _signature_checks(b, home, env, tmp_path)
+    finally:  # the gpg-agent this test's key operations started
+        subprocess.call(["gpgconf", "--homedir", home, "--kill", "all"], stderr=subprocess.DEVNULL)
+
+
+def _signature_checks(b, home, env, tmp_path):
     subprocess.check_call(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "test@example", "ed25519",
                            "sign", "never"], env=env, stderr=subprocess.DEVNULL)
     key = str(tmp_path / "key.asc")
