@@ -23,7 +23,7 @@ import requests
 from . import __version__
 from .bundle.installer_files import add_installer
 from .bundle.tarball import FORMATS, write_tarball
-from .errors import BundlerError, FetchError
+from .errors import BundlerError
 from .fetch.cache import Cache
 from .fetch.download import Item, Stats, fetch_all
 from .fetch.http import apply_mirrors, make_session
@@ -261,12 +261,12 @@ def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, 
 
     repo = root / "repo"
     placed: list[Path] = []
+    sha256: dict[str, str] = {}  # nevra -> sha256 of the RPM (repos with other checksum types need it computed)
     for p in inputs.packages:
         dest = repo / "Packages" / p["location"].rsplit("/", 1)[-1]
         place(inputs.cached[p["nevra"]], dest)
         placed.append(dest)
-        if not p.get("sha256"):
-            p["sha256"] = sha256_file(dest)
+        sha256[p["nevra"]] = p.get("sha256") or sha256_file(dest)
     for f in inputs.files:
         dest = root / f.path
         place(f.cached, dest)
@@ -290,7 +290,7 @@ def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, 
         "lock": lock_used,
         "packages": [
             {**_public(p), "nevra": p["nevra"], "path": f"repo/Packages/{p['location'].rsplit('/', 1)[-1]}",
-             "sha256": p["sha256"], "source": p["url"]}
+             "sha256": sha256[p["nevra"]], "source": p["url"]}
             for p in inputs.packages
         ],
         "images": images,
@@ -342,4 +342,3 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-__all__ = ["BuildResult", "FetchError", "Inputs", "build", "lock", "plan", "resolve_inputs"]

@@ -67,21 +67,22 @@ def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
         considered = solver.visible(hidden, modular, modular_names)
         return solver.solve(requests, prefer_media=manifest.prefer == "media", considered=considered)
 
-    used_filelists = False
-    if solver.file_deps_unprovided():
-        # A file dependency that primary.xml cannot answer: load the full file lists (dnf does the same).
+    def load_filelists() -> None:
         for name, md in metadata.items():
             if md.has("filelists"):
                 solver.add_filelists(name, reader.get(md, "filelists"))
-        used_filelists = True
+
+    # A file dependency that primary.xml cannot answer needs the full file lists (dnf does the same);
+    # a failed solve gets one more try with them before it is reported.
+    used_filelists = solver.file_deps_unprovided()
+    if used_filelists:
+        load_filelists()
     try:
         packages = attempt()
     except ResolveError:
         if used_filelists:
             raise
-        for name, md in metadata.items():
-            if md.has("filelists"):
-                solver.add_filelists(name, reader.get(md, "filelists"))
+        load_filelists()
         used_filelists = True
         packages = attempt()
     return Closure(packages, metadata, modules, requests, used_filelists)

@@ -75,39 +75,17 @@ def test_locked_builds_are_byte_identical_and_a_warm_cache_fetches_no_payload(tm
     first = build(m, tmp_path / "a", cache, quiet=True, locked=True)
     stack.site.server.reset()
     stack.proxy.seen.clear()
-    yum_before = len(stack_yum_log(stack))
+    yum_before = len(stack.yum.log)
     second = build(m, tmp_path / "b", cache, quiet=True, locked=True)
     assert sha256(first.path) == sha256(second.path)
     # warm: no RPM, no blob, no file payload was requested again
-    assert [r for r in stack_yum_log(stack)[yum_before:] if r.path.endswith(".rpm")] == []
+    assert [r for r in stack.yum.log[yum_before:] if r.path.endswith(".rpm")] == []
     assert [s for s in stack.proxy.seen if "/blobs/" in s[1]] == []
     assert [r for r in stack.site.server.log if r.method == "GET"] == []
     assert second.stats.downloaded == 0 and second.stats.cache_hits > 0
     # a fresh cache gives the same bytes too (nothing depends on timing or on what was cached)
     third = build(m, tmp_path / "c", Cache(tmp_path / "cache2"), quiet=True, locked=True)
     assert sha256(third.path) == sha256(first.path)
-
-
-def stack_yum_log(stack):
-    from urllib.parse import urlsplit
-
-    # the yum repos are served by the session yum server; find it through a repo URL's port
-    port = urlsplit(next(iter(stack.repo_urls.values()))).port
-    from tests.upstream import fixtures
-
-    del fixtures
-    return [r for r in _yum_server_log(port)]
-
-
-def _yum_server_log(port: int):
-    import gc
-
-    from tests.upstream.http import RepoHTTPServer
-
-    for obj in gc.get_objects():
-        if isinstance(obj, RepoHTTPServer) and obj.port == port:
-            return list(obj.log)
-    raise AssertionError("yum server not found")
 
 
 def test_locked_build_refuses_a_changed_manifest_and_a_vanished_upstream(tmp_path, stack, yum_repos_copy):

@@ -133,7 +133,7 @@ def stack_session(yum_server_session: RepoHTTPServer, tmp_path_factory: pytest.T
         with RepoHTTPServer(site.root) as server:
             site.server = server
             repo_urls = {r: yum_server_session.repo_url(repo_dirname(r)) for r in ("media", "extras")}
-            st = Stack(repo_urls, reg, site, proxy=proxy)
+            st = Stack(repo_urls, reg, site, proxy=proxy, yum=yum_server_session)
             for ref in dict.fromkeys(k8s_images("1.30.4", "calico") + k8s_images("1.30.4", "flannel")):
                 st.push(ref)
             yield st

@@ -78,6 +78,7 @@ class Stack:
     registry: Registry
     site: Site
     proxy: Any = None  # tests.images.helpers.Proxy in front of the registry: records every request
+    yum: Any = None  # the RepoHTTPServer serving repo_urls, when the caller wants its request log
     images: dict[str, str] = field(default_factory=dict)  # original ref -> digest pushed
 
     @property

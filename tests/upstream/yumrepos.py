@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -550,26 +550,36 @@ def content_hash(repos: Mapping[str, RepoDef] | None = None) -> str:
     return h.hexdigest()[:16]
 
 
-def build_upstream_cached(cache_root: str | os.PathLike[str], repos: Mapping[str, RepoDef] | None = None) -> Upstream:
-    """Build into `cache_root/<content hash>/` unless a complete build is already there."""
+def cached_build(cache_root: str | os.PathLike[str], key: str,
+                 build: Callable[[Path], None]) -> tuple[Path, bool, float]:
+    """`build(dir)` into `cache_root/<key>/` unless a complete build is there; (dir, cached, seconds).
+
+    Builds go to a temporary directory renamed into place when complete; stale keys are dropped.
+    """
     cache_root = Path(cache_root)
     cache_root.mkdir(parents=True, exist_ok=True)
-    key = content_hash(repos)
     final = cache_root / key
     if (final / ".complete").exists():
-        return Upstream(final, 0.0, True, dict(REPOS if repos is None else repos))
+        return final, True, float((final / ".complete").read_text() or 0)
+    t0 = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix=f"{key}.tmp-", dir=cache_root))
-    up = build_upstream(tmp, repos)
-    (tmp / ".complete").write_text(f"{up.build_seconds:.2f}\n")
+    build(tmp)
+    seconds = time.monotonic() - t0
+    (tmp / ".complete").write_text(f"{seconds:.2f}\n")
     try:
         tmp.rename(final)
     except OSError:  # a concurrent session won the race
         shutil.rmtree(tmp, ignore_errors=True)
-    # drop stale builds of older definitions
     for old in cache_root.iterdir():
         if old.name != key and old.is_dir() and not old.name.startswith(f"{key}."):
             shutil.rmtree(old, ignore_errors=True)
-    return Upstream(final, up.build_seconds, False, up.repos)
+    return final, False, seconds
+
+
+def build_upstream_cached(cache_root: str | os.PathLike[str], repos: Mapping[str, RepoDef] | None = None) -> Upstream:
+    """Build into `cache_root/<content hash>/` unless a complete build is already there."""
+    root, cached, seconds = cached_build(cache_root, content_hash(repos), lambda d: build_upstream(d, repos))
+    return Upstream(root, 0.0 if cached else seconds, cached, dict(REPOS if repos is None else repos))
 
 
 def copy_upstream(up: Upstream, dest: str | os.PathLike[str]) -> Upstream:

@@ -23,14 +23,13 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from bundler.images.list import kubeadm_images
 from tests.upstream.yumrepos import MEDIA as UPSTREAM_MEDIA
-from tests.upstream.yumrepos import HostFile, PkgDef, build_rpms, createrepo, pkg
+from tests.upstream.yumrepos import HostFile, PkgDef, build_rpms, cached_build, createrepo, pkg
 
 from . import units
 
@@ -338,25 +337,8 @@ class BuiltRepos:
 
 def build_e2e_repos_cached(cache_root: str | os.PathLike[str]) -> BuiltRepos:
     """build_e2e_repos into `cache_root/<content hash>/` unless a complete build is there already."""
-    cache_root = Path(cache_root)
-    cache_root.mkdir(parents=True, exist_ok=True)
-    key = content_hash()
-    final = cache_root / key
-    if (final / ".complete").exists():
-        return BuiltRepos(final, paths(final), float((final / ".complete").read_text() or 0), True)
-    t0 = time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix=f"{key}.tmp-", dir=cache_root))
-    build_e2e_repos(tmp)
-    seconds = time.monotonic() - t0
-    (tmp / ".complete").write_text(f"{seconds:.2f}\n")
-    try:
-        tmp.rename(final)
-    except OSError:  # a concurrent session won the race
-        shutil.rmtree(tmp, ignore_errors=True)
-    for old in cache_root.iterdir():
-        if old.name != key and old.is_dir() and not old.name.startswith(f"{key}."):
-            shutil.rmtree(old, ignore_errors=True)
-    return BuiltRepos(final, paths(final), seconds, False)
+    root, cached, seconds = cached_build(cache_root, content_hash(), build_e2e_repos)
+    return BuiltRepos(root, paths(root), seconds, cached)
 
 
 def repo_urls(base_url: str, names: Mapping[str, E2ERepo] | None = None) -> dict[str, str]:
