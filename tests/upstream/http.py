@@ -205,12 +205,14 @@ class RepoHTTPServer:
                 and (want == "/" or r.path == want or r.path.startswith(want.rstrip("/") + "/"))]
 
     def reset_counts(self) -> None:
+        self._settle()  # a request still being answered must not be logged after the reset
         with self._lock:
             self._counts.clear()
             self._log.clear()
 
     def reset(self) -> None:
         """Forget counts, log and all pending faults."""
+        self._settle()  # a request still being answered must not be logged after the reset
         with self._lock:
             self._counts.clear()
             self._log.clear()
