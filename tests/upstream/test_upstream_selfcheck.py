@@ -378,6 +378,6 @@ def test_cache_is_reused(yum_upstream: Upstream) -> None:
 
 def test_fresh_build_is_fast(tmp_path: Path) -> None:
     up = build_upstream(tmp_path / "fresh")
-    assert up.build_seconds < 20, up.build_seconds
+    assert up.build_seconds < 45, up.build_seconds  # about 5 s here; the margin is for a loaded CI machine
     rpms = [p.name for r in ("media", "extras", "modular") for p in (up.root / r).rglob("*.rpm")]
     assert len(rpms) == len(set(rpms)) == sum(len(r.packages) for r in REPOS.values())
