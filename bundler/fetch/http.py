@@ -22,26 +22,33 @@ def make_session(pool: int = 16) -> requests.Session:
     return s
 
 
+def mirror_key(url: str, mirrors: dict[str, str]) -> str | None:
+    """The entry of the mirror table that rewrites url: the longest key matching its host (and path prefix)."""
+    parts = urlsplit(url)
+    here = f"{parts.netloc}{parts.path}"
+    best, best_key = "", None
+    for key in mirrors:
+        k = key.rstrip("/")
+        if (here == k or here.startswith(k + "/") or (k == parts.hostname and "/" not in k)) and len(k) > len(best):
+            best, best_key = k, key
+    return best_key
+
+
 def apply_mirrors(url: str, mirrors: dict[str, str]) -> str:
     """Rewrite url by the mirror table: the longest key matching its host (and optional path prefix) wins.
 
     Keys are 'host' or 'host/path/prefix' (mirrors that reorganise paths, e.g. a Kubernetes mirror without
-    the colons of pkgs.k8s.io). A value 'mirror.example.com/docker-ce' keeps the scheme and replaces the
-    matched part; a value with a scheme ('http://127.0.0.1:8080/k8s') replaces scheme too (plain-HTTP
-    proxies and local stand-ins).
+    the colons of pkgs.k8s.io, or an image mirror that keeps CoreDNS flat). A value
+    'mirror.example.com/docker-ce' keeps the scheme and replaces the matched part; a value with a scheme
+    ('http://127.0.0.1:8080/k8s') replaces scheme too (plain-HTTP proxies and local stand-ins).
     """
-    if not mirrors:
+    key = mirror_key(url, mirrors) if mirrors else None
+    if key is None:
         return url
     parts = urlsplit(url)
     here = f"{parts.netloc}{parts.path}"
-    best = ""
-    for key in mirrors:
-        k = key.rstrip("/")
-        if (here == k or here.startswith(k + "/") or (k == parts.hostname and "/" not in k)) and len(k) > len(best):
-            best = k
-    if not best:
-        return url
-    target = mirrors[best].rstrip("/")
+    best = key.rstrip("/")
+    target = mirrors[key].rstrip("/")
     rest = here[len(best):] if here.startswith(best) else parts.path
     if "://" in target:
         t = urlsplit(target)

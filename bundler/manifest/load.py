@@ -256,7 +256,7 @@ def load_manifest(file: str | Path) -> Manifest:
     if not isinstance(mirrors_raw, dict):
         raise c.fail(("spec", "mirrors"), "must be a mapping of upstream host -> mirror host/path.")
     mirrors = {
-        c.string(k, ("spec", "mirrors", k), what="an upstream host name"):
+        c.string(k, ("spec", "mirrors", k), what="an upstream host name, optionally with a path prefix"):
             c.string(v, ("spec", "mirrors", k), what="a mirror host or host/path").rstrip("/")
         for k, v in mirrors_raw.items()
     }

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ..errors import FetchError
-from ..fetch.http import apply_mirrors
+from ..fetch.http import apply_mirrors, mirror_key
 from .auth import RegistryAuth, load_credentials
 from .reference import Reference
 from .transport import registry_session, request
@@ -131,12 +131,14 @@ class RegistryClient:
         return netloc in self.insecure or (urlsplit(f"//{netloc}").hostname or "") in self.insecure
 
     def endpoint(self, ref: Reference) -> Endpoint:
-        """Apply `mirrors:` (by registry host) and pick the scheme: https, or http for insecure plain-HTTP hosts."""
-        mirror = self.mirrors.get(ref.registry)
-        if mirror:
-            parts = urlsplit(apply_mirrors(f"https://{ref.registry}/{ref.repository}", self.mirrors))
+        """Apply `mirrors:` (by registry host, or host/repository prefix) and pick the scheme: https, or http for
+        insecure plain-HTTP hosts."""
+        upstream = f"https://{ref.registry}/{ref.repository}"
+        key = mirror_key(upstream, self.mirrors) if self.mirrors else None
+        if key is not None:
+            parts = urlsplit(apply_mirrors(upstream, self.mirrors))
             host, repo = parts.netloc, parts.path.strip("/")
-            scheme = parts.scheme if "://" in mirror else self._scheme(host)
+            scheme = parts.scheme if "://" in self.mirrors[key] else self._scheme(host)
         else:
             host, repo = ref.api_host, ref.repository
             scheme = self._scheme(host)

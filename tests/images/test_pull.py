@@ -145,6 +145,18 @@ def test_mirror_with_path_prefix(upstream, tmp_path):
     assert rec.ref == "example.test/one:one" and rec.digest == upstream.images["app/one:one"].digest
 
 
+def test_mirror_entry_for_one_repository(upstream, tmp_path):
+    """A mirror that lays one image out differently (registry.aliyuncs.com/google_containers keeps CoreDNS flat):
+    a `host/repository` key beats the host key for that image only, and names stay the upstream ones."""
+    mirrors = {"example.test": f"{upstream.host}/app", "example.test/coredns/coredns": f"{upstream.host}/app/one"}
+    client = RegistryClient(mirrors=mirrors, insecure={upstream.host})
+    recs = pull_images(["example.test/coredns/coredns:one", "example.test/two:two"], tmp_path / "s",
+                       platforms=["linux/amd64"], cache=Cache(tmp_path / "c"), client=client)
+    got = {r.ref: r.digest for r in recs}
+    assert got == {"example.test/coredns/coredns:one": upstream.images["app/one:one"].digest,
+                   "example.test/two:two": upstream.images["app/two:two"].digest}
+
+
 def test_plan_resolves_without_layers(upstream, tmp_path):
     cache = Cache(tmp_path / "cache")
     recs = plan_images([upstream.ref("multi/oci:moci")], platforms=["linux/arm64"], cache=cache,
