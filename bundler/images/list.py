@@ -21,22 +21,37 @@ from ..errors import ManifestError
 K8S = "registry.k8s.io"
 GCR = "k8s.gcr.io"
 
-# minor -> rows (first patch, registry, pause, etcd, coredns). Sources: kubeadm constants.go per release; the
-# x.y.0 rows are the release values; later rows are cherry-picks: etcd 3.5.15-0 (kubernetes PRs #126395,
-# #126397, #126399, merged 2024-09-04, first in 1.28.14/1.29.9/1.30.5), CoreDNS v1.11.3 in 1.31.1 (#126449
-# and its release-1.31 cherry-pick). Patch rows not listed here were not verified: run check_kubeadm_table.
+# minor -> rows (first patch, registry, pause, etcd, coredns), from kubeadm's constants.go per release and the
+# cherry-picks into release branches (etcd versions per minor are kubeadm's SupportedEtcdVersion map, which
+# patch releases update). Evidence for the patch rows:
+#   changelog-confirmed: registry.k8s.io in 1.23.15 (#113393); etcd 3.5.5 in 1.23.14 (#113100); etcd 3.5.10 in
+#     1.28.6 (#121805); etcd 3.5.12 in 1.28.8 (#123069) and 1.29.3 (#123188); CoreDNS v1.11.3 in 1.30.5
+#     (#126797); etcd 3.5.24 in 1.33.6 (#135018).
+#   from merge dates (the next patch release after the cherry-pick merged): registry.k8s.io in 1.24.9
+#     (#113395, the December 2022 patches); etcd 3.5.5 in 1.24.8 (#113099) and 1.25.4 (#113197); etcd 3.5.10
+#     in 1.26.13 (#121803) and 1.27.10; etcd 3.5.12 in 1.27.11 (#123198); etcd 3.5.15 in 1.28.14 / 1.29.9 /
+#     1.30.5 (#126399, #126397, #126395, merged 2024-09-04); CoreDNS v1.11.3 in 1.31.1 (#126796); etcd
+#     3.5.24 in 1.32.10 (#135019).
+# Not established: further etcd bumps of 2023 (3.5.6/3.5.7/3.5.9) in 1.23-1.27 patches. That is why a kubeadm
+# binary, when one is at hand, overrides this table, and why install.py compares `kubeadm config images
+# list` on the first control-plane host with the bundle before it runs kubeadm init.
 KUBEADM_IMAGES: dict[tuple[int, int], tuple[tuple[int, str, str, str, str], ...]] = {
-    (1, 23): ((0, GCR, "3.6", "3.5.1-0", "v1.8.6"),),
-    (1, 24): ((0, GCR, "3.7", "3.5.3-0", "v1.8.6"),),
-    (1, 25): ((0, K8S, "3.8", "3.5.4-0", "v1.9.3"),),
-    (1, 26): ((0, K8S, "3.9", "3.5.6-0", "v1.9.3"),),
-    (1, 27): ((0, K8S, "3.9", "3.5.7-0", "v1.10.1"),),
-    (1, 28): ((0, K8S, "3.9", "3.5.9-0", "v1.10.1"), (14, K8S, "3.9", "3.5.15-0", "v1.10.1")),
-    (1, 29): ((0, K8S, "3.9", "3.5.10-0", "v1.11.1"), (9, K8S, "3.9", "3.5.15-0", "v1.11.1")),
-    (1, 30): ((0, K8S, "3.9", "3.5.12-0", "v1.11.1"), (5, K8S, "3.9", "3.5.15-0", "v1.11.1")),
+    (1, 23): ((0, GCR, "3.6", "3.5.1-0", "v1.8.6"), (14, GCR, "3.6", "3.5.5-0", "v1.8.6"),
+              (15, K8S, "3.6", "3.5.5-0", "v1.8.6")),
+    (1, 24): ((0, GCR, "3.7", "3.5.3-0", "v1.8.6"), (8, GCR, "3.7", "3.5.5-0", "v1.8.6"),
+              (9, K8S, "3.7", "3.5.5-0", "v1.8.6")),
+    (1, 25): ((0, K8S, "3.8", "3.5.4-0", "v1.9.3"), (4, K8S, "3.8", "3.5.5-0", "v1.9.3")),
+    (1, 26): ((0, K8S, "3.9", "3.5.6-0", "v1.9.3"), (13, K8S, "3.9", "3.5.10-0", "v1.9.3")),
+    (1, 27): ((0, K8S, "3.9", "3.5.7-0", "v1.10.1"), (10, K8S, "3.9", "3.5.10-0", "v1.10.1"),
+              (11, K8S, "3.9", "3.5.12-0", "v1.10.1")),
+    (1, 28): ((0, K8S, "3.9", "3.5.9-0", "v1.10.1"), (6, K8S, "3.9", "3.5.10-0", "v1.10.1"),
+              (8, K8S, "3.9", "3.5.12-0", "v1.10.1"), (14, K8S, "3.9", "3.5.15-0", "v1.10.1")),
+    (1, 29): ((0, K8S, "3.9", "3.5.10-0", "v1.11.1"), (3, K8S, "3.9", "3.5.12-0", "v1.11.1"),
+              (9, K8S, "3.9", "3.5.15-0", "v1.11.1")),
+    (1, 30): ((0, K8S, "3.9", "3.5.12-0", "v1.11.1"), (5, K8S, "3.9", "3.5.15-0", "v1.11.3")),
     (1, 31): ((0, K8S, "3.10", "3.5.15-0", "v1.11.1"), (1, K8S, "3.10", "3.5.15-0", "v1.11.3")),
-    (1, 32): ((0, K8S, "3.10", "3.5.16-0", "v1.11.3"),),
-    (1, 33): ((0, K8S, "3.10", "3.5.21-0", "v1.12.0"),),
+    (1, 32): ((0, K8S, "3.10", "3.5.16-0", "v1.11.3"), (10, K8S, "3.10", "3.5.24-0", "v1.11.3")),
+    (1, 33): ((0, K8S, "3.10", "3.5.21-0", "v1.12.0"), (6, K8S, "3.10", "3.5.24-0", "v1.12.0")),
     (1, 34): ((0, K8S, "3.10.1", "3.6.4-0", "v1.12.1"),),
 }
 log = logging.getLogger("bundler")

@@ -59,6 +59,11 @@ def test_kubeadm_table():
         "registry.k8s.io/pause:3.9", "registry.k8s.io/etcd:3.5.12-0", "registry.k8s.io/coredns/coredns:v1.11.1"]
     assert "registry.k8s.io/etcd:3.5.15-0" in kubeadm_images("1.30.5")  # the Sept 2024 etcd cherry-pick
     assert "registry.k8s.io/coredns/coredns:v1.11.3" in kubeadm_images("v1.31.2")
+    assert "registry.k8s.io/coredns/coredns:v1.11.3" in kubeadm_images("1.30.5")  # #126797, 1.30.5 changelog
+    assert "registry.k8s.io/etcd:3.5.24-0" in kubeadm_images("1.33.6")  # #135018, 1.33.6 changelog
+    # the December 2022 patches moved the default registry off k8s.gcr.io (1.23.15, #113393)
+    assert kubeadm_images("1.23.17")[4:] == ["registry.k8s.io/pause:3.6", "registry.k8s.io/etcd:3.5.5-0",
+                                             "registry.k8s.io/coredns/coredns:v1.8.6"]
     assert "registry.k8s.io/coredns/coredns:v1.9.3" in kubeadm_images("1.26.0")  # kubeadm 1.26.0's real output
     assert kubeadm_images("1.23.0")[4:] == ["k8s.gcr.io/pause:3.6", "k8s.gcr.io/etcd:3.5.1-0",
                                             "k8s.gcr.io/coredns/coredns:v1.8.6"]
