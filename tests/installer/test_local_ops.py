@@ -110,3 +110,34 @@ def test_host_prep_and_repo_converge_for_real(tmp_path, bundle):
     assert _read(root, "/etc/hosts") == "127.0.0.1 localhost\n"
     assert _read(root, "/etc/yum.repos.d/rocky.repo") == "[baseos]\n"
     assert _read(root, "/etc/yum.repos.d/airgap-bundle.repo") is None
+
+
+def test_kubeadm_image_check_runs_kubeadm(tmp_path, bundle, monkeypatch):
+    """The check before kubeadm init asks the installed kubeadm (here a TEST DOUBLE shell script: no kubeadm
+    exists on this machine) and stops with the missing image named, before init runs."""
+    import pytest
+
+    from installer.errors import InstallerError
+    from installer.phases.kubeadm_init import CONFIG, image_check
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    listed = tmp_path / "listed.txt"
+    fake = bindir / "kubeadm"
+    fake.write_text('#!/bin/sh\n# kubeadm TEST DOUBLE: prints the image list it was given\n'
+                    '[ "$1 $2 $3 $4 $5" = "config images list --config %s" ] || exit 2\ncat %s\n' % (CONFIG, listed))
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ["PATH"]))
+    ctx = make_ctx(bundle)
+    conn = Local(root=str(tmp_path / "root"))
+    j = Journal(conn)
+
+    listed.write_text("registry.k8s.io/kube-apiserver:v1.30.4\nregistry.k8s.io/pause:3.9\n")
+    assert image_check(ctx).apply(conn, j) is False  # a check changes nothing
+
+    listed.write_text("registry.k8s.io/kube-apiserver:v1.30.4\nregistry.k8s.io/etcd:3.5.15-0\n")
+    with pytest.raises(InstallerError) as e:
+        image_check(ctx).apply(conn, j)
+    text = str(e.value)
+    assert "kubeadm 1.30.4 needs registry.k8s.io/etcd:3.5.15-0, which the bundle" in text
+    assert "kubeadm init was not run" in text and "spec.images" in text

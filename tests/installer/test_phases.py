@@ -8,7 +8,7 @@ from installer.journal import Journal
 from installer.phases.cni import CNI, patch_manifest
 from installer.phases.host_prep import HostPrep
 from installer.phases.join import Join
-from installer.phases.kubeadm_init import CONFIG, KubeadmInit, kubeadm_config
+from installer.phases.kubeadm_init import CONFIG, KubeadmInit, kubeadm_config, missing_images
 from installer.phases.media_repo import MediaRepo
 from installer.phases.preflight import Preflight
 from installer.phases.registry import RegistryPhase
@@ -320,13 +320,27 @@ def test_kubeadm_init_decisions(bundle):
     cp = ctx.first_cp
     f = ctx.facts[cp.label]
     d = descr(KubeadmInit().plan(ctx, cp, f))
-    assert d == [f"write {CONFIG}", "kubeadm init (Kubernetes 1.30.4)", "kubeconfig for root in /root/.kube/config"]
+    assert d == [f"write {CONFIG}", "check that the bundle carries every image kubeadm 1.30.4 needs",
+                 "kubeadm init (Kubernetes 1.30.4)", "kubeconfig for root in /root/.kube/config"]
     cmd = [c for c in KubeadmInit().plan(ctx, cp, f) if isinstance(c, Command)][0]
     assert "--upload-certs" not in cmd.cmd
     f["files"]["/etc/kubernetes/admin.conf"] = "ADMIN"
     f["files"]["/root/.kube/config"] = "ADMIN"
     assert KubeadmInit().plan(ctx, cp, f) == []
     assert KubeadmInit().hosts(ctx) == [cp]
+
+
+def test_kubeadm_image_list_against_the_bundle():
+    bundle = ["registry.k8s.io/pause:3.9", "registry.k8s.io/etcd:3.5.15-0", "registry.k8s.io/coredns/coredns:v1.11.3"]
+    listed = ["registry.k8s.io/pause:3.9", "registry.k8s.io/etcd:3.5.15-0", "registry.k8s.io/coredns/coredns:v1.11.3"]
+    assert missing_images(listed, bundle) == []
+    # a patch release whose etcd moved on: exactly that image is named
+    listed[1] = "registry.k8s.io/etcd:3.5.24-0"
+    assert missing_images(listed + ["", "W1128 some warning text"], bundle) == ["registry.k8s.io/etcd:3.5.24-0"]
+    # docker: kubeadm lists the images behind the local registry, the bundle keeps upstream names
+    behind = ["10.0.0.11:5000/" + i for i in bundle]
+    assert missing_images(behind, bundle, prefix="10.0.0.11:5000") == []
+    assert missing_images(behind, bundle) == behind
 
 
 def test_kubeadm_init_upload_certs_with_two_control_planes(bundle):
