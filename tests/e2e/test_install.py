@@ -23,6 +23,7 @@ def install_cycle(rig, tarball, upstream, runtime: str, check) -> None:  # noqa:
     nodes = list(rig.nodes)
     before = {n.name: scenario.snapshot(n) for n in nodes}
     inits = len(_double_calls(rig.node1, "init"))  # the double's log outlives a reset
+    lists = len(_double_calls(rig.node1, "config images list"))
     with TIMER.stage(f"e2e: deliver bundle to node1 ({runtime})"):
         bundle_dir = rig.deliver_bundle(tarball)
         scenario.put_media(rig.node1, upstream)
@@ -42,6 +43,8 @@ def install_cycle(rig, tarball, upstream, runtime: str, check) -> None:  # noqa:
     assert second.returncode == 0, second.stdout[-4000:]
     assert "install: no changes" in second.stdout, second.stdout[-3000:]
     assert len(_double_calls(rig.node1, "init")) == inits + 2  # kubeadm init was not called again
+    # kubeadm's own image list was checked against the bundle once, before init (and not on the second run)
+    assert len(_double_calls(rig.node1, "config images list")) == lists + 1
     with TIMER.stage(f"e2e: reset ({runtime})"):
         reset = run(rig.node1, scenario.install_command(bundle_dir, args, "reset", ("-y",)))
     assert reset.returncode == 0, reset.stdout[-4000:]
