@@ -3,7 +3,7 @@
 KUBEADM_IMAGES reproduces `kubeadm config images list --kubernetes-version vX.Y.Z` (kubeadm's
 cmd/kubeadm/app/constants/constants.go: PauseVersion, SupportedEtcdVersion/DefaultEtcdVersion, CoreDNSVersion,
 DefaultImageRepository). Rows are (first patch, registry, pause, etcd, coredns) and apply from that patch on.
-Where a kubeadm binary is on PATH, `check_kubeadm_table` asks it and reports any difference.
+Where a kubeadm of the same release is on PATH, it is asked instead (`check_kubeadm_table` reports differences).
 """
 
 from __future__ import annotations
@@ -91,15 +91,24 @@ def kubeadm_images(version: str) -> list[str]:
 
 
 def kubeadm_images_from_binary(version: str, kubeadm: str = "kubeadm", timeout: float = 60) -> list[str] | None:
-    """Ask a kubeadm on PATH (no network needed with an explicit version); None when there is none."""
+    """Ask a kubeadm on PATH (no network needed with an explicit version); None when there is none, or when it
+    is another release: kubeadm prints its own CoreDNS tag and etcd map whatever version it is asked about, so
+    only the release the hosts will run gives their list."""
     path = shutil.which(kubeadm)
     if path is None:
         return None
-    _parse_version(version)
-    out = subprocess.run(
-        [path, "config", "images", "list", "--kubernetes-version", f"v{version.lstrip('v')}"],
-        capture_output=True, text=True, timeout=timeout,
-    )
+    want = "v" + ".".join(str(n) for n in _parse_version(version))
+    try:
+        own = subprocess.run([path, "version", "-o", "short"], capture_output=True, text=True, timeout=timeout)
+        if own.returncode != 0 or own.stdout.strip() != want:
+            log.info("kubeadm on PATH (%s) is %s, not %s: using the built-in image table", path,
+                     own.stdout.strip() or "of unknown version", want)
+            return None
+        out = subprocess.run([path, "config", "images", "list", "--kubernetes-version", want],
+                             capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log.warning("kubeadm on PATH (%s) could not be asked (%s): using the built-in image table", path, e)
+        return None
     if out.returncode != 0:
         return None
     return [line.strip() for line in out.stdout.splitlines() if line.strip() and "/" in line]

@@ -79,7 +79,8 @@ def test_kubeadm_table():
 def test_kubeadm_binary_is_compared(tmp_path, monkeypatch, caplog):
     """A kubeadm on PATH (a test double: no real kubeadm exists here) is asked; a disagreement is reported."""
     fake = tmp_path / "kubeadm"
-    fake.write_text("#!/bin/sh\n"
+    fake.write_text("#!/bin/sh\n# kubeadm TEST DOUBLE\n"
+                    "[ \"$1 $2 $3\" = \"version -o short\" ] && { echo ${DOUBLE_VERSION:-v1.30.4}; exit 0; }\n"
                     "[ \"$1 $2 $3 $4 $5\" = \"config images list --kubernetes-version v1.30.4\" ] || exit 2\n"
                     "for i in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do "
                     "echo registry.k8s.io/$i:v1.30.4; done\n"
@@ -94,6 +95,11 @@ def test_kubeadm_binary_is_compared(tmp_path, monkeypatch, caplog):
         listed = image_list("1.30.4")
     assert "registry.k8s.io/etcd:3.5.99-0" in listed and "registry.k8s.io/etcd:3.5.12-0" not in listed
     assert "using kubeadm's list" in caplog.text
+    # a kubeadm of another release prints its own CoreDNS/etcd: not asked, the table is used
+    monkeypatch.setenv("DOUBLE_VERSION", "v1.31.2")
+    assert check_kubeadm_table("1.30.4") == []
+    assert "registry.k8s.io/etcd:3.5.12-0" in image_list("1.30.4")
+    monkeypatch.delenv("DOUBLE_VERSION")
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     assert check_kubeadm_table("1.30.4") == []  # no kubeadm here (as on this build machine)
     assert "registry.k8s.io/etcd:3.5.12-0" in image_list("1.30.4")
