@@ -78,8 +78,12 @@ def _pkg_dict(p, original_baseurl: str) -> dict:  # noqa: ANN001 - rpm.solver.Pa
 
 
 def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: dict | None = None,
-                   stats: Stats | None = None) -> Inputs:
-    """Solve packages (or take them from the lock) and fetch the small files (CNI manifests decide images)."""
+                   stats: Stats | None = None, ask_kubeadm: str = "download") -> Inputs:
+    """Solve packages (or take them from the lock) and fetch the small files (CNI manifests decide images).
+
+    ask_kubeadm: "download" fetches the shipped kubeadm to ask it for its images, "cached" asks it only if it is
+    already in the cache (`plan` downloads no package), "no" keeps to the table.
+    """
     if lock is not None:
         inputs = Inputs(lock["packages"], [], lock.get("modulesYaml"), [], [])
         locked_files = {f["name"]: f for f in lock["files"]}
@@ -94,9 +98,12 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     modules_yaml = render_modules_yaml(closure.modules, {p.nevra for p in closure.shipped})
     files = fetch_files(m, file_specs(m), session, cache, stats)
     from .images.list import manifest_images
+    from .images.shipped_kubeadm import shipped_kubeadm_images
 
     cni = [f.cached.read_text(encoding="utf-8", errors="replace") for f in files if f.kind == "manifest"]
-    refs = manifest_images(m, cni)
+    kubeadm_list = None if ask_kubeadm == "no" else shipped_kubeadm_images(
+        m, shipped, files, session, cache, download=ask_kubeadm == "download", stats=stats)
+    refs = manifest_images(m, cni, kubeadm_list)
     return Inputs(shipped, media, modules_yaml, files, refs, used_filelists=closure.used_filelists)
 
 
@@ -108,7 +115,7 @@ def resolve_packages(m: Manifest, cache: Cache) -> Closure:
 def plan(m: Manifest, cache: Cache) -> dict:
     """What a build would fetch (RPMs, images with digests, files), downloading no RPM or layer."""
     session = make_session()
-    inputs = resolve_inputs(m, cache, session)
+    inputs = resolve_inputs(m, cache, session, ask_kubeadm="cached")
     images = _plan_images(m, inputs, cache)
     return {
         "bundle": m.bundle_basename,

@@ -154,20 +154,26 @@ def image_list(
     kubernetes_version: str | None,
     cni_manifests: Iterable[str] = (),
     extra: Sequence[str] = (),
+    shipped: list[str] | None = None,
 ) -> list[str]:
-    """The bundle's image references: kubeadm's (if a version is set), the CNI manifests', then spec.images."""
+    """The bundle's image references: kubeadm's (if a version is set), the CNI manifests', then spec.images.
+
+    kubeadm's list comes from the kubeadm the bundle ships (`shipped`, asked by images/shipped_kubeadm.py), else
+    from a kubeadm of the same release on PATH, else from the table.
+    """
     out: list[str] = []
     if kubernetes_version:
-        # A kubeadm on this machine is the truth; the table is for build hosts without one.
-        actual = kubeadm_images_from_binary(kubernetes_version)
+        actual, source = shipped, "the shipped kubeadm"
+        if not actual:
+            actual, source = kubeadm_images_from_binary(kubernetes_version), "kubeadm on PATH"
         if actual:
             try:
                 table = kubeadm_images(kubernetes_version)
             except ManifestError:
                 table = []
             if table and set(table) != set(actual):
-                log.warning("kubeadm on PATH lists other images for %s than the built-in table (%s); using "
-                            "kubeadm's list", kubernetes_version, ", ".join(sorted(set(table) ^ set(actual))))
+                log.warning("%s lists other images for %s than the built-in table (%s); using kubeadm's list",
+                            source, kubernetes_version, ", ".join(sorted(set(table) ^ set(actual))))
             out += actual
         else:
             out += kubeadm_images(kubernetes_version)
@@ -177,6 +183,6 @@ def image_list(
     return list(dict.fromkeys(out))
 
 
-def manifest_images(manifest, cni_manifests: Iterable[str] = ()) -> list[str]:
+def manifest_images(manifest, cni_manifests: Iterable[str] = (), shipped: list[str] | None = None) -> list[str]:
     """image_list for a bundler.manifest.model.Manifest (kubernetes_version, images)."""
-    return image_list(manifest.kubernetes_version, cni_manifests, manifest.images)
+    return image_list(manifest.kubernetes_version, cni_manifests, manifest.images, shipped)

@@ -170,6 +170,30 @@ def test_binary_install_mode_ships_verified_binaries(tmp_path, stack):
     assert b"crictl test double" in (result.path / "files" / "crictl").read_bytes()  # extracted from the tarball
 
 
+def test_images_follow_the_kubeadm_the_bundle_ships(tmp_path, stack, caplog):
+    """The test upstream's kubeadm-1.30.3 (a TEST DOUBLE shell script: no real kubeadm exists here) lists etcd
+    3.5.99-0 where the builder's table says 3.5.12-0. The hosts will run that kubeadm, so the bundle must carry
+    what it lists; `plan` downloads no package and keeps to the table until the RPM is in the cache."""
+    from bundler.build import plan
+
+    for ref in ["registry.k8s.io/etcd:3.5.99-0"] + [f"registry.k8s.io/{n}:v1.30.3" for n in (
+            "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")]:
+        stack.push(ref)
+    pkgs = ["kubeadm-1.30.3", "kubelet-1.30.3", "kubectl-1.30.3", "containerd.io"]
+    m = load_manifest(write_manifest(tmp_path, stack.manifest(k8s="1.30.3", cni="none", packages=pkgs)))
+    cache = Cache(tmp_path / "cache")
+    etcd = lambda refs: sorted(r for r in refs if "/etcd:" in r)  # noqa: E731
+
+    assert etcd(i["ref"] for i in plan(m, cache)["images"]) == ["registry.k8s.io/etcd:3.5.12-0"]  # the table
+    with caplog.at_level("WARNING", logger="bundler"):
+        result = build(m, tmp_path / "out", cache, quiet=True, fmt="dir")
+    bom = json.loads((result.path / "bundle.json").read_text())
+    assert etcd(i["ref"] for i in bom["images"]) == ["registry.k8s.io/etcd:3.5.99-0"]
+    assert "the shipped kubeadm lists other images for 1.30.3 than the built-in table" in caplog.text
+    assert etcd(i["ref"] for i in plan(m, cache)["images"]) == ["registry.k8s.io/etcd:3.5.99-0"]  # now cached
+    assert not list(cache.root.glob("kubeadm-*"))  # the scratch root is gone
+
+
 def test_corrupt_default_file_is_refused_by_its_publisher_checksum(tmp_path, stack):
     helm = next(k for k in stack.site.files if k.startswith("get.helm.sh/") and k.endswith(".tar.gz"))
     stack.site.server.corrupt("/" + helm)

@@ -257,6 +257,25 @@ MEDIA: tuple[PkgDef, ...] = (
 
 K8S_VERSIONS = ("1.29.8", "1.30.3", "1.30.4")
 
+# What each kubeadm double prints for `kubeadm config images list` (written here, not taken from the builder's
+# table, so the builder is checked against it). 1.30.3's etcd is deliberately not the table's 3.5.12-0: a test
+# builds with it to see that the bundle follows the kubeadm it ships.
+KUBEADM_DOUBLE_ETCD = {"1.29.8": "3.5.12-0", "1.30.3": "3.5.99-0", "1.30.4": "3.5.12-0"}
+
+
+def kubeadm_double(v: str) -> str:
+    """/usr/bin/kubeadm of the test upstream: a TEST DOUBLE answering the two questions the builder asks."""
+    images = [f"registry.k8s.io/{n}:v{v}" for n in
+              ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")]
+    images += ["registry.k8s.io/pause:3.9", f"registry.k8s.io/etcd:{KUBEADM_DOUBLE_ETCD[v]}",
+               "registry.k8s.io/coredns/coredns:v1.11.1"]
+    return ("#!/bin/sh\n# kubeadm TEST DOUBLE (airgap-bundler test upstream), not the real kubeadm\n"
+            'case "$*" in\n'
+            f'  "version -o short") echo v{v} ;;\n'
+            f'  "config images list --kubernetes-version v{v}") printf \'%s\\n\' {" ".join(images)} ;;\n'
+            '  *) echo "kubeadm TEST DOUBLE: unsupported: $*" >&2; exit 2 ;;\n'
+            "esac\n")
+
 
 def _k8s(v: str) -> list[PkgDef]:
     minor = ".".join(v.split(".")[:2]) + ".0"
@@ -264,7 +283,7 @@ def _k8s(v: str) -> list[PkgDef]:
     return [
         pkg("kubeadm", v, K8S_REL, "x86_64",
             requires=[f"kubelet >= {minor}", f"kubectl >= {minor}", "(cri-tools >= 1.29.0 if kubelet)"],
-            files={"/usr/bin/kubeadm": f"#kubeadm {v}\n"}),
+            files={"/usr/bin/kubeadm": kubeadm_double(v)}),
         pkg("kubelet", v, K8S_REL, "x86_64",
             requires=["conntrack", cni, "/usr/share/ethtool/data.conf", "iptables >= 1.4.21",
                       "(containerd-runtime or docker-runtime)", "libbar >= 2.0"],

@@ -41,8 +41,14 @@ APISERVER_STATE = "/var/lib/kube-apiserver-double/state.json"
 
 
 def root() -> str:
-    """KUBE_DOUBLE_ROOT: run the doubles against a directory instead of / (the content tests)."""
-    return os.environ.get("KUBE_DOUBLE_ROOT", "/")
+    """KUBE_DOUBLE_ROOT: run the doubles against a directory instead of / (the content tests). Without it, a
+    double unpacked from its RPM into a scratch root (<root>/usr/bin/kubeadm, as the builder does to ask it
+    for its images) keeps its log inside that root instead of writing the build machine's /var/log."""
+    env = os.environ.get("KUBE_DOUBLE_ROOT")
+    if env:
+        return env
+    head, sep, _ = os.path.realpath(sys.argv[0]).rpartition("/usr/bin/")
+    return head if sep and head else "/"
 
 
 def on_host() -> bool:
