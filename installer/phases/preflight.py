@@ -106,6 +106,12 @@ class Preflight(Phase):
             names[name] = h.label
             if name in ("localhost", "localhost.localdomain"):
                 errors.append("host %s is called %r; give it a real 'name' in the inventory" % (h.label, name))
+        cps = ctx.inventory.control_planes
+        if len(cps) > 1 and not ctx.options.control_plane_endpoint:
+            notes.append("%d control planes share the API endpoint %s (the first one's address): if that host is "
+                         "down, the others cannot be reached through it. For high availability put a load "
+                         "balancer or virtual IP in front of them and pass --control-plane-endpoint HOST:PORT"
+                         % (len(cps), ctx.api_endpoint))
         times = [(h.label, facts_by_label[h.label].get("time")) for h in ctx.all_hosts
                  if facts_by_label.get(h.label) and facts_by_label[h.label].get("time")]
         if len(times) > 1:

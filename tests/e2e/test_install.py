@@ -18,7 +18,7 @@ from tests.e2e import scenario
 NODE1 = "192.168.251.11"
 
 
-def install_cycle(rig, tarball, upstream, runtime: str, check) -> None:  # noqa: ANN001
+def install_cycle(rig, tarball, upstream, runtime: str, check, args: list[str] | None = None) -> None:  # noqa: ANN001
     """plan (changes nothing), install, checks, second run (no changes), reset (hosts as before)."""
     nodes = list(rig.nodes)
     before = {n.name: scenario.snapshot(n) for n in nodes}
@@ -27,7 +27,7 @@ def install_cycle(rig, tarball, upstream, runtime: str, check) -> None:  # noqa:
     with TIMER.stage(f"e2e: deliver bundle to node1 ({runtime})"):
         bundle_dir = rig.deliver_bundle(tarball)
         scenario.put_media(rig.node1, upstream)
-    args = rig.install_args()
+    args = args or rig.install_args()
     with TIMER.stage(f"e2e: install.py plan ({runtime})"):
         plan = run(rig.node1, scenario.install_command(bundle_dir, args, "plan"))
     assert plan.returncode == 0, plan.stdout
@@ -121,7 +121,11 @@ def test_install_second_run_and_reset_on_three_hosts(rig, containerd_bundle, ups
 
 
 def test_docker_runtime_as_the_seed_set_it_up(rig, docker_bundle, upstream, clean_trap):
+    """The seed's docker setup, here with two control planes (node1, node2) and one worker: the second control
+    plane joins with the certificates node1 uploaded (`--upload-certs`)."""
     tarball, _ = docker_bundle
+    node1, node2, node3 = rig.nodes.nodes
+    uploads = len(_double_calls(node1, "init phase upload-certs"))
 
     def check(bundle_dir: str) -> None:
         for node in rig.nodes:
@@ -138,8 +142,15 @@ def test_docker_runtime_as_the_seed_set_it_up(rig, docker_bundle, upstream, clea
             assert pull.rc == 0, pull.stdout + pull.stderr
         init = _double_calls(rig.node1, "init")[-2:]
         assert init[-1].get("result") == "ok" and "cri-dockerd.sock" in init[0]["config"]
+        assert len(_double_calls(node1, "init phase upload-certs")) == uploads + 1
+        # the apiserver double admits a control-plane join only with the key node1 uploaded
+        cp_join = [c for c in _double_calls(node2, "join") if c.get("result") == "ok"][-1]
+        assert cp_join.get("controlPlane") is True, cp_join
+        worker_join = [c for c in _double_calls(node3, "join") if c.get("result") == "ok"][-1]
+        assert not worker_join.get("controlPlane"), worker_join
 
-    install_cycle(rig, tarball, upstream, "docker", check)
+    install_cycle(rig, tarball, upstream, "docker", check,
+                  args=["--control-plane", f"{node1.ip},{node2.ip}", "--workers", node3.ip])
     assert clean_trap.connections() == [], LeakTrap.describe(clean_trap.connections())
 
 

@@ -103,6 +103,17 @@ def test_preflight_cluster_checks(bundle):
     ctx.facts[w2.label]["time"] += 3 * 86400
     errs, _ = Preflight().check_cluster(ctx, ctx.facts)
     assert any("clocks of" in e for e in errs)
+    assert not any("control planes share" in n for n in notes)  # one control plane: nothing to say
+
+
+def test_preflight_notes_several_control_planes_without_an_endpoint(bundle):
+    ctx = make_ctx(bundle, cp="10.0.0.11,10.0.0.12", workers="10.0.0.13")
+    _, notes = Preflight().check_cluster(ctx, ctx.facts)
+    assert any("2 control planes share the API endpoint 10.0.0.11:6443" in n and "--control-plane-endpoint" in n
+               for n in notes), notes
+    ctx = make_ctx(bundle, cp="10.0.0.11,10.0.0.12", workers="10.0.0.13", control_plane_endpoint="10.0.0.100:6443")
+    _, notes = Preflight().check_cluster(ctx, ctx.facts)
+    assert not any("control planes share" in n for n in notes)
 
 
 def test_preflight_media_mismatch_and_pod_subnet(bundle):
