@@ -47,6 +47,7 @@ class Inputs:
     files: list[FileRecord]
     image_refs: list[str]
     image_pins: dict[str, str] = field(default_factory=dict)  # ref -> digest (locked builds)
+    kubeadm_images_from: str | None = None  # the shipped kubeadm, kubeadm on PATH, the built-in table, the lock
     used_filelists: bool = False
     cached: dict[str, Path] = field(default_factory=dict)  # nevra -> RPM in the cache, once downloaded
 
@@ -90,6 +91,7 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
         inputs.files = fetch_files(m, file_specs(m, locked_files), session, cache, stats)
         inputs.image_refs = [i["ref"] for i in lock["images"]]
         inputs.image_pins = {i["ref"]: i["digest"] for i in lock["images"]}
+        inputs.kubeadm_images_from = "the lock" if m.kubernetes_version else None
         return inputs
     closure = resolve(m, RepoReader(session, cache, m.mirrors))
     repos = {r.name: r for r in m.repos}
@@ -97,14 +99,21 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     media = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.from_media]
     modules_yaml = render_modules_yaml(closure.modules, {p.nevra for p in closure.shipped})
     files = fetch_files(m, file_specs(m), session, cache, stats)
-    from .images.list import manifest_images
+    from .images.list import cni_images, kubeadm_image_list
     from .images.shipped_kubeadm import shipped_kubeadm_images
 
-    cni = [f.cached.read_text(encoding="utf-8", errors="replace") for f in files if f.kind == "manifest"]
-    kubeadm_list = None if ask_kubeadm == "no" else shipped_kubeadm_images(
-        m, shipped, files, session, cache, download=ask_kubeadm == "download", stats=stats)
-    refs = manifest_images(m, cni, kubeadm_list)
-    return Inputs(shipped, media, modules_yaml, files, refs, used_filelists=closure.used_filelists)
+    refs: list[str] = []
+    source = None
+    if m.kubernetes_version:
+        asked = None if ask_kubeadm == "no" else shipped_kubeadm_images(
+            m, shipped, files, session, cache, download=ask_kubeadm == "download", stats=stats)
+        refs, source = kubeadm_image_list(m.kubernetes_version, asked)
+    for f in files:
+        if f.kind == "manifest":
+            refs += cni_images(f.cached.read_text(encoding="utf-8", errors="replace"))
+    refs = list(dict.fromkeys([*refs, *m.images]))
+    return Inputs(shipped, media, modules_yaml, files, refs, used_filelists=closure.used_filelists,
+                  kubeadm_images_from=source)
 
 
 def resolve_packages(m: Manifest, cache: Cache) -> Closure:
@@ -124,6 +133,7 @@ def plan(m: Manifest, cache: Cache) -> dict:
         "packages": [_public(p) for p in inputs.packages],
         "fromMedia": [_public(p) for p in inputs.from_media],
         "images": images,
+        "kubeadmImagesFrom": inputs.kubeadm_images_from,
         "files": [f.to_json() for f in inputs.files],
         "totals": {
             "packages": len(inputs.packages), "packageBytes": sum(p["size"] for p in inputs.packages),
@@ -289,7 +299,8 @@ def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, 
         "name": m.name,
         "version": m.version,
         "target": {"os": m.target.os, "arch": m.target.arch},
-        "kubernetes": {"version": m.kubernetes_version} if m.kubernetes_version else None,
+        "kubernetes": {"version": m.kubernetes_version, "imagesFrom": inputs.kubeadm_images_from}
+        if m.kubernetes_version else None,
         "runtime": m.runtime,
         "cni": m.cni,
         "install": m.install,

@@ -92,7 +92,8 @@ def plan(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], as_j
         click.echo(f"taken from the install media (not shipped): {len(data['fromMedia'])}")
         for p in data["fromMedia"]:
             click.echo(f"  {p['name']}-{p['version']}-{p['release']}.{p['arch']}")
-    click.echo(f"images: {t['images']}, {_human(t['imageBytes'])}")
+    source = f" (Kubernetes' own as listed by {data['kubeadmImagesFrom']})" if data.get("kubeadmImagesFrom") else ""
+    click.echo(f"images: {t['images']}, {_human(t['imageBytes'])}{source}")
     for i in data["images"]:
         click.echo(f"  {i['ref']}  {i['digest'][:19]}  {_human(i['size'])}")
     click.echo(f"files: {t['files']}, {_human(t['fileBytes'])}")

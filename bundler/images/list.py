@@ -150,39 +150,38 @@ def cni_images(manifest_yaml: str) -> list[str]:
     return list(dict.fromkeys(i for i in found if i))
 
 
+SHIPPED, ON_PATH, TABLE = "the shipped kubeadm", "kubeadm on PATH", "the built-in table"
+
+
+def kubeadm_image_list(version: str, shipped: list[str] | None = None) -> tuple[list[str], str]:
+    """(kubeadm's images for version, where the list came from): the kubeadm the bundle ships (asked by
+    images/shipped_kubeadm.py), else a kubeadm of the same release on PATH, else the table."""
+    actual, source = shipped, SHIPPED
+    if not actual:
+        actual, source = kubeadm_images_from_binary(version), ON_PATH
+    if not actual:
+        return kubeadm_images(version), TABLE
+    try:
+        table = kubeadm_images(version)
+    except ManifestError:
+        table = []
+    if table and set(table) != set(actual):
+        log.warning("%s lists other images for %s than the built-in table (%s); using kubeadm's list",
+                    source, version, ", ".join(sorted(set(table) ^ set(actual))))
+    return actual, source
+
+
 def image_list(
     kubernetes_version: str | None,
     cni_manifests: Iterable[str] = (),
     extra: Sequence[str] = (),
     shipped: list[str] | None = None,
 ) -> list[str]:
-    """The bundle's image references: kubeadm's (if a version is set), the CNI manifests', then spec.images.
-
-    kubeadm's list comes from the kubeadm the bundle ships (`shipped`, asked by images/shipped_kubeadm.py), else
-    from a kubeadm of the same release on PATH, else from the table.
-    """
+    """The bundle's image references: kubeadm's (if a version is set), the CNI manifests', then spec.images."""
     out: list[str] = []
     if kubernetes_version:
-        actual, source = shipped, "the shipped kubeadm"
-        if not actual:
-            actual, source = kubeadm_images_from_binary(kubernetes_version), "kubeadm on PATH"
-        if actual:
-            try:
-                table = kubeadm_images(kubernetes_version)
-            except ManifestError:
-                table = []
-            if table and set(table) != set(actual):
-                log.warning("%s lists other images for %s than the built-in table (%s); using kubeadm's list",
-                            source, kubernetes_version, ", ".join(sorted(set(table) ^ set(actual))))
-            out += actual
-        else:
-            out += kubeadm_images(kubernetes_version)
+        out += kubeadm_image_list(kubernetes_version, shipped)[0]
     for text in cni_manifests:
         out += cni_images(text)
     out += list(extra)
     return list(dict.fromkeys(out))
-
-
-def manifest_images(manifest, cni_manifests: Iterable[str] = (), shipped: list[str] | None = None) -> list[str]:
-    """image_list for a bundler.manifest.model.Manifest (kubernetes_version, images)."""
-    return image_list(manifest.kubernetes_version, cni_manifests, manifest.images, shipped)

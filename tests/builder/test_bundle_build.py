@@ -49,7 +49,8 @@ def test_tarball_unpacks_with_plain_tar_and_has_the_layout(tmp_path, stack):
     assert listed == present
 
     bom = json.loads((top / "bundle.json").read_text())
-    assert bom["kubernetes"] == {"version": "1.30.4"} and bom["target"] == {"os": "el9", "arch": "x86_64"}
+    assert bom["kubernetes"] == {"version": "1.30.4", "imagesFrom": "the shipped kubeadm"}  # a TEST DOUBLE, asked
+    assert bom["target"] == {"os": "el9", "arch": "x86_64"}
     assert {i["ref"]: i["digest"] for i in bom["images"]} == {r: stack.images[r] for r in k8s_images("1.30.4",
                                                                                                       "calico")}
     assert {p["name"] for p in bom["packages"]} >= {"kubeadm", "kubelet", "kubectl", "containerd.io"}
@@ -184,11 +185,14 @@ def test_images_follow_the_kubeadm_the_bundle_ships(tmp_path, stack, caplog):
     cache = Cache(tmp_path / "cache")
     etcd = lambda refs: sorted(r for r in refs if "/etcd:" in r)  # noqa: E731
 
-    assert etcd(i["ref"] for i in plan(m, cache)["images"]) == ["registry.k8s.io/etcd:3.5.12-0"]  # the table
+    cold = plan(m, cache)
+    assert etcd(i["ref"] for i in cold["images"]) == ["registry.k8s.io/etcd:3.5.12-0"]
+    assert cold["kubeadmImagesFrom"] == "the built-in table"
     with caplog.at_level("WARNING", logger="bundler"):
         result = build(m, tmp_path / "out", cache, quiet=True, fmt="dir")
     bom = json.loads((result.path / "bundle.json").read_text())
     assert etcd(i["ref"] for i in bom["images"]) == ["registry.k8s.io/etcd:3.5.99-0"]
+    assert bom["kubernetes"] == {"version": "1.30.3", "imagesFrom": "the shipped kubeadm"}
     assert "the shipped kubeadm lists other images for 1.30.3 than the built-in table" in caplog.text
     assert etcd(i["ref"] for i in plan(m, cache)["images"]) == ["registry.k8s.io/etcd:3.5.99-0"]  # now cached
     assert not list(cache.root.glob("kubeadm-*"))  # the scratch root is gone
