@@ -1,8 +1,9 @@
 #!/bin/sh
 # airgap-installer entry point: a POSIX sh preamble, then Python (the same file).
 # The sh part finds python3 (or EL8's platform-python); on a host without one (CentOS 7 minimal) it
-# installs python3 from this bundle's own repo/ with a temporary repo definition, then re-executes
-# this file with that interpreter. Python sees the sh part as a string literal.
+# checks the bundle's SHA256SUMS, then installs python3 from the OS media (--iso/--media, or the disc in
+# /dev/sr0) and this bundle's own repo/ with temporary repo definitions, and re-executes this file with
+# that interpreter. Python sees the sh part as a string literal.
 ''''true
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,22 +16,82 @@ find_python() {
     done
     return 1
 }
+media_arg() {
+    # the OS media named on the command line, as --iso=FILE or --media=DIR (empty: the optical drive)
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --iso=*|--media=*) echo "$1"; return 0 ;;
+            --iso|--media) [ $# -ge 2 ] && echo "$1=$2"; return 0 ;;
+        esac
+        shift
+    done
+}
+install_python() {
+    # python3 comes from the OS media where it is there (CentOS 7.7+ has it), else from the bundle's repo/
+    if [ ! -d "$here/repo/repodata" ]; then
+        echo "error: no python3 on this host and no repo/ in $here to install it from" >&2
+        return 2
+    fi
+    # nothing is installed from a bundle that does not match its checksums
+    if ! (cd "$here" && sha256sum --quiet -c SHA256SUMS) >&2; then
+        echo "error: the bundle in $here does not match its SHA256SUMS (damaged or altered in transit): copy it again; nothing was installed" >&2
+        return 2
+    fi
+    media=$(media_arg "$@" || true)
+    dir="" mnt=""
+    case "$media" in
+        --media=*) dir=${media#--media=} ;;
+        --iso=*)
+            mnt=$(mktemp -d /tmp/airgap-media.XXXXXX)
+            if ! mount -o loop,ro "${media#--iso=}" "$mnt"; then
+                rmdir "$mnt"
+                echo "error: cannot mount ${media#--iso=} to install python3 from it; install python3 and run $0 again" >&2
+                return 2
+            fi
+            dir=$mnt ;;
+        *)
+            if [ -b /dev/sr0 ]; then
+                mnt=$(mktemp -d /tmp/airgap-media.XXXXXX)
+                if mount -o ro /dev/sr0 "$mnt" 2>/dev/null; then dir=$mnt; else rmdir "$mnt"; mnt=""; fi
+            fi ;;
+    esac
+    keys=""
+    if [ -n "$dir" ] && [ -d "$dir/repodata" ]; then
+        for k in "$dir"/RPM-GPG-KEY-*; do
+            if [ -f "$k" ]; then keys="$keys${keys:+ }file://$k"; fi
+        done
+    else
+        dir=""
+    fi
+    echo "installing python3 from the bundle's repository${dir:+ and the OS media in $dir} ..." >&2
+    rc=0
+    if [ -n "$dir" ]; then
+        ${AIRGAP_YUM:-yum} -y --disablerepo='*' \
+            --repofrompath="airgap-bootstrap,file://$here/repo" --enablerepo=airgap-bootstrap \
+            --setopt=airgap-bootstrap.gpgcheck=0 \
+            --repofrompath="airgap-media,file://$dir" --enablerepo=airgap-media \
+            --setopt=airgap-media.gpgcheck=$([ -n "$keys" ] && echo 1 || echo 0) \
+            --setopt="airgap-media.gpgkey=$keys" install python3 >&2 || rc=$?
+    else
+        ${AIRGAP_YUM:-yum} -y --disablerepo='*' \
+            --repofrompath="airgap-bootstrap,file://$here/repo" --enablerepo=airgap-bootstrap \
+            --setopt=airgap-bootstrap.gpgcheck=0 install python3 >&2 || rc=$?
+    fi
+    if [ -n "$mnt" ]; then
+        umount "$mnt" && rmdir "$mnt"
+    fi
+    if [ $rc -ne 0 ]; then
+        echo "error: installing python3 from $here/repo${dir:+ and $dir} failed (see the yum output above); give the OS media with --iso or --media, or install python3, and run $0 again" >&2
+        return 2
+    fi
+}
 py=$(find_python || true)
 if [ -z "$py" ]; then
     if [ "${AIRGAP_NO_PYTHON_INSTALL:-}" = 1 ]; then
         echo "error: no python3 found and AIRGAP_NO_PYTHON_INSTALL=1" >&2
         exit 2
     fi
-    if [ ! -d "$here/repo/repodata" ]; then
-        echo "error: no python3 on this host and no repo/ in $here to install it from" >&2
-        exit 2
-    fi
-    echo "installing python3 from the bundle's repository ..." >&2
-    ${AIRGAP_YUM:-yum} -y --disablerepo='*' --repofrompath="airgap-bootstrap,file://$here/repo" \
-        --enablerepo=airgap-bootstrap --setopt=airgap-bootstrap.gpgcheck=0 install python3 >&2 || {
-        echo "error: installing python3 from $here/repo failed (see the yum output above); install python3 and run $0 again" >&2
-        exit 2
-    }
+    install_python "$@" || exit 2
     py=$(find_python || true)
     if [ -z "$py" ]; then
         echo "error: python3 is still missing after installing it" >&2

@@ -8,16 +8,22 @@ import sys
 
 import pytest
 
+from .conftest import write_sums
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATE = os.path.join(ROOT, "installer", "install.py")
 
 
-def _bundle_dir(tmp_path):
+def _bundle_dir(tmp_path, repo=False):
     d = tmp_path / "bundle"
     d.mkdir()
     shutil.copy(TEMPLATE, str(d / "install.py"))
     shutil.copytree(os.path.join(ROOT, "installer"), str(d / "installer"),
                     ignore=shutil.ignore_patterns("__pycache__"))
+    if repo:
+        (d / "repo" / "repodata").mkdir(parents=True)
+        (d / "repo" / "repodata" / "repomd.xml").write_text("<repomd/>\n")
+    write_sums(str(d))
     return d
 
 
@@ -31,7 +37,7 @@ def _env(bindir):
     # only our fake bin and the basic tools sh needs (no python3 unless we put one there)
     tools = bindir / "tools"
     tools.mkdir()
-    for t in ("dirname", "cat", "ln"):
+    for t in ("dirname", "cat", "ln", "sha256sum", "mktemp", "rmdir"):
         os.symlink(shutil.which(t), str(tools / t))
     # the preamble also tries absolute paths; restrict it to PATH lookups of python3 here
     return {"PATH": f"{bindir}:{tools}", "HOME": str(bindir), "AIRGAP_PYTHON_CANDIDATES": "python3"}
@@ -61,9 +67,15 @@ def test_python_parses_the_file():
     ast.parse(open(TEMPLATE).read())
 
 
+def _run(d, env, *args):
+    p = subprocess.Popen(["/bin/sh", str(d / "install.py"), *args], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True)
+    out, err = p.communicate()
+    return p.returncode, out, err
+
+
 def test_no_python_installs_from_bundle_repo(tmp_path):
-    d = _bundle_dir(tmp_path)
-    (d / "repo" / "repodata").mkdir(parents=True)
+    d = _bundle_dir(tmp_path, repo=True)
     bindir = tmp_path / "bin"
     bindir.mkdir()
     env = _env(bindir)
@@ -71,20 +83,76 @@ def test_no_python_installs_from_bundle_repo(tmp_path):
     log = tmp_path / "yum.log"
     # a fake yum that records its arguments and "installs" python3 by linking the real one
     _fake(bindir, "yum", f'echo "$@" > {log}\nln -s {real_py} {bindir}/python3\n')
-    p = subprocess.Popen(["/bin/sh", str(d / "install.py"), "--version"], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, universal_newlines=True)
-    out, err = p.communicate()
-    assert p.returncode == 0, err
+    rc, out, err = _run(d, env, "--version")
+    assert rc == 0, err
     args = log.read_text()
     assert "--disablerepo=*" in args
-    assert f"--repofrompath=airgap-bootstrap,file://{d}/repo" in args
+    assert f"--repofrompath=airgap-bootstrap,file://{d}/repo" in args and "airgap-media" not in args
     assert args.strip().endswith("install python3")
-    assert "installing python3 from the bundle's repository" in err
+    assert "installing python3 from the bundle's repository ..." in err
+
+
+def test_no_python_installs_from_media_and_bundle_with_the_media_keys(tmp_path):
+    """CentOS 7.7+ media carry python3 (so a media-first bundle does not ship it): --media joins the bundle's repo,
+    and the media's RPM-GPG-KEY files are trusted for it."""
+    d = _bundle_dir(tmp_path, repo=True)
+    media = tmp_path / "dvd"
+    (media / "repodata").mkdir(parents=True)
+    (media / "RPM-GPG-KEY-CentOS-7").write_text("KEY\n")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "yum.log"
+    _fake(bindir, "yum", f'for a in "$@"; do echo "$a"; done > {log}\n'
+                         f'ln -s {os.path.realpath(sys.executable)} {bindir}/python3\n')
+    rc, _, err = _run(d, _env(bindir), "--control-plane", "10.0.0.11", "--media", str(media), "--version")
+    assert rc == 0, err
+    args = log.read_text().splitlines()
+    assert f"--repofrompath=airgap-media,file://{media}" in args and "--enablerepo=airgap-media" in args
+    assert "--setopt=airgap-media.gpgcheck=1" in args
+    assert f"--setopt=airgap-media.gpgkey=file://{media}/RPM-GPG-KEY-CentOS-7" in args
+    assert f"and the OS media in {media}" in err
+
+
+def test_no_python_and_a_tampered_bundle_installs_nothing(tmp_path):
+    d = _bundle_dir(tmp_path, repo=True)
+    (d / "installer" / "cli.py").write_text("import os; os.system('evil')\n")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "yum.log"
+    _fake(bindir, "yum", f"echo called > {log}\n")
+    rc, _, err = _run(d, _env(bindir))
+    assert rc == 2 and "does not match its SHA256SUMS" in err and "nothing was installed" in err
+    assert not log.exists()
+
+
+def test_no_python_bootstrap_with_real_dnf_takes_python3_from_the_media(tmp_path, yum_repos):
+    """The preamble's repo arguments given to the real dnf (EL's yum is dnf from EL8 on; CentOS 7's yum takes the
+    same options): python3, only on the media, is installed into an empty root. The test upstream's python3 is a
+    stub RPM, so the wrapper then links the real interpreter for the preamble to find."""
+    from tests.upstream.yumrepos import dnf_options, rpm_qa
+
+    d = _bundle_dir(tmp_path, repo=False)
+    (d / "repo").mkdir()
+    subprocess.run(["createrepo_c", "-q", str(d / "repo")], check=True)  # a real, empty bundle repo
+    write_sums(str(d))
+    root = tmp_path / "root"
+    opts = " ".join(f"'{o}'" for o in dnf_options({}, root) if o != "-y")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    home = os.environ.get("HOME", "/root")  # Debian's rpm keeps its db under ~/.rpmdb (rooted in the installroot)
+    _fake(bindir, "dnf-wrapper", f'PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME={home} /usr/bin/dnf {opts} "$@" || exit $?\n'
+                                 f'ln -s {os.path.realpath(sys.executable)} {bindir}/python3\n')
+    env = dict(_env(bindir), AIRGAP_YUM=str(bindir / "dnf-wrapper"))
+    rc, _, err = _run(d, env, "--version")  # without the media: python3 is nowhere, and that is said
+    assert rc == 2 and "give the OS media with --iso or --media" in err, err
+    rc, out, err = _run(d, env, "--media", str(yum_repos.path("media")), "--version")
+    assert rc == 0, err
+    assert "airgap-installer" in out + err
+    assert any(n.startswith("python3-3.9.18-") for n in rpm_qa(root)), rpm_qa(root)
 
 
 def test_no_python_and_yum_fails(tmp_path):
-    d = _bundle_dir(tmp_path)
-    (d / "repo" / "repodata").mkdir(parents=True)
+    d = _bundle_dir(tmp_path, repo=True)
     bindir = tmp_path / "bin"
     bindir.mkdir()
     env = _env(bindir)
@@ -93,7 +161,7 @@ def test_no_python_and_yum_fails(tmp_path):
                          stderr=subprocess.PIPE, universal_newlines=True)
     _, err = p.communicate()
     assert p.returncode == 2
-    assert f"installing python3 from {d}/repo failed" in err
+    assert f"installing python3 from {d}/repo failed" in err and "--iso or --media" in err
 
 
 def test_no_python_no_repo(tmp_path):
