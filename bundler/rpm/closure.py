@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import ResolveError
+from ..errors import ManifestError, ResolveError
 from ..manifest.model import Manifest
 from .modules import ModuleIndex, parse_modules_yaml
 from .repomd import RepoMetadata, RepoReader
@@ -46,6 +46,25 @@ def requested_packages(manifest: Manifest) -> list[str]:
     return reqs + [p for p in extra if p not in reqs]
 
 
+KUBE_PACKAGES = ("kubeadm", "kubelet", "kubectl")
+
+
+def check_kubernetes_release(manifest: Manifest, packages: list[Package]) -> None:
+    """kubeadm/kubelet/kubectl must be spec.kubernetes.version: the bundle's control-plane images are that release,
+    and a kubelet newer than the API server breaks the version skew policy (an unpinned `kubelet` takes the newest)."""
+    want = manifest.kubernetes_version
+    if not want:
+        return
+    wrong = sorted(f"{p.name}-{p.version}" for p in packages if p.name in KUBE_PACKAGES and p.version != want)
+    if wrong:
+        raise ManifestError(
+            f"{manifest.file}: spec.kubernetes.version is {want}, but spec.packages resolve to {', '.join(wrong)}. "
+            f"kubeadm, kubelet and kubectl must be that release (the control-plane images are {want}, and a kubelet "
+            f"newer than the API server is not supported): pin them in spec.packages as kubeadm-{want}, "
+            f"kubelet-{want}, kubectl-{want}, or change spec.kubernetes.version."
+        )
+
+
 def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
     """Resolve the manifest's packages against its repos; raise ResolveError with the chain on failure."""
     requests = requested_packages(manifest)
@@ -85,4 +104,5 @@ def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
         load_filelists()
         used_filelists = True
         packages = attempt()
+    check_kubernetes_release(manifest, packages)
     return Closure(packages, metadata, modules, requests, used_filelists)

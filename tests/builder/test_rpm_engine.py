@@ -120,6 +120,20 @@ def test_requested_versions_are_honoured(tmp_path, yum_repos, cache):
     assert {p.name: p.version for p in resolve_packages(m, cache).shipped}["kubelet"] == "1.30.3"
 
 
+def test_kubernetes_packages_of_another_release_are_refused(tmp_path, yum_repos):
+    """kubeadm-1.29.8 alone drags the newest kubelet/kubectl (1.30.4): with spec.kubernetes.version 1.29.8 that
+    bundle would run a kubelet newer than its API server. The CLI says so in one paragraph, exit code 2."""
+    path = manifest(tmp_path, yum_repos.urls("media", "extras"), ["kubeadm-1.29.8", "containerd.io"])
+    path.write_text(path.read_text().replace("spec:\n", "spec:\n  kubernetes: {version: 1.29.8}\n"))
+    proc = subprocess.run([sys.executable, "-m", "bundler.cli", "plan", str(path), "--cache", str(tmp_path / "c")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.startswith("error: ") and "\n\n" not in proc.stderr.strip()
+    text = " ".join(proc.stderr.split())
+    assert "spec.kubernetes.version is 1.29.8, but spec.packages resolve to kubectl-1.30.4, kubelet-1.30.4" in text
+    assert "kubelet-1.29.8, kubectl-1.29.8" in text
+
+
 @pytest.mark.parametrize("compression", ["xz", "zstd"])
 def test_xz_and_zstd_metadata_give_the_same_closure(tmp_path, yum_repos, cache, compression):
     gz = resolve_packages(load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), K8S)), cache)
