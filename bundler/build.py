@@ -83,7 +83,8 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     """Solve packages (or take them from the lock) and fetch the small files (CNI manifests decide images).
 
     ask_kubeadm: "download" fetches the shipped kubeadm to ask it for its images, "cached" asks it only if it is
-    already in the cache (`plan` downloads no package), "no" keeps to the table.
+    already in the cache (`plan` downloads no package) or the table does not know the release, "no" keeps to
+    the table.
     """
     if lock is not None:
         inputs = Inputs(lock["packages"], [], lock.get("modulesYaml"), [], [])
@@ -99,14 +100,15 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     media = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.from_media]
     modules_yaml = render_modules_yaml(closure.modules, {p.nevra for p in closure.shipped})
     files = fetch_files(m, file_specs(m), session, cache, stats)
-    from .images.list import cni_images, kubeadm_image_list
+    from .images.list import cni_images, kubeadm_image_list, table_knows
     from .images.shipped_kubeadm import shipped_kubeadm_images
 
     refs: list[str] = []
     source = None
     if m.kubernetes_version:
+        download = ask_kubeadm == "download" or not table_knows(m.kubernetes_version)
         asked = None if ask_kubeadm == "no" else shipped_kubeadm_images(
-            m, shipped, files, session, cache, download=ask_kubeadm == "download", stats=stats)
+            m, shipped, files, session, cache, download=download, stats=stats)
         refs, source = kubeadm_image_list(m.kubernetes_version, asked)
     for f in files:
         if f.kind == "manifest":

@@ -24,6 +24,17 @@ CRICTL = {"1.23": "1.23.0", "1.24": "1.24.2", "1.25": "1.25.0", "1.26": "1.26.1"
           "1.28": "1.28.0", "1.29": "1.29.0", "1.30": "1.30.1", "1.31": "1.31.1", "1.32": "1.32.0"}
 
 
+def crictl_version(minor: str) -> str:
+    """cri-tools follows Kubernetes' minor: v1.N.0 exists for every release after the table."""
+    return CRICTL.get(minor, f"{minor}.0")
+
+
+def cni_plugins_version(minor: str) -> str:
+    """The CNI plugins release for a Kubernetes minor; the newest known one after the table."""
+    newest = max(CNI_PLUGINS, key=lambda k: tuple(int(x) for x in k.split(".")))
+    return CNI_PLUGINS.get(minor, CNI_PLUGINS[newest])
+
+
 @dataclass(frozen=True)
 class DefaultFile:
     """A default file: entry plus where its publisher's checksum is (None: pinned by the lock)."""
@@ -77,11 +88,11 @@ def default_files(m: Manifest) -> list[DefaultFile]:
         dl = f"https://dl.k8s.io/release/v{k8s}/bin/linux/{arch}"
         for b in ("kubeadm", "kubelet", "kubectl"):
             add(f"{dl}/{b}", "binary", b, f"{dl}/{b}.sha256", "binary install mode")
-        crictl = CRICTL.get(minor, f"{minor}.0")
+        crictl = crictl_version(minor)
         cr = f"https://github.com/kubernetes-sigs/cri-tools/releases/download/v{crictl}"
         add(f"{cr}/crictl-v{crictl}-linux-{arch}.tar.gz", "binary", "crictl",
             f"{cr}/crictl-v{crictl}-linux-{arch}.tar.gz.sha256", "binary install mode", "crictl")
-        cni = CNI_PLUGINS.get(minor, "1.5.1")
+        cni = cni_plugins_version(minor)
         cp = f"https://github.com/containernetworking/plugins/releases/download/v{cni}"
         add(f"{cp}/cni-plugins-linux-{arch}-v{cni}.tgz", "archive", f"cni-plugins-linux-{arch}-v{cni}.tgz",
             f"{cp}/cni-plugins-linux-{arch}-v{cni}.tgz.sha256", "binary install mode")

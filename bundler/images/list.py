@@ -71,6 +71,12 @@ def _parse_version(version: str) -> tuple[int, int, int]:
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
+def table_knows(version: str) -> bool:
+    """Does the built-in table cover this release's minor?"""
+    major, minor, _ = _parse_version(version)
+    return (major, minor) in KUBEADM_IMAGES
+
+
 def kubeadm_images(version: str) -> list[str]:
     """What `kubeadm config images list --kubernetes-version v<version>` prints, from the table."""
     major, minor, patch = _parse_version(version)
@@ -78,8 +84,10 @@ def kubeadm_images(version: str) -> list[str]:
     if rows is None:
         known = ", ".join(f"{a}.{b}" for a, b in sorted(KUBEADM_IMAGES))
         raise ManifestError(
-            f"spec.kubernetes.version {version}: this builder knows the kubeadm images of {known} only. Use one of "
-            "those, or list the control-plane images yourself under spec.images."
+            f"spec.kubernetes.version {version}: the built-in table knows the kubeadm images of {known} only, and "
+            "no kubeadm of that release could be asked. Build on a Linux machine of the target's architecture (the "
+            f"build then asks the kubeadm the bundle ships), or put kubeadm v{major}.{minor}.{patch} on this "
+            "machine's PATH."
         )
     _, registry, pause, etcd, coredns = [r for r in rows if r[0] <= patch][-1]
     tag = f"v{major}.{minor}.{patch}"

@@ -198,6 +198,40 @@ def test_images_follow_the_kubeadm_the_bundle_ships(tmp_path, stack, caplog):
     assert not list(cache.root.glob("kubeadm-*"))  # the scratch root is gone
 
 
+def test_a_release_newer_than_the_table_builds_from_its_own_kubeadm(tmp_path, stack):
+    """1.99.0 is in no table: the kubeadm of that release (`install: binaries`, a TEST DOUBLE shell script served
+    with its .sha256 as dl.k8s.io publishes it) is asked, by `plan` too, and the bundle carries its list."""
+    from bundler.build import plan
+    from tests.upstream.stack import add_binaries
+    from tests.upstream.yumrepos import kubeadm_double
+
+    add_binaries(stack.site, k8s="1.99.0")
+    stack.site.put("dl.k8s.io/release/v1.99.0/bin/linux/amd64/kubeadm",
+                   kubeadm_double("1.99.0", etcd="3.6.99-0", pause="3.99", coredns="v1.99.0").encode(), ".sha256")
+    want = [f"registry.k8s.io/{n}:v1.99.0" for n in ("kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                                                     "kube-proxy")]
+    want += ["registry.k8s.io/pause:3.99", "registry.k8s.io/etcd:3.6.99-0", "registry.k8s.io/coredns/coredns:v1.99.0"]
+    for ref in want:
+        stack.push(ref)
+    m = load_manifest(write_manifest(tmp_path, stack.manifest(k8s="1.99.0", cni="none", packages=["httpd-tools"],
+                                                              install="binaries")))
+    cache = Cache(tmp_path / "cache")
+    p = plan(m, cache)
+    assert [i["ref"] for i in p["images"]] == want and p["kubeadmImagesFrom"] == "the shipped kubeadm"
+    result = build(m, tmp_path / "out", cache, quiet=True, fmt="dir")
+    bom = json.loads((result.path / "bundle.json").read_text())
+    assert [i["ref"] for i in bom["images"]] == want
+
+
+def test_a_release_newer_than_the_table_without_a_kubeadm_to_ask_says_what_to_do(tmp_path, stack):
+    from bundler.build import plan
+
+    m = load_manifest(write_manifest(tmp_path, stack.manifest(k8s="1.98.0", cni="none", packages=["httpd-tools"])))
+    with pytest.raises(ManifestError, match=r"1\.98\.0: the built-in table knows the kubeadm images of 1\.23, .*"
+                                            r"Build on a Linux machine of the target's architecture"):
+        plan(m, Cache(tmp_path / "cache"))
+
+
 def test_corrupt_default_file_is_refused_by_its_publisher_checksum(tmp_path, stack):
     helm = next(k for k in stack.site.files if k.startswith("get.helm.sh/") and k.endswith(".tar.gz"))
     stack.site.server.corrupt("/" + helm)

@@ -147,16 +147,16 @@ def build_site(root: Path, *, registry_binary: bytes = b"#!/bin/sh\necho registr
 
 def add_binaries(site: Site, k8s: str = "1.30.4", arch: str = "amd64") -> None:
     """The `install: binaries` downloads (kube binaries, crictl, CNI plugins, static docker) at their real paths."""
-    from bundler.files.defaults import CNI_PLUGINS, CRICTL, DOCKER_STATIC_VERSION
+    from bundler.files.defaults import DOCKER_STATIC_VERSION, cni_plugins_version, crictl_version
 
     minor = ".".join(k8s.split(".")[:2])
     for b in ("kubeadm", "kubelet", "kubectl"):
         site.put(f"dl.k8s.io/release/v{k8s}/bin/linux/{arch}/{b}", f"#!/bin/sh\necho {b} test double\n".encode(),
                  ".sha256")
-    crictl = CRICTL[minor]
+    crictl = crictl_version(minor)
     site.put(f"github.com/kubernetes-sigs/cri-tools/releases/download/v{crictl}/crictl-v{crictl}-linux-{arch}.tar.gz",
              _tgz({"crictl": b"#!/bin/sh\necho crictl test double\n"}), ".sha256")
-    cni = CNI_PLUGINS[minor]
+    cni = cni_plugins_version(minor)
     site.put(f"github.com/containernetworking/plugins/releases/download/v{cni}/cni-plugins-linux-{arch}-v{cni}.tgz",
              _tgz({"./bridge": b"bridge", "./host-local": b"host-local", "./loopback": b"loopback"}), ".sha256")
     site.put(f"download.docker.com/linux/static/stable/x86_64/docker-{DOCKER_STATIC_VERSION}.tgz",

@@ -263,12 +263,12 @@ K8S_VERSIONS = ("1.29.8", "1.30.3", "1.30.4")
 KUBEADM_DOUBLE_ETCD = {"1.29.8": "3.5.12-0", "1.30.3": "3.5.99-0", "1.30.4": "3.5.12-0"}
 
 
-def kubeadm_double(v: str) -> str:
+def kubeadm_double(v: str, etcd: str | None = None, pause: str = "3.9", coredns: str = "v1.11.1") -> str:
     """/usr/bin/kubeadm of the test upstream: a TEST DOUBLE answering the two questions the builder asks."""
     images = [f"registry.k8s.io/{n}:v{v}" for n in
               ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")]
-    images += ["registry.k8s.io/pause:3.9", f"registry.k8s.io/etcd:{KUBEADM_DOUBLE_ETCD[v]}",
-               "registry.k8s.io/coredns/coredns:v1.11.1"]
+    images += [f"registry.k8s.io/pause:{pause}", f"registry.k8s.io/etcd:{etcd or KUBEADM_DOUBLE_ETCD[v]}",
+               f"registry.k8s.io/coredns/coredns:{coredns}"]
     return ("#!/bin/sh\n# kubeadm TEST DOUBLE (airgap-bundler test upstream), not the real kubeadm\n"
             'case "$*" in\n'
             f'  "version -o short") echo v{v} ;;\n'

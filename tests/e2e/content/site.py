@@ -130,7 +130,7 @@ def add_e2e_binaries(site: Site) -> None:
     import io
     import tarfile
 
-    from bundler.files.defaults import CNI_PLUGINS, CRICTL, DOCKER_STATIC_VERSION
+    from bundler.files.defaults import DOCKER_STATIC_VERSION, cni_plugins_version, crictl_version
 
     from .repos import K8S_VERSION
 
@@ -148,10 +148,10 @@ def add_e2e_binaries(site: Site) -> None:
     dl = f"dl.k8s.io/release/v{K8S_VERSION}/bin/linux/amd64"
     for b in ("kubeadm", "kubelet", "kubectl"):
         site.put(f"{dl}/{b}", standalone_double(b), ".sha256")
-    crictl = CRICTL[minor]
+    crictl = crictl_version(minor)
     site.put(f"github.com/kubernetes-sigs/cri-tools/releases/download/v{crictl}/crictl-v{crictl}-linux-amd64.tar.gz",
              tgz({"crictl": (DOUBLES / "crictl.py").read_bytes()}), ".sha256")
-    cni = CNI_PLUGINS[minor]
+    cni = cni_plugins_version(minor)
     plugins = {f"./{p.name}": p for p in sorted(Path("/usr/lib/cni").iterdir()) if p.is_file()}
     site.put(f"github.com/containernetworking/plugins/releases/download/v{cni}/cni-plugins-linux-amd64-v{cni}.tgz",
              tgz(plugins), ".sha256")
