@@ -18,8 +18,9 @@ from tests.e2e import scenario
 NODE1 = "192.168.251.11"
 
 
-def install_cycle(rig, tarball, upstream, runtime: str, check, args: list[str] | None = None) -> None:  # noqa: ANN001
-    """plan (changes nothing), install, checks, second run (no changes), reset (hosts as before)."""
+def install_cycle(rig, tarball, upstream, runtime: str, check, args: list[str] | None = None) -> str:  # noqa: ANN001
+    """plan (changes nothing), install, checks, second run (no changes), reset (hosts as before); returns the
+    first install's output."""
     nodes = list(rig.nodes)
     before = {n.name: scenario.snapshot(n) for n in nodes}
     inits = len(_double_calls(rig.node1, "init"))  # the double's log outlives a reset
@@ -51,6 +52,7 @@ def install_cycle(rig, tarball, upstream, runtime: str, check, args: list[str] |
     after = {n.name: scenario.snapshot(n) for n in nodes}
     for name in before:
         assert after[name] == before[name], name
+    return first.stdout
 
 
 def run(node, cmd: str, timeout: int = 900):
@@ -149,8 +151,9 @@ def test_docker_runtime_as_the_seed_set_it_up(rig, docker_bundle, upstream, clea
         worker_join = [c for c in _double_calls(node3, "join") if c.get("result") == "ok"][-1]
         assert not worker_join.get("controlPlane"), worker_join
 
-    install_cycle(rig, tarball, upstream, "docker", check,
-                  args=["--control-plane", f"{node1.ip},{node2.ip}", "--workers", node3.ip])
+    out = install_cycle(rig, tarball, upstream, "docker", check,
+                        args=["--control-plane", f"{node1.ip},{node2.ip}", "--workers", node3.ip])
+    assert f"2 control planes share the API endpoint {node1.ip}:6443" in out  # no load balancer: said up front
     assert clean_trap.connections() == [], LeakTrap.describe(clean_trap.connections())
 
 
