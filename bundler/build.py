@@ -100,20 +100,15 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     media = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.from_media]
     modules_yaml = render_modules_yaml(closure.modules, {p.nevra for p in closure.shipped})
     files = fetch_files(m, file_specs(m), session, cache, stats)
-    from .images.list import cni_images, kubeadm_image_list, table_knows
+    from .images.list import image_list, table_knows
     from .images.shipped_kubeadm import shipped_kubeadm_images
 
-    refs: list[str] = []
-    source = None
-    if m.kubernetes_version:
+    asked = None
+    if m.kubernetes_version and ask_kubeadm != "no":
         download = ask_kubeadm == "download" or not table_knows(m.kubernetes_version)
-        asked = None if ask_kubeadm == "no" else shipped_kubeadm_images(
-            m, shipped, files, session, cache, download=download, stats=stats)
-        refs, source = kubeadm_image_list(m.kubernetes_version, asked)
-    for f in files:
-        if f.kind == "manifest":
-            refs += cni_images(f.cached.read_text(encoding="utf-8", errors="replace"))
-    refs = list(dict.fromkeys([*refs, *m.images]))
+        asked = shipped_kubeadm_images(m, shipped, files, session, cache, download=download, stats=stats)
+    cni = [f.cached.read_text(encoding="utf-8", errors="replace") for f in files if f.kind == "manifest"]
+    refs, source = image_list(m.kubernetes_version, cni, m.images, asked)
     return Inputs(shipped, media, modules_yaml, files, refs, used_filelists=closure.used_filelists,
                   kubeadm_images_from=source)
 

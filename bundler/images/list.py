@@ -184,12 +184,13 @@ def image_list(
     cni_manifests: Iterable[str] = (),
     extra: Sequence[str] = (),
     shipped: list[str] | None = None,
-) -> list[str]:
-    """The bundle's image references: kubeadm's (if a version is set), the CNI manifests', then spec.images."""
+) -> tuple[list[str], str | None]:
+    """(the bundle's image references, where kubeadm's part came from): kubeadm's (if a version is set), the CNI
+    manifests', then spec.images."""
     out: list[str] = []
+    source = None
     if kubernetes_version:
-        out += kubeadm_image_list(kubernetes_version, shipped)[0]
+        out, source = kubeadm_image_list(kubernetes_version, shipped)
     for text in cni_manifests:
-        out += cni_images(text)
-    out += list(extra)
-    return list(dict.fromkeys(out))
+        out = out + cni_images(text)
+    return list(dict.fromkeys([*out, *extra])), source

@@ -92,17 +92,18 @@ def test_kubeadm_binary_is_compared(tmp_path, monkeypatch, caplog):
                                              "kubeadm: registry.k8s.io/etcd:3.5.99-0"]
     # the image list follows the local kubeadm (test double above) and says that the table differs
     with caplog.at_level("WARNING", logger="bundler"):
-        listed = image_list("1.30.4")
+        listed, source = image_list("1.30.4")
+    assert source == "kubeadm on PATH"
     assert "registry.k8s.io/etcd:3.5.99-0" in listed and "registry.k8s.io/etcd:3.5.12-0" not in listed
     assert "using kubeadm's list" in caplog.text
     # a kubeadm of another release prints its own CoreDNS/etcd: not asked, the table is used
     monkeypatch.setenv("DOUBLE_VERSION", "v1.31.2")
     assert check_kubeadm_table("1.30.4") == []
-    assert "registry.k8s.io/etcd:3.5.12-0" in image_list("1.30.4")
+    assert image_list("1.30.4") == (kubeadm_images("1.30.4"), "the built-in table")
     monkeypatch.delenv("DOUBLE_VERSION")
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     assert check_kubeadm_table("1.30.4") == []  # no kubeadm here (as on this build machine)
-    assert "registry.k8s.io/etcd:3.5.12-0" in image_list("1.30.4")
+    assert "registry.k8s.io/etcd:3.5.12-0" in image_list("1.30.4")[0]
 
 
 CNI = """
@@ -137,7 +138,7 @@ def test_cni_images_and_list():
     assert cni_images(CNI) == ["docker.io/calico/cni:v3.27.0", "docker.io/calico/node:v3.27.0",
                                "docker.io/calico/kube-controllers:v3.27.0"]
     assert cni_images("a: [\n  - image: quay.io/x/y:1 # templated\n") == ["quay.io/x/y:1"]  # not YAML: line scan
-    out = image_list("1.30.4", [CNI], ["registry.k8s.io/pause:3.9", "myorg/app:1"])
+    out, _ = image_list("1.30.4", [CNI], ["registry.k8s.io/pause:3.9", "myorg/app:1"])
     assert out[:7] == kubeadm_images("1.30.4") and out[-1] == "myorg/app:1" and len(out) == len(set(out)) == 11
 
 
