@@ -13,7 +13,6 @@ import platform
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 import requests
 import rpmfile
@@ -21,6 +20,8 @@ import rpmfile
 from ..fetch.cache import Cache
 from ..fetch.download import Item, Stats, fetch
 from ..fetch.http import apply_mirrors
+from ..files.fetch import FileRecord
+from ..manifest.model import Manifest
 from .list import kubeadm_images_from_binary
 
 log = logging.getLogger("bundler")
@@ -46,9 +47,9 @@ def unpack_rpm(rpm: Path, dest: Path) -> None:
 
 
 def shipped_kubeadm_images(
-    m: Any,  # manifest.model.Manifest
+    m: Manifest,
     packages: list[dict],
-    files: list[Any],  # files.fetch.FileRecord
+    files: list[FileRecord],
     session: requests.Session,
     cache: Cache,
     *,
