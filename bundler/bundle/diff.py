@@ -10,69 +10,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..rpm.evr import rpmvercmp
 from .inspect import read_bundle_json
 
-
-def _isdigit(c: str) -> bool:
-    return "0" <= c <= "9"
-
-
-def _isalpha(c: str) -> bool:
-    return "a" <= c <= "z" or "A" <= c <= "Z"
-
-
-def rpmvercmp(a: str, b: str) -> int:
-    """-1, 0 or 1 as rpm's rpmvercmp(): alternating numeric/alpha segments, other characters only separate,
-    numeric beats alpha, leading zeros ignored, '~' sorts before anything (even the end), '^' after the end."""
-    if a == b:
-        return 0
-    i, j, la, lb = 0, 0, len(a), len(b)
-    while i < la or j < lb:
-        while i < la and not (_isalpha(a[i]) or _isdigit(a[i])) and a[i] not in "~^":
-            i += 1
-        while j < lb and not (_isalpha(b[j]) or _isdigit(b[j])) and b[j] not in "~^":
-            j += 1
-        ca, cb = a[i] if i < la else "", b[j] if j < lb else ""
-        if ca == "~" or cb == "~":
-            if ca != "~":
-                return 1
-            if cb != "~":
-                return -1
-            i, j = i + 1, j + 1
-            continue
-        if ca == "^" or cb == "^":
-            if not ca:
-                return -1
-            if not cb:
-                return 1
-            if ca != "^":
-                return 1
-            if cb != "^":
-                return -1
-            i, j = i + 1, j + 1
-            continue
-        if not (ca and cb):
-            break
-        isnum = _isdigit(ca)
-        kind = _isdigit if isnum else _isalpha
-        i2, j2 = i, j
-        while i2 < la and kind(a[i2]):
-            i2 += 1
-        while j2 < lb and kind(b[j2]):
-            j2 += 1
-        s1, s2 = a[i:i2], b[j:j2]
-        if not s2:
-            return 1 if isnum else -1  # segments of different types: numeric is newer
-        if isnum:
-            s1, s2 = s1.lstrip("0"), s2.lstrip("0")
-            if len(s1) != len(s2):
-                return 1 if len(s1) > len(s2) else -1
-        if s1 != s2:
-            return 1 if s1 > s2 else -1
-        i, j = i2, j2
-    if i >= la and j >= lb:
-        return 0
-    return -1 if i >= la else 1
+__all__ = ["diff", "diff_boms", "evrcmp", "format_diff", "rpmvercmp"]
 
 
 def _epoch(e: Any) -> int:
