@@ -147,10 +147,10 @@ def resolve_packages(m: Manifest, cache: Cache) -> Closure:
     return resolve(m, RepoReader(make_session(), cache, m.mirrors))
 
 
-def plan(m: Manifest, cache: Cache) -> dict:
+def plan(m: Manifest, cache: Cache, stages: Stages | None = None) -> dict:
     """What a build would fetch (RPMs, images with digests, files), downloading no RPM or layer."""
     session = make_session()
-    inputs = resolve_inputs(m, cache, session, ask_kubeadm="cached")
+    inputs = resolve_inputs(m, cache, session, ask_kubeadm="cached", stages=stages)
     images = _plan_images(m, inputs, cache)
     return {
         "bundle": m.bundle_basename,
@@ -183,12 +183,12 @@ def _plan_images(m: Manifest, inputs: Inputs, cache: Cache) -> list[dict]:
                                              mirrors=m.mirrors)]
 
 
-def lock(m: Manifest, cache: Cache) -> tuple[Path, dict]:
+def lock(m: Manifest, cache: Cache, stages: Stages | None = None) -> tuple[Path, dict]:
     """Resolve everything and write MANIFEST.lock next to the manifest."""
     from .lock import write_lock
 
     session = make_session()
-    inputs = resolve_inputs(m, cache, session)
+    inputs = resolve_inputs(m, cache, session, stages=stages)
     data = make_lock(m, inputs.packages, inputs.modules_yaml, _plan_images(m, inputs, cache),
                      [f.to_json() for f in inputs.files], images_from=inputs.kubeadm_images_from)
     path = lock_path(m.file)

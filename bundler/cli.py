@@ -52,6 +52,13 @@ def _cache(cache_dir: Path | None) -> Cache:
     return Cache(cache_dir or default_cache_dir())
 
 
+def _stages():  # noqa: ANN202 - progress.Stages, imported late (tqdm is not needed for --help)
+    """The resolve stages of plan and lock, shown on a terminal only (their output is often piped)."""
+    from .progress import Stages
+
+    return Stages(enabled=sys.stderr.isatty())
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bundler")
 def main() -> None:
@@ -79,7 +86,7 @@ def plan(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], as_j
     from .manifest import load_manifest
 
     m = load_manifest(manifest)
-    data = make_plan(m, _cache(cache_dir))
+    data = make_plan(m, _cache(cache_dir), stages=_stages())
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -135,7 +142,7 @@ def lock(manifest: Path, cache_dir: Path | None) -> None:
     from .build import lock as make_lock
     from .manifest import load_manifest
 
-    path, data = make_lock(load_manifest(manifest), _cache(cache_dir))
+    path, data = make_lock(load_manifest(manifest), _cache(cache_dir), stages=_stages())
     click.echo(f"wrote {path}: {len(data['packages'])} packages, {len(data['images'])} images, "
                f"{len(data['files'])} files")
 

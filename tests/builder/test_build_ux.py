@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from bundler.build import STEP_ORDER, build, lock
 from bundler.errors import BundlerError
 from bundler.fetch.cache import Cache
 from bundler.manifest import load_manifest
+from bundler.progress import Stages
 
 K8S = ["kubeadm-1.30.4", "kubelet-1.30.4", "kubectl-1.30.4", "containerd.io"]
 TOP = "stack-1.0-el9-x86_64"
@@ -124,3 +127,25 @@ def test_plan_prints_aligned_tables(tmp_path, stack):
     # name, version-release, arch and repo start at the same column in every row
     starts = {tuple(m.start() for m in re.finditer(r"\S+", row))[:4] for row in rows}
     assert len(starts) == 1, r.stdout
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_stages_tick_on_a_terminal_print_lines_in_a_log_and_time_even_when_silent():
+    term, log = _Terminal(), io.StringIO()
+    shown, logged, silent = Stages(stream=term), Stages(stream=log), Stages(enabled=False, stream=log)
+    with shown.stage("resolve", "resolve: solving"):
+        time.sleep(0.7)  # long enough for one tick of the elapsed time
+    assert re.search(r"\rresolve: solving \.\.\. \d+ s", term.getvalue().replace("\x1b[K", ""))
+    assert re.search(r"\rresolve: solving: done in \d+\.\d s\n$", term.getvalue().replace("\x1b[K", ""))
+    with pytest.raises(KeyboardInterrupt), logged.stage("files", "files: 2"):
+        raise KeyboardInterrupt
+    assert log.getvalue().splitlines()[0] == "files: 2 ..." and "files: 2: stopped in" in log.getvalue()
+    before = log.getvalue()
+    for _ in range(2):
+        with silent.stage("resolve", "x"):
+            pass
+    assert log.getvalue() == before and set(silent.seconds) == {"resolve"}
