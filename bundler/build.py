@@ -8,6 +8,7 @@ leaves a partial bundle where the operator expects one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ from .fetch.http import apply_mirrors, make_session
 from .files.fetch import FileRecord, fetch_files, file_specs
 from .lock import lock_path, make_lock, manifest_dict, read_lock
 from .manifest.model import Manifest
-from .progress import ByteProgress
+from .progress import ByteProgress, Stages
 from .rpm.closure import Closure, resolve
 from .rpm.modules import render_modules_yaml
 from .rpm.repo_writer import place, write_repo
@@ -52,12 +53,26 @@ class Inputs:
     cached: dict[str, Path] = field(default_factory=dict)  # nevra -> RPM in the cache, once downloaded
 
 
+STEP_ORDER = ("resolve", "files", "packages", "images", "write")  # the summary's rows, always in this order
+
+
 @dataclass
 class StepStat:
+    """One row of the build summary. `count` counts `unit`; `objects` counts what was asked of the cache (RPMs,
+    files, image blobs, the kubeadm RPM) and `cache_hits` is in that same unit: how many of them needed no
+    download."""
+
     count: int = 0
+    unit: str = ""
     bytes: int = 0
     seconds: float = 0.0
+    objects: int = 0
     cache_hits: int = 0
+
+    @classmethod
+    def of(cls, count: int, unit: str, nbytes: int, seconds: float, stats: Stats | None = None) -> StepStat:
+        objects = stats.downloaded + stats.cache_hits if stats else 0
+        return cls(count, unit, nbytes, seconds, objects, stats.cache_hits if stats else 0)
 
 
 @dataclass
@@ -68,6 +83,8 @@ class BuildResult:
     lock: dict
     steps: dict[str, StepStat]
     stats: Stats
+    sha256: str | None = None  # of the tarball, also written beside it as NAME.sha256 (sha256sum -c format)
+    sha256_path: Path | None = None
 
 
 def _pkg_dict(p, original_baseurl: str) -> dict:  # noqa: ANN001 - rpm.solver.Package
@@ -79,34 +96,46 @@ def _pkg_dict(p, original_baseurl: str) -> dict:  # noqa: ANN001 - rpm.solver.Pa
 
 
 def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: dict | None = None,
-                   stats: Stats | None = None, ask_kubeadm: str = "download") -> Inputs:
+                   stats: Stats | None = None, ask_kubeadm: str = "download", stages: Stages | None = None,
+                   file_stats: Stats | None = None) -> Inputs:
     """Solve packages (or take them from the lock) and fetch the small files (CNI manifests decide images).
 
     ask_kubeadm: "download" fetches the shipped kubeadm to ask it for its images, "cached" asks it only if it is
     already in the cache (`plan` downloads no package) or the table does not know the release, "no" keeps to
-    the table.
+    the table. stages shows and times each part: "resolve" (metadata, solver, kubeadm) and "files" (file
+    downloads, counted in file_stats when given).
     """
+    stages = stages or Stages(enabled=False)
+    file_stats = file_stats or stats
     if lock is not None:
         inputs = Inputs(lock["packages"], [], lock.get("modulesYaml"), [], [])
         locked_files = {f["name"]: f for f in lock["files"]}
-        inputs.files = fetch_files(m, file_specs(m, locked_files), session, cache, stats)
+        with stages.stage("files", f"files: {len(locked_files)} pinned by the lock"):
+            inputs.files = fetch_files(m, file_specs(m, locked_files), session, cache, file_stats)
+        # say what pinned each file first (its publisher, ...), as the unlocked build of the same inputs does
+        inputs.files = [dataclasses.replace(f, pinned_by=locked_files.get(f.name, {}).get("pinnedBy", f.pinned_by))
+                        for f in inputs.files]
         inputs.image_refs = [i["ref"] for i in lock["images"]]
         inputs.image_pins = {i["ref"]: i["digest"] for i in lock["images"]}
-        inputs.kubeadm_images_from = "the lock" if m.kubernetes_version else None
+        inputs.kubeadm_images_from = lock.get("kubeadmImagesFrom", "the lock") if m.kubernetes_version else None
         return inputs
-    closure = resolve(m, RepoReader(session, cache, m.mirrors))
+    with stages.stage("resolve", f"resolve: reading the metadata of {len(m.repos)} repos and solving"):
+        closure = resolve(m, RepoReader(session, cache, m.mirrors))
     repos = {r.name: r for r in m.repos}
     shipped = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.shipped]
     media = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.from_media]
     modules_yaml = render_modules_yaml(closure.modules, {p.nevra for p in closure.shipped})
-    files = fetch_files(m, file_specs(m), session, cache, stats)
+    specs = file_specs(m)
+    with stages.stage("files", f"files: {len(specs)} to fetch or take from the cache"):
+        files = fetch_files(m, specs, session, cache, file_stats)
     from .images.list import image_list, table_knows
     from .images.shipped_kubeadm import shipped_kubeadm_images
 
     asked = None
     if m.kubernetes_version and ask_kubeadm != "no":
         download = ask_kubeadm == "download" or not table_knows(m.kubernetes_version)
-        asked = shipped_kubeadm_images(m, shipped, files, session, cache, download=download, stats=stats)
+        with stages.stage("resolve", "resolve: asking the shipped kubeadm which images it needs"):
+            asked = shipped_kubeadm_images(m, shipped, files, session, cache, download=download, stats=stats)
     cni = [f.cached.read_text(encoding="utf-8", errors="replace") for f in files if f.kind == "manifest"]
     refs, source = image_list(m.kubernetes_version, cni, m.images, asked)
     return Inputs(shipped, media, modules_yaml, files, refs, used_filelists=closure.used_filelists,
@@ -118,10 +147,10 @@ def resolve_packages(m: Manifest, cache: Cache) -> Closure:
     return resolve(m, RepoReader(make_session(), cache, m.mirrors))
 
 
-def plan(m: Manifest, cache: Cache) -> dict:
+def plan(m: Manifest, cache: Cache, stages: Stages | None = None) -> dict:
     """What a build would fetch (RPMs, images with digests, files), downloading no RPM or layer."""
     session = make_session()
-    inputs = resolve_inputs(m, cache, session, ask_kubeadm="cached")
+    inputs = resolve_inputs(m, cache, session, ask_kubeadm="cached", stages=stages)
     images = _plan_images(m, inputs, cache)
     return {
         "bundle": m.bundle_basename,
@@ -154,14 +183,14 @@ def _plan_images(m: Manifest, inputs: Inputs, cache: Cache) -> list[dict]:
                                              mirrors=m.mirrors)]
 
 
-def lock(m: Manifest, cache: Cache) -> tuple[Path, dict]:
+def lock(m: Manifest, cache: Cache, stages: Stages | None = None) -> tuple[Path, dict]:
     """Resolve everything and write MANIFEST.lock next to the manifest."""
     from .lock import write_lock
 
     session = make_session()
-    inputs = resolve_inputs(m, cache, session)
+    inputs = resolve_inputs(m, cache, session, stages=stages)
     data = make_lock(m, inputs.packages, inputs.modules_yaml, _plan_images(m, inputs, cache),
-                     [f.to_json() for f in inputs.files])
+                     [f.to_json() for f in inputs.files], images_from=inputs.kubeadm_images_from)
     path = lock_path(m.file)
     write_lock(path, data)
     return path, data
@@ -181,16 +210,24 @@ def build(
 ) -> BuildResult:
     if fmt not in (*FORMATS, "dir"):
         raise BundlerError(f"--format {fmt!r} is not one of {', '.join((*FORMATS, 'dir'))}.")
+    if sign_key:  # before any download: a missing key must not cost the operator the whole build
+        from .bundle.signkey import check_sign_key
+
+        check_sign_key(sign_key)
     steps: dict[str, StepStat] = {}
     stats = Stats()
     session = make_session(pool=max(jobs, 4))
     lock_data = read_lock(lock_path(m.file), m) if locked else None
 
-    t = time.monotonic()
-    inputs = resolve_inputs(m, cache, session, lock_data, stats)
-    steps["resolve"] = StepStat(len(inputs.packages) + len(inputs.image_refs) + len(inputs.files), 0,
-                                time.monotonic() - t)
-    steps["files"] = StepStat(len(inputs.files), sum(f.size for f in inputs.files))
+    stages = Stages(enabled=not quiet)
+    resolve_stats, file_stats = Stats(), Stats()
+    inputs = resolve_inputs(m, cache, session, lock_data, resolve_stats, stages=stages, file_stats=file_stats)
+    pinned = len(inputs.packages) + len(inputs.image_refs) + len(inputs.files)
+    steps["resolve"] = StepStat.of(pinned, "artifacts pinned", 0, stages.seconds.get("resolve", 0.0), resolve_stats)
+    steps["files"] = StepStat.of(len(inputs.files), "files", sum(f.size for f in inputs.files),
+                                 stages.seconds.get("files", 0.0), file_stats)
+    for s in (resolve_stats, file_stats):
+        _add_stats(stats, s)
 
     cache.root.mkdir(parents=True, exist_ok=True)
     staging = cache.root / "staging" / f"{m.bundle_basename}.{os.getpid()}"
@@ -199,16 +236,38 @@ def build(
     staging.mkdir(parents=True)
     try:
         images = _download(m, inputs, staging, cache, session, jobs, quiet, stats, steps, insecure)
+        images.sort(key=lambda i: i["ref"])  # the lock's order: locked and unlocked builds give the same bytes
         t = time.monotonic()
         lock_used = lock_data or make_lock(m, inputs.packages, inputs.modules_yaml, images,
-                                           [f.to_json() for f in inputs.files])
+                                           [f.to_json() for f in inputs.files], images_from=inputs.kubeadm_images_from)
         _assemble(m, inputs, images, lock_used, staging, cache)
+        sums_file = out_dir / f"{m.bundle_basename}.{fmt}.sha256"
+        sums_file.unlink(missing_ok=True)  # never a stale checksum beside a new tarball
         result_path = _write_output(m, staging, out_dir, fmt, sign_key, quiet)
-        steps["write"] = StepStat(1, result_path.stat().st_size if result_path.is_file() else 0,
-                                  time.monotonic() - t)
+        digest = None
+        if result_path.is_file():
+            digest = _write_sha256(result_path, sums_file)
+        steps["write"] = StepStat.of(1, fmt, result_path.stat().st_size if result_path.is_file() else 0,
+                                     time.monotonic() - t)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return BuildResult(result_path, inputs, images, lock_used, steps, stats)
+    steps = {k: steps.get(k, StepStat()) for k in STEP_ORDER}
+    return BuildResult(result_path, inputs, images, lock_used, steps, stats, digest,
+                       sums_file if digest else None)
+
+
+def _add_stats(total: Stats, part: Stats) -> None:
+    total.add(downloaded=part.downloaded, downloaded_bytes=part.downloaded_bytes, cache_hits=part.cache_hits,
+              retries=part.retries)
+
+
+def _write_sha256(tarball: Path, dest: Path) -> str:
+    """NAME.sha256 beside the tarball, in `sha256sum -c` format, written atomically (INSTALL.md asks for it)."""
+    from .bundle.sums import atomic_write_bytes, format_sums, sha256_file
+
+    digest = sha256_file(tarball)
+    atomic_write_bytes(dest, format_sums({tarball.name: digest}).encode())
+    return digest
 
 
 def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session: requests.Session, jobs: int,
@@ -226,13 +285,13 @@ def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session:
         def rpms() -> dict[Item, Path]:
             t = time.monotonic()
             paths = fetch_all(session, items.values(), cache, workers=jobs, progress=bar, stats=rpm_stats)
-            steps["packages"] = StepStat(len(items), rpm_bytes, time.monotonic() - t, rpm_stats.cache_hits)
+            steps["packages"] = StepStat.of(len(items), "RPMs", rpm_bytes, time.monotonic() - t, rpm_stats)
             return paths
 
         def pull() -> list[dict]:
             t = time.monotonic()
             if not inputs.image_refs:
-                steps["images"] = StepStat()
+                steps["images"] = StepStat(unit="images")
                 return []
             from .images.pull import pull_images
 
@@ -249,8 +308,8 @@ def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session:
                                mirrors=m.mirrors, insecure=insecure, workers=jobs, progress=bar, on_total=grow,
                                stats=img_stats)
             out = [r.to_dict() for r in recs]
-            steps["images"] = StepStat(len(out), sum(r["size"] for r in out), time.monotonic() - t,
-                                       img_stats.cache_hits)
+            steps["images"] = StepStat.of(len(out), "images", sum(r["size"] for r in out), time.monotonic() - t,
+                                          img_stats)
             return out
 
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -264,8 +323,7 @@ def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session:
                 img_future.cancel()
                 raise
     for s in (rpm_stats, img_stats):
-        stats.add(downloaded=s.downloaded, downloaded_bytes=s.downloaded_bytes, cache_hits=s.cache_hits,
-                  retries=s.retries)
+        _add_stats(stats, s)
     inputs.cached = {nevra: paths[item] for nevra, item in items.items()}
     return images
 

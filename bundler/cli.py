@@ -52,6 +52,13 @@ def _cache(cache_dir: Path | None) -> Cache:
     return Cache(cache_dir or default_cache_dir())
 
 
+def _stages():  # noqa: ANN202 - progress.Stages, imported late (tqdm is not needed for --help)
+    """The resolve stages of plan and lock, shown on a terminal only (their output is often piped)."""
+    from .progress import Stages
+
+    return Stages(enabled=sys.stderr.isatty())
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bundler")
 def main() -> None:
@@ -79,26 +86,36 @@ def plan(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], as_j
     from .manifest import load_manifest
 
     m = load_manifest(manifest)
-    data = make_plan(m, _cache(cache_dir))
+    data = make_plan(m, _cache(cache_dir), stages=_stages())
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
+    click.echo(format_plan(data))
+
+
+def format_plan(data: dict) -> str:
+    """`bundler plan` as text: one aligned table per kind (packages, media packages, images, files)."""
+    from .table import columns
+
     t = data["totals"]
-    click.echo(f"bundle {data['bundle']}  (prefer: {m.prefer})")
-    click.echo(f"packages to ship: {t['packages']}, {_human(t['packageBytes'])}")
-    for p in data["packages"]:
-        click.echo(f"  {p['name']}-{p['version']}-{p['release']}.{p['arch']:<8} {p['repo']:<14} {_human(p['size'])}")
+    out = [f"bundle {data['bundle']}  (prefer: {data['prefer']})",
+           f"packages to ship: {t['packages']}, {_human(t['packageBytes'])}"]
+    out += columns([(p["name"], _evr(p), p["arch"], p["repo"], _human(p["size"])) for p in data["packages"]],
+                   right=(4,))
     if data["fromMedia"]:
-        click.echo(f"taken from the install media (not shipped): {len(data['fromMedia'])}")
-        for p in data["fromMedia"]:
-            click.echo(f"  {p['name']}-{p['version']}-{p['release']}.{p['arch']}")
+        out.append(f"taken from the install media (not shipped): {len(data['fromMedia'])}")
+        out += columns([(p["name"], _evr(p), p["arch"], p["repo"]) for p in data["fromMedia"]])
     source = f" (Kubernetes' own as listed by {data['kubeadmImagesFrom']})" if data.get("kubeadmImagesFrom") else ""
-    click.echo(f"images: {t['images']}, {_human(t['imageBytes'])}{source}")
-    for i in data["images"]:
-        click.echo(f"  {i['ref']}  {i['digest'][:19]}  {_human(i['size'])}")
-    click.echo(f"files: {t['files']}, {_human(t['fileBytes'])}")
-    for f in data["files"]:
-        click.echo(f"  {f['path']:<40} {_human(f['size'])}  ({f['pinnedBy']})")
+    out.append(f"images: {t['images']}, {_human(t['imageBytes'])}{source}")
+    out += columns([(i["ref"], i["digest"][:19], _human(i["size"])) for i in data["images"]], right=(2,))
+    out.append(f"files: {t['files']}, {_human(t['fileBytes'])}")
+    out += columns([(f["path"], _human(f["size"]), f"({f['pinnedBy']})") for f in data["files"]], right=(1,))
+    return "\n".join(out)
+
+
+def _evr(p: dict) -> str:
+    epoch = f"{p['epoch']}:" if str(p.get("epoch") or "0") != "0" else ""
+    return f"{epoch}{p['version']}-{p['release']}"
 
 
 @main.command()
@@ -125,7 +142,7 @@ def lock(manifest: Path, cache_dir: Path | None) -> None:
     from .build import lock as make_lock
     from .manifest import load_manifest
 
-    path, data = make_lock(load_manifest(manifest), _cache(cache_dir))
+    path, data = make_lock(load_manifest(manifest), _cache(cache_dir), stages=_stages())
     click.echo(f"wrote {path}: {len(data['packages'])} packages, {len(data['images'])} images, "
                f"{len(data['files'])} files")
 
@@ -168,6 +185,8 @@ def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], out
     summary = {
         "bundle": str(r.path),
         "size": r.path.stat().st_size if r.path.is_file() else None,
+        "sha256": r.sha256,
+        "sha256File": str(r.sha256_path) if r.sha256_path else None,
         "steps": {k: vars(v) for k, v in r.steps.items()},
         "downloaded": {"count": r.stats.downloaded, "bytes": r.stats.downloaded_bytes},
         "cacheHits": r.stats.cache_hits,
@@ -180,15 +199,27 @@ def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], out
     if quiet:
         return
     click.echo(f"wrote {r.path}" + (f" ({_human(summary['size'])})" if summary["size"] else ""))
-    click.echo(f"  {'what':<10} {'count':>6} {'size':>11} {'time':>8} {'cache hits':>11}")
-    for name, st in r.steps.items():
-        click.echo(f"  {name:<10} {st.count:>6} {_human(st.bytes):>11} {st.seconds:>7.1f}s {st.cache_hits:>11}")
+    if r.sha256:
+        click.echo(f"sha256 {r.sha256}  (also in {r.sha256_path.name}, for `sha256sum -c`)")
+    click.echo(_summary_table(r.steps))
     click.echo(f"  downloaded {r.stats.downloaded} objects ({_human(r.stats.downloaded_bytes)}), "
                f"{r.stats.cache_hits} cache hits, {r.stats.retries} retries")
     if r.inputs.from_media:
         click.echo(f"  {len(r.inputs.from_media)} dependencies are taken from the install media (not shipped)")
     if split_index:
         _split_and_report(r.path, split_size, split_index)
+
+
+def _summary_table(steps: dict) -> str:  # noqa: ANN001 - {step: build.StepStat}
+    """Fixed rows; `objects` (RPMs, files, image blobs asked of the cache) and `cache hits` share one unit."""
+    rows = [("step", "what", "size", "time", "objects", "cache hits")]
+    for name, st in steps.items():
+        rows.append((name, f"{st.count} {st.unit}".strip(), _human(st.bytes) if st.bytes else "-",
+                     f"{st.seconds:.1f} s", str(st.objects) if st.objects else "-",
+                     str(st.cache_hits) if st.objects else "-"))
+    from .table import columns
+
+    return "\n".join(columns(rows, right=(2, 3, 4, 5)))
 
 
 @main.group()

@@ -34,7 +34,8 @@ def manifest_digest(m: Manifest) -> str:
 
 
 def make_lock(m: Manifest, packages: list[dict], modules_yaml: str | None, images: list[dict],
-              files: list[dict]) -> dict[str, Any]:
+              files: list[dict], images_from: str | None = None) -> dict[str, Any]:
+    """images_from: where Kubernetes' image list came from, so a --locked build reports the same as the first."""
     return {
         "lockVersion": LOCK_VERSION,
         "manifest": {"name": m.name, "version": m.version, "sha256": manifest_digest(m)},
@@ -42,6 +43,7 @@ def make_lock(m: Manifest, packages: list[dict], modules_yaml: str | None, image
         "modulesYaml": modules_yaml,
         "images": sorted(images, key=lambda i: i["ref"]),
         "files": sorted(files, key=lambda f: f["name"]),
+        "kubeadmImagesFrom": images_from,
     }
 
 

@@ -1,10 +1,13 @@
-"""One progress display for long work: a tqdm byte bar on a terminal, silence otherwise."""
+"""Progress displays for long work: a tqdm byte bar on a terminal (silence otherwise), and named stages."""
 
 from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TextIO
 
 from tqdm import tqdm
 
@@ -35,3 +38,46 @@ class ByteProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Stages:
+    """Names each stage of a long command on stderr while it runs, and records how long each took.
+
+    A stage that reads repo metadata from a slow upstream can take a minute: on a terminal its line shows the
+    elapsed time, ticking; in a log there is one line when it starts and one when it ends. Disabled: only timing.
+    """
+
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and self.stream.isatty()
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, key: str, text: str) -> Iterator[None]:
+        """Time the block under key (times of one key add up) and show text while it runs."""
+        start = time.monotonic()
+        stop = threading.Event()
+        ticker = None
+        if self.tty:
+            ticker = threading.Thread(target=self._tick, args=(text, start, stop), daemon=True)
+            ticker.start()
+        elif self.enabled:
+            print(f"{text} ...", file=self.stream, flush=True)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            took = time.monotonic() - start
+            self.seconds[key] = self.seconds.get(key, 0.0) + took
+            stop.set()
+            if ticker:
+                ticker.join()
+            if self.enabled:
+                end = "\r\x1b[K" if self.tty else ""
+                print(f"{end}{text}: {'done' if ok else 'stopped'} in {took:.1f} s", file=self.stream, flush=True)
+
+    def _tick(self, text: str, start: float, stop: threading.Event) -> None:
+        while not stop.wait(0.5):
+            print(f"\r\x1b[K{text} ... {time.monotonic() - start:.0f} s", end="", file=self.stream, flush=True)

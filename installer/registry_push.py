@@ -162,7 +162,7 @@ class Layout(object):
             return f.read()
 
     def images(self):
-        """[(original ref, descriptor)] from index.json."""
+        """[(original ref, descriptor)] from index.json (ref.name holds the full reference too)."""
         out = []
         for desc in self.index.get("manifests", []):
             ann = desc.get("annotations", {})

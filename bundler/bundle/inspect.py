@@ -83,7 +83,11 @@ def summarize(bom: dict[str, Any], bundle: str = "") -> dict[str, Any]:
         "cni": bom.get("cni"),
         "install": bom.get("install"),
         "builder": bom.get("builder"),
-        "packages": {"count": len(packages), "size": _size(packages)},
+        "packages": {
+            "count": len(packages), "size": _size(packages),
+            "list": sorted(({k: p.get(k) for k in ("name", "epoch", "version", "release", "arch", "size", "sha256")}
+                            for p in packages), key=lambda p: (str(p["name"]), str(p["arch"]))),
+        },
         "images": {
             "count": len(images), "size": _size(images),
             "list": [{"ref": i.get("ref"), "digest": i.get("digest"), "size": i.get("size"),
@@ -111,8 +115,15 @@ def human_size(n: float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover
 
 
+def _evr(p: dict[str, Any]) -> str:
+    epoch = f"{p['epoch']}:" if str(p.get("epoch") or "0") != "0" else ""
+    return f"{epoch}{p.get('version')}-{p.get('release')}"
+
+
 def format_inspect(s: dict[str, Any]) -> str:
-    """Human text: one identity block, then the image list (what reviewers ask about most)."""
+    """Human text: one identity block, then the images, packages and files, each an aligned table."""
+    from ..table import columns
+
     t = s["target"]
     lines = [
         f"bundle      {s['name']} {s['version']}  ({s['bundle']})",
@@ -126,8 +137,12 @@ def format_inspect(s: dict[str, Any]) -> str:
     ]
     if s["images"]["list"]:
         lines.append("images:")
-        width = max(len(i["ref"] or "") for i in s["images"]["list"])
-        lines += [f"  {i['ref']:<{width}}  {i['digest']}" for i in s["images"]["list"]]
+        lines += columns([(i["ref"] or "", i["digest"] or "") for i in s["images"]["list"]])
+    packages = s["packages"].get("list") or []
+    if packages:
+        lines.append("packages:")
+        lines += columns([(str(p["name"]), _evr(p), str(p["arch"]), human_size(int(p["size"] or 0)),
+                           str(p["sha256"] or "-")) for p in packages], right=(3,))
     if s["files"]["list"]:
         lines.append("files:")
         lines += [f"  {f['path']}  ({f['kind'] or 'file'}, {human_size(int(f['size'] or 0))})"

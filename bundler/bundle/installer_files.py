@@ -40,8 +40,8 @@ def install_md(m: Manifest) -> str:
 
 {k8s}runtime {m.runtime}, CNI {m.cni}, for {m.target.os} / {m.target.arch} hosts.
 
-1. Copy `{base}.tar.gz` to the first host and check it: `sha256sum {base}.tar.gz` against the value you
-   were given (or `bundler verify` on a machine that has the bundler).
+1. Copy `{base}.tar.gz` and `{base}.tar.gz.sha256` (written beside it by `bundler build`) to the first host
+   and check it: `sha256sum -c {base}.tar.gz.sha256` (or `bundler verify` on a machine that has the bundler).
 2. Unpack it: `tar -xzf {base}.tar.gz && cd {base}`
 3. Have the OS install media ready (the ISO file, a mounted DVD, or the optical drive).
 4. See what would change: `./install.py plan --control-plane 10.0.0.11 --workers 10.0.0.12,10.0.0.13`

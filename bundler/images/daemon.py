@@ -116,7 +116,7 @@ def export_daemon_image(text: str, layout: OCILayout, cache: Cache, client: Any 
     ).encode()
     digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     layout.add_blob_bytes(digest, manifest)
-    layout.add_reference(str(ref), ref.tag or ref.digest or "", OCI_MANIFEST, digest, len(manifest))
+    layout.add_reference(str(ref), OCI_MANIFEST, digest, len(manifest))
     cfg = json.loads(config)
     plat = {"os": cfg.get("os", ""), "architecture": cfg.get("architecture", ""), "variant": cfg.get("variant", "")}
     total = len(manifest) + len(config) + sum(layer["size"] for layer in layers)

@@ -228,8 +228,7 @@ def pull_images(
     for text, img in zip(remote, images):
         for m in img.manifests:
             layout.add_blob_bytes(m.digest, m.data)
-        layout.add_reference(img.name, img.ref.tag or img.ref.digest or "", img.top.media_type,
-                             img.top.digest, img.top.size)
+        layout.add_reference(img.name, img.top.media_type, img.top.digest, img.top.size)
         by_text[text] = img.record()
     if len(remote) < len(refs):
         from .daemon import export_daemon_image

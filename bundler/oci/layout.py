@@ -1,8 +1,10 @@
 """Write one OCI image layout with every blob stored once, whatever number of images share it.
 
-index.json lists one descriptor per image reference, annotated with `org.opencontainers.image.ref.name`
-(the tag, or the digest for digest-only references) and `io.airgap-bundler.image.ref` (the full
-reference), sorted by full reference so the same inputs always give the same bytes.
+index.json lists one descriptor per image reference, sorted by it so the same inputs always give the same
+bytes. Both `org.opencontainers.image.ref.name` and `io.airgap-bundler.image.ref` hold the full reference
+(registry.k8s.io/pause:3.9): standard tools find images by name (`skopeo inspect oci:images:registry.k8s.io/pause:3.9`,
+containerd's `ctr images import`), and images of different repositories that share a tag (calico's three
+v3.28.1) stay distinct.
 """
 
 from __future__ import annotations
@@ -80,13 +82,13 @@ class OCILayout:
         return self.blob_path(digest).read_bytes()
 
     def add_reference(
-        self, full_ref: str, ref_name: str, media_type: str, digest: str, size: int, platform: dict | None = None
+        self, full_ref: str, media_type: str, digest: str, size: int, platform: dict | None = None
     ) -> dict[str, Any]:
         """Point full_ref at a stored manifest or index (replacing an older entry for the same reference)."""
         desc: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": size}
         if platform:
             desc["platform"] = platform
-        desc["annotations"] = {FULL_REF: full_ref, REF_NAME: ref_name}
+        desc["annotations"] = {FULL_REF: full_ref, REF_NAME: full_ref}
         with self._lock:
             self._entries[full_ref] = desc
         return desc

@@ -18,7 +18,7 @@ from ..errors import FetchError
 from ..registry.client import INDEX_TYPES, RegistryClient
 from ..registry.reference import Reference, parse_reference
 from ..registry.transport import request
-from .layout import FULL_REF, OCILayout
+from .layout import FULL_REF, REF_NAME, OCILayout
 
 
 class _Pusher:
@@ -116,7 +116,10 @@ def push_layout(
     wanted = set(refs) if refs is not None else None
     out: dict[str, str] = {}
     for desc in layout.entries():
-        full = desc["annotations"][FULL_REF]
+        ann = desc.get("annotations") or {}
+        full = ann.get(FULL_REF) or ann.get(REF_NAME)  # ref.name: the full reference, as in layouts skopeo writes
+        if not full:
+            continue
         if wanted is not None and full not in wanted and str(parse_reference(full)) not in wanted:
             continue
         ref = parse_reference(full)

@@ -61,9 +61,13 @@ def test_tarball_unpacks_with_plain_tar_and_has_the_layout(tmp_path, stack):
     index = json.loads((top / "images" / "index.json").read_text())
     refs = {d["annotations"]["io.airgap-bundler.image.ref"] for d in index["manifests"]}
     assert refs == set(k8s_images("1.30.4", "calico"))
-    # skopeo reads the store as an OCI layout
-    r = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{top / 'images'}:3.9"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    # ref.name is the full reference, so images sharing a tag (calico's) stay apart and skopeo finds them by name
+    assert [d["annotations"]["org.opencontainers.image.ref.name"] for d in index["manifests"]] == sorted(refs)
+    for ref in ("registry.k8s.io/pause:3.9", next(r for r in refs if "calico/node" in r)):
+        r = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{top / 'images'}:{ref}"], capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+        assert "sha256:" + hashlib.sha256(r.stdout.encode()).hexdigest() == stack.images[ref]
 
 
 def test_locked_builds_are_byte_identical_and_a_warm_cache_fetches_no_payload(tmp_path, stack):
@@ -220,7 +224,7 @@ def test_a_release_newer_than_the_table_builds_from_its_own_kubeadm(tmp_path, st
     assert [i["ref"] for i in p["images"]] == want and p["kubeadmImagesFrom"] == "the shipped kubeadm"
     result = build(m, tmp_path / "out", cache, quiet=True, fmt="dir")
     bom = json.loads((result.path / "bundle.json").read_text())
-    assert [i["ref"] for i in bom["images"]] == want
+    assert [i["ref"] for i in bom["images"]] == sorted(want)  # bundle.json lists images as the lock does
 
 
 def test_a_release_newer_than_the_table_without_a_kubeadm_to_ask_says_what_to_do(tmp_path, stack):
@@ -243,7 +247,7 @@ def test_corrupt_default_file_is_refused_by_its_publisher_checksum(tmp_path, sta
     assert not out.exists() or not list(out.iterdir())
 
 
-def test_locked_build_stores_images_under_their_tag_names(tmp_path, stack):
+def test_locked_build_stores_images_under_their_full_names(tmp_path, stack):
     path = write_manifest(tmp_path, stack.manifest(packages=[], cni="none", k8s=None,
                                                    extra_images=["registry.k8s.io/pause:3.9"]))
     cache = Cache(tmp_path / "cache")
@@ -252,6 +256,11 @@ def test_locked_build_stores_images_under_their_tag_names(tmp_path, stack):
     index = json.loads((result.path / "images" / "index.json").read_text())
     stored = [d["annotations"]["io.airgap-bundler.image.ref"] for d in index["manifests"]]
     assert stored == ["registry.k8s.io/pause:3.9"]
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "registry.k8s.io/pause:3.9"
+    r = subprocess.run(["skopeo", "inspect", f"oci:{result.path / 'images'}:registry.k8s.io/pause:3.9"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["Digest"] == stack.images["registry.k8s.io/pause:3.9"]
     bom = json.loads((result.path / "bundle.json").read_text())
     assert bom["images"][0]["ref"] == "registry.k8s.io/pause:3.9"
     assert bom["images"][0]["digest"] == stack.images["registry.k8s.io/pause:3.9"]

@@ -18,7 +18,10 @@ def check_fields(s: dict) -> None:
     assert (s["name"], s["version"], s["kubernetes"], s["runtime"], s["cni"]) == \
         ("k8s-1.30-el9", "1.0.0", "1.30.4", "containerd", "calico")
     assert s["target"] == {"os": "el9", "arch": "x86_64"}
-    assert s["packages"] == {"count": 3, "size": sum(p["size"] for p in bom["packages"])}
+    assert s["packages"]["count"] == 3 and s["packages"]["size"] == sum(p["size"] for p in bom["packages"])
+    want = sorted((p["name"], p["version"], p["release"], p["arch"], p["size"], p["sha256"]) for p in bom["packages"])
+    assert [(p["name"], p["version"], p["release"], p["arch"], p["size"], p["sha256"])
+            for p in s["packages"]["list"]] == want
     assert s["images"]["count"] == 2 and s["images"]["size"] == sum(i["size"] for i in bom["images"])
     assert [(i["ref"], i["digest"]) for i in s["images"]["list"]] == [(i["ref"], i["digest"]) for i in bom["images"]]
     assert s["files"]["count"] == 1 and s["files"]["list"][0]["path"] == "files/registry"
@@ -31,6 +34,10 @@ def test_inspect_tarball_fields_and_human_output(tmp_path: Path) -> None:
     text = format_inspect(s)
     assert "k8s-1.30-el9 1.0.0" in text and "el9/x86_64" in text and "kubernetes  1.30.4" in text
     assert "registry.k8s.io/pause:3.9" in text and s["images"]["list"][0]["digest"] in text
+    # every package on its own line: name, version-release, arch, size, sha256, in aligned columns
+    rows = [line for line in text.splitlines() if any(line.split()[:1] == [p["name"]] for p in s["packages"]["list"])]
+    assert len(rows) == 3 and all(p["sha256"] in text for p in s["packages"]["list"])
+    assert len({row.index(p["sha256"]) for row, p in zip(rows, s["packages"]["list"])}) == 1
 
 
 def test_inspect_stops_at_bundle_json(tmp_path: Path) -> None:

@@ -37,7 +37,8 @@ def test_docker_daemon_image_is_exported_into_the_store(rig, tmp_path):
     store = out / "own-1-el9-x86_64" / "images"
     bom = json.loads((store.parent / "bundle.json").read_text())
     assert [i["ref"] for i in bom["images"]] == ["docker.io/library/myapp:1"]
-    raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{store}:1"], capture_output=True, text=True)
+    raw = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{store}:docker.io/library/myapp:1"],
+                         capture_output=True, text=True)
     assert raw.returncode == 0, raw.stderr
     layer = json.loads(raw.stdout)["layers"][0]
     # the layer is the daemon's own bytes: its digest is the diff ID docker reports

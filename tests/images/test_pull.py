@@ -55,7 +55,7 @@ def test_right_child_per_arch(upstream, tmp_path, image, child_mt, top_mt, platf
     assert rec.digest == want["digest"] and rec.media_type == child_mt
     [entry] = _index(store)["manifests"]
     assert entry["digest"] == want["digest"] and entry["mediaType"] == child_mt
-    assert entry["annotations"] == {FULL_REF: upstream.ref(image), REF_NAME: image.rsplit(":", 1)[1]}
+    assert entry["annotations"] == {FULL_REF: upstream.ref(image), REF_NAME: upstream.ref(image)}
     manifest = json.loads(_blob(store, rec.digest))
     cfg = json.loads(_blob(store, manifest["config"]["digest"]))
     assert cfg["architecture"] == arch
@@ -134,7 +134,7 @@ def test_mirror_stores_under_original_name(upstream, tmp_path):
     assert rec.ref == "registry.k8s.io/pause:3.9"
     assert rec.digest == upstream.images["pause:3.9"].digest
     [entry] = _index(store)["manifests"]
-    assert entry["annotations"] == {FULL_REF: "registry.k8s.io/pause:3.9", REF_NAME: "3.9"}
+    assert entry["annotations"] == {FULL_REF: "registry.k8s.io/pause:3.9", REF_NAME: "registry.k8s.io/pause:3.9"}
 
 
 def test_mirror_with_path_prefix(upstream, tmp_path):

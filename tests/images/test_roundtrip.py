@@ -40,7 +40,7 @@ def test_push_keeps_upstream_digests(upstream, store, fresh_registry):
 def test_skopeo_reads_oci_entries_from_the_store(upstream, store, fresh_registry):
     path, recs = store
     for name in ["app/one:one", "multi/oci:moci", "pause:3.9"]:  # OCI media types (skopeo 1.9 reads only those)
-        tag = name.rsplit(":", 1)[1]
-        subprocess.run(["skopeo", "copy", "--all", "--dest-tls-verify=false", f"oci:{path}:{tag}",
+        # found by the full reference (ref.name), as the store names it
+        subprocess.run(["skopeo", "copy", "--all", "--dest-tls-verify=false", f"oci:{path}:{upstream.ref(name)}",
                         f"docker://{fresh_registry.host}/{name}"], check=True, capture_output=True, timeout=120)
         assert skopeo_raw_digest(f"{fresh_registry.host}/{name}") == skopeo_raw_digest(upstream.ref(name))

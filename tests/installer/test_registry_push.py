@@ -54,7 +54,7 @@ def make_layout(root, big=False):
     descs = []
     for ref in ("registry.k8s.io/pause:3.9", "docker.io/calico/node:v3.28.0"):
         d = dict(man)
-        d["annotations"] = {"org.opencontainers.image.ref.name": ref.rsplit(":", 1)[1],
+        d["annotations"] = {"org.opencontainers.image.ref.name": ref,
                             "io.airgap-bundler.image.ref": ref}
         descs.append(d)
     with open(os.path.join(root, "index.json"), "w") as f:
