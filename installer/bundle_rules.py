@@ -8,8 +8,9 @@ verifiers cannot drift apart. A tree is accepted only when every rule holds:
       no path listed twice
   R2  no listed path is absolute or contains '..'
   R3  every listed path is in the tree and its content has the listed sha256
-  R4  every file in the tree is listed (SHA256SUMS and SHA256SUMS.asc themselves aside); directories hold no
-      content and are not listed, so an extra empty directory is harmless
+  R4  every file in the tree is listed (SHA256SUMS and SHA256SUMS.asc themselves aside, and the installer's own
+      cluster record, see INSTALLER_STATE); directories hold no content and are not listed, so an extra empty
+      directory is harmless
   R5  nothing in the tree is a device file, named pipe or socket
   R6  a symbolic link must resolve to a regular file inside the tree (it is then judged by that file's content)
   R7  bundle.json is listed
@@ -27,6 +28,10 @@ import stat
 SUMS = "SHA256SUMS"
 SIG = "SHA256SUMS.asc"
 REQUIRED = ("bundle.json",)
+#: What install.py itself writes into its bundle directory after the check (the cluster record: hosts and
+#: options, for later status/plan/reset). Never part of a build, so never listed; exempt from R4 only as a
+#: regular file at the top (as a link, device or FIFO it is refused like anything else). Not vouched for.
+INSTALLER_STATE = ("cluster.json",)
 #: SHA256SUMS/.asc are read into memory; anything bigger is not one of ours.
 MAX_CONTROL_FILE = 256 << 20
 CHUNK = 1 << 20
@@ -230,7 +235,7 @@ def check(scan, progress=None):
             problems.append((name, CHANGED % (expected[:16], got[:16])))
         else:
             checked += 1
-    for name in sorted(scan.present - listed - scan.reported - {SUMS, SIG}):
+    for name in sorted(scan.present - listed - scan.reported - {SUMS, SIG} - set(INSTALLER_STATE)):
         problems.append((name, UNLISTED))
     for name in REQUIRED:
         if name not in listed and name not in scan.reported:

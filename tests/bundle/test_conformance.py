@@ -154,6 +154,12 @@ def tree_cases() -> list[Case]:
         Case("socket", lambda t, s: socket_file(t / "files/sock"), ("files/sock",), tar=False),  # tar skips sockets
         Case("unlisted 1 GiB sparse file (refused by listing)", lambda t, s: sparse(t / "files/big.img", GIB),
              ("files/big.img",), tar=False),  # as a tarball it is 1 GiB of zeros to inflate: same rule, slower
+        Case("the installer's own cluster record at the top (accepted: written after the check)",
+             lambda t, s: (t / "cluster.json").write_text('{"inventory": {}}')),
+        Case("a cluster record that is a symlink to /etc/passwd",
+             lambda t, s: os.symlink(passwd, t / "cluster.json"), ("cluster.json",)),
+        Case("a cluster record below the top", lambda t, s: (t / "files/cluster.json").write_text("{}"),
+             ("files/cluster.json",)),
         Case("SHA256SUMS deleted", lambda t, s: (t / "SHA256SUMS").unlink(), ("SHA256SUMS",)),
         Case("SHA256SUMS with a malformed line", lambda t, s: edit_sums(t, lambda x: x + "not a checksum line\n"),
              ("SHA256SUMS",)),
