@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -375,3 +376,47 @@ def test_both_verifiers_give_the_same_verdict_on_every_tampered_bundle(tmp_path:
         top, _ = operator_unpack(tarball, d / "x")
         assert top is not None and tree_digest(top) == tree_digest(pristine), name
         assert installer_verdicts([top], None)[0]["ok"], name
+
+
+def test_shipped_install_py_refuses_a_tampered_tree_before_touching_anything(tmp_path: Path, stack) -> None:
+    """A real bundle from `bundler build`, unpacked with tar, its own ./install.py run as an operator would:
+    intact, it checks out (twice: running it leaves nothing the next check would refuse); tampered, plan and
+    reset stop at the check, naming every bad path, before the inventory, the log directory or any host."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    manifest = tmp_path / "stack.yaml"
+    manifest.write_text(stack.manifest(packages=["kubeadm-1.30.4", "containerd.io"]))
+    built = subprocess.run([sys.executable, "-m", "bundler.cli", "build", str(manifest), "-o", str(tmp_path / "out"),
+                            "--cache", str(tmp_path / "cache"), "-q"], capture_output=True, text=True,
+                           env={**env, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert built.returncode == 0, built.stderr
+    tarball = next((tmp_path / "out").glob("*.tar.gz"))
+    subprocess.run(["tar", "-xzf", str(tarball), "-C", str(tmp_path)], check=True)
+    top = tmp_path / tarball.name[: -len(".tar.gz")]
+    root = tmp_path / "root"  # install.py's --root: where its local writes (logs, records) would land
+
+    def install_py(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["./install.py", *args, "--root", str(root)], cwd=top, capture_output=True, text=True,
+                              env=env, timeout=120, stdin=subprocess.DEVNULL)
+
+    helped = subprocess.run(["./install.py", "--help"], cwd=top, capture_output=True, text=True, env=env, timeout=60)
+    assert helped.returncode == 0 and "--key" in helped.stdout, helped.stderr
+    for _ in range(2):  # the check passes, then plan stops at the missing OS media (before any host)
+        plan = install_py("plan", "--control-plane", "127.0.0.1", "--media", str(tmp_path / "no-media"))
+        assert "bundle OK" in plan.stdout, plan.stdout + plan.stderr
+    assert not list(top.rglob("__pycache__"))
+    shutil.rmtree(root)
+
+    (top / "repo/Packages/evil-1.0-1.x86_64.rpm").write_bytes(b"x")
+    os.symlink("/etc/passwd", top / "files/passwd")
+    os.mkfifo(top / "manifests/pipe")
+    flip(top, "bundle.json")
+    bad = ("repo/Packages/evil-1.0-1.x86_64.rpm", "files/passwd", "manifests/pipe", "bundle.json")
+    # 192.0.2.1 (TEST-NET) would hang if contacted
+    for args in (("plan", "--control-plane", "192.0.2.1"), ("install", "--control-plane", "192.0.2.1"),
+                 ("reset", "-y", "--control-plane", "192.0.2.1")):
+        r = install_py(*args)
+        assert r.returncode == 1, (args, r.stdout, r.stderr)
+        assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: the bundle in "), r.stderr
+        assert all(f"{p}: " in r.stderr for p in bad), r.stderr
+        assert "Nothing was changed on any host" in r.stderr and "connecting" not in r.stdout
+        assert not root.exists()  # not even the log directory
