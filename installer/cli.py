@@ -69,17 +69,24 @@ def load_inventory(args):
     return inv.from_flags(args.control_plane, args.workers, args.ssh_user, args.ssh_port, args.ssh_key)
 
 
+def check_bundle_first(args, bundle_dir):
+    """For the commands that act on the bundle: the files checked, before anything else reads it or any host is
+    contacted (raises, naming every bad path). None when this command does not check."""
+    if args.command not in CHECKED_COMMANDS or args.skip_bundle_check:
+        return None
+    key = getattr(args, "key", None)
+    sys.stdout.write("checking the bundle in %s against SHA256SUMS%s ...\n"
+                     % (os.path.abspath(bundle_dir), " and its signature" if key else ""))
+    sys.stdout.flush()
+    return verify_bundle(bundle_dir, key)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     out = None
     try:
         bundle_dir = args.bundle or default_bundle_dir()
-        checked = None
-        if args.command in CHECKED_COMMANDS and not args.skip_bundle_check:
-            sys.stdout.write("checking the bundle in %s against SHA256SUMS%s ...\n"
-                             % (os.path.abspath(bundle_dir), " and its signature" if args.key else ""))
-            sys.stdout.flush()
-            checked = verify_bundle(bundle_dir, args.key)
+        checked = check_bundle_first(args, bundle_dir)
         inventory = load_inventory(args)
         bundle = Bundle.load(bundle_dir)
         opts = Options(force=args.force, selinux=args.selinux, firewalld=args.firewalld, timezone=args.timezone,
