@@ -255,7 +255,7 @@ bundle_arg = click.argument("bundle", type=click.Path(exists=True, path_type=Pat
 
 
 @main.command()
-@bundle_arg
+@click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="ASCII-armored public key: SHA256SUMS.asc must be a valid signature by it.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
@@ -263,7 +263,9 @@ bundle_arg = click.argument("bundle", type=click.Path(exists=True, path_type=Pat
 def verify(bundle: Path, key: Path | None, as_json: bool) -> None:
     """Check a bundle tarball or unpacked directory against SHA256SUMS (and its signature with --key).
 
-    Reads a tarball once without extracting it. Names every bad file; exit code 0 if the bundle is intact, 1 if not.
+    Reads a tarball once without extracting it; unlisted files are refused without being read. Names every bad
+    file. Exit code 0: intact; 1: damaged or tampered (or not a bundle at all), do not install from it; 2: BUNDLE
+    or --key does not exist or cannot be read, or a bad option.
     """
     from .bundle.verify import verify as run_verify
     from .progress import ByteProgress

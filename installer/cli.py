@@ -11,8 +11,12 @@ from installer.context import Options
 from installer.errors import InstallerError
 from installer.output import Output
 from installer.runner import Runner, default_bundle_dir
+from installer.verify_bundle import verify as verify_bundle
 
 COMMANDS = ("install", "plan", "status", "reset")
+#: Commands that act on the bundle check it first, before the inventory is read or any host is contacted.
+#: status only reads the hosts' state, so it still works from a damaged copy.
+CHECKED_COMMANDS = ("install", "plan", "reset")
 
 
 def build_parser():
@@ -65,19 +69,36 @@ def load_inventory(args):
     return inv.from_flags(args.control_plane, args.workers, args.ssh_user, args.ssh_port, args.ssh_key)
 
 
+def check_bundle_first(args, bundle_dir):
+    """For the commands that act on the bundle: the files checked, before anything else reads it or any host is
+    contacted (raises, naming every bad path). None when this command does not check."""
+    if args.command not in CHECKED_COMMANDS or args.skip_bundle_check:
+        return None
+    key = getattr(args, "key", None)
+    sys.stdout.write("checking the bundle in %s against SHA256SUMS%s ...\n"
+                     % (os.path.abspath(bundle_dir), " and its signature" if key else ""))
+    sys.stdout.flush()
+    return verify_bundle(bundle_dir, key)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     out = None
     try:
+        bundle_dir = args.bundle or default_bundle_dir()
+        checked = check_bundle_first(args, bundle_dir)
         inventory = load_inventory(args)
-        bundle = Bundle.load(args.bundle or default_bundle_dir())
+        bundle = Bundle.load(bundle_dir)
         opts = Options(force=args.force, selinux=args.selinux, firewalld=args.firewalld, timezone=args.timezone,
                        iso=args.iso, media=args.media, pod_subnet=args.pod_subnet,
                        control_plane_endpoint=args.control_plane_endpoint, serve_address=args.serve_address,
                        verify_timeout=args.verify_timeout)
         out = Output(root=args.root)
+        if checked is not None:
+            out.say("bundle OK (%d files): %s for %s/%s, Kubernetes %s, %s, %s" % (
+                checked, bundle.name, bundle.os, bundle.arch, bundle.k8s_version, bundle.runtime, bundle.cni))
         runner = Runner(bundle, inventory, opts, out, root=args.root, gpg_key=args.key,
-                        skip_verify=args.skip_bundle_check)
+                        skip_verify=args.skip_bundle_check or checked is not None)
         if args.command == "plan":
             runner.plan()
         elif args.command == "status":

@@ -103,6 +103,7 @@ exec "$py" "$0" "$@"
 import os
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the bundle: the next run's check would refuse it as unlisted
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from installer.cli import main  # noqa: E402

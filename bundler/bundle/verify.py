@@ -9,12 +9,13 @@ extent of a damaged copy in one run. With a key, SHA256SUMS.asc must be a valid 
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
+import importlib.util
 import io
 import lzma
 import os
 import shutil
-import stat
 import subprocess
 import tarfile
 import tempfile
@@ -22,10 +23,10 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..errors import BundlerError
-from .sums import SIG, SUMS, SumsError, atomic_write_bytes, parse_sums, sha256_file, sha256_stream
+from .sums import SIG, SUMS, atomic_write_bytes, sha256_stream
 
 #: Control files are read into memory; anything bigger than this is not a real SHA256SUMS/.asc/bundle.json.
 MAX_CONTROL_FILE = 256 << 20
@@ -33,8 +34,32 @@ MAX_CONTROL_FILE = 256 << 20
 STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError)
 
 
+@functools.cache
+def bundle_rules() -> Any:
+    """installer/bundle_rules.py, loaded from the installer sources this bundler ships into every bundle: one
+    rule set for `bundler verify` and install.py, not a copy that could drift. (Stdlib-only, Python 3.6.)"""
+    from .installer_files import installer_source
+
+    try:
+        path = installer_source() / "bundle_rules.py"
+    except FileNotFoundError as e:
+        raise VerifyError(f"{e}: verify needs the installer's bundle_rules.py") from None
+    spec = importlib.util.spec_from_file_location("_airgap_bundle_rules", path)
+    if spec is None or spec.loader is None:
+        raise VerifyError(f"cannot load {path}; reinstall the bundler")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 class VerifyError(BundlerError):
-    """The bundle could not be checked at all (not found, not a tar archive, gpg missing)."""
+    """The bundle could not be checked at all (not a tar archive, gpg missing): exit code 1."""
+
+
+class BundleNotFound(VerifyError):
+    """The path given does not exist or cannot be read: a bad command line, exit code 2 (as click's own)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -327,53 +352,14 @@ def find_top_dir(path: Path) -> Path:
     return path
 
 
-def _scan_dir(top: Path, report: Report, progress: Callable[[int], None] | None) -> _Scan:
-    scan = _Scan()
-    real_top = os.path.realpath(top)
+def _scan_dir(top: Path, report: Report, progress: Callable[[int], None] | None) -> Any:
+    """The unpacked tree, judged by installer/bundle_rules.py exactly as install.py judges it."""
+    rules = bundle_rules()
     report.top = top.name
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            full = os.path.join(dirpath, name)
-            rel = Path(os.path.relpath(full, top)).as_posix()
-            st = os.lstat(full)
-            if stat.S_ISDIR(st.st_mode):
-                continue
-            scan.present.add(rel)
-            if stat.S_ISLNK(st.st_mode):
-                target, link = os.path.realpath(full), os.readlink(full)
-                if not (target == real_top or target.startswith(real_top + os.sep)):
-                    report.add(rel, f"symbolic link to {link!r} leaves the bundle directory")
-                    scan.reported.add(rel)
-                    continue
-                if not os.path.isfile(target):
-                    report.add(rel, f"symbolic link to {link!r}, which is not a file in the bundle")
-                    scan.reported.add(rel)
-                    continue
-            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-                report.add(rel, "device file: a bundle never contains one")
-                scan.reported.add(rel)
-                continue
-            elif not stat.S_ISREG(st.st_mode):
-                report.add(rel, "not a regular file (named pipe or socket): a bundle never contains one")
-                scan.reported.add(rel)
-                continue
-            if rel in (SUMS, SIG):
-                data = Path(full).read_bytes() if os.path.getsize(full) <= MAX_CONTROL_FILE else b""
-                if rel == SUMS:
-                    scan.sums = data
-                else:
-                    scan.sig = data
-            try:
-                scan.hashes[rel] = sha256_file(full)
-            except OSError as e:
-                report.add(rel, f"cannot be read: {e.strerror}")
-                scan.reported.add(rel)
-                continue
-            size = os.path.getsize(full)
-            report.bytes_hashed += size
-            if progress:
-                progress(size)
+    scan, problems, checked, hashed = rules.check_tree(str(top), progress)
+    for path, problem in problems:
+        report.add(path, problem)
+    report.files_checked, report.bytes_hashed = checked, hashed
     return scan
 
 
@@ -381,39 +367,14 @@ def _scan_dir(top: Path, report: Report, progress: Callable[[int], None] | None)
 
 
 def _check_against_sums(scan: _Scan, report: Report) -> None:
-    if scan.sums is None:
-        report.add(SUMS, "missing (or unreadable): without it nothing in the bundle can be checked")
-        return
-    try:
-        sums = parse_sums(scan.sums.decode("utf-8", errors="replace"))
-    except SumsError as e:
-        report.add(SUMS, str(e))
-        return
-    listed: set[str] = set()
-    for raw_name, expected in sums.items():
-        name = strip_dot(raw_name)
-        if name.startswith("/"):
-            report.add(raw_name, f"{SUMS} lists an absolute path; a bundle only lists paths inside itself")
-            continue
-        if ".." in name.split("/"):
-            report.add(raw_name, f"{SUMS} lists a path with '..'; a bundle only lists paths inside itself")
-            continue
-        listed.add(name)
-        if name in scan.reported:
-            continue
-        if name not in scan.present:
-            report.add(name, f"listed in {SUMS} but missing from the bundle")
-        elif name in scan.hashes:
-            got = scan.hashes[name]
-            if got != expected:
-                report.add(name, f"content differs from {SUMS} (expected sha256 {expected[:16]}..., "
-                                 f"got {got[:16]}...)")
-            else:
-                report.files_checked += 1
-    for name in sorted(scan.present - listed - scan.reported - {SUMS, SIG}):
-        report.add(name, f"not listed in {SUMS}: a file nobody vouches for (added after the build?)")
-    if "bundle.json" not in listed and "bundle.json" not in scan.reported:
-        report.add("bundle.json", f"not covered by {SUMS}: every bundle has a bill of materials")
+    """A tarball's members against its SHA256SUMS: the same rules (and texts) as an unpacked tree."""
+    rules = bundle_rules()
+    shared = rules.Scan()
+    shared.present, shared.digests, shared.reported, shared.sums = scan.present, scan.hashes, scan.reported, scan.sums
+    problems, checked, _ = rules.check(shared)
+    for path, problem in problems:
+        report.add(path, problem)
+    report.files_checked += checked
 
 
 # -------------------------------------------------------------------------------------------------------- gpg
@@ -518,33 +479,44 @@ def verify(path: str | os.PathLike[str], key: str | os.PathLike[str] | None = No
            progress: Callable[[int], None] | None = None) -> Report:
     """Check a bundle tarball (.tar/.tar.gz/.tar.xz, detected by content) or unpacked directory.
 
-    Returns a Report listing every problem; raises VerifyError only when the bundle cannot be examined at all.
+    Returns a Report listing every problem; raises VerifyError only when the bundle cannot be examined at all
+    (BundleNotFound when the path does not exist or cannot be read).
     `progress` receives byte counts (compressed bytes for a tarball, file bytes for a directory).
     """
     path = Path(path)
     report = Report(bundle=path)
     if path.is_dir():
-        top = find_top_dir(path)
-        scan = _scan_dir(top, report, progress)
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise BundleNotFound(f"cannot read the directory {path}: permission denied. Run as a user who can "
+                                 "read the whole bundle.")
+        scan = _scan_dir(find_top_dir(path), report, progress)
+        sums, sig = scan.sums, scan.sig
     elif path.is_file():
-        if not is_tar_file(path):
+        try:
+            tar = is_tar_file(path)
+        except OSError as e:
+            raise BundleNotFound(f"cannot read {path}: {e.strerror}. Run as a user who can read it.") from None
+        if not tar:
             raise VerifyError(f"{path} is neither a directory nor a tar archive (.tar, .tar.gz or .tar.xz). Give "
                               "the bundle tarball as written by `bundler build`, or its unpacked directory.")
-        scan = _scan_tar(path, report, progress)
+        tscan = _scan_tar(path, report, progress)
+        if tscan.unreadable:
+            return report
+        _check_against_sums(tscan, report)
+        sums, sig = tscan.sums, tscan.sig
+    elif path.exists():
+        raise VerifyError(f"{path} is neither a directory nor a regular file (a device, pipe or socket). Give the "
+                          "bundle tarball or its unpacked directory.")
     else:
-        raise VerifyError(f"{path} does not exist. Give the bundle tarball or its unpacked directory.")
-    if scan.unreadable:
-        return report
-    _check_against_sums(scan, report)
+        raise BundleNotFound(f"{path} does not exist. Give the bundle tarball or its unpacked directory.")
     if key is not None:
-        if scan.sig is None:
+        if sig is None:
             report.add(SIG, f"missing, but a key was given: the bundle is not signed (or the signature was removed). "
                             f"Use the signed bundle, or leave out --key to check only {SUMS}")
-        elif scan.sums is not None:
+        elif sums is not None:
             try:
-                report.signed_by = check_signature(scan.sums, scan.sig, Path(key))
+                report.signed_by = check_signature(sums, sig, Path(key))
             except _SignatureBad as e:
                 report.add(SIG, f"not a valid signature of {SUMS} by the key in {key} ({e}): the bundle was "
                                 "changed after signing, or signed with another key")
     return report
-

@@ -40,6 +40,26 @@ def test_verify_non_bundle_is_a_one_paragraph_error(tmp_path: Path) -> None:
     assert r.returncode == 1 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
 
 
+def test_verify_exit_codes_are_the_documented_ones(tmp_path: Path) -> None:
+    """0 intact, 1 damaged/tampered or not a bundle, 2 a path that does not exist (like any bad command line)."""
+    tarball = write_bundle(tmp_path)
+    assert bundler("verify", tarball).returncode == 0
+    (tmp_path / "u").mkdir()
+    subprocess.run(["tar", "-xzf", str(tarball), "-C", str(tmp_path / "u")], check=True)
+    (tmp_path / "u" / TOP / "extra").write_text("x")
+    tampered = bundler("verify", tmp_path / "u" / TOP)
+    assert tampered.returncode == 1 and "extra: not listed in SHA256SUMS" in tampered.stdout
+    missing = bundler("verify", tmp_path / "nope.tar.gz")
+    assert missing.returncode == 2, missing.stderr
+    assert " ".join(missing.stderr.split()) == (f"error: {tmp_path / 'nope.tar.gz'} does not exist. Give the bundle "
+                                                "tarball or its unpacked directory.")
+    no_key = bundler("verify", "--key", tmp_path / "nope.asc", tarball)
+    assert no_key.returncode == 2 and "does not exist" in no_key.stderr
+    os.mkfifo(tmp_path / "pipe")
+    pipe = bundler("verify", tmp_path / "pipe")
+    assert pipe.returncode == 1 and "neither a directory nor a regular file" in " ".join(pipe.stderr.split())
+
+
 def test_inspect_human_and_json(tmp_path: Path) -> None:
     tarball = write_bundle(tmp_path)
     human = bundler("inspect", tarball)

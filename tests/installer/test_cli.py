@@ -39,7 +39,7 @@ def test_tampered_bundle_stops_before_hosts(tmp_path, capsys):
     rc, out, err = run(capsys, ["install", "--control-plane", "127.0.0.1", "--workers", "192.0.2.1",
                                 "--bundle", b.root, "--root", str(tmp_path / "r")])
     assert rc == 1
-    assert "changed: manifests/calico.yaml" in err and "Nothing was changed on any host" in err
+    assert "manifests/calico.yaml: content differs from SHA256SUMS" in err and "Nothing was changed on any host" in err
     assert "connecting" not in out
 
 
