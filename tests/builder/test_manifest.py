@@ -70,7 +70,7 @@ def test_only_metadata_and_target_are_required(tmp_path: Path) -> None:
         ("version: 1.30.4}", "version: latest}", "spec.kubernetes.version: 'latest' is not valid"),
         ("apiVersion: bundler/v1", "apiVersion: bundler/v2", "apiVersion: 'bundler/v2' is not supported"),
         ("https://pkgs.k8s.io/core:/stable:/v1.30/rpm/", "pkgs.k8s.io/rpm", "spec.repos[1].baseurl: 'pkgs.k8s.io/rpm'"),
-        ("version: 1.0.0}", "version: 1.10}", "quote it"),
+        ("version: 1.0.0}", "version: 1.10}", 'write it quoted, "1.10"'),
         ("- name: kubernetes", "- name: baseos", "the repo name 'baseos' is used twice"),
     ],
 )
