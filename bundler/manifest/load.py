@@ -105,7 +105,7 @@ class _Checker:
         if shown == text:
             return text
         why = ("the number lost its trailing zero" if isinstance(value, float) and text.rstrip("0") == shown
-               else "YAML reads unquoted digits as a number")
+               else "unquoted, YAML reads it as a number")
         then = f"; it must also be {what}" if pattern and not pattern.match(text) else ""
         written = text if len(text) <= 40 else short(text)
         raise self.fail(path, f"{written} was read as the number {shown} ({why}). Versions and names are text: "
@@ -148,9 +148,12 @@ def _include_path(src: Source, i: int, inc: Any, seen: tuple[Path, ...], budget:
         raise ManifestError(f"{here}: include[{i}] {short(inc)} cannot be resolved ({e}). Check the path.") from None
     try:
         mode = path.stat().st_mode  # stat, not open: a FIFO must never be opened for reading here
-    except OSError:
-        mode = None  # reading it reports the problem
-    if mode is not None and not stat.S_ISREG(mode):
+    except FileNotFoundError:
+        raise ManifestError(f"{here}: include[{i}] {short(inc)}: no such file ({short(str(path), 160)}). Fix the "
+                            "path (it is relative to the file that includes it).") from None
+    except OSError as e:
+        raise ManifestError(f"{here}: include[{i}] {short(inc)} cannot be read ({e.strerror}). Fix the path.") from None
+    if not stat.S_ISREG(mode):
         kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
         raise ManifestError(f"{here}: include[{i}] {short(inc)} is {kind} ({path}); includes must be regular YAML "
                             "files. Fix the path.")
