@@ -22,13 +22,14 @@ from .model import (
     Repo,
     Target,
 )
+from .registries import parse_registries
 from .yamlsrc import Source, TextFloat, TextInt, dotted, load_yaml, short
 
 API_VERSION = "bundler/v1"
 TOP_KEYS = {"apiVersion", "kind", "metadata", "spec", "include"}
 SPEC_KEYS = {
     "target", "kubernetes", "runtime", "cni", "prefer", "install", "repos",
-    "packages", "modules", "images", "files", "mirrors",
+    "packages", "modules", "images", "files", "mirrors", "registries",
 }
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 K8S_VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+$")
@@ -57,6 +58,10 @@ class _Checker:
     def __init__(self, owners: dict[tuple, Owner], main: Source):
         self.owners = owners
         self.main = main
+
+    def file_of(self, path: tuple) -> Path:
+        """The file a value was written in: relative paths in it are relative to that file."""
+        return _resolve(self.owners, self.main, path)[0].file
 
     def fail(self, path: tuple, msg: str) -> ManifestError:
         src, orig = _resolve(self.owners, self.main, path)
@@ -315,4 +320,5 @@ def load_manifest(file: str | Path) -> Manifest:
         file=path, name=name, version=version, target=target, kubernetes_version=k8s_version,
         runtime=runtime, cni=cni, prefer=prefer, install=install, repos=tuple(repos), packages=packages,
         modules=modules, images=images, files=tuple(files), mirrors=mirrors,
+        registries=parse_registries(c, spec.get("registries")),
     )
