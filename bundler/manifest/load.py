@@ -238,7 +238,10 @@ def _expand(url: str, target: Target) -> str:
 
 def load_manifest(file: str | Path) -> Manifest:
     """Load and validate a manifest file; raise ManifestError with a precise message on any problem."""
-    path = Path(file).resolve()
+    try:
+        path = Path(file).resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a NUL in the name
+        raise ManifestError(f"{short(str(file), 200)}: the manifest path cannot be resolved ({e}). Check it.") from None
     src = load_yaml(path)
     doc, owners = _merge_includes(src, (path,))
     c = _Checker(owners, src)

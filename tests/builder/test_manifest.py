@@ -90,6 +90,8 @@ def test_missing_target_and_yaml_syntax_errors(tmp_path: Path) -> None:
     msg = error_of(write(tmp_path, "spec: [unclosed\n"))
     assert "not valid YAML" in msg and "line" in msg
     assert "no such manifest file" in error_of(tmp_path / "missing.yaml")
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    assert "the manifest path cannot be resolved (Symlink loop" in error_of(tmp_path / "loop.yaml")
 
 
 def test_include_merges_repos_and_points_errors_into_the_fragment(tmp_path: Path) -> None:

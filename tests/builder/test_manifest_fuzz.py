@@ -123,11 +123,15 @@ def make_case(rng: random.Random, ref: Path, case_dir: Path, n: int) -> tuple[Pa
             text = _inject(text, rng, "'" + "A" * size + "'")
     elif kind == "include":
         trick = rng.choice(["/dev/zero", "fifo", "dir", "nul", "missing", "self", "loop", "deep", "fanout", "binary",
-                            "meta", "/proc/self/mem", "/proc/self/environ", "/dev/stdin", "absolute-ok", "list-of-int"])
+                            "meta", "symlink-loop", "/proc/self/mem", "/proc/self/environ", "/dev/stdin",
+                            "absolute-ok", "list-of-int"])
         inc: Any = trick
         if trick == "fifo":
             os.mkfifo(case_dir / "fifo.yaml")
             inc = "fifo.yaml"
+        elif trick == "symlink-loop":
+            (case_dir / "sl.yaml").symlink_to("sl.yaml")
+            inc = "sl.yaml"
         elif trick == "dir":
             inc = "repos"
         elif trick == "nul":
