@@ -240,3 +240,23 @@ def test_paths_are_relative_to_the_fragment_and_access_is_not_in_the_lock_digest
     assert s.ca_file == tmp_path / "frag" / "ca.pem"
     assert s.credentials.docker_config == tmp_path / "frag" / "config.json"
     assert manifest_digest(m) == manifest_digest(load_manifest(tmp_path / "plain.yaml"))
+
+
+@pytest.mark.parametrize("kind", ["helper", "dockerConfig"])
+def test_credentials_from_a_helper_or_a_docker_config(registries: Registries, tmp_path: Path, kind: str) -> None:
+    """The other two references: docker-credential-NAME on PATH, and a config.json beside the manifest."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    helper = bindir / "docker-credential-h4fake"
+    helper.write_text(f'#!/bin/sh\nread host\n[ "$host" = "{registries.tls}" ] || exit 1\n'
+                      f'echo \'{{"Username":"{USER}","Secret":"{PASSWORD}"}}\'\n')
+    helper.chmod(0o755)
+    (tmp_path / "dc").mkdir()
+    token = __import__("base64").b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    (tmp_path / "dc" / "config.json").write_text(json.dumps({"auths": {registries.tls: {"auth": token}}}))
+    ref = "{helper: h4fake}" if kind == "helper" else "{dockerConfig: dc}"
+    section = f'  registries:\n    "{registries.tls}": {{caFile: ca.pem, credentials: {ref}}}\n'
+    m = _manifest(tmp_path, registries, section, images=("tls",))
+    r = _cli(tmp_path, "lock", str(m), env={"PATH": f"{bindir}:{os.environ['PATH']}"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "m.yaml.lock").read_text())["images"][0]["digest"] == registries.digest
