@@ -260,3 +260,19 @@ def test_credentials_from_a_helper_or_a_docker_config(registries: Registries, tm
     r = _cli(tmp_path, "lock", str(m), env={"PATH": f"{bindir}:{os.environ['PATH']}"})
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "m.yaml.lock").read_text())["images"][0]["digest"] == registries.digest
+
+
+def test_settings_lookup_flag_merge_and_tls_table() -> None:
+    from bundler.manifest import RegistrySettings
+    from bundler.registry.access import merge_settings, settings_for, tls_verify
+
+    table = merge_settings({"reg.example": RegistrySettings(insecure=True),
+                            "ca.example:8443": RegistrySettings(ca_file=Path("/ca.pem")),
+                            "docker.io": RegistrySettings(ca_file=Path("/hub.pem"))},
+                           insecure=["Flag.Example:5000", "ca.example:8443"])
+    assert settings_for(table, "reg.example:5000").insecure  # a key without a port covers every port
+    assert settings_for(table, "ca.example:443") is None
+    assert settings_for(table, "flag.example:5000").insecure
+    assert table["ca.example:8443"] == RegistrySettings(insecure=True)  # the flag wins over a caFile
+    assert settings_for(table, "registry-1.docker.io").ca_file == Path("/hub.pem")  # docker.io's API host
+    assert tls_verify(table)["reg.example"] is False and tls_verify(table)["docker.io"] == "/hub.pem"
