@@ -87,6 +87,14 @@ def credential_lookup(table: Mapping[str, RegistrySettings]):  # noqa: ANN201 - 
 
 
 _SSL_REASON = re.compile(r"\[SSL: ([A-Z_]+)\][^(]*?([a-z][^(]*?)\s*\(_ssl")
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST")
+
+
+def is_trust_problem(error: Exception) -> bool:
+    """An untrusted certificate or a server that does not speak TLS: a setting to fix, so never worth a retry
+    (unlike a handshake cut short by a flaky network)."""
+    m = _SSL_REASON.search(str(error))
+    return bool(m) and ("CERTIFICATE" in m.group(1) or m.group(1) in _NOT_TLS)
 
 
 def explain_tls(url: str, error: Exception, what: str) -> FetchError:
@@ -98,7 +106,7 @@ def explain_tls(url: str, error: Exception, what: str) -> FetchError:
           "relative to the manifest)")
     plain = (f'`"{host}": {{insecure: true}}` for plain HTTP or to skip certificate checks (the same as '
              f"--insecure-registry {host})")
-    if code in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"):
+    if code in _NOT_TLS:
         why, fixes = f"{host} does not speak TLS ({reason}); it is probably a plain-HTTP registry", (plain, ca)
     elif "CERTIFICATE" in code:
         why, fixes = f"the certificate of {host} is not trusted ({reason})", (ca, plain)

@@ -19,7 +19,7 @@ from requests.adapters import HTTPAdapter
 from ..errors import FetchError
 from ..fetch.download import RETRYABLE_STATUS
 from ..fetch.http import make_session
-from .access import explain_tls
+from .access import explain_tls, is_trust_problem
 from .auth import RegistryAuth, load_credentials
 
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
@@ -89,9 +89,9 @@ def request(
         try:
             body = data() if callable(data) else data
             r = session.request(method, url, headers=headers, data=body, timeout=timeout, stream=stream)
-        except requests.exceptions.SSLError as e:
-            raise explain_tls(url, e, what) from None  # a trust setting, not a blip: retrying cannot help
         except _TRANSIENT as e:
+            if isinstance(e, requests.exceptions.SSLError) and is_trust_problem(e):
+                raise explain_tls(url, e, what) from None  # a setting, not a blip: retrying cannot help
             last = f"{type(e).__name__}"
         else:
             if r.status_code not in RETRYABLE_STATUS:
