@@ -147,11 +147,19 @@ def resolve_packages(m: Manifest, cache: Cache) -> Closure:
     return resolve(m, RepoReader(make_session(), cache, m.mirrors))
 
 
-def plan(m: Manifest, cache: Cache, stages: Stages | None = None) -> dict:
+def _registry_client(m: Manifest, insecure: tuple[str, ...], pool: int = 16):  # noqa: ANN202 - RegistryClient
+    """spec.registries plus --insecure-registry; built first so a missing credential variable fails before work."""
+    from .registry.access import registry_client
+
+    return registry_client(m.mirrors, m.registries, insecure, pool=pool, source=m.file)
+
+
+def plan(m: Manifest, cache: Cache, stages: Stages | None = None, insecure: tuple[str, ...] = ()) -> dict:
     """What a build would fetch (RPMs, images with digests, files), downloading no RPM or layer."""
+    client = _registry_client(m, insecure)
     session = make_session()
     inputs = resolve_inputs(m, cache, session, ask_kubeadm="cached", stages=stages)
-    images = _plan_images(m, inputs, cache)
+    images = _plan_images(m, inputs, cache, client)
     return {
         "bundle": m.bundle_basename,
         "target": {"os": m.target.os, "arch": m.target.arch},
@@ -174,22 +182,24 @@ def _public(p: dict) -> dict:
                               "license", "location") if k in p}
 
 
-def _plan_images(m: Manifest, inputs: Inputs, cache: Cache) -> list[dict]:
+def _plan_images(m: Manifest, inputs: Inputs, cache: Cache, client) -> list[dict]:  # noqa: ANN001
     if not inputs.image_refs:
         return []
     from .images.pull import plan_images
 
     return [r.to_dict() for r in plan_images(inputs.image_refs, platforms=[m.target.oci_platform], cache=cache,
-                                             mirrors=m.mirrors)]
+                                             client=client)]
 
 
-def lock(m: Manifest, cache: Cache, stages: Stages | None = None) -> tuple[Path, dict]:
+def lock(m: Manifest, cache: Cache, stages: Stages | None = None,
+         insecure: tuple[str, ...] = ()) -> tuple[Path, dict]:
     """Resolve everything and write MANIFEST.lock next to the manifest."""
     from .lock import write_lock
 
+    client = _registry_client(m, insecure)
     session = make_session()
     inputs = resolve_inputs(m, cache, session, stages=stages)
-    data = make_lock(m, inputs.packages, inputs.modules_yaml, _plan_images(m, inputs, cache),
+    data = make_lock(m, inputs.packages, inputs.modules_yaml, _plan_images(m, inputs, cache, client),
                      [f.to_json() for f in inputs.files], images_from=inputs.kubeadm_images_from)
     path = lock_path(m.file)
     write_lock(path, data)
@@ -217,6 +227,7 @@ def build(
     steps: dict[str, StepStat] = {}
     stats = Stats()
     session = make_session(pool=max(jobs, 4))
+    client = _registry_client(m, insecure, pool=max(jobs, 4))
     lock_data = read_lock(lock_path(m.file), m) if locked else None
 
     stages = Stages(enabled=not quiet)
@@ -235,7 +246,7 @@ def build(
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     try:
-        images = _download(m, inputs, staging, cache, session, jobs, quiet, stats, steps, insecure)
+        images = _download(m, inputs, staging, cache, session, jobs, quiet, stats, steps, client)
         images.sort(key=lambda i: i["ref"])  # the lock's order: locked and unlocked builds give the same bytes
         t = time.monotonic()
         lock_used = lock_data or make_lock(m, inputs.packages, inputs.modules_yaml, images,
@@ -271,7 +282,7 @@ def _write_sha256(tarball: Path, dest: Path) -> str:
 
 
 def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session: requests.Session, jobs: int,
-              quiet: bool, stats: Stats, steps: dict[str, StepStat], insecure: tuple[str, ...]) -> list[dict]:
+              quiet: bool, stats: Stats, steps: dict[str, StepStat], client) -> list[dict]:  # noqa: ANN001
     """RPMs and image blobs in parallel, under one progress display."""
     items = {
         p["nevra"]: Item(apply_mirrors(p["url"], m.mirrors), p["algo"], p["digest"], p["size"] or None,
@@ -305,7 +316,7 @@ def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session:
                     bar.bar.refresh()
 
             recs = pull_images(refs, staging / "images", platforms=[m.target.oci_platform], cache=cache,
-                               mirrors=m.mirrors, insecure=insecure, workers=jobs, progress=bar, on_total=grow,
+                               client=client, workers=jobs, progress=bar, on_total=grow,
                                stats=img_stats)
             out = [r.to_dict() for r in recs]
             steps["images"] = StepStat.of(len(out), "images", sum(r["size"] for r in out), time.monotonic() - t,

@@ -70,7 +70,7 @@ def main() -> None:
 
 insecure_option = click.option(
     "--insecure-registry", "insecure", multiple=True, metavar="HOST",
-    help="Registry host reached over plain HTTP / unverified TLS (repeatable; off by default).",
+    help="Registry host reached over plain HTTP / unverified TLS (repeatable; adds to spec.registries).",
 )
 
 
@@ -86,7 +86,7 @@ def plan(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], as_j
     from .manifest import load_manifest
 
     m = load_manifest(manifest)
-    data = make_plan(m, _cache(cache_dir), stages=_stages())
+    data = make_plan(m, _cache(cache_dir), stages=_stages(), insecure=insecure)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -136,13 +136,14 @@ def images(manifest: Path, cache_dir: Path | None) -> None:
 @main.command()
 @manifest_arg
 @cache_option
+@insecure_option
 @operator_errors
-def lock(manifest: Path, cache_dir: Path | None) -> None:
+def lock(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...]) -> None:
     """Pin every input (RPM NEVRA + sha256, image digests, file sha256) in MANIFEST.lock."""
     from .build import lock as make_lock
     from .manifest import load_manifest
 
-    path, data = make_lock(load_manifest(manifest), _cache(cache_dir), stages=_stages())
+    path, data = make_lock(load_manifest(manifest), _cache(cache_dir), stages=_stages(), insecure=insecure)
     click.echo(f"wrote {path}: {len(data['packages'])} packages, {len(data['images'])} images, "
                f"{len(data['files'])} files")
 

@@ -26,6 +26,7 @@ def manifest_dict(m: Manifest) -> dict[str, Any]:
     """The validated manifest (includes merged) as plain data, for bundle.json and the lock's digest."""
     d = dataclasses.asdict(m)
     d.pop("file")
+    d.pop("registries", None)  # how registries are reached (CA, credentials) is not content: no new lock for it
     return json.loads(json.dumps(d, sort_keys=True, default=str))
 
 

@@ -1,6 +1,6 @@
 """The bundle manifest: YAML in, a validated Manifest out."""
 
 from .load import load_manifest
-from .model import FileEntry, Manifest, Repo, Target
+from .model import FileEntry, Manifest, RegistryCredentials, RegistrySettings, Repo, Target
 
-__all__ = ["FileEntry", "Manifest", "Repo", "Target", "load_manifest"]
+__all__ = ["FileEntry", "Manifest", "RegistryCredentials", "RegistrySettings", "Repo", "Target", "load_manifest"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +22,22 @@ from .model import (
     Repo,
     Target,
 )
-from .yamlsrc import Source, dotted, load_yaml
+from .registries import parse_registries
+from .yamlsrc import Source, TextFloat, TextInt, dotted, load_yaml, short
 
 API_VERSION = "bundler/v1"
 TOP_KEYS = {"apiVersion", "kind", "metadata", "spec", "include"}
 SPEC_KEYS = {
     "target", "kubernetes", "runtime", "cni", "prefer", "install", "repos",
-    "packages", "modules", "images", "files", "mirrors",
+    "packages", "modules", "images", "files", "mirrors", "registries",
 }
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 K8S_VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 URL_RE = re.compile(r"^(https?|file)://\S+$")
 MODULE_RE = re.compile(r"^[A-Za-z0-9._+-]+:[A-Za-z0-9._+-]+$")
+MAX_INCLUDE_DEPTH = 8  # fragments of fragments; the reference manifests use 1
+MAX_INCLUDE_FILES = 64  # per manifest, so `include: [x, x, x, ...]` fan-out cannot multiply the work
 
 
 Owner = tuple  # (Source, the key path inside that source)
@@ -54,6 +58,10 @@ class _Checker:
     def __init__(self, owners: dict[tuple, Owner], main: Source):
         self.owners = owners
         self.main = main
+
+    def file_of(self, path: tuple) -> Path:
+        """The file a value was written in: relative paths in it are relative to that file."""
+        return _resolve(self.owners, self.main, path)[0].file
 
     def fail(self, path: tuple, msg: str) -> ManifestError:
         src, orig = _resolve(self.owners, self.main, path)
@@ -76,22 +84,41 @@ class _Checker:
         return value
 
     def choice(self, value: Any, path: tuple, choices: tuple[str, ...]) -> str:
-        if value not in choices:
-            raise self.fail(path, f"{value!r} is not one of {', '.join(choices)}.")
+        if not isinstance(value, str) or value not in choices:
+            raise self.fail(path, f"{short(value)} is not one of {', '.join(choices)}.")
         return value
 
     def string(self, value: Any, path: tuple, pattern: re.Pattern | None = None, what: str = "") -> str:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (TextInt, TextFloat)):
+            value = self._number_as_text(value, path, pattern, what)
+        elif isinstance(value, bool):
+            raise self.fail(path, f"{value} is a YAML boolean (so are yes/no/on/off), not a string; quote it if it "
+                                  f"is meant as text{f' ({what})' if what else ''}.")
+        elif isinstance(value, (int, float)):
             value = str(value)
         if not isinstance(value, str) or not value:
             raise self.fail(path, f"must be a non-empty string{f' ({what})' if what else ''}.")
         if pattern and not pattern.match(value):
-            raise self.fail(path, f"{value!r} is not valid: expected {what}.")
+            raise self.fail(path, f"{short(value)} is not valid: expected {what}.")
         return value
+
+    def _number_as_text(self, value: TextInt | TextFloat, path: tuple, pattern: re.Pattern | None,
+                        what: str) -> str:
+        """An unquoted number where text is expected: fine if it reads back as written, else say to quote it."""
+        text = value.text
+        shown = repr(float(value)) if isinstance(value, float) else str(int(value))
+        if shown == text:
+            return text
+        why = ("the number lost its trailing zero" if isinstance(value, float) and text.rstrip("0") == shown
+               else "unquoted, YAML reads it as a number")
+        then = f"; it must also be {what}" if pattern and not pattern.match(text) else ""
+        written = text if len(text) <= 40 else short(text)
+        raise self.fail(path, f"{written} was read as the number {shown} ({why}). Versions and names are text: "
+                              f'write it quoted, "{text}"{then}.')
 
     def boolean(self, value: Any, path: tuple) -> bool:
         if not isinstance(value, bool):
-            raise self.fail(path, f"{value!r} must be true or false.")
+            raise self.fail(path, f"{short(value)} must be true or false.")
         return value
 
     def seq(self, value: Any, path: tuple) -> list:
@@ -107,11 +134,47 @@ def _closest(word: str, options: set[str]) -> str | None:
     return match[0] if match else None
 
 
-def _merge_includes(src: Source, seen: tuple[Path, ...]) -> tuple[dict, dict[tuple, Owner]]:
+def _include_path(src: Source, i: int, inc: Any, seen: tuple[Path, ...], budget: list[int]) -> Path:
+    """The file include[i] names, refused early if it cannot be a fragment (the read refuses FIFOs and devices)."""
+    here = src.where(("include", i))
+    if not isinstance(inc, str) or not inc.strip():
+        raise ManifestError(f"{here}: include[{i}] must be a file name.")
+    if "\x00" in inc:
+        raise ManifestError(f"{here}: include[{i}] contains a NUL character. Give a plain file path.")
+    if len(seen) > MAX_INCLUDE_DEPTH:
+        raise ManifestError(f"{here}: includes nest more than {MAX_INCLUDE_DEPTH} files deep "
+                            f"({' -> '.join(p.name for p in seen)}). Flatten the fragments.")
+    budget[0] += 1
+    if budget[0] > MAX_INCLUDE_FILES:
+        raise ManifestError(f"{here}: more than {MAX_INCLUDE_FILES} includes in all; list each fragment once.")
+    try:
+        path = (src.file.parent / inc).resolve()
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ManifestError(f"{here}: include[{i}] {short(inc)} cannot be resolved ({e}). Check the path.") from None
+    try:
+        mode = path.stat().st_mode  # stat, not open: a FIFO must never be opened for reading here
+    except FileNotFoundError:
+        raise ManifestError(f"{here}: include[{i}] {short(inc)}: no such file ({short(str(path), 160)}). Fix the "
+                            "path (it is relative to the file that includes it).") from None
+    except OSError as e:
+        raise ManifestError(f"{here}: include[{i}] {short(inc)} cannot be read ({e.strerror}). Fix the path.") from None
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise ManifestError(f"{here}: include[{i}] {short(inc)} is {kind} ({path}); includes must be regular YAML "
+                            "files. Fix the path.")
+    if path in seen:
+        chain = " -> ".join(str(p) for p in seen + (path,))
+        raise ManifestError(f"{here}: include loop: {chain}. Remove one of the includes.")
+    return path
+
+
+def _merge_includes(src: Source, seen: tuple[Path, ...],
+                    budget: list[int] | None = None) -> tuple[dict, dict[tuple, Owner]]:
     """Merge `include:` fragments into src's document: fragments first, lists joined, this file wins.
 
     Returns the merged document and, for every value that did not come from src itself, its owner.
     """
+    budget = budget if budget is not None else [0]
     doc = src.data
     if not isinstance(doc, dict):
         raise ManifestError(f"{src.file}: the manifest must be a YAML mapping (apiVersion, kind, metadata, spec).")
@@ -143,14 +206,9 @@ def _merge_includes(src: Source, seen: tuple[Path, ...]) -> tuple[dict, dict[tup
                 spec[key] = value
 
     for i, inc in enumerate(includes):
-        if not isinstance(inc, str):
-            raise ManifestError(f"{src.where(('include', i))}: include[{i}] must be a file name.")
-        path = (src.file.parent / inc).resolve()
-        if path in seen:
-            chain = " -> ".join(str(p) for p in seen + (path,))
-            raise ManifestError(f"{src.where(('include', i))}: include loop: {chain}. Remove one of the includes.")
+        path = _include_path(src, i, inc, seen, budget)
         inc_src = load_yaml(path)
-        inc_doc, inc_owners = _merge_includes(inc_src, seen + (path,))
+        inc_doc, inc_owners = _merge_includes(inc_src, seen + (path,), budget)
         extra = set(inc_doc) - {"spec", "include", "apiVersion", "kind"}
         if extra:
             raise ManifestError(
@@ -180,20 +238,20 @@ def _expand(url: str, target: Target) -> str:
 
 def load_manifest(file: str | Path) -> Manifest:
     """Load and validate a manifest file; raise ManifestError with a precise message on any problem."""
-    path = Path(file).resolve()
+    try:
+        path = Path(file).resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a NUL in the name
+        raise ManifestError(f"{short(str(file), 200)}: the manifest path cannot be resolved ({e}). Check it.") from None
     src = load_yaml(path)
     doc, owners = _merge_includes(src, (path,))
     c = _Checker(owners, src)
     c.mapping(doc, (), TOP_KEYS, required=("apiVersion", "kind", "metadata", "spec"))
     if doc["apiVersion"] != API_VERSION:
-        raise c.fail(("apiVersion",), f"{doc['apiVersion']!r} is not supported; use '{API_VERSION}'.")
+        raise c.fail(("apiVersion",), f"{short(doc['apiVersion'])} is not supported; use '{API_VERSION}'.")
     if doc["kind"] != "Bundle":
-        raise c.fail(("kind",), f"{doc['kind']!r} is not supported; use 'Bundle'.")
+        raise c.fail(("kind",), f"{short(doc['kind'])} is not supported; use 'Bundle'.")
 
     meta = c.mapping(doc["metadata"], ("metadata",), {"name", "version", "description"}, ("name", "version"))
-    if isinstance(meta["version"], float):
-        raise c.fail(("metadata", "version"), f"{meta['version']!r} was read as a number (YAML drops digits such "
-                     "as 1.10 -> 1.1); quote it: version: \"1.10\".")
     name = c.string(meta["name"], ("metadata", "name"), NAME_RE, "letters, digits, '.', '_' or '-'")
     version = c.string(meta["version"], ("metadata", "version"), NAME_RE, "letters, digits, '.', '_' or '-'")
 
@@ -265,4 +323,5 @@ def load_manifest(file: str | Path) -> Manifest:
         file=path, name=name, version=version, target=target, kubernetes_version=k8s_version,
         runtime=runtime, cni=cni, prefer=prefer, install=install, repos=tuple(repos), packages=packages,
         modules=modules, images=images, files=tuple(files), mirrors=mirrors,
+        registries=parse_registries(c, spec.get("registries")),
     )

@@ -56,6 +56,24 @@ class FileEntry:
 
 
 @dataclass(frozen=True)
+class RegistryCredentials:
+    """Where a registry's login comes from (a reference only: the secret itself never enters the manifest)."""
+
+    from_env: tuple[str, str] | None = None  # names of the variables holding the user name and the password
+    docker_config: Path | None = None  # a Docker client config.json (auths, credHelpers, credsStore)
+    helper: str | None = None  # NAME of a docker-credential-NAME program
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """How to reach one registry host (as contacted, i.e. after `mirrors:`): TLS trust and credentials."""
+
+    insecure: bool = False  # plain HTTP, or HTTPS without certificate checks
+    ca_file: Path | None = None  # PEM CA certificate(s) that sign the registry's TLS certificate
+    credentials: RegistryCredentials | None = None
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A validated bundle manifest (includes already merged)."""
 
@@ -74,6 +92,7 @@ class Manifest:
     images: tuple[str, ...] = ()
     files: tuple[FileEntry, ...] = ()
     mirrors: dict[str, str] = field(default_factory=dict)
+    registries: dict[str, RegistrySettings] = field(default_factory=dict)  # access settings, not content
 
     @property
     def bundle_basename(self) -> str:

@@ -79,9 +79,14 @@ def _helper(name: str, host: str) -> Credentials | None:
     return Credentials(user, secret)
 
 
-def load_credentials(host: str, config_dir: Path | None = None) -> Credentials | None:
-    """Credentials for host from the Docker client config, or None (anonymous)."""
-    path = (config_dir or docker_config_dir()) / "config.json"
+def helper_credentials(name: str, host: str) -> Credentials | None:
+    """Credentials for host from the program docker-credential-NAME (None if it has none for host)."""
+    return _helper(name, host)
+
+
+def load_credentials(host: str, config_dir: Path | None = None, config_file: Path | None = None) -> Credentials | None:
+    """Credentials for host from the Docker client config (or the given config.json), or None (anonymous)."""
+    path = config_file or (config_dir or docker_config_dir()) / "config.json"
     try:
         cfg = json.loads(path.read_text())
     except FileNotFoundError:
@@ -122,7 +127,8 @@ def _basic(creds: Credentials) -> str:
 class RegistryAuth(AuthBase):
     """Session-wide auth for every registry host: signs each request only for the host that challenged."""
 
-    def __init__(self, credentials=load_credentials, verify: dict[str, bool] | None = None, timeout: float = 60.0):
+    def __init__(self, credentials=load_credentials, verify: dict[str, bool | str] | None = None,
+                 timeout: float = 60.0):
         self._lookup = credentials
         self._creds: dict[str, Credentials | None] = {}
         self._schemes: dict[str, tuple[str, dict[str, str]]] = {}  # netloc -> challenge
@@ -220,7 +226,8 @@ class RegistryAuth(AuthBase):
         query = {"service": params.get("service", "")}
         if scope:
             query["scope"] = scope
-        verify = self.verify.get(urlsplit(realm).netloc, True)
+        realm_host = urlsplit(realm)
+        verify = self.verify.get(realm_host.netloc, self.verify.get(realm_host.hostname or "", True))
         try:
             if creds and creds.identity_token:
                 r = requests.post(

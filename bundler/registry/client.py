@@ -167,8 +167,9 @@ class RegistryClient:
             return FetchError(
                 f"image {ref}: registry {ep.host} refused access to {what} (HTTP {r.status_code}){via}. Log in with "
                 f"`docker login {ep.host}` (credentials are read from $DOCKER_CONFIG/config.json or "
-                "~/.docker/config.json, including credHelpers/credsStore), or check the name: registries answer "
-                "401 for repositories that do not exist."
+                "~/.docker/config.json, including credHelpers/credsStore) or name them in the manifest under "
+                f"spec.registries[\"{ep.host}\"].credentials (fromEnv, dockerConfig or helper), or check the name: "
+                "registries answer 401 for repositories that do not exist."
             )
         if r.status_code == 404:
             return FetchError(

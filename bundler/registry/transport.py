@@ -19,16 +19,28 @@ from requests.adapters import HTTPAdapter
 from ..errors import FetchError
 from ..fetch.download import RETRYABLE_STATUS
 from ..fetch.http import make_session
+from .access import explain_tls, is_trust_problem
 from .auth import RegistryAuth, load_credentials
 
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
-class _UnverifiedAdapter(HTTPAdapter):
-    """TLS without certificate checks, mounted only for hosts listed as insecure registries."""
+class _RegistryTLSAdapter(HTTPAdapter):
+    """HTTPS with per-host trust: no checks for insecure registries, a CA file where one is given, else system CAs.
+
+    Keys are host:port or a host name alone (any port); hosts not listed keep requests' default verification.
+    """
+
+    def __init__(self, verify: dict[str, bool | str], **kwargs):  # noqa: ANN003
+        self.per_host = {k.lower(): v for k, v in verify.items()}
+        super().__init__(**kwargs)
 
     def send(self, request, **kwargs):  # type: ignore[override]
-        kwargs["verify"] = False
+        parts = urlsplit(request.url)
+        v = self.per_host.get(parts.netloc.lower(), self.per_host.get((parts.hostname or "").lower()))
+        if v is None:
+            return super().send(request, **kwargs)
+        kwargs["verify"] = v
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return super().send(request, **kwargs)
@@ -40,14 +52,15 @@ def _strip_auth_on_any_host_change(old_url: str, new_url: str) -> bool:
 
 
 def registry_session(
-    insecure: Iterable[str] = (), credentials=load_credentials, pool: int = 16, timeout: float = 60.0
+    insecure: Iterable[str] = (), credentials=load_credentials, pool: int = 16, timeout: float = 60.0,
+    verify: dict[str, bool | str] | None = None,
 ) -> requests.Session:
-    """A pooled session with RegistryAuth attached and unverified TLS for the insecure hosts only."""
-    insecure = set(insecure)
+    """A pooled session with RegistryAuth attached: unverified TLS for the insecure hosts only, and the CA file
+    of `verify` (host -> path) for registries with a private CA."""
+    table: dict[str, bool | str] = {**(verify or {}), **{h: False for h in insecure}}
     s = make_session(pool)
-    for host in insecure:
-        s.mount(f"https://{host}/", _UnverifiedAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0))
-    s.auth = RegistryAuth(credentials, verify={h: False for h in insecure}, timeout=timeout)
+    s.mount("https://", _RegistryTLSAdapter(table, pool_connections=pool, pool_maxsize=pool, max_retries=0))
+    s.auth = RegistryAuth(credentials, verify=table, timeout=timeout)
     s.should_strip_auth = _strip_auth_on_any_host_change  # type: ignore[method-assign]
     return s
 
@@ -77,6 +90,8 @@ def request(
             body = data() if callable(data) else data
             r = session.request(method, url, headers=headers, data=body, timeout=timeout, stream=stream)
         except _TRANSIENT as e:
+            if isinstance(e, requests.exceptions.SSLError) and is_trust_problem(e):
+                raise explain_tls(url, e, what) from None  # a setting, not a blip: retrying cannot help
             last = f"{type(e).__name__}"
         else:
             if r.status_code not in RETRYABLE_STATUS:

@@ -70,7 +70,7 @@ def test_only_metadata_and_target_are_required(tmp_path: Path) -> None:
         ("version: 1.30.4}", "version: latest}", "spec.kubernetes.version: 'latest' is not valid"),
         ("apiVersion: bundler/v1", "apiVersion: bundler/v2", "apiVersion: 'bundler/v2' is not supported"),
         ("https://pkgs.k8s.io/core:/stable:/v1.30/rpm/", "pkgs.k8s.io/rpm", "spec.repos[1].baseurl: 'pkgs.k8s.io/rpm'"),
-        ("version: 1.0.0}", "version: 1.10}", "quote it"),
+        ("version: 1.0.0}", "version: 1.10}", 'write it quoted, "1.10"'),
         ("- name: kubernetes", "- name: baseos", "the repo name 'baseos' is used twice"),
     ],
 )
@@ -90,6 +90,8 @@ def test_missing_target_and_yaml_syntax_errors(tmp_path: Path) -> None:
     msg = error_of(write(tmp_path, "spec: [unclosed\n"))
     assert "not valid YAML" in msg and "line" in msg
     assert "no such manifest file" in error_of(tmp_path / "missing.yaml")
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    assert "the manifest path cannot be resolved (Symlink loop" in error_of(tmp_path / "loop.yaml")
 
 
 def test_include_merges_repos_and_points_errors_into_the_fragment(tmp_path: Path) -> None:
@@ -129,3 +131,62 @@ def test_cli_prints_one_paragraph_and_no_traceback(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert r.stderr.startswith("error: ") and "'el6' is not one of el7, el8, el9, el10" in r.stderr.replace("\n", " ")
+
+
+HEAD = "apiVersion: bundler/v1\nkind: Bundle\nmetadata: {name: a, version: '1'}\n"
+BILLION_LAUGHS = "x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9))
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "expected"),
+    [
+        ("bomb", BILLION_LAUGHS, "through YAML aliases (*name); refusing it (an alias bomb?)"),
+        ("self-alias", "x: &a [*a]\n", "an alias (*name) refers to a value that contains it"),
+        ("deep", "x: " + "[" * 1000 + "]" * 1000 + "\n", "nested more than 64 levels deep"),
+        ("tag", "x: !!python/object/apply:os.system ['true']\n", "the YAML tag"),
+        ("custom-tag", "x: !vault {a: b}\n", "the YAML tag '!vault' is not supported"),
+        ("bigint", "x: " + "9" * 5000 + "\n", "a number of 5000 characters"),
+        ("nul-include", 'include: "a.yaml\\0/b"\n', "control character U+0000"),
+        ("top-list", "- a\n- b\n", "must be a YAML mapping"),
+        ("k8s-float", "spec:\n  target: {os: el9, arch: x86_64}\n  kubernetes: {version: 1.30}\n",
+         'spec.kubernetes.version: 1.30 was read as the number 1.3 (the number lost its trailing zero). Versions and '
+         'names are text: write it quoted, "1.30"; it must also be a full version such as 1.30.4.'),
+        ("name-float", "spec:\n  target: {os: el9, arch: x86_64}\n  repos: [{name: 1.10, baseurl: 'file:///x'}]\n",
+         'spec.repos[0].name: 1.10 was read as the number 1.1'),
+        ("bool-name", "spec:\n  target: {os: el9, arch: x86_64}\n  repos: [{name: yes, baseurl: 'file:///x'}]\n",
+         "spec.repos[0].name: True is a YAML boolean (so are yes/no/on/off)"),
+    ],
+)
+def test_hostile_yaml_gets_one_line_naming_the_file(tmp_path: Path, name: str, body: str, expected: str) -> None:
+    path = write(tmp_path, (HEAD if name != "top-list" else "") + body)
+    msg = error_of(path)
+    assert str(path) in msg and expected in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "dir", "binary", "latin1", "huge", "deep-chain", "missing"])
+def test_includes_must_be_small_regular_utf8_files(tmp_path: Path, kind: str) -> None:
+    import os
+
+    inc = {"fifo": "fifo.yaml", "/dev/zero": "/dev/zero", "dir": "sub", "binary": "bin.yaml", "latin1": "l1.yaml",
+           "huge": "huge.yaml", "deep-chain": "d0.yaml", "missing": "nope.yaml"}[kind]
+    expected = {"fifo": "is a FIFO", "/dev/zero": "is a device or socket", "dir": "is a directory",
+                "binary": "contains a NUL byte", "latin1": "is not UTF-8 text (byte 0xe9", "huge": "at most 1048576",
+                "deep-chain": "includes nest more than 8 files deep", "missing": "include[0] 'nope.yaml': no such file"}
+    os.mkfifo(tmp_path / "fifo.yaml")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "bin.yaml").write_bytes(b"spec: {}\n\x00\x01\x02")
+    (tmp_path / "l1.yaml").write_bytes("spec: {packages: [caf\u00e9]}\n".encode("latin-1"))
+    (tmp_path / "huge.yaml").write_text("spec: {}\n" + "#" * (1 << 20))
+    for i in range(12):
+        (tmp_path / f"d{i}.yaml").write_text(f"include: d{i + 1}.yaml\nspec: {{}}\n")
+    main = write(tmp_path, HEAD + f"include: [{inc}]\nspec:\n  target: {{os: el9, arch: x86_64}}\n")
+    msg = error_of(main)  # returns at once: a FIFO is never opened for reading
+    assert expected[kind] in msg and "\n" not in msg
+    assert str(tmp_path) in msg
+
+
+def test_reference_manifest_with_quoted_versions_still_loads(tmp_path: Path) -> None:
+    m = load_manifest(write(tmp_path, HEAD.replace("'1'", '"1.10"') + "spec:\n  target: {os: el9, arch: x86_64}\n"
+                                                                      "  kubernetes: {version: \"1.30.4\"}\n"))
+    assert (m.version, m.kubernetes_version) == ("1.10", "1.30.4")
