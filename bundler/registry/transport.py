@@ -6,22 +6,19 @@ policy as the manifest requests made here.
 
 from __future__ import annotations
 
-import random
-import time
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..errors import FetchError
-from ..fetch.download import RETRYABLE_STATUS
+from ..fetch.download import send_once
 from ..fetch.http import make_session
+from ..fetch.retry import RetryPolicy
 from .auth import RegistryAuth, load_credentials
-
-_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
 class _UnverifiedAdapter(HTTPAdapter):
@@ -60,36 +57,23 @@ def request(
     what: str,
     headers: dict[str, str] | None = None,
     data: bytes | Callable[[], Any] | None = None,
-    attempts: int = 5,
-    backoff: float = 0.5,
-    timeout: float = 60.0,
+    attempts: int | None = None,
+    backoff: float | None = None,
+    timeout: float | None = None,
     stream: bool = False,
     ok: tuple[int, ...] = (200,),
+    policy: RetryPolicy | None = None,
 ) -> requests.Response:
-    """One registry request, retried with jittered exponential backoff on 429/5xx and dropped connections.
+    """One registry request under the shared RetryPolicy (backoff, jitter, capped Retry-After on 429/5xx and
+    dropped connections).
 
     Statuses in `ok` and non-retryable errors (404, 401...) are returned for the caller to explain; only
-    exhausted retries raise, naming `what` (the image or blob the operator asked for).
+    exhausted retries raise, naming `what` (the image or blob the operator asked for) and the root cause.
     """
-    last = ""
-    for attempt in range(1, attempts + 1):
-        try:
-            body = data() if callable(data) else data
-            r = session.request(method, url, headers=headers, data=body, timeout=timeout, stream=stream)
-        except _TRANSIENT as e:
-            last = f"{type(e).__name__}"
-        else:
-            if r.status_code not in RETRYABLE_STATUS:
-                return r
-            last = f"HTTP {r.status_code}"
-            delay = r.headers.get("Retry-After", "")
-            r.close()
-            if delay.isdigit() and attempt < attempts:
-                time.sleep(min(int(delay), 30))
-                continue
-        if attempt < attempts:
-            time.sleep(backoff * (2 ** (attempt - 1)) * (0.5 + random.random()))
-    raise FetchError(
-        f"{what}: {method} {url} failed after {attempts} attempts ({last}). Check the network, the registry or "
-        "the mirror, then run the same command again: finished downloads are cached."
-    )
+    policy = policy or RetryPolicy.from_env()
+    changes = {k: v for k, v in (("attempts", attempts), ("backoff", backoff), ("read_timeout", timeout))
+               if v is not None}
+    if changes:
+        policy = replace(policy, **changes)
+    return policy.call(lambda _: send_once(session, method, url, headers=headers, data=data, stream=stream,
+                                           policy=policy), what=what, url=f"{method} {url}")
