@@ -127,7 +127,9 @@ class RepoReader:
             except FetchError as e:
                 if md_url.startswith("file://"):
                     raise
-                raise Transient("is not a valid repomd.xml", corrupt=True, final=e) from None
+                raise Transient("is not a valid repomd.xml", corrupt=True, final=FetchError(
+                    f"{e} {md_url} was fetched twice with the same result: if the baseurl is right, the mirror or "
+                    "a proxy corrupts it; try another mirror.")) from None
 
         revision, files = self.policy.call(once, what=source, url=md_url)
         return RepoMetadata(repo, url, revision, files, {})
