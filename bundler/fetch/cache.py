@@ -7,6 +7,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 ALGOS = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")
@@ -20,6 +21,16 @@ def default_cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "airgap-bundler"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 class Cache:
@@ -85,9 +96,20 @@ class Cache:
         os.close(fd)  # closing the only descriptor of the open file releases its flock
 
     def temp(self, kind: str) -> Path:
-        """A new file under partial/ that only this writer uses (content whose digest is not known yet)."""
+        """A new file under partial/ that only this writer uses (content whose digest is not known yet).
+
+        Such files of writers that were killed (their process is gone, and the file is an hour old) are removed.
+        """
         d = self.root / "partial"
         d.mkdir(parents=True, exist_ok=True)
+        for old in d.glob(f"{kind}-*-*-*"):
+            try:
+                pid = int(old.name.split("-")[1])
+                stale = time.time() - old.stat().st_mtime > 3600
+            except (ValueError, OSError):
+                continue
+            if stale and not _alive(pid):
+                old.unlink(missing_ok=True)
         fd, name = tempfile.mkstemp(dir=d, prefix=f"{kind}-{os.getpid()}-{threading.get_ident()}-")
         os.close(fd)
         return Path(name)
