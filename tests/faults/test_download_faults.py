@@ -365,3 +365,23 @@ def test_ctrl_c_stops_downloads_within_a_second(stack, fproxy, tmp_path, tally):
     partials = list((cache / "partial").glob("*")) if (cache / "partial").exists() else []
     ok = proc.returncode == 130 and took < 2.0 and "interrupted" in err and "Traceback" not in err and partials
     _trial(tally, cache, ok, f"ctrl-c: rc={proc.returncode} took={took:.2f}s partials={len(partials)} {err[-800:]}")
+
+
+def test_token_request_is_retried_by_the_same_policy(tmp_path, tally):
+    """The registry's token service answers 503, then 429 with Retry-After, then a reset: a token still comes."""
+    from bundler.registry.auth import Credentials, RegistryAuth
+    from tests.images.helpers import TokenServer
+
+    tokens = TokenServer(tmp_path, {"alice": "pw"})
+    px = FaultProxy(tokens.host, on_paths(r"^/token", {1: "status:503", 2: "429:1", 3: "reset"}))
+    try:
+        auth = RegistryAuth(credentials=lambda host: Credentials("alice", "pw"))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("AIRGAP_BUNDLER_ATTEMPTS", "4")
+            value = auth._fetch_token("reg.example", {"realm": f"{px.url}/token", "service": "test-registry",
+                                                       "scope": "repository:app:pull"}, "http://reg.example/v2/app/")
+    finally:
+        px.stop()
+        tokens.stop()
+    ok = bool(value and value.startswith("Bearer ")) and [a for _, a in px.injected] == ["status:503", "429:1", "reset"]
+    _trial(tally, tmp_path / "no-cache", ok, f"token: {value!r} {px.injected}")
