@@ -385,3 +385,30 @@ def test_token_request_is_retried_by_the_same_policy(tmp_path, tally):
         tokens.stop()
     ok = bool(value and value.startswith("Bearer ")) and [a for _, a in px.injected] == ["status:503", "429:1", "reset"]
     _trial(tally, tmp_path / "no-cache", ok, f"token: {value!r} {px.injected}")
+
+
+def test_each_byte_is_hashed_once_also_after_a_resume(stack, fproxy, tmp_path, monkeypatch, tally):
+    """A fresh download is never read back from disk; a resumed one reads only its old partial bytes, once."""
+    import bundler.fetch.download as download
+
+    reads: list[str] = []
+    real_open = open
+
+    def counting_open(file, mode="r", *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if "r" in mode and "partial" in str(file):
+            reads.append(str(file))
+        return real_open(file, mode, *a, **kw)
+
+    monkeypatch.setattr(download, "open", counting_open, raising=False)
+    fresh, resumed = _rpm_items(stack, fproxy)[:2]
+    cache = Cache(tmp_path / "cache")
+    fetch(make_session(), fresh, cache, policy=_policy())
+    fresh_reads = len(reads)
+    src = Path(stack.yum.root) / resumed.url.split("/yum/", 1)[1]
+    cache.partial("sha256", resumed.digest).write_bytes(src.read_bytes()[:1000])
+    before = len(stack.yum.log)
+    path = fetch(make_session(), resumed, cache, policy=_policy())
+    ranged = [x for x in stack.yum.log[before:] if x.range == "bytes=1000-" and x.status == 206]
+    ok = fresh_reads == 0 and len(reads) == 1 and len(ranged) == 1
+    ok = ok and hashlib.sha256(path.read_bytes()).hexdigest() == resumed.digest
+    _trial(tally, cache.root, ok, f"hash once: fresh reads={fresh_reads} resumed reads={len(reads)} ranged={ranged}")
