@@ -412,3 +412,35 @@ def test_each_byte_is_hashed_once_also_after_a_resume(stack, fproxy, tmp_path, m
     ok = fresh_reads == 0 and len(reads) == 1 and len(ranged) == 1
     ok = ok and hashlib.sha256(path.read_bytes()).hexdigest() == resumed.digest
     _trial(tally, cache.root, ok, f"hash once: fresh reads={fresh_reads} resumed reads={len(reads)} ranged={ranged}")
+
+
+def test_a_waiting_writer_takes_the_other_ones_result_or_gives_up_when_it_stalls(stack, fproxy, tmp_path, tally):
+    """While another writer holds a digest's lock: its publication is taken as a cache hit (no download); a
+    holder that makes no progress ends the wait with a message instead of a hang."""
+    item = _rpm_items(stack, fproxy)[0]
+    cache = Cache(tmp_path / "cache")
+    src = Path(stack.yum.root) / item.url.split("/yum/", 1)[1]
+    fd = cache.try_lock(item.algo, item.digest)
+    assert fd is not None
+
+    def publish() -> None:
+        time.sleep(0.3)
+        part = cache.partial(item.algo, item.digest)
+        part.write_bytes(src.read_bytes())
+        cache.commit(part, item.algo, item.digest)
+
+    t = threading.Thread(target=publish)
+    t.start()
+    path = fetch(make_session(), item, cache, policy=_policy())
+    t.join()
+    gets = sum(n for (_, p), n in fproxy.counts.items() if p.endswith(".rpm"))
+    _trial(tally, cache.root, gets == 0 and path.is_file(), f"lock wait hit: gets={gets}")
+    cache.unlock(fd)
+
+    other = _rpm_items(stack, fproxy)[1]
+    fd = cache.try_lock(other.algo, other.digest)
+    with pytest.raises(FetchError) as e:
+        fetch(make_session(), other, cache, policy=RetryPolicy(lock_wait=0.5))
+    cache.unlock(fd)
+    msg = str(e.value)
+    _trial(tally, cache.root, "made no progress for 0.5 s" in msg and other.label in msg, f"lock wait stall: {msg}")
