@@ -362,6 +362,7 @@ def test_ctrl_c_stops_downloads_within_a_second(stack, fproxy, tmp_path, tally):
     finally:
         proc.kill()
     took = time.monotonic() - t
+    print(f"ctrl-c: the build exited {took:.2f} s after SIGINT")
     partials = list((cache / "partial").glob("*")) if (cache / "partial").exists() else []
     ok = proc.returncode == 130 and took < 2.0 and "interrupted" in err and "Traceback" not in err and partials
     _trial(tally, cache, ok, f"ctrl-c: rc={proc.returncode} took={took:.2f}s partials={len(partials)} {err[-800:]}")
