@@ -220,7 +220,9 @@ class _Download:
 
     def _write(self, f: Any) -> Callable[[bytes], None]:
         def write(chunk: bytes) -> None:
-            f.write(chunk)
+            view = memoryview(chunk)
+            while view:  # a raw file may take less than asked
+                view = view[f.write(view) or 0:]
             self.hasher.update(chunk)
             self.hashed += len(chunk)
             self.stats.add(downloaded_bytes=len(chunk))
@@ -269,7 +271,7 @@ class _Download:
                 self._restart()  # the server ignored Range (or answered another one): take the body from zero
                 if r.status_code == 206:
                     raise Transient("the server answered a different range than asked")
-            with open(self.part, "ab") as f:
+            with open(self.part, "ab", buffering=0) as f:  # unbuffered: what arrived survives a SIGKILL
                 _pump(r, self._write(f), self.policy, item.url)
 
     def _copy_local(self) -> None:
