@@ -26,7 +26,7 @@ from .bundle.installer_files import add_installer
 from .bundle.tarball import FORMATS, write_tarball
 from .errors import BundlerError
 from .fetch.cache import Cache
-from .fetch.download import Item, Stats, fetch_all
+from .fetch.download import Item, Stats, cancel_downloads, fetch_all
 from .fetch.http import apply_mirrors, make_session
 from .files.fetch import FileRecord, fetch_files, file_specs
 from .lock import lock_path, make_lock, manifest_dict, read_lock
@@ -329,9 +329,11 @@ def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session:
             try:
                 paths = rpm_future.result()
                 images = img_future.result()
-            except BaseException:
+            except BaseException as e:
                 rpm_future.cancel()
                 img_future.cancel()
+                if isinstance(e, KeyboardInterrupt):
+                    cancel_downloads()  # the workers run in other threads: stop them within a second
                 raise
     for s in (rpm_stats, img_stats):
         _add_stats(stats, s)

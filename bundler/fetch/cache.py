@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 ALGOS = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")
@@ -17,6 +21,16 @@ def default_cache_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "airgap-bundler"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 class Cache:
@@ -60,6 +74,45 @@ class Cache:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(partial, dest)
         return dest
+
+    def try_lock(self, algo: str, hexdigest: str) -> int | None:
+        """The writer lock of one digest (flock on locks/<algo>-<hex>), or None if another thread or process
+        holds it. The kernel drops it when the holder dies, so a killed build never blocks the next one.
+
+        Lock files stay (empty): unlinking one while another writer waits on it would split the lock.
+        """
+        self._check(algo, hexdigest)
+        d = self.root / "locks"
+        d.mkdir(parents=True, exist_ok=True)
+        fd = os.open(d / f"{algo}-{hexdigest}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def unlock(self, fd: int) -> None:
+        os.close(fd)  # closing the only descriptor of the open file releases its flock
+
+    def temp(self, kind: str) -> Path:
+        """A new file under partial/ that only this writer uses (content whose digest is not known yet).
+
+        Such files of writers that were killed (their process is gone, and the file is an hour old) are removed.
+        """
+        d = self.root / "partial"
+        d.mkdir(parents=True, exist_ok=True)
+        for old in d.glob(f"{kind}-*-*-*"):
+            try:
+                pid = int(old.name.split("-")[1])
+                stale = time.time() - old.stat().st_mtime > 3600
+            except (ValueError, OSError):
+                continue
+            if stale and not _alive(pid):
+                old.unlink(missing_ok=True)
+        fd, name = tempfile.mkstemp(dir=d, prefix=f"{kind}-{os.getpid()}-{threading.get_ident()}-")
+        os.close(fd)
+        return Path(name)
 
     def size(self) -> tuple[int, int]:
         """(number of blobs, total bytes)."""

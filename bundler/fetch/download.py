@@ -1,29 +1,43 @@
-"""Verified, resumable, retried, parallel downloads into the content-addressed cache."""
+"""Verified, resumable, retried, parallel downloads into the content-addressed cache.
+
+Every byte is hashed once, as it arrives (a resumed partial is hashed once before the rest streams in).
+One writer per digest at a time, across threads and processes (a lock file per digest): a second build
+waits for the first and takes its cache hit. Retries, backoff and transfer limits come from RetryPolicy.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import random
+import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import requests
-import urllib3
 
 from ..errors import FetchError
 from .cache import Cache
+from .retry import (
+    CANCEL,
+    RETRYABLE_STATUS,
+    TRANSPORT_ERRORS,
+    Cancelled,
+    RetryPolicy,
+    Transient,
+    check_status,
+    root_cause,
+)
+from .watchdog import WATCHDOG, Transfer
 
 CHUNK = 1 << 20
-RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
-
-
-class _Retryable(Exception):
-    """A transient failure: try again after a backoff."""
+LOCK_POLL = 0.1
+__all__ = ["RETRYABLE_STATUS", "Item", "Stats", "cancel_downloads", "fetch", "fetch_all", "fetch_unpinned",
+           "read_body", "send_once"]
 
 
 @dataclass(frozen=True)
@@ -54,106 +68,196 @@ class Stats:
                 setattr(self, k, getattr(self, k) + v)
 
 
-def _hash_file(path: Path, algo: str) -> hashlib._Hash:
-    h = hashlib.new(algo)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(chunk)
-    return h
+def cancel_downloads() -> None:
+    """Ctrl-C: every transfer and backoff in this process stops within a watchdog tick; partials stay."""
+    CANCEL.set()
+    WATCHDOG.abort_all()
 
 
-def fetch(
-    session: requests.Session,
-    item: Item,
-    cache: Cache,
-    *,
-    attempts: int = 5,
-    on_bytes: Callable[[int], None] | None = None,
-    stats: Stats | None = None,
-    backoff: float = 0.5,
-    timeout: float = 60.0,
-) -> Path:
-    """Return the cached path of item, downloading it first if needed.
-
-    Resumes a partial file left by an earlier interrupted run with an HTTP Range request, retries transient
-    failures (connection resets, 429/5xx) with jittered exponential backoff, and verifies the digest before
-    the file enters the cache. A digest mismatch is retried once from zero (the partial may be from a
-    different upstream state), then reported.
-    """
-    stats = stats or Stats()
-    hit = cache.get(item.algo, item.digest)
-    if hit is not None:
-        stats.add(cache_hits=1)
-        if on_bytes and item.size:
-            on_bytes(item.size)
-        return hit
-    part = cache.partial(item.algo, item.digest)
-    name = item.label or item.url
-    if on_bytes and part.exists():
-        on_bytes(part.stat().st_size)  # resumed bytes count as done
-    mismatches = 0
-    last_error = ""
-    for attempt in range(1, attempts + 1):
-        try:
-            _stream(session, item, part, on_bytes, stats, timeout)
-        except _Retryable as e:
-            last_error = str(e)
-            stats.add(retries=1)
-            time.sleep(backoff * (2 ** (attempt - 1)) * (0.5 + random.random()))
-            continue
-        actual = _hash_file(part, item.algo).hexdigest()
-        if actual == item.digest:
-            stats.add(downloaded=1)
-            return cache.commit(part, item.algo, item.digest)
-        if on_bytes:
-            on_bytes(-part.stat().st_size)
-        part.unlink(missing_ok=True)
-        mismatches += 1
-        if mismatches >= 2:
-            raise FetchError(
-                f"{name}: the file at {item.url} does not match its published checksum "
-                f"(expected {item.algo}:{item.digest}, got {item.algo}:{actual}). The upstream copy is corrupt "
-                "or was replaced without updating its metadata; nothing was written to the bundle. Try another "
-                "mirror, or report it to the repository's maintainers."
-            )
-        last_error = "checksum mismatch"
-    raise FetchError(
-        f"{name}: download of {item.url} failed after {attempts} attempts ({last_error}). Check the network "
-        "or the mirror, then run the same command again: finished downloads are cached and partial ones resume."
-    )
-
-
-def _stream(
-    session: requests.Session,
-    item: Item,
-    part: Path,
-    on_bytes: Callable[[int], None] | None,
-    stats: Stats,
-    timeout: float,
-) -> None:
-    """Append the missing bytes of item to part (Range from its current size)."""
-    if item.url.startswith("file://"):
-        _copy_local(item, part, on_bytes)
-        return
-    have = part.stat().st_size if part.exists() else 0
-    if item.size is not None and have > item.size:
-        part.unlink()
-        have = 0
-    if item.size is not None and have == item.size and have > 0:
-        return
-    headers = dict(item.headers)
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    name = item.label or item.url
+def send_once(session: requests.Session, method: str, url: str, *, policy: RetryPolicy,
+              headers: dict[str, str] | None = None, data: bytes | Callable[[], Any] | None = None,
+              stream: bool = True) -> requests.Response:
+    """One attempt of any request: a transport failure or 429/5xx raises Transient with its root cause
+    (and the server's Retry-After) for RetryPolicy.call; every other answer is returned."""
     try:
-        with session.get(item.url, headers=headers, stream=True, timeout=timeout) as r:
-            if r.status_code in RETRYABLE_STATUS:
-                raise _Retryable(f"HTTP {r.status_code} from {item.url}")
+        body = data() if callable(data) else data
+        r = session.request(method, url, headers=headers, data=body, timeout=policy.timeout, stream=stream)
+    except TRANSPORT_ERRORS as e:
+        if CANCEL.is_set():
+            raise Cancelled() from None
+        raise Transient(root_cause(e, url)) from None
+    check_status(r)
+    return r
+
+
+def reset_cancel() -> None:
+    """Allow downloads again after cancel_downloads (long-lived processes, tests)."""
+    CANCEL.clear()
+
+
+def _open(session: requests.Session, url: str, headers: dict[str, str], policy: RetryPolicy) -> requests.Response:
+    return send_once(session, "GET", url, headers=headers, policy=policy)
+
+
+def _pump(r: requests.Response, write: Callable[[bytes], None], policy: RetryPolicy, url: str,
+          decode: bool = True) -> int:
+    """Copy r's body through write() under the watchdog; return the body bytes read off the wire.
+
+    read1 keeps every byte that arrived even if the connection dies mid-chunk, so a retry resumes from there.
+    """
+    t = Transfer(r, policy)
+    WATCHDOG.add(t)
+    try:
+        while chunk := r.raw.read1(CHUNK, decode_content=decode):
+            write(chunk)
+            t.bytes += len(chunk)
+    except TRANSPORT_ERRORS as e:
+        if CANCEL.is_set():
+            raise Cancelled() from None
+        raise Transient(t.reason or root_cause(e, url)) from None
+    finally:
+        WATCHDOG.remove(t)
+    if CANCEL.is_set():
+        raise Cancelled()
+    if t.reason:
+        raise Transient(t.reason)
+    expected = r.headers.get("Content-Length", "")
+    wire = r.raw.tell()
+    if expected.isdigit() and wire < int(expected):
+        raise Transient(f"connection closed after {wire} of {expected} bytes (truncated)")
+    return t.bytes
+
+
+def read_body(r: requests.Response, policy: RetryPolicy, url: str, limit: int, decode: bool = True) -> bytes:
+    """A small body (metadata, manifest, token) in memory, under the same throughput limits; at most limit+1
+    bytes are kept, so the caller can refuse an oversized answer."""
+    buf = bytearray()
+
+    def keep(chunk: bytes) -> None:
+        if len(buf) <= limit:
+            buf.extend(chunk[: limit + 1 - len(buf)])
+        if len(buf) > limit:
+            raise _TooBig()
+
+    try:
+        _pump(r, keep, policy, url, decode)
+    except _TooBig:
+        pass
+    finally:
+        r.close()
+    return bytes(buf)
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _acquire(cache: Cache, item: Item, policy: RetryPolicy) -> int | None:
+    """Take the per-digest writer lock; None if another writer published the blob while we waited.
+
+    The wait is bounded by progress: if the holder's partial file does not grow for policy.lock_wait
+    seconds, give up with a message (a live holder keeps the lock; a killed one releases it at once).
+    """
+    fd = cache.try_lock(item.algo, item.digest)
+    if fd is not None:
+        return fd
+    part = cache.partial(item.algo, item.digest)
+    last_size, last_change = -1, time.monotonic()
+    while True:
+        if cache.get(item.algo, item.digest) is not None:
+            return None
+        if CANCEL.wait(LOCK_POLL):
+            raise Cancelled()
+        fd = cache.try_lock(item.algo, item.digest)
+        if fd is not None:
+            return fd
+        try:
+            size = part.stat().st_size
+        except OSError:
+            size = -1
+        now = time.monotonic()
+        if size != last_size:
+            last_size, last_change = size, now
+        elif now - last_change > policy.lock_wait:
+            raise FetchError(
+                f"{item.label or item.url}: another build on this cache ({cache.root}) is downloading it but made "
+                f"no progress for {policy.lock_wait:g} s. Wait for that build or stop it, then run again."
+            )
+
+
+class _Download:
+    """One object into its partial file, with the running digest kept in step with the file's bytes."""
+
+    def __init__(self, session: requests.Session, item: Item, part: Path, policy: RetryPolicy,
+                 on_bytes: Callable[[int], None] | None, stats: Stats):
+        self.session, self.item, self.part, self.policy = session, item, part, policy
+        self.on_bytes, self.stats = on_bytes, stats
+        self.hasher: Any = None
+        self.hashed = 0  # bytes of part covered by hasher
+
+    def _progress(self, n: int) -> None:
+        if self.on_bytes and n:
+            self.on_bytes(n)
+
+    def _restart(self) -> None:
+        """Forget the partial file (and the progress it counted)."""
+        if self.part.exists():
+            self._progress(-self.part.stat().st_size)
+            self.part.unlink()
+        self.hasher, self.hashed = hashlib.new(self.item.algo), 0
+
+    def _sync_hash(self) -> int:
+        """Make the digest cover exactly the partial's bytes: hash a resumed partial once; return its size."""
+        have = self.part.stat().st_size if self.part.exists() else 0
+        if self.hasher is None or self.hashed != have:
+            self.hasher, self.hashed = hashlib.new(self.item.algo), 0
+            if have:
+                with open(self.part, "rb") as f:
+                    for chunk in iter(lambda: f.read(CHUNK), b""):
+                        self.hasher.update(chunk)
+                        self.hashed += len(chunk)
+        return have
+
+    def _write(self, f: Any) -> Callable[[bytes], None]:
+        def write(chunk: bytes) -> None:
+            view = memoryview(chunk)
+            while view:  # a raw file may take less than asked
+                view = view[f.write(view) or 0:]
+            self.hasher.update(chunk)
+            self.hashed += len(chunk)
+            self.stats.add(downloaded_bytes=len(chunk))
+            self._progress(len(chunk))
+
+        return write
+
+    def attempt(self, _: int) -> None:
+        item, name = self.item, self.item.label or self.item.url
+        if item.url.startswith("file://"):
+            self._copy_local()
+        else:
+            have = self._sync_hash()
+            if item.size is not None and have > item.size:
+                self._restart()
+                have = 0
+            if not (item.size is not None and have == item.size and have > 0):
+                self._get(have, name)
+        actual = self.hasher.hexdigest()
+        if actual != item.digest:
+            self._restart()
+            why = f"expected {item.algo}:{item.digest}, got {item.algo}:{actual}"
+            raise Transient(f"does not match its published checksum ({why})", corrupt=True, final=FetchError(
+                f"{name}: the file at {item.url} does not match its published checksum ({why}). {_MISMATCH_ADVICE}"))
+
+    def _get(self, have: int, name: str) -> None:
+        item = self.item
+        headers = dict(item.headers)
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        r = _open(self.session, item.url, headers, self.policy)
+        with r:
             if r.status_code == 416 and have:
-                if on_bytes:
-                    on_bytes(-have)
-                part.unlink()  # our partial is longer than the file: start over
-                raise _Retryable("range not satisfiable")
+                self._restart()  # our partial is longer than the file (it changed upstream): start over
+                raise Transient("the server refused to resume (HTTP 416); starting over")
             if r.status_code == 404:
                 raise FetchError(
                     f"{name}: {item.url} does not exist upstream (HTTP 404). The repository metadata or lock "
@@ -162,34 +266,81 @@ def _stream(
             if r.status_code in (401, 403):
                 raise FetchError(f"{name}: {item.url} refused access (HTTP {r.status_code}). Check credentials.")
             if r.status_code not in (200, 206):
-                raise FetchError(f"{name}: {item.url} answered HTTP {r.status_code}.")
-            mode = "ab" if (have and r.status_code == 206) else "wb"
-            if mode == "wb" and have and on_bytes:
-                on_bytes(-have)  # server ignored Range: the progress restarts from zero for this file
-            with open(part, mode) as f:
-                # read1: keep every byte that arrived even if the connection dies mid-chunk (resume from there)
-                while chunk := r.raw.read1(CHUNK, decode_content=True):
-                    f.write(chunk)
-                    stats.add(downloaded_bytes=len(chunk))
-                    if on_bytes:
-                        on_bytes(len(chunk))
-    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-            urllib3.exceptions.HTTPError) as e:
-        raise _Retryable(f"{type(e).__name__} from {item.url}") from None
+                raise FetchError(f"{name}: {item.url} answered HTTP {r.status_code}. Check the URL or the mirror.")
+            if have and (r.status_code == 200 or not r.headers.get("Content-Range", "").startswith(f"bytes {have}-")):
+                self._restart()  # the server ignored Range (or answered another one): take the body from zero
+                if r.status_code == 206:
+                    raise Transient("the server answered a different range than asked")
+            with open(self.part, "ab", buffering=0) as f:  # unbuffered: what arrived survives a SIGKILL
+                _pump(r, self._write(f), self.policy, item.url)
+
+    def _copy_local(self) -> None:
+        """file:// sources (local mirrors, mounted media): copied into the cache like a download."""
+        src = Path(unquote(urlsplit(self.item.url).path))
+        if not src.is_file():
+            raise FetchError(f"{self.item.label or self.item.url}: {src} does not exist. Check the baseurl or path "
+                             "in the manifest.")
+        self._restart()
+        with open(src, "rb") as fin, open(self.part, "wb") as fout:
+            write = self._write(fout)
+            for chunk in iter(lambda: fin.read(CHUNK), b""):
+                write(chunk)
 
 
-def _copy_local(item: Item, part: Path, on_bytes: Callable[[int], None] | None) -> None:
-    """file:// sources (local mirrors, mounted media): copied into the cache like a download."""
-    src = Path(unquote(urlsplit(item.url).path))
-    if not src.is_file():
-        raise FetchError(f"{item.label or item.url}: {src} does not exist. Check the baseurl or path in the manifest.")
+_MISMATCH_ADVICE = ("The upstream copy is corrupt or was replaced without updating its metadata (or a proxy alters "
+                    "it); nothing was written to the bundle. Try another mirror, or report it to the repository's "
+                    "maintainers.")
+
+
+def fetch(
+    session: requests.Session,
+    item: Item,
+    cache: Cache,
+    *,
+    on_bytes: Callable[[int], None] | None = None,
+    stats: Stats | None = None,
+    policy: RetryPolicy | None = None,
+) -> Path:
+    """Return the cached path of item, downloading it first if needed.
+
+    Resumes a partial file left by an earlier interrupted run with an HTTP Range request, retries transient
+    failures by the policy, and verifies the digest (computed while the bytes arrive) before the file enters
+    the cache. A digest mismatch is retried once from zero, then reported.
+    """
+    stats = stats or Stats()
+    policy = policy or RetryPolicy.from_env()
+    hit = cache.get(item.algo, item.digest)
+    if hit is None:
+        fd = _acquire(cache, item, policy)
+        if fd is not None:
+            try:
+                return _fetch_locked(session, item, cache, on_bytes, stats, policy)
+            finally:
+                cache.unlock(fd)
+        hit = cache.get(item.algo, item.digest)
+        if hit is None:  # evicted right after publication: try again as a writer
+            return fetch(session, item, cache, on_bytes=on_bytes, stats=stats, policy=policy)
+    stats.add(cache_hits=1)
+    if on_bytes and item.size:
+        on_bytes(item.size)
+    return hit
+
+
+def _fetch_locked(session: requests.Session, item: Item, cache: Cache, on_bytes: Callable[[int], None] | None,
+                  stats: Stats, policy: RetryPolicy) -> Path:
+    hit = cache.get(item.algo, item.digest)
+    if hit is not None:  # another writer finished while we waited for the lock
+        stats.add(cache_hits=1)
+        if on_bytes and item.size:
+            on_bytes(item.size)
+        return hit
+    part = cache.partial(item.algo, item.digest)
     if on_bytes and part.exists():
-        on_bytes(-part.stat().st_size)
-    with open(src, "rb") as fin, open(part, "wb") as fout:
-        for chunk in iter(lambda: fin.read(CHUNK), b""):
-            fout.write(chunk)
-            if on_bytes:
-                on_bytes(len(chunk))
+        on_bytes(part.stat().st_size)  # resumed bytes count as done
+    dl = _Download(session, item, part, policy, on_bytes, stats)
+    policy.call(dl.attempt, what=item.label or item.url, url=item.url, on_retry=lambda: stats.add(retries=1))
+    stats.add(downloaded=1)
+    return cache.commit(part, item.algo, item.digest)
 
 
 def fetch_all(
@@ -200,29 +351,60 @@ def fetch_all(
     workers: int = 8,
     progress: Callable[[int], None] | None = None,
     stats: Stats | None = None,
+    policy: RetryPolicy | None = None,
 ) -> dict[Item, Path]:
-    """Download items in parallel; on the first failure cancel the rest and raise it."""
+    """Download items in parallel; on the first failure start nothing new and raise it once the others end.
+
+    Workers are daemon threads and the wait is interruptible: Ctrl-C cancels every transfer (partials stay
+    resumable) and returns within about a second even if a worker is stuck waiting on a server.
+    """
     todo = list(dict.fromkeys(items))
     stats = stats or Stats()
+    policy = policy or RetryPolicy.from_env()
     out: dict[Item, Path] = {}
     if not todo:
         return out
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo)))) as pool:
-        futures = {pool.submit(fetch, session, it, cache, on_bytes=progress, stats=stats): it for it in todo}
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for f in pending:
-            f.cancel()
-        errors = [f.exception() for f in done if f.exception() is not None]
-        if errors:
-            for f in pending:
-                if not f.cancelled():
-                    try:
-                        f.result()
-                    except Exception:  # noqa: BLE001 - already failing; the first error is reported
-                        pass
-            raise errors[0]
-        for f, it in futures.items():
-            out[it] = f.result()
+    work: queue.SimpleQueue[Item] = queue.SimpleQueue()
+    for it in todo:
+        work.put(it)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                it = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                path = fetch(session, it, cache, on_bytes=progress, stats=stats, policy=policy)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                with lock:
+                    errors.append(e)
+                stop.set()
+                return
+            with lock:
+                out[it] = path
+
+    threads = [threading.Thread(target=worker, name=f"fetch-{i}", daemon=True)
+               for i in range(max(1, min(workers, len(todo))))]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.1)
+    except KeyboardInterrupt:
+        stop.set()
+        cancel_downloads()
+        deadline = time.monotonic() + 1.0
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        raise
+    if errors:
+        real = [e for e in errors if not isinstance(e, Cancelled)]
+        raise (real or errors)[0]
     return out
 
 
@@ -232,42 +414,41 @@ def fetch_unpinned(
     cache: Cache,
     *,
     label: str = "",
-    attempts: int = 5,
-    timeout: float = 60.0,
+    policy: RetryPolicy | None = None,
 ) -> tuple[Path, str]:
     """Download a file whose checksum nobody publishes; return (cached path, sha256).
 
     Used only for defaults without a publisher checksum: the sha256 computed here is pinned in the lock,
-    and every later `--locked` build verifies against it.
+    and every later `--locked` build verifies against it. Each writer uses its own temporary file.
     """
+    policy = policy or RetryPolicy.from_env()
     name = label or url
-    tmp = cache.partial("sha256", hashlib.sha256(url.encode()).hexdigest())
-    last = ""
-    for attempt in range(1, attempts + 1):
-        h = hashlib.sha256()
-        try:
-            if url.startswith("file://"):
-                src = Path(unquote(urlsplit(url).path))
-                if not src.is_file():
-                    raise FetchError(f"{name}: {src} does not exist.")
-                with open(src, "rb") as fin, open(tmp, "wb") as fout:
-                    for chunk in iter(lambda: fin.read(CHUNK), b""):
-                        h.update(chunk)
-                        fout.write(chunk)
-            else:
-                with session.get(url, stream=True, timeout=timeout) as r:
-                    if r.status_code in RETRYABLE_STATUS:
-                        raise _Retryable(f"HTTP {r.status_code}")
-                    if r.status_code != 200:
-                        raise FetchError(f"{name}: {url} answered HTTP {r.status_code}. Check the URL or mirror.")
-                    with open(tmp, "wb") as fout:
-                        while chunk := r.raw.read1(CHUNK, decode_content=True):
-                            h.update(chunk)
-                            fout.write(chunk)
-        except (_Retryable, requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError) as e:
-            last = str(e) or type(e).__name__
-            time.sleep(0.5 * (2 ** (attempt - 1)))
-            continue
-        digest = h.hexdigest()
+    tmp = cache.temp("unpinned")
+    try:
+        def attempt(_: int) -> str:
+            h = hashlib.sha256()
+            with open(tmp, "wb") as fout:
+                def write(chunk: bytes) -> None:
+                    h.update(chunk)
+                    fout.write(chunk)
+
+                if url.startswith("file://"):
+                    src = Path(unquote(urlsplit(url).path))
+                    if not src.is_file():
+                        raise FetchError(f"{name}: {src} does not exist.")
+                    with open(src, "rb") as fin:
+                        for chunk in iter(lambda: fin.read(CHUNK), b""):
+                            write(chunk)
+                else:
+                    r = _open(session, url, {}, policy)
+                    with r:
+                        if r.status_code != 200:
+                            raise FetchError(f"{name}: {url} answered HTTP {r.status_code}. Check the URL or mirror.")
+                        _pump(r, write, policy, url)
+            return h.hexdigest()
+
+        digest = policy.call(attempt, what=name, url=url)
         return cache.commit(tmp, "sha256", digest), digest
-    raise FetchError(f"{name}: download of {url} failed after {attempts} attempts ({last}). Retry later.")
+    finally:
+        if tmp.exists():
+            os.unlink(tmp)

@@ -4,8 +4,10 @@ file, or the lock; archives' `extract` members are stored in the cache under the
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import tarfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +16,9 @@ import requests
 
 from ..errors import FetchError, ManifestError
 from ..fetch.cache import Cache
-from ..fetch.download import Item, Stats, fetch, fetch_unpinned
+from ..fetch.download import Item, Stats, fetch, fetch_unpinned, read_body, send_once
 from ..fetch.http import apply_mirrors
+from ..fetch.retry import RetryPolicy
 from ..manifest.model import FileEntry, Manifest
 from .defaults import default_files
 
@@ -87,18 +90,22 @@ def file_specs(m: Manifest, locked: dict[str, dict] | None = None) -> list[FileS
 
 
 def _publisher_sha256(session: requests.Session, url: str, filename: str, label: str) -> str:
-    try:
-        r = session.get(url, timeout=30)
-    except requests.RequestException as e:
-        raise FetchError(f"{label}: the checksum file {url} could not be fetched ({type(e).__name__}).") from None
-    if r.status_code != 200:
-        raise FetchError(f"{label}: the checksum file {url} answered HTTP {r.status_code}. Pin the file's sha256 in "
-                         "spec.files instead, or check the mirror.")
-    for line in r.text.splitlines():
+    policy = RetryPolicy.from_env()
+
+    def once(_: int) -> bytes:
+        r = send_once(session, "GET", url, policy=policy)
+        if r.status_code != 200:
+            r.close()
+            raise FetchError(f"{label}: the checksum file {url} answered HTTP {r.status_code}. Pin the file's sha256 "
+                             "in spec.files instead, or check the mirror.")
+        return read_body(r, policy, url, 1 << 20)
+
+    text = policy.call(once, what=f"{label}: the checksum file", url=url).decode("utf-8", "replace")
+    for line in text.splitlines():
         m = _HEX64.search(line)
-        if m and (filename in line or len(r.text.split()) <= 2):
+        if m and (filename in line or len(text.split()) <= 2):
             return m.group(1).lower()
-    m = _HEX64.search(r.text)
+    m = _HEX64.search(text)
     if not m:
         raise FetchError(f"{label}: {url} holds no sha256; pin the file's sha256 in spec.files instead.")
     return m.group(1).lower()
@@ -116,7 +123,7 @@ def _extract(archive: Path, member: str, cache: Cache, label: str) -> tuple[Path
         if hit:
             return hit, digest
     h = hashlib.sha256()
-    tmp = cache.partial("sha256", hashlib.sha256(f"{archive}:{member}".encode()).hexdigest())
+    tmp = cache.temp("extract")
 
     def matches(name: str) -> bool:
         name = name.lstrip("./")
@@ -144,15 +151,19 @@ def _extract(archive: Path, member: str, cache: Cache, label: str) -> tuple[Path
                         copy(t.extractfile(ti))
                         break
         except tarfile.TarError as e:
+            tmp.unlink(missing_ok=True)
             raise FetchError(f"{label}: the downloaded file is not a tar or zip archive ({e}); remove `extract` "
                              "or fix the URL.") from None
     if not names:
+        tmp.unlink(missing_ok=True)
         raise FetchError(f"{label}: the archive has no member '{member}'. Check `extract` (a path inside the "
                          "archive).")
     digest = h.hexdigest()
     path = cache.commit(tmp, "sha256", digest)
     memo.parent.mkdir(parents=True, exist_ok=True)
-    memo.write_text(digest)
+    memo_tmp = memo.with_name(f"{memo.name}.{os.getpid()}.{threading.get_ident()}")
+    memo_tmp.write_text(digest)
+    os.replace(memo_tmp, memo)  # concurrent builds: a reader never sees a half-written memo
     return path, digest
 
 

@@ -161,7 +161,7 @@ def resolve_images(
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(refs)))) as pool:
         images = list(pool.map(lambda t: resolve_one(client, t, platforms), refs))
     configs = {c for img in images for c in img.configs}
-    fetch_all(client.session, _items(client, images, configs), cache, workers=workers)
+    fetch_all(client.session, _items(client, images, configs), cache, workers=workers, policy=client.policy)
     for img in images:
         _check_config_platforms(img, cache, platforms)
     return images
@@ -221,7 +221,8 @@ def pull_images(
     items = _items(client, images, missing)
     if on_total:
         on_total(sum(it.size or 0 for it in items))
-    paths = fetch_all(client.session, items, cache, workers=workers, progress=progress, stats=stats)
+    paths = fetch_all(client.session, items, cache, workers=workers, progress=progress, stats=stats,
+                      policy=client.policy)
     for it, path in paths.items():
         layout.add_blob_file(f"sha256:{it.digest}", path)
     by_text: dict[str, ImageRecord] = {}

@@ -25,6 +25,7 @@ import requests
 from requests.auth import AuthBase
 
 from ..errors import FetchError
+from ..fetch.retry import TRANSPORT_ERRORS, RetryPolicy, Transient, check_status, root_cause
 from .reference import DOCKER_HUB, DOCKER_HUB_API
 
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
@@ -228,23 +229,28 @@ class RegistryAuth(AuthBase):
             query["scope"] = scope
         realm_host = urlsplit(realm)
         verify = self.verify.get(realm_host.netloc, self.verify.get(realm_host.hostname or "", True))
-        try:
-            if creds and creds.identity_token:
-                r = requests.post(
-                    realm,
-                    data={**query, "grant_type": "refresh_token", "refresh_token": creds.identity_token,
-                          "client_id": "airgap-bundler"},
-                    timeout=self.timeout,
-                    verify=verify,
-                )
-            else:
-                auth = (creds.username, creds.password) if creds and creds.username else None
-                r = requests.get(realm, params=query, auth=auth, timeout=self.timeout, verify=verify)
-        except requests.RequestException as e:
-            raise FetchError(
-                f"registry {netloc}: the token service {realm} is unreachable ({type(e).__name__}). "
-                "Check the network or the mirror settings, then run the same command again."
-            ) from None
+        policy = RetryPolicy.from_env()
+
+        def once(_: int) -> requests.Response:
+            try:
+                if creds and creds.identity_token:
+                    r = requests.post(
+                        realm,
+                        data={**query, "grant_type": "refresh_token", "refresh_token": creds.identity_token,
+                              "client_id": "airgap-bundler"},
+                        timeout=(policy.connect_timeout, self.timeout),
+                        verify=verify,
+                    )
+                else:
+                    auth = (creds.username, creds.password) if creds and creds.username else None
+                    r = requests.get(realm, params=query, auth=auth, timeout=(policy.connect_timeout, self.timeout),
+                                     verify=verify)
+            except TRANSPORT_ERRORS as e:
+                raise Transient(root_cause(e, realm)) from None
+            check_status(r)
+            return r
+
+        r = policy.call(once, what=f"registry {netloc}: the token service", url=realm)
         if r.status_code in (401, 403):
             return None  # the registry's own 401 then produces the operator message
         if r.status_code != 200:

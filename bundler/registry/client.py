@@ -6,17 +6,19 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from ..errors import FetchError
+from ..fetch.download import read_body, send_once
 from ..fetch.http import apply_mirrors, mirror_key
+from ..fetch.retry import RetryPolicy, Transient
 from .auth import RegistryAuth, load_credentials
 from .reference import Reference
-from .transport import registry_session, request
+from .transport import registry_session
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -116,14 +118,19 @@ class RegistryClient:
         insecure: Iterable[str] = (),
         session: requests.Session | None = None,
         credentials=load_credentials,
-        attempts: int = 5,
-        backoff: float = 0.5,
-        timeout: float = 60.0,
+        attempts: int | None = None,
+        backoff: float | None = None,
+        timeout: float | None = None,
+        policy: RetryPolicy | None = None,
     ):
         self.mirrors = dict(mirrors or {})
         self.insecure = set(insecure)
-        self.session = session or registry_session(self.insecure, credentials, timeout=timeout)
-        self.attempts, self.backoff, self.timeout = attempts, backoff, timeout
+        policy = policy or RetryPolicy.from_env()
+        changes = {k: v for k, v in (("attempts", attempts), ("backoff", backoff), ("read_timeout", timeout))
+                   if v is not None}
+        self.policy = replace(policy, **changes) if changes else policy
+        self.attempts, self.backoff, self.timeout = self.policy.attempts, self.policy.backoff, self.policy.read_timeout
+        self.session = session or registry_session(self.insecure, credentials, timeout=self.timeout)
         self._schemes: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -179,31 +186,40 @@ class RegistryClient:
         return FetchError(f"image {ref}: {ep.host} answered HTTP {r.status_code} for {what}{via}.")
 
     def get_manifest(self, ref: Reference, identifier: str | None = None) -> Manifest:
-        """The manifest or index for ref (or for identifier, a child digest), verified against its digest."""
+        """The manifest or index for ref (or for identifier, a child digest), verified against its digest.
+
+        A body that arrives altered (digest mismatch, not JSON) is fetched once more before failing.
+        """
         ep = self.endpoint(ref)
         ident = identifier or ref.identifier
-        r = request(
-            self.session, "GET", ep.url("manifests", ident), what=f"image {ref}", headers={"Accept": ACCEPT},
-            attempts=self.attempts, backoff=self.backoff, timeout=self.timeout,
-        )
-        with r:
+        url = ep.url("manifests", ident)
+
+        def once(_: int) -> tuple[bytes, str, dict[str, Any], str]:
+            r = send_once(self.session, "GET", url, headers={"Accept": ACCEPT}, stream=True, policy=self.policy)
             if r.status_code != 200:
-                raise self._explain(ref, ep, r, f"manifest {ident}")
-            data = r.content
-        if len(data) > MAX_MANIFEST:
-            raise FetchError(f"image {ref}: the manifest {ident} is larger than 4 MiB; refusing it.")
-        digest = sha256_digest(data)
-        expected = ident if ident.startswith("sha256:") else r.headers.get("Docker-Content-Digest", "")
-        if expected.startswith("sha256:") and expected != digest:
-            raise FetchError(
-                f"image {ref}: the manifest from {ep.host} does not match its digest (expected {expected}, got "
-                f"{digest}). The registry or a proxy altered it; nothing was written. Try another mirror."
-            )
-        try:
-            doc = json.loads(data)
-        except ValueError:
-            raise FetchError(f"image {ref}: {ep.host} served a manifest that is not JSON.") from None
-        media = doc.get("mediaType") or r.headers.get("Content-Type", "").split(";")[0].strip()
+                with r:
+                    raise self._explain(ref, ep, r, f"manifest {ident}")
+            data = read_body(r, self.policy, url, MAX_MANIFEST)
+            if len(data) > MAX_MANIFEST:
+                raise FetchError(f"image {ref}: the manifest {ident} is larger than 4 MiB; refusing it.")
+            digest = sha256_digest(data)
+            expected = ident if ident.startswith("sha256:") else r.headers.get("Docker-Content-Digest", "")
+            if expected.startswith("sha256:") and expected != digest:
+                raise Transient(f"does not match its digest (expected {expected}, got {digest})", corrupt=True,
+                                final=FetchError(
+                    f"image {ref}: the manifest from {ep.host} does not match its digest (expected {expected}, got "
+                    f"{digest}). The registry or a proxy altered it; nothing was written. Try another mirror."))
+            try:
+                doc = json.loads(data)
+            except ValueError:
+                raise Transient("is not JSON", corrupt=True, final=FetchError(
+                    f"image {ref}: {ep.host} served a manifest that is not JSON.")) from None
+            if not isinstance(doc, dict):
+                raise FetchError(f"image {ref}: {ep.host} served a manifest that is not a JSON object.")
+            return data, digest, doc, r.headers.get("Content-Type", "")
+
+        data, digest, doc, ctype = self.policy.call(once, what=f"image {ref}", url=f"GET {url}")
+        media = doc.get("mediaType") or ctype.split(";")[0].strip()
         if doc.get("schemaVersion") == 1 or "prettyjws" in media or media == SCHEMA1:
             raise FetchError(
                 f"image {ref}: uses the deprecated Docker schema 1 manifest format, which cannot be verified or "
@@ -217,19 +233,21 @@ class RegistryClient:
         return self.endpoint(ref).url("blobs", digest)
 
     def get_blob(self, ref: Reference, digest: str, limit: int = 16 << 20) -> bytes:
-        """A small blob (an image config) in memory, verified; layers go through fetch_all instead."""
+        """A small blob (an image config) in memory, verified (one more try if it arrives altered); layers go
+        through fetch_all instead."""
         ep = self.endpoint(ref)
-        r = request(
-            self.session, "GET", ep.url("blobs", digest), what=f"image {ref} blob {digest}",
-            attempts=self.attempts, backoff=self.backoff, timeout=self.timeout, stream=True,
-        )
-        with r:
+        url = ep.url("blobs", digest)
+
+        def once(_: int) -> bytes:
+            r = send_once(self.session, "GET", url, stream=True, policy=self.policy)
             if r.status_code != 200:
-                raise self._explain(ref, ep, r, f"blob {digest}")
-            data = r.raw.read(limit + 1, decode_content=False)
-        if len(data) > limit or sha256_digest(data) != digest:
-            raise FetchError(
-                f"image {ref}: blob {digest} from {ep.host} does not match its digest. The registry or a proxy "
-                "altered it; nothing was written. Try another mirror."
-            )
-        return data
+                with r:
+                    raise self._explain(ref, ep, r, f"blob {digest}")
+            data = read_body(r, self.policy, url, limit, decode=False)
+            if len(data) > limit or sha256_digest(data) != digest:
+                raise Transient("does not match its digest", corrupt=True, final=FetchError(
+                    f"image {ref}: blob {digest} from {ep.host} does not match its digest. The registry or a proxy "
+                    "altered it; nothing was written. Try another mirror."))
+            return data
+
+        return self.policy.call(once, what=f"image {ref} blob {digest}", url=f"GET {url}")

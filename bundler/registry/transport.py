@@ -6,23 +6,20 @@ policy as the manifest requests made here.
 
 from __future__ import annotations
 
-import random
-import time
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..errors import FetchError
-from ..fetch.download import RETRYABLE_STATUS
+from ..fetch.download import send_once
 from ..fetch.http import make_session
+from ..fetch.retry import RetryPolicy, Transient
 from .access import explain_tls, is_trust_problem
 from .auth import RegistryAuth, load_credentials
-
-_TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
 class _RegistryTLSAdapter(HTTPAdapter):
@@ -73,38 +70,32 @@ def request(
     what: str,
     headers: dict[str, str] | None = None,
     data: bytes | Callable[[], Any] | None = None,
-    attempts: int = 5,
-    backoff: float = 0.5,
-    timeout: float = 60.0,
+    attempts: int | None = None,
+    backoff: float | None = None,
+    timeout: float | None = None,
     stream: bool = False,
     ok: tuple[int, ...] = (200,),
+    policy: RetryPolicy | None = None,
 ) -> requests.Response:
-    """One registry request, retried with jittered exponential backoff on 429/5xx and dropped connections.
+    """One registry request under the shared RetryPolicy (backoff, jitter, capped Retry-After on 429/5xx and
+    dropped connections).
 
     Statuses in `ok` and non-retryable errors (404, 401...) are returned for the caller to explain; only
-    exhausted retries raise, naming `what` (the image or blob the operator asked for).
+    exhausted retries raise, naming `what` (the image or blob the operator asked for) and the root cause.
     """
-    last = ""
-    for attempt in range(1, attempts + 1):
+    policy = policy or RetryPolicy.from_env()
+    changes = {k: v for k, v in (("attempts", attempts), ("backoff", backoff), ("read_timeout", timeout))
+               if v is not None}
+    if changes:
+        policy = replace(policy, **changes)
+
+    def once(_: int) -> requests.Response:
         try:
-            body = data() if callable(data) else data
-            r = session.request(method, url, headers=headers, data=body, timeout=timeout, stream=stream)
-        except _TRANSIENT as e:
-            if isinstance(e, requests.exceptions.SSLError) and is_trust_problem(e):
-                raise explain_tls(url, e, what) from None  # a setting, not a blip: retrying cannot help
-            last = f"{type(e).__name__}"
-        else:
-            if r.status_code not in RETRYABLE_STATUS:
-                return r
-            last = f"HTTP {r.status_code}"
-            delay = r.headers.get("Retry-After", "")
-            r.close()
-            if delay.isdigit() and attempt < attempts:
-                time.sleep(min(int(delay), 30))
-                continue
-        if attempt < attempts:
-            time.sleep(backoff * (2 ** (attempt - 1)) * (0.5 + random.random()))
-    raise FetchError(
-        f"{what}: {method} {url} failed after {attempts} attempts ({last}). Check the network, the registry or "
-        "the mirror, then run the same command again: finished downloads are cached."
-    )
+            return send_once(session, method, url, headers=headers, data=data, stream=stream, policy=policy)
+        except Transient as e:
+            ssl = e.__context__ if isinstance(e.__context__, requests.exceptions.SSLError) else None
+            if ssl is not None and is_trust_problem(ssl):
+                raise explain_tls(url, ssl, what) from None  # a setting, not a blip: retrying cannot help
+            raise
+
+    return policy.call(once, what=what, url=f"{method} {url}")

@@ -15,11 +15,13 @@ import requests
 
 from ..errors import FetchError
 from ..fetch.cache import ALGOS, Cache
-from ..fetch.download import Item, fetch
+from ..fetch.download import Item, fetch, read_body, send_once
 from ..fetch.http import apply_mirrors
+from ..fetch.retry import RetryPolicy, Transient
 from ..manifest.model import Repo
 
 NS = {"repo": "http://linux.duke.edu/metadata/repo"}
+MAX_REPOMD = 16 << 20  # real ones are a few KiB
 
 
 @dataclass(frozen=True)
@@ -105,41 +107,51 @@ def _decompress(src: Path, dest: Path) -> None:
 class RepoReader:
     """Fetches repo metadata through the shared cache (metadata files are content-addressed too)."""
 
-    def __init__(self, session: requests.Session, cache: Cache, mirrors: dict[str, str]):
+    def __init__(self, session: requests.Session, cache: Cache, mirrors: dict[str, str],
+                 policy: RetryPolicy | None = None):
         self.session = session
         self.cache = cache
         self.mirrors = mirrors
+        self.policy = policy or RetryPolicy.from_env()
 
     def repomd(self, repo: Repo) -> RepoMetadata:
+        """repomd.xml under the shared retry policy; a body that does not parse is fetched once more."""
         url = apply_mirrors(repo.baseurl, self.mirrors)
         source = f"repo '{repo.name}' ({url})"
-        text = self._get_bytes(urljoin(url, "repodata/repomd.xml"), source)
-        revision, files = parse_repomd(text, source)
+        md_url = urljoin(url, "repodata/repomd.xml")
+
+        def once(_: int) -> tuple[str, dict[str, MetadataFile]]:
+            text = self._get_bytes(md_url, source)
+            try:
+                return parse_repomd(text, source)
+            except FetchError as e:
+                if md_url.startswith("file://"):
+                    raise
+                raise Transient("is not a valid repomd.xml", corrupt=True, final=FetchError(
+                    f"{e} {md_url} was fetched twice with the same result: if the baseurl is right, the mirror or "
+                    "a proxy corrupts it; try another mirror.")) from None
+
+        revision, files = self.policy.call(once, what=source, url=md_url)
         return RepoMetadata(repo, url, revision, files, {})
 
     def _get_bytes(self, url: str, source: str) -> bytes:
+        """One attempt; transport failures and 429/5xx raise Transient for the policy to retry."""
         if url.startswith("file://"):
             path = Path(url[len("file://"):])
             try:
                 return path.read_bytes()
             except OSError as e:
                 raise FetchError(f"{source}: cannot read {path} ({e.strerror}). Check spec.repos baseurl.") from None
-        last = ""
-        for _ in range(4):
-            try:
-                r = self.session.get(url, timeout=60)
-            except requests.RequestException as e:
-                last = type(e).__name__
-                continue
-            if r.status_code == 200:
-                return r.content
-            if r.status_code in (404, 403, 401):
-                raise FetchError(
-                    f"{source}: {url} answered HTTP {r.status_code}. Check the repo's baseurl in the manifest "
-                    "(it must be the directory that holds repodata/) and any mirror mapping for its host."
-                )
-            last = f"HTTP {r.status_code}"
-        raise FetchError(f"{source}: {url} could not be fetched ({last}). Check the network or mirror and retry.")
+        r = send_once(self.session, "GET", url, stream=True, policy=self.policy)
+        if r.status_code == 200:
+            return read_body(r, self.policy, url, MAX_REPOMD)
+        r.close()
+        if r.status_code in (404, 403, 401):
+            raise FetchError(
+                f"{source}: {url} answered HTTP {r.status_code}. Check the repo's baseurl in the manifest "
+                "(it must be the directory that holds repodata/) and any mirror mapping for its host."
+            )
+        raise FetchError(f"{source}: {url} answered HTTP {r.status_code}. Check the baseurl or the mirror.")
 
     def get(self, md: RepoMetadata, mdtype: str) -> Path:
         """Download (verified, cached) and decompress one metadata file; return the decompressed path."""
@@ -148,7 +160,7 @@ class RepoReader:
         mf = md.files[mdtype]
         url = urljoin(md.url, mf.href)
         label = f"repo '{md.repo.name}' {mdtype} metadata"
-        blob = fetch(self.session, Item(url, mf.algo, mf.digest, mf.size, label), self.cache)
+        blob = fetch(self.session, Item(url, mf.algo, mf.digest, mf.size, label), self.cache, policy=self.policy)
         out = self.cache.root / "unpacked" / f"{mf.algo}-{mf.digest}.xml"
         if not out.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
