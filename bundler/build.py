@@ -32,7 +32,6 @@ from .lock import lock_path, make_lock, manifest_dict, read_lock
 from .manifest.model import Manifest
 from .progress import ByteProgress
 from .rpm.closure import Closure, resolve
-from .rpm.modules import render_modules_yaml
 from .rpm.repo_writer import place, write_repo
 from .rpm.repomd import RepoReader
 
@@ -50,6 +49,8 @@ class Inputs:
     kubeadm_images_from: str | None = None  # the shipped kubeadm, kubeadm on PATH, the built-in table, the lock
     used_filelists: bool = False
     cached: dict[str, Path] = field(default_factory=dict)  # nevra -> RPM in the cache, once downloaded
+    module_streams: list[str] = field(default_factory=list)  # NAME:STREAM solved with; the hosts enable them
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -87,7 +88,7 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     the table.
     """
     if lock is not None:
-        inputs = Inputs(lock["packages"], [], lock.get("modulesYaml"), [], [])
+        inputs = Inputs(lock["packages"], [], lock.get("modulesYaml"), [], [], module_streams=lock.get("modules", []))
         locked_files = {f["name"]: f for f in lock["files"]}
         inputs.files = fetch_files(m, file_specs(m, locked_files), session, cache, stats)
         inputs.image_refs = [i["ref"] for i in lock["images"]]
@@ -98,7 +99,7 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     repos = {r.name: r for r in m.repos}
     shipped = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.shipped]
     media = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.from_media]
-    modules_yaml = render_modules_yaml(closure.modules, {p.nevra for p in closure.shipped})
+    modules_yaml = closure.modules_yaml()
     files = fetch_files(m, file_specs(m), session, cache, stats)
     from .images.list import image_list, table_knows
     from .images.shipped_kubeadm import shipped_kubeadm_images
@@ -110,7 +111,7 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     cni = [f.cached.read_text(encoding="utf-8", errors="replace") for f in files if f.kind == "manifest"]
     refs, source = image_list(m.kubernetes_version, cni, m.images, asked)
     return Inputs(shipped, media, modules_yaml, files, refs, used_filelists=closure.used_filelists,
-                  kubeadm_images_from=source)
+                  kubeadm_images_from=source, module_streams=closure.host_streams(), warnings=closure.warnings)
 
 
 def resolve_packages(m: Manifest, cache: Cache) -> Closure:
@@ -129,6 +130,8 @@ def plan(m: Manifest, cache: Cache) -> dict:
         "prefer": m.prefer,
         "packages": [_public(p) for p in inputs.packages],
         "fromMedia": [_public(p) for p in inputs.from_media],
+        "modules": inputs.module_streams,
+        "warnings": inputs.warnings,
         "images": images,
         "kubeadmImagesFrom": inputs.kubeadm_images_from,
         "files": [f.to_json() for f in inputs.files],
@@ -161,7 +164,7 @@ def lock(m: Manifest, cache: Cache) -> tuple[Path, dict]:
     session = make_session()
     inputs = resolve_inputs(m, cache, session)
     data = make_lock(m, inputs.packages, inputs.modules_yaml, _plan_images(m, inputs, cache),
-                     [f.to_json() for f in inputs.files])
+                     [f.to_json() for f in inputs.files], inputs.module_streams)
     path = lock_path(m.file)
     write_lock(path, data)
     return path, data
@@ -201,7 +204,7 @@ def build(
         images = _download(m, inputs, staging, cache, session, jobs, quiet, stats, steps, insecure)
         t = time.monotonic()
         lock_used = lock_data or make_lock(m, inputs.packages, inputs.modules_yaml, images,
-                                           [f.to_json() for f in inputs.files])
+                                           [f.to_json() for f in inputs.files], inputs.module_streams)
         _assemble(m, inputs, images, lock_used, staging, cache)
         result_path = _write_output(m, staging, out_dir, fmt, sign_key, quiet)
         steps["write"] = StepStat(1, result_path.stat().st_size if result_path.is_file() else 0,
@@ -311,6 +314,7 @@ def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, 
         "images": images,
         "files": [f.to_json() for f in inputs.files],
         "media": [{"name": r.name, "baseurl": r.baseurl} for r in m.media_repos],
+        "modules": inputs.module_streams,  # NAME:STREAM the solve used; the installer enables exactly these
     }
     (root / "bundle.json").write_text(json.dumps(bom, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 

@@ -34,12 +34,13 @@ def manifest_digest(m: Manifest) -> str:
 
 
 def make_lock(m: Manifest, packages: list[dict], modules_yaml: str | None, images: list[dict],
-              files: list[dict]) -> dict[str, Any]:
+              files: list[dict], modules: list[str] = ()) -> dict[str, Any]:
     return {
         "lockVersion": LOCK_VERSION,
         "manifest": {"name": m.name, "version": m.version, "sha256": manifest_digest(m)},
         "packages": sorted(packages, key=lambda p: (p["name"], p["arch"], p["nevra"])),
         "modulesYaml": modules_yaml,
+        "modules": list(modules),  # module streams the solve used (NAME:STREAM)
         "images": sorted(images, key=lambda i: i["ref"]),
         "files": sorted(files, key=lambda f: f["name"]),
     }

@@ -74,6 +74,7 @@ class Manifest:
     images: tuple[str, ...] = ()
     files: tuple[FileEntry, ...] = ()
     mirrors: dict[str, str] = field(default_factory=dict)
+    solver_best: bool = True  # spec.solver.best: a request's newest candidate must install (dnf's best=True)
 
     @property
     def bundle_basename(self) -> str:

@@ -6,13 +6,16 @@ ResolveErrors written for the operator.
 
 from __future__ import annotations
 
+import difflib
 from collections import deque
 from dataclasses import dataclass
+from functools import cmp_to_key
 from pathlib import Path
 
 import solv
 
 from ..errors import ResolveError
+from .evr import rpmvercmp
 
 SELECT_FLAGS = (
     solv.Selection.SELECTION_NAME
@@ -79,6 +82,7 @@ class Solver:
         self.pool.setarch(arch)
         self.repos: dict[str, solv.Repo] = {}
         self.media: set[str] = set()
+        self.warnings: list[str] = []  # set by solve(): newest candidates passed over (best=False)
 
     def add_repo(self, name: str, primary: Path, *, on_media: bool) -> None:
         repo = self.pool.add_repo(name)
@@ -144,8 +148,13 @@ class Solver:
         *,
         prefer_media: bool,
         considered: list[int],
+        best: bool = True,
     ) -> list[Package]:
-        """Solve all requests in one job; return every package of the closure (media ones flagged)."""
+        """Solve all requests in one job; return every package of the closure (media ones flagged).
+
+        Under the newest policy each request must get its newest candidate, as dnf with best=True (EL's default)
+        insists; with best=False an older one is taken and the reason is left in self.warnings.
+        """
         for name, repo in self.repos.items():
             media = name in self.media
             # media policy: any dependency the media can satisfy is taken from the media (repo priority);
@@ -155,12 +164,13 @@ class Solver:
         self._prepare(considered)
         allowed = set(considered)
         searched = ", ".join(self.repos)
-        jobs = []
+        self.warnings = []
+        candidates: list[list[solv.XSolvable]] = []
         for spec in requests:
             sel = self.pool.select(spec, SELECT_FLAGS)
             solvables = [s for s in sel.solvables() if s.id in allowed]
             if not solvables:
-                raise ResolveError(self._explain_missing(spec, sel, searched))
+                raise ResolveError(self._explain_missing(spec, sel, searched, allowed))
             if not prefer_media and _just_name(spec):
                 # dnf installs the package that obsoletes a requested name instead of the obsoleted one.
                 ids = {s.id for s in solvables}
@@ -169,10 +179,34 @@ class Solver:
                         if o.id in allowed and o.id not in ids:
                             solvables.append(o)
                             ids.add(o.id)
-            jobs.append(self.pool.Job(
-                solv.Job.SOLVER_SOLVABLE_ONE_OF | solv.Job.SOLVER_INSTALL,
-                self.pool.towhatprovides([s.id for s in solvables]),
-            ))
+            candidates.append(solvables)
+        force_best = not prefer_media
+        # The libsolv Solver must outlive its problems (they point into it): _run returns it to keep it alive.
+        alive, problems, chosen = self._run(candidates, prefer_media, force_best)
+        if problems and force_best:
+            why = self._problem_lines(problems, requests, allowed, searched)
+            alive, problems, chosen = self._run(candidates, prefer_media, False)
+            if not problems:
+                passed = self._passed_over(requests, candidates, chosen)
+                if best or not passed:
+                    raise ResolveError(self._explain_not_best(passed, why))
+                self.warnings = [f"spec.solver.best is false, so '{spec}' ships the older {got}: the newest "
+                                 f"candidate {newest} cannot be installed ({'; '.join(why)})"
+                                 for spec, newest, got in passed]
+        if problems:
+            lines = self._problem_lines(problems, requests, allowed, searched)
+            raise ResolveError("The requested packages cannot be installed together: " + "; ".join(lines) + ". Add "
+                               "a repo that provides the missing dependency, or change the requested versions in "
+                               "spec.packages.")
+        return sorted((self._package(s) for s in chosen), key=lambda p: (p.name, p.arch, p.nevra))
+
+    def _run(self, candidates: list[list[solv.XSolvable]], prefer_media: bool,
+             force_best: bool) -> tuple[solv.Solver, list, list[solv.XSolvable]]:
+        """One libsolv run: (the solver, its problems, new solvables of the transaction)."""
+        how = solv.Job.SOLVER_SOLVABLE_ONE_OF | solv.Job.SOLVER_INSTALL
+        if force_best:
+            how |= solv.Job.SOLVER_FORCEBEST  # what dnf adds to every install job when best=True
+        jobs = [self.pool.Job(how, self.pool.towhatprovides([s.id for s in c])) for c in candidates]
         solver = self.pool.Solver()
         solver.set_flag(solv.Solver.SOLVER_FLAG_ALLOW_VENDORCHANGE, 1)
         solver.set_flag(solv.Solver.SOLVER_FLAG_BEST_OBEY_POLICY, 1)
@@ -180,10 +214,31 @@ class Solver:
             # Minimal closure: weak dependencies are optional on the hosts, so they are not shipped.
             solver.set_flag(solv.Solver.SOLVER_FLAG_IGNORE_RECOMMENDED, 1)
         problems = solver.solve(jobs)
-        if problems:
-            raise ResolveError(self._explain_problems(problems, requests, allowed, searched))
-        chosen = solver.transaction().newsolvables()
-        return sorted((self._package(s) for s in chosen), key=lambda p: (p.name, p.arch, p.nevra))
+        return solver, problems, ([] if problems else solver.transaction().newsolvables())
+
+    @staticmethod
+    def _passed_over(requests: list[str], candidates: list[list[solv.XSolvable]],
+                     chosen: list[solv.XSolvable]) -> list[tuple[str, solv.XSolvable, solv.XSolvable]]:
+        """(request, its newest candidate, the older one the solver took instead) for each such request."""
+        ids = {s.id for s in chosen}
+        out = []
+        for spec, cands in zip(requests, candidates):
+            got = next((s for s in cands if s.id in ids), None)
+            if got is None:
+                continue
+            newest = max((s for s in cands if s.name == got.name), key=_EvrKey)
+            if newest.evrcmp(got) > 0:
+                out.append((spec, newest, got))
+        return out
+
+    @staticmethod
+    def _explain_not_best(passed: list[tuple[str, solv.XSolvable, solv.XSolvable]], why: list[str]) -> str:
+        what = "; ".join(f"the newest candidate for '{spec}' is {newest}, and it cannot be installed (the older "
+                         f"{got} could)" for spec, newest, got in passed)
+        return (f"spec.packages: {what or 'the newest candidates cannot be installed'}: {'; '.join(why)}. dnf "
+                "refuses this too (best=True, the EL default: it does not silently install an older version). Add "
+                "the repo that provides what is missing, pin the older version in spec.packages, or set "
+                "spec.solver.best: false to ship the newest installable version with a warning.")
 
     def _package(self, s: solv.XSolvable) -> Package:
         e, v, r = split_evr(s.evr)
@@ -197,7 +252,7 @@ class Solver:
             license=s.lookup_str(solv.SOLVABLE_LICENSE) or "", on_media=s.repo.name in self.media,
         )
 
-    def _explain_missing(self, spec: str, sel: solv.Selection, searched: str) -> str:
+    def _explain_missing(self, spec: str, sel: solv.Selection, searched: str, allowed: set[int]) -> str:
         others = sel.solvables()
         if others:
             why = []
@@ -208,10 +263,28 @@ class Solver:
                     why.append(f"{s} belongs to a module stream that is not active (enable it in spec.modules)")
             return (f"spec.packages: '{spec}' matches no usable package: {'; '.join(why)}. "
                     f"Searched: {searched}.")
-        return (f"spec.packages: no repo has a package matching '{spec}' (searched: {searched}). Check the name "
-                "and version, or add the repo that provides it to spec.repos.")
+        return (f"spec.packages: no repo has a package matching '{spec}' (searched: {searched})."
+                f"{self._hint(spec, allowed)} Check the name and version, or add the repo that provides it to "
+                "spec.repos.")
 
-    def _explain_problems(self, problems: list, requests: list[str], allowed: set[int], searched: str) -> str:
+    def _hint(self, spec: str, allowed: set[int]) -> str:
+        """' Did you mean ...?' (close package names) or the versions there are of a known name."""
+        versions: dict[str, set[str]] = {}
+        for s in self.pool.solvables_iter():
+            if s.id in allowed:
+                versions.setdefault(s.name, set()).add(s.evr)
+        word = spec.split()[0]
+        for name in _name_candidates(word):
+            if name in versions:
+                known = sorted(versions[name], key=cmp_to_key(rpmvercmp))[-8:]
+                return f" {name} exists in versions {', '.join(known)}."
+        close = difflib.get_close_matches(word, list(versions), n=3, cutoff=0.75)
+        if not close and word != _name_candidates(word)[-1]:
+            close = difflib.get_close_matches(_name_candidates(word)[-1], list(versions), n=3, cutoff=0.75)
+        return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+    def _problem_lines(self, problems: list, requests: list[str], allowed: set[int], searched: str) -> list[str]:
+        """One operator-readable line per distinct cause (missing dependency with its chain, else libsolv's text)."""
         missing: dict[str, solv.XSolvable] = {}  # name -> newest solvable that lacks a dependency
         other: list[str] = []
         for problem in problems:
@@ -229,9 +302,7 @@ class Solver:
             for dep in s.lookup_deparray(solv.SOLVABLE_REQUIRES):
                 if not any(p.id in allowed for p in self.pool.whatprovides(dep)):
                     lines.append(f"{chain}{_short(s)} requires {dep}, which no repo provides (searched: {searched})")
-        lines = list(dict.fromkeys(lines or other))
-        return ("The requested packages cannot be installed together: " + "; ".join(lines) + ". Add a repo that "
-                "provides the missing dependency, or change the requested versions in spec.packages.")
+        return list(dict.fromkeys(lines or other))
 
     def _chain(self, target: solv.XSolvable, requests: list[str], allowed: set[int]) -> str:
         """'kubeadm-1.30.4 requires kubelet, and ' style prefix: why target is needed (shortest path)."""
@@ -271,3 +342,25 @@ def _short(s: solv.XSolvable) -> str:
 
 def _just_name(spec: str) -> bool:
     return not any(c in spec for c in "<>=*?[") and not any(ch.isdigit() for ch in spec.rsplit("-", 1)[-1][:1])
+
+
+def _name_candidates(word: str) -> list[str]:
+    """'kubeadm-1.30.4-1.x86_64' -> the word and what is left after dropping arch / release / version suffixes."""
+    out = [word]
+    w = word
+    for sep in (".", "-", "-"):
+        head, found, tail = w.rpartition(sep)
+        if found and head and (sep == "." and tail.isidentifier() or sep == "-" and tail[:1].isdigit()):
+            w = head
+            out.append(w)
+    return out
+
+
+class _EvrKey:
+    """Sort key for solvables of one name: libsolv's evr order."""
+
+    def __init__(self, s: solv.XSolvable) -> None:
+        self.s = s
+
+    def __lt__(self, other: _EvrKey) -> bool:
+        return self.s.evrcmp(other.s) < 0
