@@ -263,24 +263,36 @@ class Solver:
                     why.append(f"{s} belongs to a module stream that is not active (enable it in spec.modules)")
             return (f"spec.packages: '{spec}' matches no usable package: {'; '.join(why)}. "
                     f"Searched: {searched}.")
-        return (f"spec.packages: no repo has a package matching '{spec}' (searched: {searched})."
-                f"{self._hint(spec, allowed)} Check the name and version, or add the repo that provides it to "
-                "spec.repos.")
+        hint = self._hint(spec, allowed)
+        if hint.endswith("in spec.modules.") or " is built for " in hint:
+            return f"spec.packages: '{spec}' matches no usable package:{hint} Searched: {searched}."
+        return (f"spec.packages: no repo has a package matching '{spec}' (searched: {searched}).{hint} Check the "
+                "name and version, or add the repo that provides it to spec.repos.")
 
     def _hint(self, spec: str, allowed: set[int]) -> str:
-        """' Did you mean ...?' (close package names) or the versions there are of a known name."""
+        """' Did you mean ...?' (close package names), the versions there are of a known name, or why it is hidden."""
         versions: dict[str, set[str]] = {}
+        hidden: dict[str, solv.XSolvable] = {}
         for s in self.pool.solvables_iter():
             if s.id in allowed:
                 versions.setdefault(s.name, set()).add(s.evr)
+            else:
+                hidden.setdefault(s.name, s)
         word = spec.split()[0]
-        for name in _name_candidates(word):
+        names = _name_candidates(word)
+        for name in names:
             if name in versions:
                 known = sorted(versions[name], key=cmp_to_key(rpmvercmp))[-8:]
                 return f" {name} exists in versions {', '.join(known)}."
+        for name in names:
+            if name in hidden:
+                s = hidden[name]
+                if s.arch not in (self.arch, "noarch"):
+                    return f" {s} is built for {s.arch}, not {self.arch}."
+                return f" {s} belongs to a module stream that is not active: enable that stream in spec.modules."
         close = difflib.get_close_matches(word, list(versions), n=3, cutoff=0.75)
-        if not close and word != _name_candidates(word)[-1]:
-            close = difflib.get_close_matches(_name_candidates(word)[-1], list(versions), n=3, cutoff=0.75)
+        if not close and word != names[-1]:
+            close = difflib.get_close_matches(names[-1], list(versions), n=3, cutoff=0.75)
         return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
     def _problem_lines(self, problems: list, requests: list[str], allowed: set[int], searched: str) -> list[str]:

@@ -171,14 +171,17 @@ def test_best_false_ships_the_older_version_loudly(tmp_path, repos, cache):
 
 
 @pytest.mark.parametrize("spec, hint", [
-    ("toool", "Did you mean 'tool'?"),
-    ("apptol", "Did you mean 'apptool'?"),
-    ("basetool-9.9", "basetool exists in versions 1.0-1.el8."),
+    ("toool", "no repo has a package matching 'toool' (searched: base, appstream). Did you mean 'tool'?"),
+    ("apptol", "no repo has a package matching 'apptol' (searched: base, appstream). Did you mean 'apptool'?"),
+    ("basetool-9.9", "no repo has a package matching 'basetool-9.9' (searched: base, appstream). basetool exists "
+                     "in versions 1.0-1.el8."),
+    ("legacyapp", "'legacyapp' matches no usable package: legacyapp-1.0-1.module_el8.noarch belongs to a module "
+                  "stream that is not active: enable that stream in spec.modules."),
 ])
 def test_misspelled_package_gets_a_suggestion(tmp_path, repos, cache, spec, hint):
     with pytest.raises(ResolveError) as e:
         resolve_packages(load_manifest(el8(tmp_path, repos, [spec], ["app:x"])), cache)
-    assert f"no repo has a package matching '{spec}'" in str(e.value) and hint in str(e.value)
+    assert hint in str(e.value)
 
 
 def test_bundle_records_and_carries_the_solved_streams(tmp_path, repos, cache):
