@@ -22,7 +22,10 @@ from bundler.build import build, resolve_packages
 from bundler.errors import ManifestError, ResolveError
 from bundler.fetch.cache import Cache
 from bundler.manifest import load_manifest
+from installer.bundle import Bundle
+from installer.phases.host_prep import HostPrep
 from tests.builder.test_rpm_engine import manifest, norm
+from tests.installer.conftest import make_ctx
 from tests.upstream.http import RepoHTTPServer
 from tests.upstream.yumrepos import (
     DnfError,
@@ -195,3 +198,8 @@ def test_bundle_records_and_carries_the_solved_streams(tmp_path, repos, cache):
     ok, out = dnf_install({"bundle": f"file://{result.path / 'repo'}/", "base": repos["base"]}, ["apptool"], 8,
                           modules=bom["modules"])
     assert ok, out
+    # ...and the installer's plan for a host of this bundle enables exactly those streams
+    ctx = make_ctx(Bundle.load(str(result.path)))
+    cmds = [c.cmd for c in HostPrep().plan(ctx, ctx.first_cp, ctx.facts[ctx.first_cp.label])
+            if " module enable " in getattr(c, "cmd", "")]
+    assert len(cmds) == 1 and cmds[0].endswith(" module enable app:x db:2")
