@@ -30,12 +30,13 @@ class Closure:
     requests: list[str] = field(default_factory=list)
     used_filelists: bool = False
     active_streams: dict[str, str] = field(default_factory=dict)  # module -> stream the solve used
+    stream_reasons: dict[str, str] = field(default_factory=dict)  # module -> why its stream is active
     media_repos: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)  # said loudly by plan/build (e.g. spec.solver.best: false)
 
     def host_streams(self) -> list[str]:
         """NAME:STREAM the installer enables on the hosts: the streams this closure was solved with."""
-        return host_streams(self.modules, self.active_streams, {p.nevra for p in self.shipped}, self.media_repos)
+        return host_streams(self.modules, self.active_streams, self.stream_reasons, {p.nevra for p in self.shipped})
 
     def modules_yaml(self) -> str | None:
         """The bundle repo's modules.yaml: shipped streams, plus enabled streams the media does not carry."""
@@ -91,7 +92,7 @@ def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
     for md in metadata.values():
         if md.has("modules"):
             modules.merge(parse_modules_yaml(reader.get(md, "modules"), f"repo '{md.repo.name}'", md.repo.name))
-    active = modules.active(manifest.modules, f"{manifest.file}: spec.modules")
+    active, reasons = modules.resolve_streams(manifest.modules, f"{manifest.file}: spec.modules")
     hidden, modular, modular_names = modules.hidden_and_modular(active)
 
     solver = Solver(manifest.target.arch)
@@ -124,5 +125,5 @@ def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
     check_kubernetes_release(manifest, packages)
     for w in solver.warnings:
         log.warning(w)
-    return Closure(packages, metadata, modules, requests, used_filelists, active,
+    return Closure(packages, metadata, modules, requests, used_filelists, active, reasons,
                    {r.name for r in manifest.media_repos}, list(solver.warnings))

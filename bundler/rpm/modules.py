@@ -21,6 +21,7 @@ import yaml
 
 from ..errors import ManifestError
 
+DEFAULT = "its module's default"
 _NEVRA = re.compile(r"^(?P<name>.+)-(?:(?P<epoch>\d+):)?(?P<version>[^-]+)-(?P<release>[^-]+)\.(?P<arch>[^.]+)$")
 
 
@@ -66,6 +67,10 @@ class ModuleIndex:
 
     def active(self, enabled: tuple[str, ...], source: str = "spec.modules") -> dict[str, str]:
         """module -> active stream: spec.modules (one stream per module), the streams they require, then defaults."""
+        return self.resolve_streams(enabled, source)[0]
+
+    def resolve_streams(self, enabled: tuple[str, ...], source: str) -> tuple[dict[str, str], dict[str, str]]:
+        """(module -> active stream, module -> why: 'spec.modules', 'NAME:STREAM requires it' or DEFAULT)."""
         explicit: dict[str, tuple[str, int]] = {}
         for i, spec in enumerate(enabled):
             mod, _, stream = spec.partition(":")
@@ -101,11 +106,11 @@ class ModuleIndex:
                 continue
             trial, trial_why = dict(act), dict(why)
             try:
-                self._enable(trial, trial_why, mod, self.defaults[mod], "its module's default", explicit)
+                self._enable(trial, trial_why, mod, self.defaults[mod], DEFAULT, explicit)
             except _Conflict:
                 continue  # dnf leaves a module whose default stream cannot be enabled inactive
             act, why = trial, trial_why
-        return act
+        return act, why
 
     def _enable(self, act: dict[str, str], why: dict[str, str], mod: str, stream: str, reason: str,
                 explicit: dict[str, tuple[str, int]]) -> None:
@@ -193,20 +198,11 @@ def parse_modules_yaml(path: Path, source: str, repo: str = "") -> ModuleIndex:
     return idx
 
 
-def host_streams(idx: ModuleIndex, active: dict[str, str], shipped: set[str], media: set[str]) -> list[str]:
-    """NAME:STREAM the hosts must enable to see what the solver saw: every active stream the hosts have
-    metadata for (in the bundle's modules.yaml: streams with a shipped artifact and what they require;
-    or on the media), sorted."""
-    keep = {m for m, s in active.items()
-            if idx.streams[(m, s)].artifacts & shipped or idx.streams[(m, s)].repos & media}
-    queue = sorted(keep)
-    while queue:
-        mod = queue.pop()
-        for alt in idx.streams[(mod, active[mod])].requires:
-            for req in alt:
-                if req in active and req not in keep:
-                    keep.add(req)
-                    queue.append(req)
+def host_streams(idx: ModuleIndex, active: dict[str, str], why: dict[str, str], shipped: set[str]) -> list[str]:
+    """NAME:STREAM the hosts must enable so dnf there sees what the solver saw, sorted: every stream the
+    manifest enabled or a stream required, and the default streams the bundle ships packages of. Other default
+    streams (a media AppStream has dozens) stay defaults on the hosts, as they were for the solver."""
+    keep = {m for m, s in active.items() if why.get(m) != DEFAULT or idx.streams[(m, s)].artifacts & shipped}
     return [f"{m}:{active[m]}" for m in sorted(keep)]
 
 

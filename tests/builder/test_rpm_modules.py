@@ -136,6 +136,12 @@ def test_a_stream_enables_the_stream_it_requires_like_dnf(tmp_path, repos, cache
     assert closure.host_streams() == ["app:x", "db:2"]
 
 
+@pytest.mark.parametrize("packages, streams", [(["dbserver"], ["db:1"]), (["basetool"], [])])
+def test_default_streams_are_recorded_only_when_the_bundle_ships_from_them(tmp_path, repos, cache, packages, streams):
+    closure = resolve_packages(load_manifest(el8(tmp_path, repos, packages)), cache)
+    assert closure.active_streams == {"db": "1"} and closure.host_streams() == streams
+
+
 @pytest.mark.parametrize("modules, message", [
     (["app:x", "legacy:y"], "legacy:y requires module db (stream 1), but db:2 is enabled (app:x requires it)"),
     (["db:1", "app:x"], "app:x requires module db (stream 2), but db:1 is enabled (spec.modules)"),
