@@ -185,7 +185,7 @@ def test_best_false_ships_the_older_version_loudly(tmp_path, repos, cache):
     ("basetool-9.9", "no repo has a package matching 'basetool-9.9' (searched: base, appstream). basetool exists "
                      "in versions 1.0-1.el8."),
     ("legacyapp", "'legacyapp' matches no usable package: legacyapp-1.0-1.module_el8.noarch belongs to a module "
-                  "stream that is not active: enable that stream in spec.modules."),
+                  "stream that is not active (enable it in spec.modules)"),
 ])
 def test_misspelled_package_gets_a_suggestion(tmp_path, repos, cache, spec, hint):
     with pytest.raises(ResolveError) as e:
