@@ -156,14 +156,21 @@ def write_repo(dest: Path, pkgs: list[dict[str, str]]) -> None:
 
 
 def make_repos() -> Path:
-    """Both repos under WORK/<hash of the Debian indexes>/ (generated once)."""
-    texts = {name: "".join(read_index(p) + "\n\n" for p in pats) for name, pats in SOURCES.items()}
-    if not texts["media"].strip():
+    """Both repos under WORK/<key>/, generated once (in a child process, see installable_names) and keyed by
+    this script and the Debian index files it converts."""
+    lists = sorted(f for pats in SOURCES.values() for pat in pats for f in LISTS.glob(pat))
+    if not lists:
         raise SystemExit(f"no Debian package index under {LISTS} (run apt-get update once)")
-    key = hashlib.sha256(Path(__file__).read_bytes() + json.dumps(texts).encode()).hexdigest()[:12]
-    root = WORK / key
-    if (root / "updates" / "repodata" / "repomd.xml").exists():
-        return root
+    stamp = Path(__file__).read_bytes() + json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime) for f in lists]
+                                                     ).encode()
+    root = WORK / hashlib.sha256(stamp).hexdigest()[:12]
+    if not (root / "updates" / "repodata" / "repomd.xml").exists():
+        subprocess.run([sys.executable, __file__, "--generate", str(root)], check=True)
+    return root
+
+
+def generate(root: Path) -> None:
+    texts = {name: "".join(read_index(p) + "\n\n" for p in pats) for name, pats in SOURCES.items()}
     WORK.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=WORK))
     for name, text in texts.items():
@@ -176,10 +183,18 @@ def make_repos() -> Path:
         write_repo(tmp / name, pkgs)
     shutil.rmtree(root, ignore_errors=True)
     tmp.rename(root)
-    return root
 
 
-def installable_names(root: Path, seed: int = 7) -> list[str]:
+def installable_names(root: Path) -> list[str]:
+    """The request pool, computed once in a child process (root/names.json): the measured processes are forked
+    from this one, and a forked child's peak RSS starts at its parent's size."""
+    cached = root / "names.json"
+    if not cached.exists():
+        subprocess.run([sys.executable, __file__, "--names-for", str(root)], check=True)
+    return json.loads(cached.read_text())
+
+
+def compute_names(root: Path, seed: int = 7) -> None:
     """Names (seeded shuffle) that one libsolv job installs together: weak jobs drop the ones that cannot."""
     import solv
 
@@ -199,7 +214,7 @@ def installable_names(root: Path, seed: int = 7) -> list[str]:
     solver = pool.Solver()
     solver.solve(jobs)
     got = {s.name for s in solver.transaction().newsolvables()}
-    return [n for n in names if n in got]
+    (root / "names.json").write_text(json.dumps([n for n in names if n in got]))
 
 
 def timed(cmd: list[str], stdin: str | None = None) -> tuple[float, int, str]:
@@ -224,7 +239,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1,20,200,2000")
     ap.add_argument("--runs", type=int, default=2, help="warm runs per tool and size (the best is reported)")
+    ap.add_argument("--names-for", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.generate:
+        generate(args.generate)
+        return
+    if args.names_for:
+        compute_names(args.names_for)
+        return
     t = time.perf_counter()
     repos = make_repos()
     prim = sum(os.path.getsize(p) for p in repos.glob("*/repodata/*primary.xml.gz"))

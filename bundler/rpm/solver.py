@@ -150,13 +150,18 @@ class Solver:
             self._restricted = True
 
     def visible(self, hidden_nevras: set[str], modular: set[str], modular_names: set[str]) -> list[int]:
-        """Solvable ids the solver may use: target arch + noarch, not hidden by modularity."""
-        allowed_arch = {self.arch, "noarch"}
+        """Solvable ids the solver may use: target arch + noarch, not hidden by modularity.
+
+        Compares interned ids (no strings) and builds NEVRAs only for names modularity is about: this runs over
+        every solvable of the pool on each plan."""
+        arch_ids = {self.pool.str2id(self.arch), self.pool.str2id("noarch")}
+        names = {m.rpartition("-")[0].rpartition("-")[0] for m in hidden_nevras} | modular_names
+        name_ids = {self.pool.str2id(n) for n in names}
         ids = []
         for s in self.pool.solvables_iter():
-            if s.arch not in allowed_arch:
+            if s.archid not in arch_ids:
                 continue
-            if hidden_nevras or modular_names:
+            if s.nameid in name_ids:
                 key = nevra_of(s)
                 if key in hidden_nevras:
                     continue
