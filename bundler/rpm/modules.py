@@ -118,6 +118,14 @@ class ModuleIndex:
         act[mod], why[mod] = stream, reason
         st = self.streams[(mod, stream)]
         alternatives = [{m: v for m, v in alt.items() if m != "platform"} for alt in st.requires] or [{}]
+
+        def fits(alt: dict[str, list[str]]) -> int:
+            """How many requirements the streams already enabled (else listed, else default) meet: contexts
+            built against them are tried first, as dnf prefers."""
+            return sum(_allows(v, act.get(m) or explicit.get(m, ("",))[0] or self.defaults.get(m, ""))
+                       for m, v in alt.items())
+
+        alternatives.sort(key=fits, reverse=True)  # stable: equal ones keep modules.yaml's order
         problems: list[str] = []
         for alt in alternatives:
             trial, trial_why = dict(act), dict(why)

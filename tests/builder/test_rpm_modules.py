@@ -22,6 +22,7 @@ from bundler.build import build, resolve_packages
 from bundler.errors import ManifestError, ResolveError
 from bundler.fetch.cache import Cache
 from bundler.manifest import load_manifest
+from bundler.rpm.modules import parse_modules_yaml
 from installer.bundle import Bundle
 from installer.phases.host_prep import HostPrep
 from tests.builder.test_rpm_engine import manifest, norm
@@ -209,3 +210,19 @@ def test_bundle_records_and_carries_the_solved_streams(tmp_path, repos, cache):
     cmds = [c.cmd for c in HostPrep().plan(ctx, ctx.first_cp, ctx.facts[ctx.first_cp.label])
             if " module enable " in getattr(c, "cmd", "")]
     assert len(cmds) == 1 and cmds[0].endswith(" module enable app:x db:2")
+
+
+def test_a_context_built_against_the_enabled_or_default_stream_is_preferred(tmp_path):
+    """Real AppStream streams come in several contexts, one per stream of what they require (perl-DBI for perl
+    5.24, 5.26, 5.30): the one matching the stream already in use wins, as in dnf."""
+    docs = [_stream_doc("perl", s, [], {}) for s in ("5.24", "5.26", "5.30")]
+    docs += [_stream_doc("perl-DBI", "1.641", [], {"perl": [s]}) for s in ("5.24", "5.26", "5.30")]
+    docs.append("---\ndocument: modulemd-defaults\nversion: 1\ndata:\n  module: perl\n  stream: \"5.26\"\n...\n")
+    path = tmp_path / "modules.yaml"
+    path.write_text("".join(docs))
+    idx = parse_modules_yaml(path, "test", "appstream")
+    assert idx.active(("perl-DBI:1.641",)) == {"perl-DBI": "1.641", "perl": "5.26"}
+    assert idx.active(("perl:5.30", "perl-DBI:1.641")) == {"perl-DBI": "1.641", "perl": "5.30"}
+    assert idx.active(("perl-DBI:1.641", "perl:5.30")) == {"perl-DBI": "1.641", "perl": "5.30"}
+    with pytest.raises(ManifestError, match=r"'perl:5.99' is not in .* \(available: perl:5.24, perl:5.26, perl:5.30\)"):
+        idx.active(("perl-DBI:1.641", "perl:5.99"))
