@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bundler.build import build, resolve_packages
+from bundler.build import build, lock, resolve_packages
 from bundler.errors import ManifestError, ResolveError
 from bundler.fetch.cache import Cache
 from bundler.manifest import load_manifest
@@ -210,6 +210,10 @@ def test_bundle_records_and_carries_the_solved_streams(tmp_path, repos, cache):
     cmds = [c.cmd for c in HostPrep().plan(ctx, ctx.first_cp, ctx.facts[ctx.first_cp.label])
             if " module enable " in getattr(c, "cmd", "")]
     assert len(cmds) == 1 and cmds[0].endswith(" module enable app:x db:2")
+    # a locked build carries the same streams
+    lock(m, cache)
+    locked = build(m, tmp_path / "locked", cache, quiet=True, fmt="dir", locked=True)
+    assert json.loads((locked.path / "bundle.json").read_text())["modules"] == ["app:x", "db:2"]
 
 
 def test_a_context_built_against_the_enabled_or_default_stream_is_preferred(tmp_path):
