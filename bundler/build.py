@@ -33,7 +33,6 @@ from .lock import lock_path, make_lock, manifest_dict, read_lock
 from .manifest.model import Manifest
 from .progress import ByteProgress, Stages
 from .rpm.closure import Closure, resolve
-from .rpm.modules import render_modules_yaml
 from .rpm.repo_writer import place, write_repo
 from .rpm.repomd import RepoReader
 
@@ -51,6 +50,8 @@ class Inputs:
     kubeadm_images_from: str | None = None  # the shipped kubeadm, kubeadm on PATH, the built-in table, the lock
     used_filelists: bool = False
     cached: dict[str, Path] = field(default_factory=dict)  # nevra -> RPM in the cache, once downloaded
+    module_streams: list[str] = field(default_factory=list)  # NAME:STREAM solved with; the hosts enable them
+    warnings: list[str] = field(default_factory=list)
 
 
 STEP_ORDER = ("resolve", "files", "packages", "images", "write")  # the summary's rows, always in this order
@@ -108,7 +109,7 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     stages = stages or Stages(enabled=False)
     file_stats = file_stats or stats
     if lock is not None:
-        inputs = Inputs(lock["packages"], [], lock.get("modulesYaml"), [], [])
+        inputs = Inputs(lock["packages"], [], lock.get("modulesYaml"), [], [], module_streams=lock.get("modules", []))
         locked_files = {f["name"]: f for f in lock["files"]}
         with stages.stage("files", f"files: {len(locked_files)} pinned by the lock"):
             inputs.files = fetch_files(m, file_specs(m, locked_files), session, cache, file_stats)
@@ -124,7 +125,7 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     repos = {r.name: r for r in m.repos}
     shipped = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.shipped]
     media = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.from_media]
-    modules_yaml = render_modules_yaml(closure.modules, {p.nevra for p in closure.shipped})
+    modules_yaml = closure.modules_yaml()
     specs = file_specs(m)
     with stages.stage("files", f"files: {len(specs)} to fetch or take from the cache"):
         files = fetch_files(m, specs, session, cache, file_stats)
@@ -139,7 +140,7 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     cni = [f.cached.read_text(encoding="utf-8", errors="replace") for f in files if f.kind == "manifest"]
     refs, source = image_list(m.kubernetes_version, cni, m.images, asked)
     return Inputs(shipped, media, modules_yaml, files, refs, used_filelists=closure.used_filelists,
-                  kubeadm_images_from=source)
+                  kubeadm_images_from=source, module_streams=closure.host_streams(), warnings=closure.warnings)
 
 
 def resolve_packages(m: Manifest, cache: Cache) -> Closure:
@@ -166,6 +167,8 @@ def plan(m: Manifest, cache: Cache, stages: Stages | None = None, insecure: tupl
         "prefer": m.prefer,
         "packages": [_public(p) for p in inputs.packages],
         "fromMedia": [_public(p) for p in inputs.from_media],
+        "modules": inputs.module_streams,
+        "warnings": inputs.warnings,
         "images": images,
         "kubeadmImagesFrom": inputs.kubeadm_images_from,
         "files": [f.to_json() for f in inputs.files],
@@ -200,7 +203,8 @@ def lock(m: Manifest, cache: Cache, stages: Stages | None = None,
     session = make_session()
     inputs = resolve_inputs(m, cache, session, stages=stages)
     data = make_lock(m, inputs.packages, inputs.modules_yaml, _plan_images(m, inputs, cache, client),
-                     [f.to_json() for f in inputs.files], images_from=inputs.kubeadm_images_from)
+                     [f.to_json() for f in inputs.files], inputs.module_streams,
+                     images_from=inputs.kubeadm_images_from)
     path = lock_path(m.file)
     write_lock(path, data)
     return path, data
@@ -250,7 +254,8 @@ def build(
         images.sort(key=lambda i: i["ref"])  # the lock's order: locked and unlocked builds give the same bytes
         t = time.monotonic()
         lock_used = lock_data or make_lock(m, inputs.packages, inputs.modules_yaml, images,
-                                           [f.to_json() for f in inputs.files], images_from=inputs.kubeadm_images_from)
+                                           [f.to_json() for f in inputs.files], inputs.module_streams,
+                                           images_from=inputs.kubeadm_images_from)
         _assemble(m, inputs, images, lock_used, staging, cache)
         sums_file = out_dir / f"{m.bundle_basename}.{fmt}.sha256"
         sums_file.unlink(missing_ok=True)  # never a stale checksum beside a new tarball
@@ -382,6 +387,7 @@ def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, 
         "images": images,
         "files": [f.to_json() for f in inputs.files],
         "media": [{"name": r.name, "baseurl": r.baseurl} for r in m.media_repos],
+        "modules": inputs.module_streams,  # NAME:STREAM the solve used; the installer enables exactly these
     }
     (root / "bundle.json").write_text(json.dumps(bom, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 

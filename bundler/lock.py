@@ -35,13 +35,14 @@ def manifest_digest(m: Manifest) -> str:
 
 
 def make_lock(m: Manifest, packages: list[dict], modules_yaml: str | None, images: list[dict],
-              files: list[dict], images_from: str | None = None) -> dict[str, Any]:
+              files: list[dict], modules: list[str] = (), images_from: str | None = None) -> dict[str, Any]:
     """images_from: where Kubernetes' image list came from, so a --locked build reports the same as the first."""
     return {
         "lockVersion": LOCK_VERSION,
         "manifest": {"name": m.name, "version": m.version, "sha256": manifest_digest(m)},
         "packages": sorted(packages, key=lambda p: (p["name"], p["arch"], p["nevra"])),
         "modulesYaml": modules_yaml,
+        "modules": list(modules),  # module streams the solve used (NAME:STREAM)
         "images": sorted(images, key=lambda i: i["ref"]),
         "files": sorted(files, key=lambda f: f["name"]),
         "kubeadmImagesFrom": images_from,

@@ -29,7 +29,7 @@ API_VERSION = "bundler/v1"
 TOP_KEYS = {"apiVersion", "kind", "metadata", "spec", "include"}
 SPEC_KEYS = {
     "target", "kubernetes", "runtime", "cni", "prefer", "install", "repos",
-    "packages", "modules", "images", "files", "mirrors", "registries",
+    "packages", "modules", "images", "files", "mirrors", "registries", "solver",
 }
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 K8S_VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+$")
@@ -295,6 +295,8 @@ def load_manifest(file: str | Path) -> Manifest:
         raise c.fail(("spec", "packages"), "packages are listed but spec.repos is empty; add the repos they come from.")
     modules = tuple(c.string(x, ("spec", "modules", i), MODULE_RE, "NAME:STREAM such as container-tools:rhel8")
                     for i, x in enumerate(c.seq(spec.get("modules"), ("spec", "modules"))))
+    solver = c.mapping(spec.get("solver") or {}, ("spec", "solver"), {"best"})
+    best = c.boolean(solver.get("best", True), ("spec", "solver", "best"))
     images = tuple(c.string(x, ("spec", "images", i), what="an image reference such as docker.io/library/nginx:1.27")
                    for i, x in enumerate(c.seq(spec.get("images"), ("spec", "images"))))
 
@@ -322,6 +324,6 @@ def load_manifest(file: str | Path) -> Manifest:
     return Manifest(
         file=path, name=name, version=version, target=target, kubernetes_version=k8s_version,
         runtime=runtime, cni=cni, prefer=prefer, install=install, repos=tuple(repos), packages=packages,
-        modules=modules, images=images, files=tuple(files), mirrors=mirrors,
+        modules=modules, images=images, files=tuple(files), mirrors=mirrors, solver_best=best,
         registries=parse_registries(c, spec.get("registries")),
     )

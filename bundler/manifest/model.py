@@ -93,6 +93,7 @@ class Manifest:
     files: tuple[FileEntry, ...] = ()
     mirrors: dict[str, str] = field(default_factory=dict)
     registries: dict[str, RegistrySettings] = field(default_factory=dict)  # access settings, not content
+    solver_best: bool = True  # spec.solver.best: a request's newest candidate must install (dnf's best=True)
 
     @property
     def bundle_basename(self) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from ..errors import ManifestError, ResolveError
 from ..manifest.model import Manifest
-from .modules import ModuleIndex, parse_modules_yaml
+from .modules import ModuleIndex, host_streams, parse_modules_yaml, render_modules_yaml
 from .repomd import RepoMetadata, RepoReader
 from .solver import Package, Solver
 
@@ -15,6 +16,8 @@ from .solver import Package, Solver
 # registry's password file needs bcrypt hashes, which only htpasswd makes there.
 EL7_INSTALLER_PACKAGES = ("python3",)
 K8S_INSTALLER_PACKAGES = ("httpd-tools",)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -26,6 +29,20 @@ class Closure:
     modules: ModuleIndex = field(default_factory=ModuleIndex)
     requests: list[str] = field(default_factory=list)
     used_filelists: bool = False
+    active_streams: dict[str, str] = field(default_factory=dict)  # module -> stream the solve used
+    stream_reasons: dict[str, str] = field(default_factory=dict)  # module -> why its stream is active
+    media_repos: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)  # said loudly by plan/build (e.g. spec.solver.best: false)
+
+    def host_streams(self) -> list[str]:
+        """NAME:STREAM the installer enables on the hosts: the streams this closure was solved with."""
+        return host_streams(self.modules, self.active_streams, self.stream_reasons, {p.nevra for p in self.shipped})
+
+    def modules_yaml(self) -> str | None:
+        """The bundle repo's modules.yaml: shipped streams, plus enabled streams the media does not carry."""
+        carry = [k for k in self.host_streams() if not self.modules.streams[tuple(k.split(":", 1))].repos
+                 & self.media_repos]
+        return render_modules_yaml(self.modules, {p.nevra for p in self.shipped}, carry)
 
     @property
     def shipped(self) -> list[Package]:
@@ -74,8 +91,8 @@ def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
     modules = ModuleIndex()
     for md in metadata.values():
         if md.has("modules"):
-            modules.merge(parse_modules_yaml(reader.get(md, "modules"), f"repo '{md.repo.name}'"))
-    active = modules.active(manifest.modules, f"{manifest.file}: spec.modules")
+            modules.merge(parse_modules_yaml(reader.get(md, "modules"), f"repo '{md.repo.name}'", md.repo.name))
+    active, reasons = modules.resolve_streams(manifest.modules, f"{manifest.file}: spec.modules")
     hidden, modular, modular_names = modules.hidden_and_modular(active)
 
     solver = Solver(manifest.target.arch)
@@ -84,7 +101,8 @@ def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
 
     def attempt() -> list[Package]:
         considered = solver.visible(hidden, modular, modular_names)
-        return solver.solve(requests, prefer_media=manifest.prefer == "media", considered=considered)
+        return solver.solve(requests, prefer_media=manifest.prefer == "media", considered=considered,
+                            best=manifest.solver_best)
 
     def load_filelists() -> None:
         for name, md in metadata.items():
@@ -105,4 +123,7 @@ def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
         used_filelists = True
         packages = attempt()
     check_kubernetes_release(manifest, packages)
-    return Closure(packages, metadata, modules, requests, used_filelists)
+    for w in solver.warnings:
+        log.warning(w)
+    return Closure(packages, metadata, modules, requests, used_filelists, active, reasons,
+                   {r.name for r in manifest.media_repos}, list(solver.warnings))

@@ -6,13 +6,17 @@ ResolveErrors written for the operator.
 
 from __future__ import annotations
 
+import difflib
 from collections import deque
 from dataclasses import dataclass
+from functools import cmp_to_key
 from pathlib import Path
 
 import solv
 
 from ..errors import ResolveError
+from . import solvcache
+from .evr import rpmvercmp
 
 SELECT_FLAGS = (
     solv.Selection.SELECTION_NAME
@@ -79,17 +83,36 @@ class Solver:
         self.pool.setarch(arch)
         self.repos: dict[str, solv.Repo] = {}
         self.media: set[str] = set()
+        self.warnings: list[str] = []  # set by solve(): newest candidates passed over (best=False)
+        self.sources: dict[str, list[Path]] = {}  # repo -> metadata files loaded into it (names its .solv)
+        self._dirty = True  # repos changed since whatprovides was last built
+        self._restricted = False  # a considered list is set on the pool
 
     def add_repo(self, name: str, primary: Path, *, on_media: bool) -> None:
         repo = self.pool.add_repo(name)
-        self._load(repo, primary, None)
+        cached = solvcache.solv_path(primary)
+        if not solvcache.load(repo, cached):
+            self._load(repo, primary, None)
+            solvcache.save(repo, cached)
         self.repos[name] = repo
+        self.sources[name] = [primary]
+        self._dirty = True
         if on_media:
             self.media.add(name)
 
     def add_filelists(self, name: str, filelists: Path) -> None:
         """Extend already-loaded solvables with their full file lists (for file deps not in primary)."""
-        self._load(self.repos[name], filelists, "FL")
+        self.sources[name].append(filelists)
+        cached = solvcache.solv_path(*self.sources[name])
+        # A fresh repo in place of the primary-only one: whatprovides must not point at freed solvables.
+        self.repos[name].free(True)
+        self.pool.createwhatprovides()
+        repo = self.repos[name] = self.pool.add_repo(name)
+        if not solvcache.load(repo, cached):
+            self._load(repo, self.sources[name][0], None)
+            self._load(repo, filelists, "FL")
+            solvcache.save(repo, cached)
+        self._dirty = True
 
     @staticmethod
     def _load(repo: solv.Repo, path: Path, language: str | None) -> None:
@@ -107,29 +130,38 @@ class Solver:
             raise ResolveError(f"repo '{repo.name}': metadata {path} could not be parsed: {repo.pool.errstr}")
 
     def file_deps_unprovided(self) -> bool:
-        """True when some file dependency has no provider in primary data (then filelists are needed)."""
-        self._prepare(None)
-        for s in self.pool.solvables_iter():
-            for dep in s.lookup_deparray(solv.SOLVABLE_REQUIRES):
-                text = str(dep)
-                if text.startswith("/") and not self.pool.whatprovides(dep):
-                    return True
-        return False
+        """True when some file dependency has no provider in primary data (then filelists are needed).
+
+        libsolv lists the file dependencies itself (addfileprovides_queue), so only those are looked at."""
+        file_deps = self.pool.addfileprovides_queue()
+        self.pool.createwhatprovides()
+        self._dirty = False
+        return any(not self.pool.whatprovides(d) for d in file_deps)
 
     def _prepare(self, considered: list[int] | None) -> None:
-        self.pool.addfileprovides()
-        self.pool.createwhatprovides()
+        if self._dirty:
+            if self._restricted:  # createwhatprovides skips unconsidered solvables: reload ones must count
+                self.pool.set_considered_list([s.id for s in self.pool.solvables_iter()])
+            self.pool.addfileprovides()
+            self.pool.createwhatprovides()
+            self._dirty = False
         if considered is not None:
             self.pool.set_considered_list(considered)
+            self._restricted = True
 
     def visible(self, hidden_nevras: set[str], modular: set[str], modular_names: set[str]) -> list[int]:
-        """Solvable ids the solver may use: target arch + noarch, not hidden by modularity."""
-        allowed_arch = {self.arch, "noarch"}
+        """Solvable ids the solver may use: target arch + noarch, not hidden by modularity.
+
+        Compares interned ids (no strings) and builds NEVRAs only for names modularity is about: this runs over
+        every solvable of the pool on each plan."""
+        arch_ids = {self.pool.str2id(self.arch), self.pool.str2id("noarch")}
+        names = {m.rpartition("-")[0].rpartition("-")[0] for m in hidden_nevras} | modular_names
+        name_ids = {self.pool.str2id(n) for n in names}
         ids = []
         for s in self.pool.solvables_iter():
-            if s.arch not in allowed_arch:
+            if s.archid not in arch_ids:
                 continue
-            if hidden_nevras or modular_names:
+            if s.nameid in name_ids:
                 key = nevra_of(s)
                 if key in hidden_nevras:
                     continue
@@ -144,8 +176,13 @@ class Solver:
         *,
         prefer_media: bool,
         considered: list[int],
+        best: bool = True,
     ) -> list[Package]:
-        """Solve all requests in one job; return every package of the closure (media ones flagged)."""
+        """Solve all requests in one job; return every package of the closure (media ones flagged).
+
+        Under the newest policy each request must get its newest candidate, as dnf with best=True (EL's default)
+        insists; with best=False an older one is taken and the reason is left in self.warnings.
+        """
         for name, repo in self.repos.items():
             media = name in self.media
             # media policy: any dependency the media can satisfy is taken from the media (repo priority);
@@ -155,24 +192,69 @@ class Solver:
         self._prepare(considered)
         allowed = set(considered)
         searched = ", ".join(self.repos)
-        jobs = []
+        self.warnings = []
+        obsoleters = self._obsoleters()
+        candidates: list[list[solv.XSolvable]] = []
         for spec in requests:
             sel = self.pool.select(spec, SELECT_FLAGS)
             solvables = [s for s in sel.solvables() if s.id in allowed]
             if not solvables:
-                raise ResolveError(self._explain_missing(spec, sel, searched))
+                raise ResolveError(self._explain_missing(spec, sel, searched, allowed))
             if not prefer_media and _just_name(spec):
                 # dnf installs the package that obsoletes a requested name instead of the obsoleted one.
                 ids = {s.id for s in solvables}
                 for s in list(solvables):
-                    for o in self.pool.whatmatchessolvable(solv.SOLVABLE_OBSOLETES, s):
+                    for o in obsoleters(s):
                         if o.id in allowed and o.id not in ids:
                             solvables.append(o)
                             ids.add(o.id)
-            jobs.append(self.pool.Job(
-                solv.Job.SOLVER_SOLVABLE_ONE_OF | solv.Job.SOLVER_INSTALL,
-                self.pool.towhatprovides([s.id for s in solvables]),
-            ))
+            candidates.append(solvables)
+        force_best = not prefer_media
+        # The libsolv Solver must outlive its problems (they point into it): _run returns it to keep it alive.
+        alive, problems, chosen = self._run(candidates, prefer_media, force_best)
+        if problems and force_best:
+            why = self._problem_lines(problems, requests, allowed, searched)
+            alive, problems, chosen = self._run(candidates, prefer_media, False)
+            if not problems:
+                passed = self._passed_over(requests, candidates, chosen)
+                if best or not passed:
+                    raise ResolveError(self._explain_not_best(passed, why))
+                self.warnings = [f"spec.solver.best is false, so '{spec}' ships the older {got}: the newest "
+                                 f"candidate {newest} cannot be installed ({'; '.join(why)})"
+                                 for spec, newest, got in passed]
+        if problems:
+            lines = self._problem_lines(problems, requests, allowed, searched)
+            raise ResolveError("The requested packages cannot be installed together: " + "; ".join(lines) + ". Add "
+                               "a repo that provides the missing dependency, or change the requested versions in "
+                               "spec.packages.")
+        return sorted((self._package(s) for s in chosen), key=lambda p: (p.name, p.arch, p.nevra))
+
+    def _obsoleters(self):  # noqa: ANN202 - a closure: XSolvable -> [XSolvable]
+        """What obsoletes a solvable, from one pass over the pool's obsoletes in C (whatmatchessolvable per
+        requested name scans the whole pool every time: seconds at 2,000 names).
+
+        An obsoletes entry matches a package of its name whose own provides satisfy it (rpm's name+version rule).
+        """
+        by_name: dict[str, list[tuple[solv.XSolvable, int]]] = {}
+        di = self.pool.Dataiterator(solv.SOLVABLE_OBSOLETES, None, 0)
+        for d in di:
+            text = self.pool.dep2str(d.id)
+            if not text.startswith("("):
+                by_name.setdefault(text.split(" ", 1)[0], []).append((d.solvable, d.id))
+
+        def obsoleters(s: solv.XSolvable) -> list[solv.XSolvable]:
+            return [o for o, dep in by_name.get(s.name, ()) if o.id != s.id
+                    and any(p.id == s.id for p in self.pool.whatprovides(dep))]
+
+        return obsoleters
+
+    def _run(self, candidates: list[list[solv.XSolvable]], prefer_media: bool,
+             force_best: bool) -> tuple[solv.Solver, list, list[solv.XSolvable]]:
+        """One libsolv run: (the solver, its problems, new solvables of the transaction)."""
+        how = solv.Job.SOLVER_SOLVABLE_ONE_OF | solv.Job.SOLVER_INSTALL
+        if force_best:
+            how |= solv.Job.SOLVER_FORCEBEST  # what dnf adds to every install job when best=True
+        jobs = [self.pool.Job(how, self.pool.towhatprovides([s.id for s in c])) for c in candidates]
         solver = self.pool.Solver()
         solver.set_flag(solv.Solver.SOLVER_FLAG_ALLOW_VENDORCHANGE, 1)
         solver.set_flag(solv.Solver.SOLVER_FLAG_BEST_OBEY_POLICY, 1)
@@ -180,10 +262,31 @@ class Solver:
             # Minimal closure: weak dependencies are optional on the hosts, so they are not shipped.
             solver.set_flag(solv.Solver.SOLVER_FLAG_IGNORE_RECOMMENDED, 1)
         problems = solver.solve(jobs)
-        if problems:
-            raise ResolveError(self._explain_problems(problems, requests, allowed, searched))
-        chosen = solver.transaction().newsolvables()
-        return sorted((self._package(s) for s in chosen), key=lambda p: (p.name, p.arch, p.nevra))
+        return solver, problems, ([] if problems else solver.transaction().newsolvables())
+
+    @staticmethod
+    def _passed_over(requests: list[str], candidates: list[list[solv.XSolvable]],
+                     chosen: list[solv.XSolvable]) -> list[tuple[str, solv.XSolvable, solv.XSolvable]]:
+        """(request, its newest candidate, the older one the solver took instead) for each such request."""
+        ids = {s.id for s in chosen}
+        out = []
+        for spec, cands in zip(requests, candidates):
+            got = next((s for s in cands if s.id in ids), None)
+            if got is None:
+                continue
+            newest = max((s for s in cands if s.name == got.name), key=_EvrKey)
+            if newest.evrcmp(got) > 0:
+                out.append((spec, newest, got))
+        return out
+
+    @staticmethod
+    def _explain_not_best(passed: list[tuple[str, solv.XSolvable, solv.XSolvable]], why: list[str]) -> str:
+        what = "; ".join(f"the newest candidate for '{spec}' is {newest}, and it cannot be installed (the older "
+                         f"{got} could)" for spec, newest, got in passed)
+        return (f"spec.packages: {what or 'the newest candidates cannot be installed'}: {'; '.join(why)}. dnf "
+                "refuses this too (best=True, the EL default: it does not silently install an older version). Add "
+                "the repo that provides what is missing, pin the older version in spec.packages, or set "
+                "spec.solver.best: false to ship the newest installable version with a warning.")
 
     def _package(self, s: solv.XSolvable) -> Package:
         e, v, r = split_evr(s.evr)
@@ -197,7 +300,7 @@ class Solver:
             license=s.lookup_str(solv.SOLVABLE_LICENSE) or "", on_media=s.repo.name in self.media,
         )
 
-    def _explain_missing(self, spec: str, sel: solv.Selection, searched: str) -> str:
+    def _explain_missing(self, spec: str, sel: solv.Selection, searched: str, allowed: set[int]) -> str:
         others = sel.solvables()
         if others:
             why = []
@@ -208,10 +311,40 @@ class Solver:
                     why.append(f"{s} belongs to a module stream that is not active (enable it in spec.modules)")
             return (f"spec.packages: '{spec}' matches no usable package: {'; '.join(why)}. "
                     f"Searched: {searched}.")
-        return (f"spec.packages: no repo has a package matching '{spec}' (searched: {searched}). Check the name "
-                "and version, or add the repo that provides it to spec.repos.")
+        hint = self._hint(spec, allowed)
+        if hint.endswith("(enable it in spec.modules).") or " is built for " in hint:
+            return f"spec.packages: '{spec}' matches no usable package:{hint} Searched: {searched}."
+        return (f"spec.packages: no repo has a package matching '{spec}' (searched: {searched}).{hint} Check the "
+                "name and version, or add the repo that provides it to spec.repos.")
 
-    def _explain_problems(self, problems: list, requests: list[str], allowed: set[int], searched: str) -> str:
+    def _hint(self, spec: str, allowed: set[int]) -> str:
+        """' Did you mean ...?' (close package names), the versions there are of a known name, or why it is hidden."""
+        versions: dict[str, set[str]] = {}
+        hidden: dict[str, solv.XSolvable] = {}
+        for s in self.pool.solvables_iter():
+            if s.id in allowed:
+                versions.setdefault(s.name, set()).add(s.evr)
+            else:
+                hidden.setdefault(s.name, s)
+        word = spec.split()[0]
+        names = _name_candidates(word)
+        for name in names:
+            if name in versions:
+                known = sorted(versions[name], key=cmp_to_key(rpmvercmp))[-8:]
+                return f" {name} exists in versions {', '.join(known)}."
+        for name in names:
+            if name in hidden:
+                s = hidden[name]
+                if s.arch not in (self.arch, "noarch"):
+                    return f" {s} is built for {s.arch}, not {self.arch}."
+                return f" {s} belongs to a module stream that is not active (enable it in spec.modules)."
+        close = difflib.get_close_matches(word, list(versions), n=3, cutoff=0.75)
+        if not close and word != names[-1]:
+            close = difflib.get_close_matches(names[-1], list(versions), n=3, cutoff=0.75)
+        return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+    def _problem_lines(self, problems: list, requests: list[str], allowed: set[int], searched: str) -> list[str]:
+        """One operator-readable line per distinct cause (missing dependency with its chain, else libsolv's text)."""
         missing: dict[str, solv.XSolvable] = {}  # name -> newest solvable that lacks a dependency
         other: list[str] = []
         for problem in problems:
@@ -229,9 +362,7 @@ class Solver:
             for dep in s.lookup_deparray(solv.SOLVABLE_REQUIRES):
                 if not any(p.id in allowed for p in self.pool.whatprovides(dep)):
                     lines.append(f"{chain}{_short(s)} requires {dep}, which no repo provides (searched: {searched})")
-        lines = list(dict.fromkeys(lines or other))
-        return ("The requested packages cannot be installed together: " + "; ".join(lines) + ". Add a repo that "
-                "provides the missing dependency, or change the requested versions in spec.packages.")
+        return list(dict.fromkeys(lines or other))
 
     def _chain(self, target: solv.XSolvable, requests: list[str], allowed: set[int]) -> str:
         """'kubeadm-1.30.4 requires kubelet, and ' style prefix: why target is needed (shortest path)."""
@@ -271,3 +402,25 @@ def _short(s: solv.XSolvable) -> str:
 
 def _just_name(spec: str) -> bool:
     return not any(c in spec for c in "<>=*?[") and not any(ch.isdigit() for ch in spec.rsplit("-", 1)[-1][:1])
+
+
+def _name_candidates(word: str) -> list[str]:
+    """'kubeadm-1.30.4-1.x86_64' -> the word and what is left after dropping arch / release / version suffixes."""
+    out = [word]
+    w = word
+    for sep in (".", "-", "-"):
+        head, found, tail = w.rpartition(sep)
+        if found and head and (sep == "." and tail.isidentifier() or sep == "-" and tail[:1].isdigit()):
+            w = head
+            out.append(w)
+    return out
+
+
+class _EvrKey:
+    """Sort key for solvables of one name: libsolv's evr order."""
+
+    def __init__(self, s: solv.XSolvable) -> None:
+        self.s = s
+
+    def __lt__(self, other: _EvrKey) -> bool:
+        return self.s.evrcmp(other.s) < 0

@@ -4,6 +4,7 @@ import ipaddress
 
 from installer.changes import Command, InstallPackages, Service, WriteFile
 from installer.phases.base import Phase, firewall_change
+from installer.phases.media_repo import enable_module_streams
 from installer.render import system
 from installer.ssh import quote
 
@@ -47,7 +48,7 @@ class HostPrep(Phase):
         return system.chrony_conf(servers=(ctx.serve_address,))
 
     def plan(self, ctx, host, facts):
-        out = []
+        out = enable_module_streams(ctx, host, facts)  # before any package install (chrony below)
         in_cluster = host in ctx.nodes
         # /etc/hosts: every node (and the serving host) by name
         entries = []

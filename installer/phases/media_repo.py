@@ -1,7 +1,8 @@
 """2. media + repo: local yum repos from the OS media and the bundle, served to the other hosts over HTTP."""
 
 from installer import context as C
-from installer.changes import Command, MoveAside, Service, WriteFile
+from installer.changes import PKG_TOOL, Command, MoveAside, Service, WriteFile
+from installer.errors import InstallerError
 from installer.phases.base import Phase, firewall_change
 from installer.render import systemd, yumrepo
 from installer.ssh import quote
@@ -10,6 +11,53 @@ OUR_REPO_FILES = (yumrepo.BUNDLE_REPO_FILE, yumrepo.MEDIA_REPO_FILE)
 REPO_UNIT = systemd.UNIT_DIR + "/airgap-repo.service"
 MOUNT_UNIT = systemd.UNIT_DIR + "/opt-airgap-media.mount"
 MARKER = C.REPO_COPY + "/.airgap-bundle-id"
+MODULES_D = "/etc/dnf/modules.d"
+
+
+def module_file(name):
+    return "%s/%s.module" % (MODULES_D, name)
+
+
+def module_state(text):
+    """(stream, enabled) from dnf's /etc/dnf/modules.d/NAME.module (state=enabled; old dnf: enabled=1)."""
+    kv = {}
+    for line in (text or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            kv[key.strip()] = value.strip()
+    enabled = kv.get("state") == "enabled" or kv.get("enabled", "").lower() in ("1", "true")
+    return kv.get("stream") or None, enabled
+
+
+def enable_module_streams(ctx, host, facts):
+    """`dnf module enable` of exactly the streams the bundle was solved with (bundle.json `modules`), so dnf on
+    the host hides and shows the same packages the builder's solver did. Planned in host_prep, the first phase
+    after every host's repo files (and the serving host's repo server) exist."""
+    wanted = ctx.bundle.data.get("modules") or []
+    todo, clash = [], []
+    for spec in wanted:
+        name, _, stream = spec.partition(":")
+        have, enabled = module_state(facts.file(module_file(name)))
+        if enabled and have == stream:
+            continue
+        if enabled and have:
+            clash.append((name, have))
+        todo.append(spec)
+    if clash:
+        raise InstallerError(
+            "the bundle was solved with module streams %s, but %s has %s enabled"
+            % (", ".join(wanted), host.label, ", ".join("%s:%s" % c for c in clash)),
+            host=host.label, phase="host_prep",
+            hint="dnf cannot switch an enabled stream: if nothing installed needs it, run `dnf module reset %s` on "
+                 "that host and install again; otherwise rebuild the bundle with that stream in spec.modules"
+                 % " ".join(name for name, _ in clash))
+    if not todo:
+        return []
+    return [Command("%s -y --disablerepo='*' --enablerepo='airgap-*' module enable %s"
+                    % (PKG_TOOL, " ".join(quote(s) for s in todo)),
+                    title="enable module streams %s (the streams the bundle was solved with)" % ", ".join(todo),
+                    undo="%s -y --disablerepo='*' module reset %s"
+                         % (PKG_TOOL, " ".join(quote(s.split(":")[0]) for s in todo)))]
 
 
 def media_keys(facts):
@@ -26,7 +74,8 @@ class MediaRepo(Phase):
         return ctx.all_hosts
 
     def watched_files(self, ctx, host):
-        return list(OUR_REPO_FILES) + [REPO_UNIT, MOUNT_UNIT, MARKER]
+        modules = [module_file(s.split(":")[0]) for s in ctx.bundle.data.get("modules") or []]
+        return list(OUR_REPO_FILES) + [REPO_UNIT, MOUNT_UNIT, MARKER] + modules
 
     def watched_dirs(self, ctx, host):
         return [yumrepo.REPO_DIR, "/etc/pki/rpm-gpg"]

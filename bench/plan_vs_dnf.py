@@ -1,0 +1,297 @@
+"""Benchmark: `bundler plan` vs dnf's own resolve, on a realistic 60k-package repo pair, at 1/20/200/2000 requests.
+
+The data is generated offline: this machine's Debian package index (/var/lib/apt/lists/*_Packages.lz4, bookworm
+main as the "media", bookworm-updates + security as the shipped "updates" repo) is converted to yum repodata
+(Depends/Pre-Depends -> requires, `a | b` -> rich `(a or b)`, Provides, versions mapped to epoch:version-release),
+so the dependency graph has real size and shape (primary ≈ 100 MB of XML). No RPM payload exists: `plan` and a
+dnf resolve read metadata only.
+
+For each request size (the first N names of a seeded shuffle of the names that can be installed together) it
+times, in one run: `bundler plan --json` cold (empty cache) and warm (same cache), and dnf (Debian's dnf 4,
+best=True, `dnf install` resolution in an empty installroot through dnf's Python API) cold (empty dnf cache)
+and warm; reports peak RSS of each process and whether both closures are the same set of packages.
+
+    .venv/bin/python bench/plan_vs_dnf.py [--sizes 1,20,200,2000] [--runs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.upstream.http import RepoHTTPServer  # noqa: E402
+from tests.upstream.yumrepos import _RESOLVE_SCRIPT, _dnf_python  # noqa: E402
+
+WORK = Path(os.environ.get("AIRGAP_BENCH_DIR", "/tmp/airgap-bench-plan"))
+LISTS = Path("/var/lib/apt/lists")
+SOURCES = {"media": ["*_dists_bookworm_main_binary-amd64_Packages*"],
+           "updates": ["*_dists_bookworm-updates_main_binary-amd64_Packages*",
+                       "*_dists_bookworm-security_main_binary-amd64_Packages*"]}
+FLAGS = {"<<": "LT", "<=": "LE", "=": "EQ", ">=": "GE", ">>": "GT", "<": "LE", ">": "GE"}
+OPS = {"<<": "<", "<=": "<=", "=": "=", ">=": ">=", ">>": ">", "<": "<=", ">": ">="}
+DEP = re.compile(r"^\s*([^\s(:]+)(?::\S+)?\s*(?:\(\s*([<>=]+)\s*([^)\s]+)\s*\))?")
+
+
+def read_index(pattern: str) -> str:
+    files = sorted(LISTS.glob(pattern))
+    if not files:
+        return ""
+    path = files[0]
+    if path.suffix == ".lz4":
+        return subprocess.run(["lz4", "-dc", str(path)], capture_output=True, check=True).stdout.decode()
+    return subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", str(path)], capture_output=True,
+                          check=True).stdout.decode()
+
+
+def stanzas(text: str):  # noqa: ANN201
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        key = None
+        for line in block.splitlines():
+            if line[:1] in (" ", "\t") and key:
+                fields[key] += "\n" + line.strip()
+            elif ":" in line:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+        if "Package" in fields:
+            yield fields
+
+
+def evr(v: str) -> tuple[str, str, str | None]:
+    """Debian version -> (epoch, version, release or None); '-' is not allowed inside an rpm version."""
+    epoch, _, rest = v.rpartition(":") if ":" in v else ("0", "", v)
+    ver, sep, rel = rest.rpartition("-")
+    if not sep:
+        ver, rel = rest, None
+    return epoch or "0", ver.replace("-", "_").replace(":", "_"), rel
+
+
+def entry(name: str, op: str | None = None, version: str | None = None) -> str:
+    if not op:
+        return f'<rpm:entry name={quoteattr(name)}/>'
+    e, v, r = evr(version or "0")
+    rel = f" rel={quoteattr(r)}" if r is not None else ""
+    return f'<rpm:entry name={quoteattr(name)} flags="{FLAGS[op]}" epoch="{e}" ver={quoteattr(v)}{rel}/>'
+
+
+def one_dep(text: str) -> tuple[str, str | None, str | None] | None:
+    m = DEP.match(text)
+    return (m[1], m[2], m[3]) if m else None
+
+
+def dep_entries(field: str) -> list[str]:
+    out = []
+    for clause in (c for c in field.split(",") if c.strip()):
+        alts = [d for d in (one_dep(a) for a in clause.split("|")) if d]
+        if len(alts) == 1:
+            out.append(entry(*alts[0]))
+        elif alts:
+            rich = " or ".join(n if not op else f"{n} {OPS[op]} {':'.join(p for p in evr(v)[:2])}"
+                               + (f"-{evr(v)[2]}" if evr(v)[2] else "") for n, op, v in alts)
+            out.append(entry(f"({rich})"))
+    return out
+
+
+def package_xml(f: dict[str, str]) -> str:
+    name, arch = f["Package"], "noarch" if f.get("Architecture") == "all" else "x86_64"
+    e, v, r = evr(f["Version"])
+    r = r or "0"
+    pkgid = hashlib.sha256(f"{name}-{f['Version']}.{arch}".encode()).hexdigest()
+    desc = f.get("Description", "")
+    summary, _, body = desc.partition("\n")
+    size = f.get("Size", "1000")
+    provides = [f'<rpm:entry name={quoteattr(name)} flags="EQ" epoch="{e}" ver={quoteattr(v)} rel={quoteattr(r)}/>']
+    provides += [entry(*d) for d in (one_dep(p) for p in f.get("Provides", "").split(",") if p.strip()) if d]
+    requires = dep_entries(", ".join(x for x in (f.get("Pre-Depends"), f.get("Depends")) if x))
+    req = f"<rpm:requires>{''.join(requires)}</rpm:requires>" if requires else ""
+    return (f'<package type="rpm"><name>{escape(name)}</name><arch>{arch}</arch>'
+            f'<version epoch="{e}" ver={quoteattr(v)} rel={quoteattr(r)}/>'
+            f'<checksum type="sha256" pkgid="YES">{pkgid}</checksum><summary>{escape(summary)}</summary>'
+            f'<description>{escape(body)}</description><packager>Debian</packager><url></url>'
+            f'<time file="0" build="0"/><size package="{size}" installed="{f.get("Installed-Size", "0")}" '
+            f'archive="0"/><location href="Packages/{escape(name)}-{escape(v)}-{escape(r)}.{arch}.rpm"/>'
+            f'<format><rpm:license>{escape(f.get("Section", "unknown"))}</rpm:license>'
+            f'<rpm:provides>{"".join(provides)}</rpm:provides>{req}</format></package>\n')
+
+
+def write_repo(dest: Path, pkgs: list[dict[str, str]]) -> None:
+    import createrepo_c as cr
+
+    repodata = dest / "repodata"
+    repodata.mkdir(parents=True)
+    ns = 'xmlns="http://linux.duke.edu/metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm"'
+    docs = {
+        "primary": (f'<?xml version="1.0" encoding="UTF-8"?>\n<metadata {ns} packages="{len(pkgs)}">\n'
+                    + "".join(package_xml(p) for p in pkgs) + "</metadata>\n"),
+        "filelists": '<?xml version="1.0" encoding="UTF-8"?>\n<filelists xmlns="http://linux.duke.edu/metadata/'
+                     'filelists" packages="0">\n</filelists>\n',
+        "other": '<?xml version="1.0" encoding="UTF-8"?>\n<otherdata xmlns="http://linux.duke.edu/metadata/other" '
+                 'packages="0">\n</otherdata>\n',
+    }
+    repomd = cr.Repomd()
+    for kind, text in docs.items():
+        path = repodata / f"{kind}.xml.gz"
+        with gzip.open(path, "wt", encoding="utf-8", compresslevel=6) as fh:
+            fh.write(text)
+        rec = cr.RepomdRecord(kind, str(path))
+        rec.fill(cr.SHA256)
+        rec.rename_file()
+        repomd.set_record(rec)
+    (repodata / "repomd.xml").write_text(repomd.xml_dump())
+
+
+def make_repos() -> Path:
+    """Both repos under WORK/<key>/, generated once (in a child process, see installable_names) and keyed by
+    this script and the Debian index files it converts."""
+    lists = sorted(f for pats in SOURCES.values() for pat in pats for f in LISTS.glob(pat))
+    if not lists:
+        raise SystemExit(f"no Debian package index under {LISTS} (run apt-get update once)")
+    stamp = Path(__file__).read_bytes() + json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime) for f in lists]
+                                                     ).encode()
+    root = WORK / hashlib.sha256(stamp).hexdigest()[:12]
+    if not (root / "updates" / "repodata" / "repomd.xml").exists():
+        subprocess.run([sys.executable, __file__, "--generate", str(root)], check=True)
+    return root
+
+
+def generate(root: Path) -> None:
+    texts = {name: "".join(read_index(p) + "\n\n" for p in pats) for name, pats in SOURCES.items()}
+    WORK.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=WORK))
+    for name, text in texts.items():
+        seen: set[tuple[str, str]] = set()
+        pkgs = []
+        for f in stanzas(text):
+            if (f["Package"], f["Version"]) not in seen:
+                seen.add((f["Package"], f["Version"]))
+                pkgs.append(f)
+        write_repo(tmp / name, pkgs)
+    shutil.rmtree(root, ignore_errors=True)
+    tmp.rename(root)
+
+
+def installable_names(root: Path) -> list[str]:
+    """The request pool, computed once in a child process (root/names.json): the measured processes are forked
+    from this one, and a forked child's peak RSS starts at its parent's size."""
+    cached = root / "names.json"
+    if not cached.exists():
+        subprocess.run([sys.executable, __file__, "--names-for", str(root)], check=True)
+    return json.loads(cached.read_text())
+
+
+def compute_names(root: Path, seed: int = 7) -> None:
+    """Names (seeded shuffle) that one libsolv job installs together: weak jobs drop the ones that cannot."""
+    import solv
+
+    pool = solv.Pool()
+    pool.setarch("x86_64")
+    for name in ("media", "updates"):
+        repo = pool.add_repo(name)
+        f = solv.xfopen(str(next((root / name / "repodata").glob("*primary.xml.gz"))))
+        repo.add_rpmmd(f, None, 0)
+        f.close()
+    pool.createwhatprovides()
+    names = sorted({s.name for s in pool.solvables_iter()})
+    random.Random(seed).shuffle(names)
+    names = names[:3000]
+    jobs = [pool.Job(solv.Job.SOLVER_SOLVABLE_NAME | solv.Job.SOLVER_INSTALL | solv.Job.SOLVER_WEAK
+                     | solv.Job.SOLVER_FORCEBEST, pool.str2id(n)) for n in names]
+    solver = pool.Solver()
+    solver.solve(jobs)
+    got = {s.name for s in solver.transaction().newsolvables()}
+    (root / "names.json").write_text(json.dumps([n for n in names if n in got]))
+
+
+def timed(cmd: list[str], stdin: str | None = None) -> tuple[float, int, str]:
+    """(seconds, peak RSS KiB, stdout) of one child process (files for its stdio, so wait4 can reap it)."""
+    with tempfile.TemporaryFile("w+") as fin, tempfile.TemporaryFile("w+") as fout, \
+            tempfile.TemporaryFile("w+") as ferr:
+        fin.write(stdin or "")
+        fin.seek(0)
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdin=fin, stdout=fout, stderr=ferr,
+                                env=dict(os.environ, LC_ALL="C.UTF-8", PYTHONPATH=str(ROOT)))
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - t
+        fout.seek(0)
+        ferr.seek(0)
+        if os.waitstatus_to_exitcode(status):
+            raise SystemExit(f"failed: {' '.join(cmd[:4])}...\n{ferr.read()[-3000:]}")
+        return elapsed, usage.ru_maxrss, fout.read()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1,20,200,2000")
+    ap.add_argument("--runs", type=int, default=2, help="warm runs per tool and size (the best is reported)")
+    ap.add_argument("--names-for", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.generate:
+        generate(args.generate)
+        return
+    if args.names_for:
+        compute_names(args.names_for)
+        return
+    t = time.perf_counter()
+    repos = make_repos()
+    prim = sum(os.path.getsize(p) for p in repos.glob("*/repodata/*primary.xml.gz"))
+    names = installable_names(repos)
+    print(f"repos ready in {time.perf_counter() - t:.1f} s: {repos} (primary {prim / 2**20:.1f} MiB gz), "
+          f"{len(names)} installable names in the request pool", flush=True)
+    rows = []
+    with RepoHTTPServer(repos) as server, tempfile.TemporaryDirectory(dir=WORK) as td:
+        work = Path(td)
+        urls = {n: server.repo_url(n) for n in ("media", "updates")}
+        for n in (int(x) for x in args.sizes.split(",")):
+            req = names[:n]
+            manifest = work / f"plan-{n}.yaml"
+            manifest.write_text(
+                "apiVersion: bundler/v1\nkind: Bundle\nmetadata: {name: bench, version: '1'}\nspec:\n"
+                "  target: {os: el9, arch: x86_64}\n  prefer: newest\n  repos:\n"
+                f"    - {{name: media, baseurl: '{urls['media']}', onMedia: true}}\n"
+                f"    - {{name: updates, baseurl: '{urls['updates']}'}}\n  packages: {json.dumps(req)}\n")
+            cache = work / f"cache-{n}"
+            plan = [sys.executable, "-m", "bundler.cli", "plan", str(manifest), "--json", "--cache", str(cache)]
+            cold = timed(plan)
+            warm = min((timed(plan) for _ in range(args.runs)), key=lambda r: r[0])
+            data = json.loads(warm[2])
+            ours = {f"{p['name']}-{p['epoch']}:{p['version']}-{p['release']}.{p['arch']}"
+                    for p in data["packages"] + data["fromMedia"]}
+            droot = work / f"dnf-{n}"
+            payload = json.dumps({"installroot": str(droot), "releasever": "9", "best": True, "weak_deps": False,
+                                  "repos": list(urls.items()), "packages": req})
+            dcold = timed([_dnf_python(), "-c", _RESOLVE_SCRIPT], payload)
+            dwarm = min((timed([_dnf_python(), "-c", _RESOLVE_SCRIPT], payload) for _ in range(args.runs)),
+                        key=lambda r: r[0])
+            res = json.loads(dwarm[2])
+            if "error" in res:
+                raise SystemExit(f"dnf failed for {n} names: {res['error'][:2000]}")
+            theirs = {f"{p['name']}-{p['epoch']}:{p['version']}-{p['release']}.{p['arch']}" for p in res["packages"]}
+            rows.append((n, len(ours), cold, warm, dcold, dwarm, ours == theirs, len(ours ^ theirs)))
+            print(f"  {n} names done", flush=True)
+    print(f"\n{'names':>5} {'closure':>7} | {'plan cold':>9} {'warm':>6} {'RSS':>7} | {'dnf cold':>8} {'warm':>6} "
+          f"{'RSS':>7} | {'warm plan/dnf':>13} {'cold dnf/plan':>13} | same set")
+    for n, size, cold, warm, dcold, dwarm, same, diff in rows:
+        print(f"{n:>5} {size:>7} | {cold[0]:>8.2f}s {warm[0]:>5.2f}s {warm[1] / 1024:>5.0f}Mi | {dcold[0]:>7.2f}s "
+              f"{dwarm[0]:>5.2f}s {dwarm[1] / 1024:>5.0f}Mi | {warm[0] / dwarm[0]:>12.2f}x "
+              f"{dcold[0] / cold[0]:>12.2f}x | {'yes' if same else f'no ({diff} differ)'}")
+
+
+if __name__ == "__main__":
+    main()

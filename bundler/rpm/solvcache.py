@@ -1,0 +1,58 @@
+"""libsolv's own binary repo format (.solv) as a cache of parsed repo metadata.
+
+Parsing ~100 MB of primary XML costs seconds on every `plan`; loading the same repo from a .solv file costs a
+fraction of that. The file sits beside the decompressed XML in the download cache and is named after it, i.e.
+after the checksum repomd.xml publishes for that metadata, so a changed repo never meets a stale .solv. Written
+atomically (temporary name, then rename); a read-only cache just skips the write, and an unreadable or foreign
+.solv (another libsolv) falls back to the XML.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import solv
+
+SUFFIX = ".solv"
+
+
+def solv_path(*sources: Path) -> Path:
+    """The .solv for a repo built from these metadata files (primary, then any extension such as filelists)."""
+    return sources[0].with_name("+".join(p.stem for p in sources) + SUFFIX)
+
+
+def load(repo: solv.Repo, path: Path) -> bool:
+    """Fill an empty repo from `path`; False (repo left empty) when there is no usable .solv."""
+    f = solv.xfopen(str(path)) if path.is_file() else None
+    if not f:
+        return False
+    try:
+        ok = repo.add_solv(f, 0)
+    finally:
+        f.close()
+    if not ok:
+        repo.empty()
+    return bool(ok)
+
+
+def save(repo: solv.Repo, path: Path) -> None:
+    """Write the repo as `path`, atomically; any OSError (read-only cache, disk full) only skips the cache."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        f = solv.xfopen(str(tmp), "w")
+        if not f:
+            return
+        try:
+            ok = repo.write(f)
+        finally:
+            f.close()
+        if ok:
+            os.replace(tmp, path)
+    except OSError:
+        pass
+    finally:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass

@@ -1,0 +1,59 @@
+"""libsolv's .solv cache of parsed repo metadata (bundler.rpm.solvcache), against the real test repos over HTTP:
+a warm resolve parses no XML and gives the very same closure; a damaged .solv or an unwritable cache falls back
+to the XML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bundler.build import resolve_packages
+from bundler.fetch.cache import Cache
+from bundler.manifest import load_manifest
+from bundler.rpm import solver as solver_mod
+from tests.builder.test_rpm_engine import K8S, manifest
+
+
+@pytest.fixture
+def xml_loads(monkeypatch):
+    """How many metadata XML files the solver parses."""
+    calls: list[str] = []
+    real = solver_mod.Solver._load
+
+    def counting(repo, path, language):  # noqa: ANN001, ANN202
+        calls.append(Path(path).name)
+        return real(repo, path, language)
+
+    monkeypatch.setattr(solver_mod.Solver, "_load", staticmethod(counting))
+    return calls
+
+
+def resolve(tmp_path: Path, yum_repos, cache: Cache):  # noqa: ANN001, ANN201
+    return resolve_packages(load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), K8S)), cache)
+
+
+def test_warm_resolve_reads_solv_files_and_gives_the_same_closure(tmp_path, yum_repos, xml_loads):
+    cache = Cache(tmp_path / "cache")
+    cold = resolve(tmp_path, yum_repos, cache)
+    assert cold.used_filelists and len(xml_loads) == 6  # primary of 2 repos, then primary + filelists again
+    solvs = sorted(p.name for p in (cache.root / "unpacked").glob("*.solv"))
+    assert len(solvs) == 4 and sum("+" in n for n in solvs) == 2  # primary alone, primary+filelists; per repo
+    xml_loads.clear()
+    warm = resolve(tmp_path, yum_repos, cache)
+    assert xml_loads == []
+    assert warm.packages == cold.packages  # NEVRA, location, checksum, size, license, repo: all from the .solv
+
+
+def test_damaged_or_unwritable_solv_falls_back_to_the_xml(tmp_path, yum_repos, xml_loads):
+    cache = Cache(tmp_path / "cache")
+    cold = resolve(tmp_path, yum_repos, cache)
+    solvs = sorted((cache.root / "unpacked").glob("*.solv"))
+    solvs[0].write_bytes(b"not a solv file")  # damaged
+    for p in solvs[1:]:  # unwritable: the name is taken by a directory (root ignores permission bits)
+        p.unlink()
+        p.mkdir()
+    xml_loads.clear()
+    again = resolve(tmp_path, yum_repos, cache)
+    assert again.packages == cold.packages and len(xml_loads) == 6
+    assert all(p.is_dir() for p in solvs[1:]) and not list((cache.root / "unpacked").glob(".*.tmp*"))
