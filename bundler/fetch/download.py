@@ -29,7 +29,9 @@ from .retry import (
     Cancelled,
     RetryPolicy,
     Transient,
+    TrustProblem,
     check_status,
+    is_trust_problem,
     root_cause,
 )
 from .watchdog import WATCHDOG, Transfer
@@ -85,6 +87,11 @@ def send_once(session: requests.Session, method: str, url: str, *, policy: Retry
     except TRANSPORT_ERRORS as e:
         if CANCEL.is_set():
             raise Cancelled() from None
+        if isinstance(e, requests.exceptions.SSLError) and is_trust_problem(e):
+            raise TrustProblem(
+                f"{url}: {root_cause(e, url)}. This is a TLS setting, not a network blip, so it was not retried: "
+                "trust the server's CA on this machine (or in spec.registries for a registry), or use its "
+                "http:// address if it serves plain HTTP.", e) from None
         raise Transient(root_cause(e, url)) from None
     check_status(r)
     return r

@@ -12,6 +12,7 @@ import email.utils
 import errno
 import os
 import random
+import re
 import socket
 import ssl
 import threading
@@ -47,6 +48,25 @@ class Transient(Exception):
                  final: FetchError | None = None):
         super().__init__(cause)
         self.cause, self.retry_after, self.corrupt, self.final = cause, retry_after, corrupt, final
+
+
+class TrustProblem(FetchError):
+    """A TLS setting to fix (untrusted certificate, plain HTTP on an https URL): never worth a retry."""
+
+    def __init__(self, message: str, error: Exception):
+        super().__init__(message)
+        self.error = error
+
+
+_SSL_REASON = re.compile(r"\[SSL: ([A-Z_]+)\][^(]*?([a-z][^(]*?)\s*\(_ssl")
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST")
+
+
+def is_trust_problem(error: Exception) -> bool:
+    """An untrusted certificate or a server that does not speak TLS: a setting to fix, so never worth a retry
+    (unlike a handshake cut short by a flaky network)."""
+    m = _SSL_REASON.search(str(error))
+    return bool(m) and ("CERTIFICATE" in m.group(1) or m.group(1) in _NOT_TLS)
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ HTTP, and where credentials come from (the reference in the manifest, else the D
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import FetchError, ManifestError
+from ..fetch.retry import _NOT_TLS, _SSL_REASON, is_trust_problem  # noqa: F401 - is_trust_problem re-exported
 from ..manifest.model import RegistryCredentials, RegistrySettings
 from .auth import Credentials, helper_credentials, load_credentials
 
@@ -84,17 +84,6 @@ def credential_lookup(table: Mapping[str, RegistrySettings]):  # noqa: ANN201 - 
         return load_credentials(netloc, config_file=ref.docker_config)
 
     return lookup
-
-
-_SSL_REASON = re.compile(r"\[SSL: ([A-Z_]+)\][^(]*?([a-z][^(]*?)\s*\(_ssl")
-_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST")
-
-
-def is_trust_problem(error: Exception) -> bool:
-    """An untrusted certificate or a server that does not speak TLS: a setting to fix, so never worth a retry
-    (unlike a handshake cut short by a flaky network)."""
-    m = _SSL_REASON.search(str(error))
-    return bool(m) and ("CERTIFICATE" in m.group(1) or m.group(1) in _NOT_TLS)
 
 
 def explain_tls(url: str, error: Exception, what: str) -> FetchError:

@@ -15,7 +15,8 @@ import requests
 from ..errors import FetchError
 from ..fetch.download import read_body, send_once
 from ..fetch.http import apply_mirrors, mirror_key
-from ..fetch.retry import RetryPolicy, Transient
+from ..fetch.retry import RetryPolicy, Transient, TrustProblem
+from .access import explain_tls
 from .auth import RegistryAuth, load_credentials
 from .reference import Reference
 from .transport import registry_session
@@ -218,7 +219,10 @@ class RegistryClient:
                 raise FetchError(f"image {ref}: {ep.host} served a manifest that is not a JSON object.")
             return data, digest, doc, r.headers.get("Content-Type", "")
 
-        data, digest, doc, ctype = self.policy.call(once, what=f"image {ref}", url=f"GET {url}")
+        try:
+            data, digest, doc, ctype = self.policy.call(once, what=f"image {ref}", url=f"GET {url}")
+        except TrustProblem as e:
+            raise explain_tls(url, e.error, f"image {ref}") from None  # a setting: retrying cannot help
         media = doc.get("mediaType") or ctype.split(";")[0].strip()
         if doc.get("schemaVersion") == 1 or "prettyjws" in media or media == SCHEMA1:
             raise FetchError(
@@ -250,4 +254,7 @@ class RegistryClient:
                     "altered it; nothing was written. Try another mirror."))
             return data
 
-        return self.policy.call(once, what=f"image {ref} blob {digest}", url=f"GET {url}")
+        try:
+            return self.policy.call(once, what=f"image {ref} blob {digest}", url=f"GET {url}")
+        except TrustProblem as e:
+            raise explain_tls(url, e.error, f"image {ref} blob {digest}") from None

@@ -17,8 +17,8 @@ from requests.adapters import HTTPAdapter
 
 from ..fetch.download import send_once
 from ..fetch.http import make_session
-from ..fetch.retry import RetryPolicy, Transient
-from .access import explain_tls, is_trust_problem
+from ..fetch.retry import RetryPolicy, TrustProblem
+from .access import explain_tls
 from .auth import RegistryAuth, load_credentials
 
 
@@ -89,13 +89,8 @@ def request(
     if changes:
         policy = replace(policy, **changes)
 
-    def once(_: int) -> requests.Response:
-        try:
-            return send_once(session, method, url, headers=headers, data=data, stream=stream, policy=policy)
-        except Transient as e:
-            ssl = e.__context__ if isinstance(e.__context__, requests.exceptions.SSLError) else None
-            if ssl is not None and is_trust_problem(ssl):
-                raise explain_tls(url, ssl, what) from None  # a setting, not a blip: retrying cannot help
-            raise
-
-    return policy.call(once, what=what, url=f"{method} {url}")
+    try:
+        return policy.call(lambda _: send_once(session, method, url, headers=headers, data=data, stream=stream,
+                                               policy=policy), what=what, url=f"{method} {url}")
+    except TrustProblem as e:
+        raise explain_tls(url, e.error, what) from None  # a setting, not a blip: retrying cannot help
