@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import FetchError, ManifestError
-from ..fetch.retry import _NOT_TLS, _SSL_REASON, is_trust_problem  # noqa: F401 - is_trust_problem re-exported
+from ..fetch.retry import _NOT_TLS, _SSL_REASON
 from ..manifest.model import RegistryCredentials, RegistrySettings
 from .auth import Credentials, helper_credentials, load_credentials
 
