@@ -11,6 +11,7 @@ RUNS = [
     ["images_vs_skopeo.py"],
     ["rpm_vs_dnf.py"],
     ["rpm_vs_dnf.py", "--latency-ms", "50"],
+    ["registry_populate.py"],
 ]
 
 if __name__ == "__main__":
