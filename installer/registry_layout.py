@@ -109,7 +109,7 @@ class Storage(object):
             os.rename(tmp, path)
         except (IOError, OSError) as e:
             _remove_quietly(tmp)
-            raise self._write_error(path, e)
+            raise self._write_error(path, e) from None
         self.stats["links_written"] += 1
         return True
 
@@ -150,7 +150,7 @@ class Storage(object):
             raise
         except (IOError, OSError) as e:
             _remove_quietly(tmp)
-            raise self._write_error(dest, e)
+            raise self._write_error(dest, e) from None
         self.done_blobs.add(digest)
 
     def _may_link(self, st):
@@ -189,12 +189,12 @@ class Storage(object):
             os.makedirs(d)
         except OSError as e:
             if e.errno != errno.EEXIST or not os.path.isdir(d):
-                raise self._write_error(d, e)
+                raise self._write_error(d, e) from None
 
     def _write_error(self, path, error):
-        return InstallerError("cannot write the registry storage at %s: %s" % (path, getattr(error, "strerror", None)
-                                                                              or error),
-                              phase="registry", hint="Check free space and permissions under %s" % self.v2)
+        reason = getattr(error, "strerror", None) or error
+        return InstallerError("cannot write the registry storage at %s: %s" % (path, reason), phase="registry",
+                              hint="Check free space and permissions under %s, then run ./install.py again" % self.v2)
 
     # -- images -------------------------------------------------------------------------------------
     def read_manifest(self, digest):

@@ -181,3 +181,40 @@ def test_copy_across_filesystems_checks_each_blob(store, tmp_path):
 def tree_of_layout_run(store, root):
     lay_out(Layout(store), root)
     return tree(root)
+
+
+def test_registry_phase_lays_out_a_local_storage(store, tmp_path, monkeypatch):
+    """The phase fills the registry of the serving host (local) by layout, records it in the journal, writes
+    nothing the second time; a connection that is not local gets the HTTP push instead."""
+    from installer.bundle import Bundle
+    from installer.journal import Journal
+    from installer.phases import registry as phase
+    from installer.render.registry import STORAGE
+    from installer.ssh import Local
+    from tests.installer.conftest import make_bundle, make_ctx
+
+    bundle_dir = tmp_path / "bundle"
+    make_bundle(str(bundle_dir), runtime="docker")
+    os.rmdir(str(bundle_dir / "images"))
+    shutil.copytree(store, str(bundle_dir / "images"))
+    ctx = make_ctx(Bundle.load(str(bundle_dir)))
+    conn = Local(root=str(tmp_path / "host"))
+    journal = Journal(conn)
+    plan = phase.RegistryPhase().plan(ctx, ctx.first_cp, ctx.facts[ctx.first_cp.label])
+    fill = [c for c in plan if c.describe().startswith("push ")][0]
+    assert fill.apply(conn, journal) is True
+    assert journal.data["pushed"] == ctx.bundle_id and journal.data["push_stats"]["blobs_linked"] > 0
+    storage = conn.path(STORAGE)
+    repos = os.path.join(storage, V2, "repositories")
+    assert os.path.isfile(os.path.join(repos, "registry.k8s.io", "pause", "_manifests", "tags", "3.9", "current",
+                                       "link"))
+    assert os.path.isdir(os.path.join(repos, "calico", "node"))  # docker runtime: bare docker.io names too
+    assert phase.fill_registry(ctx, conn, journal) is False
+
+    calls = []
+    monkeypatch.setattr(phase, "push_images", lambda *a: calls.append(a) or True)
+
+    class Remote:  # any connection that is not Local: the storage is not on this machine
+        pass
+
+    assert phase.fill_registry(ctx, Remote(), journal) is True and len(calls) == 1
