@@ -143,19 +143,40 @@ def run_measured(cmd: list[str]) -> tuple[float, float, int]:
     return secs, float(user) + float(sys_), int(rss)
 
 
+def _wait_tls(url: str, cafile: str, timeout: float = 15.0) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, verify=cafile, timeout=1).status_code == 401:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready after {timeout}s")
+
+
 class Reg:
     """docker-registry on 127.0.0.1 over a given storage directory; stop() returns its CPU time and peak RSS."""
 
-    def __init__(self, storage: Path, work: Path):
+    def __init__(self, storage: Path, work: Path, secure: bool = False):
         self.host = f"127.0.0.1:{free_port()}"
         cfg = work / f"reg-{self.host.split(':')[1]}.yml"
-        cfg.write_text(json.dumps({"version": 0.1, "log": {"level": "error", "accesslog": {"disabled": True}},
-                                   "storage": {"filesystem": {"rootdirectory": str(storage)}},
-                                   "http": {"addr": self.host}}))
+        http: dict = {"addr": self.host}
+        doc = {"version": 0.1, "log": {"level": "error", "accesslog": {"disabled": True}},
+               "storage": {"filesystem": {"rootdirectory": str(storage)}}, "http": http}
+        if secure:  # as install.py configures the push instance: TLS and htpasswd (bcrypt) auth
+            http["tls"] = {"certificate": str(work / "tls.crt"), "key": str(work / "tls.key")}
+            doc["auth"] = {"htpasswd": {"realm": "airgap-registry", "path": str(work / "htpasswd")}}
+        cfg.write_text(json.dumps(doc))
         self.proc = subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         try:
-            wait_http(f"http://{self.host}/v2/", ok=lambda s: s == 200)
+            if secure:
+                _wait_tls(f"https://{self.host}/v2/", str(work / "tls.crt"))
+            else:
+                wait_http(f"http://{self.host}/v2/", ok=lambda s: s == 200)
         except Exception:
             self.stop()
             raise
@@ -190,8 +211,24 @@ def view(host: str) -> dict:
 PUSH = """
 import sys
 from installer.registry_push import Layout, Pusher, Registry
-Pusher(Registry("http://" + sys.argv[1]), Layout(sys.argv[2])).push_all()
+if len(sys.argv) > 3:
+    reg = Registry("https://" + sys.argv[1], "pusher", sys.argv[3], cafile=sys.argv[4])
+else:
+    reg = Registry("http://" + sys.argv[1])
+Pusher(reg, Layout(sys.argv[2])).push_all()
 """
+
+
+def secure_setup(work: Path) -> str:
+    """TLS certificate and an htpasswd made the way install.py makes them; returns the password."""
+    from installer.phases.registry import bcrypt_hash
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(work / "tls.key"),
+                    "-out", str(work / "tls.crt")], check=True, capture_output=True)
+    password = os.urandom(12).hex()
+    (work / "htpasswd").write_text(f"pusher:{bcrypt_hash(password)}\n")
+    return password
 LAYOUT = """
 import sys
 from installer.registry_layout import lay_out
@@ -249,7 +286,7 @@ def main() -> None:
     try:
         def one(name: str, storage: Path, fill, again: bool = False) -> None:
             nonlocal reference
-            reg = Reg(storage, work) if fill[0] == "http" else None
+            reg = Reg(storage, work, secure=fill[0] == "https") if fill[0].startswith("http") else None
             host = reg.host if reg else ""
             secs, cpu, rss = fill[1](host)
             again_secs = fill[1](host)[0] if again else None
@@ -269,6 +306,9 @@ def main() -> None:
 
         one("http-push", work / "s-push", ("http", lambda h: run_measured([py, "-c", PUSH, h, str(store)])),
             again=True)
+        password = secure_setup(work)
+        one("http-push, TLS + htpasswd", work / "s-push-tls", ("https", lambda h: run_measured(
+            [py, "-W", "ignore", "-c", PUSH, h, str(store), password, str(work / "tls.crt")])))
         one("skopeo", work / "s-skopeo", ("http", lambda h: skopeo_all(h, store)))
         one("layout-link", work / "s-link", ("fs", lambda h: run_measured(
             [py, "-c", LAYOUT, str(store), str(work / "s-link"), "link"])), again=True)
@@ -294,7 +334,7 @@ def main() -> None:
     t = {name: secs for name, secs, *_ in rows}
     print("ratios (wall time): " + ", ".join(
         f"{other}/layout-link {t[other] / t['layout-link']:.1f}x" for other in
-        ("http-push", "skopeo", "layout-copy", "layout-tmpfs") if other in t))
+        ("http-push", "http-push, TLS + htpasswd", "skopeo", "layout-copy", "layout-tmpfs") if other in t))
     print(f"ratio http-push/skopeo {t['http-push'] / t['skopeo']:.2f}x; "
           f"http-push/layout-copy {t['http-push'] / t['layout-copy']:.1f}x")
 

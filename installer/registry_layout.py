@@ -27,6 +27,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import stat
 
 from installer.errors import InstallerError
@@ -36,6 +37,10 @@ V2 = ("docker", "registry", "v2")
 TMP_SUFFIX = ".airgap-tmp"
 BUFSIZE = 1 << 20
 DAMAGED = "The bundle is damaged: unpack it again"
+# Distribution's grammar for repository names and tags (the HTTP API refuses anything else with NAME_INVALID
+# or TAG_INVALID); checked here too, so that a name can never reach outside the storage directory.
+REPO_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 def _split(digest):
@@ -264,6 +269,9 @@ def lay_out(layout, root, docker_bare=False, only=None, link=True, log=None):
         repos, tag = target_repos(ref, docker_bare)
         reference = tag[1:] if tag.startswith("@") else tag
         for repo in repos:
+            if not REPO_RE.match(repo) or not (reference.startswith("sha256:") or TAG_RE.match(reference)):
+                raise InstallerError("the image store names %r, which is not a valid registry repository and tag "
+                                     "(%s:%s)" % (ref, repo, reference), hint=DAMAGED)
             if storage.put_image(repo, desc["digest"], reference):
                 changed += 1
                 log("stored %s as %s:%s" % (ref, repo, reference))

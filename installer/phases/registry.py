@@ -1,5 +1,5 @@
 """5. registry: the bundled registry on the serving host, TLS with an installer-made CA, filled from the
-bundle's OCI store through the registry API."""
+bundle's OCI store by laying out its storage (installer.registry_layout)."""
 
 import os
 import time

@@ -218,3 +218,19 @@ def test_registry_phase_lays_out_a_local_storage(store, tmp_path, monkeypatch):
         pass
 
     assert phase.fill_registry(ctx, Remote(), journal) is True and len(calls) == 1
+
+
+def test_invalid_names_are_refused(store, tmp_path):
+    """A reference that is no valid repository/tag (here one climbing out of the storage) stops the layout with
+    a clear error, as the HTTP API would refuse it."""
+    bad = str(tmp_path / "bad-store")
+    shutil.copytree(store, bad)
+    with open(os.path.join(bad, "index.json")) as f:
+        index = json.load(f)
+    index["manifests"] = index["manifests"][:1]
+    index["manifests"][0]["annotations"] = {"org.opencontainers.image.ref.name": "registry.k8s.io/../../../x:1"}
+    with open(os.path.join(bad, "index.json"), "w") as f:
+        json.dump(index, f)
+    with pytest.raises(InstallerError, match="not a valid registry repository"):
+        lay_out(Layout(bad), str(tmp_path / "root" / "storage"))
+    assert not os.path.exists(str(tmp_path / "root"))
