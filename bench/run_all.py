@@ -12,6 +12,7 @@ RUNS = [
     ["rpm_vs_dnf.py"],
     ["rpm_vs_dnf.py", "--latency-ms", "50"],
     ["plan_vs_dnf.py"],
+    ["registry_populate.py"],
 ]
 
 if __name__ == "__main__":
