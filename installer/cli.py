@@ -46,18 +46,18 @@ def _hosts(p):
 def _install_options(p, hidden=False):
     def h(text):
         return argparse.SUPPRESS if hidden else text
-    m = p.add_argument_group(None if hidden else "media and bundle")
+    m = p if hidden else p.add_argument_group("media and bundle")
     m.add_argument("--iso", metavar="FILE", help=h("the OS install DVD image"))
     m.add_argument("--media", metavar="DIR", help=h("a directory with the OS DVD content"))
     m.add_argument("--key", metavar="FILE", help=h("public GPG key: verify SHA256SUMS.asc before anything else"))
-    c = p.add_argument_group(None if hidden else "cluster (default: as recorded by an earlier install)")
+    c = p if hidden else p.add_argument_group("cluster (default: as recorded by an earlier install)")
     c.add_argument("--pod-subnet", metavar="CIDR", help=h("pod network (default: the CNI's own)"))
     c.add_argument("--control-plane-endpoint", metavar="HOST:PORT",
                    help=h("API endpoint (a load balancer for several control planes)"))
     c.add_argument("--selinux", choices=("enforcing", "permissive"), help=h("default: enforcing"))
     c.add_argument("--firewalld", choices=("on", "off"),
                    help=h("on: open the needed ports (default); off: stop firewalld"))
-    c.add_argument("--timezone", metavar="TZ")
+    c.add_argument("--timezone", metavar="TZ", help=h("set the hosts' time zone"))
     c.add_argument("--upstream-dns", metavar="IP[,IP]",
                    help=h("where CoreDNS forwards names outside the cluster (default: the nameservers in the "
                           "hosts' /etc/resolv.conf; without any, CoreDNS answers cluster names only)"))
