@@ -122,9 +122,11 @@ class ClusterRecord(object):
 
     def write(self, serve_conn, bundle_dir, say=None):
         """Write both copies (each atomically). The serving host's copy must succeed; the bundle-side copy
-        is best effort (the bundle may sit on read-only media) and a failure is said."""
+        is best effort (the bundle may sit on read-only media) and a failure is said. serve_conn None: only
+        the bundle-side copy."""
         text = self.text()
-        serve_conn.write_file(SERVE_RECORD, text, 0o600)
+        if serve_conn is not None:
+            serve_conn.write_file(SERVE_RECORD, text, 0o600)
         path = os.path.join(bundle_dir, BUNDLE_RECORD)
         tmp = "%s.tmp-%d" % (path, os.getpid())
         try:

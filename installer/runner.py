@@ -271,9 +271,8 @@ class Runner(object):
         record = ClusterRecord(self.previous_record)
         record.start("reset", ctx)
         record.finish("ok", state="reset")
-        serve = ctx.connections[ctx.serve_host.label]
-        record.write(serve, self.bundle.root, self.out.say)
-        record.remove_serve_copy(serve)
+        record.write(None, self.bundle.root, self.out.say)
+        record.remove_serve_copy(ctx.connections[ctx.serve_host.label])
         self.out.say("reset done; logs in %s" % self.out.shown_dir)
         return 0
 

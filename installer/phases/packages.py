@@ -10,6 +10,7 @@ from installer.phases.runtime import runtime_packages
 from installer.ssh import quote
 
 OTHER_PHASES = ("chrony",)  # installed by host_prep
+DOCKER_REQUIRES = ("containerd.io", "containerd")  # docker-ce requires it: the runtime phase brings it
 
 
 def spec_name(spec):
@@ -28,6 +29,8 @@ def requested(bundle):
     others = set(OTHER_PHASES)
     if bundle.install_mode != "binaries" and bundle.data.get("kubernetes"):
         others.update(runtime_packages(bundle))
+        if bundle.runtime == "docker":
+            others.update(DOCKER_REQUIRES)
     return [s for s in bundle.requested_packages if spec_name(s) not in others]
 
 

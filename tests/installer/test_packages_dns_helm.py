@@ -38,6 +38,12 @@ def test_requested_packages_on_every_host_minus_what_other_phases_install(tmp_pa
     assert names.index("runtime") < names.index("packages") < names.index("kubeadm_init")
 
 
+def test_docker_bundles_leave_containerd_to_the_runtime_phase(tmp_path):
+    b = make_bundle(str(tmp_path / "b"), runtime="docker", manifest_packages=["docker-ce", "containerd.io",
+                                                                               "httpd-tools"])
+    assert requested(b) == ["httpd-tools"]
+
+
 def test_no_requested_packages_no_change(tmp_path):
     for i, pk in enumerate((None, [], ["kubeadm-1.30.4"])):
         b = make_bundle(str(tmp_path / str(i)), manifest_packages=pk)
