@@ -134,7 +134,13 @@ def resolve(args, say):
     """Inventory, options and the previous cluster record: what is given wins, the record fills the rest."""
     bundle_dir = os.path.abspath(args.bundle or default_bundle_dir())
     given = load_inventory(args)
-    data, path = rec.find(args.root, bundle_dir)
+    try:
+        data, path = rec.find(args.root, bundle_dir)
+    except InstallerError as e:
+        if given is None:
+            raise
+        say("note: %s; the hosts given are used and the next install rewrites it" % e.message)
+        data, path = None, None
     if given is None:
         if data is None:
             raise InstallerError(

@@ -67,8 +67,10 @@ def inventory_from(data, path):
 
 
 def host_entries(inventory):
-    return [{"address": h.address, "role": h.role, "name": h.name, "user": h.user, "port": h.port, "key": h.key,
-             "alias": h.alias, "become": h.become} for h in inventory.hosts]
+    # the key as an absolute path: later commands may run from another directory
+    return [{"address": h.address, "role": h.role, "name": h.name, "user": h.user, "port": h.port,
+             "key": os.path.abspath(h.key) if h.key else None, "alias": h.alias, "become": h.become}
+            for h in inventory.hosts]
 
 
 def differences(recorded, given):

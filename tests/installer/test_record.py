@@ -164,3 +164,19 @@ def test_bad_upstream_dns(tmp_path, capsys):
     assert main(["plan", "--control-plane", "10.0.0.11", "--upstream-dns", "10.0.0.2,dns.example",
                  "--bundle", b.root, "--root", str(tmp_path / "root")]) == 1
     assert "--upstream-dns: 'dns.example' is not an IP address" in capsys.readouterr().err
+
+
+def test_damaged_record_does_not_block_given_hosts(tmp_path):
+    b = make_bundle(str(tmp_path / "b"))
+    with open(os.path.join(b.root, "cluster.json"), "w") as f:
+        f.write("{not json")
+    notes = []
+    _, inventory, _, data = resolve(_args(tmp_path, b, "plan", "--control-plane", "10.0.0.11"), notes.append)
+    assert data is None and [h.address for h in inventory.hosts] == ["10.0.0.11"]
+    assert "cluster.json cannot be read" in notes[0] and "the hosts given are used" in notes[0]
+
+
+def test_record_keeps_the_ssh_key_as_an_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(str(tmp_path))
+    inventory = from_flags("10.0.0.11", "", key="keys/id_ed25519")
+    assert rec.host_entries(inventory)[0]["key"] == str(tmp_path / "keys" / "id_ed25519")
