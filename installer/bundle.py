@@ -75,6 +75,11 @@ class Bundle(object):
     def packages(self):
         return self.data.get("packages", [])
 
+    @property
+    def requested_packages(self):
+        """The package specs of the manifest's spec.packages (as given: NAME[-VERSION[-RELEASE]])."""
+        return list((self.data.get("manifest") or {}).get("packages") or [])
+
     def package_names(self):
         return set(p["name"] for p in self.packages)
 

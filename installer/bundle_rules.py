@@ -32,6 +32,8 @@ REQUIRED = ("bundle.json",)
 #: options, for later status/plan/reset). Never part of a build, so never listed; exempt from R4 only as a
 #: regular file at the top (as a link, device or FIFO it is refused like anything else). Not vouched for.
 INSTALLER_STATE = ("cluster.json",)
+#: ... and the temporary file of its atomic rewrite, which a run killed at the wrong moment leaves behind.
+_INSTALLER_TEMP = re.compile(r"^cluster\.json\.tmp-[0-9]+$")
 #: SHA256SUMS/.asc are read into memory; anything bigger is not one of ours.
 MAX_CONTROL_FILE = 256 << 20
 CHUNK = 1 << 20
@@ -236,7 +238,8 @@ def check(scan, progress=None):
         else:
             checked += 1
     for name in sorted(scan.present - listed - scan.reported - {SUMS, SIG} - set(INSTALLER_STATE)):
-        problems.append((name, UNLISTED))
+        if not _INSTALLER_TEMP.match(name):
+            problems.append((name, UNLISTED))
     for name in REQUIRED:
         if name not in listed and name not in scan.reported:
             problems.append((name, NOT_COVERED))

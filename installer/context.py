@@ -33,6 +33,26 @@ class Options(object):
         self.control_plane_endpoint = kw.get("control_plane_endpoint")
         self.serve_address = kw.get("serve_address")
         self.verify_timeout = kw.get("verify_timeout", 600)
+        self.upstream_dns = kw.get("upstream_dns")  # "IP[,IP]": where CoreDNS forwards non-cluster names
+
+
+def upstream_dns_list(text):
+    """--upstream-dns 'IP[,IP]' as a list of addresses; a clear error for anything else."""
+    import ipaddress
+
+    from installer.errors import InstallerError
+    out = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(str(ipaddress.ip_address(part)))
+        except ValueError:
+            raise InstallerError("--upstream-dns: %r is not an IP address" % part,
+                                 hint="Give the nameservers CoreDNS should forward to as IP[,IP], e.g. "
+                                      "--upstream-dns 10.0.0.2,10.0.0.3") from None
+    return out
 
 
 class Context(object):
@@ -103,6 +123,16 @@ class Context(object):
             with open(p, "rb") as f:
                 return hashlib.sha256(f.read()).hexdigest()
         return "unknown"
+
+    # -- cluster DNS -----------------------------------------------------------------------------------
+    @property
+    def dns(self):
+        """How CoreDNS forwards (installer.render.coredns.decide), from --upstream-dns and the cluster hosts'
+        /etc/resolv.conf (facts)."""
+        from installer.render import coredns
+        resolv = dict((h.label, (self.facts.get(h.label) or {}).get("files", {}).get(coredns.RESOLV_CONF))
+                      for h in self.nodes if h.label in self.facts)
+        return coredns.decide(upstream_dns_list(self.options.upstream_dns), resolv)
 
     # -- images ---------------------------------------------------------------------------------------
     def pause_image(self):

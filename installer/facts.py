@@ -10,7 +10,7 @@ import shlex
 
 # Packages and services whose state the phases look at.
 WATCHED_RPMS = (
-    "chrony", "containerd.io", "containerd", "docker-ce", "docker", "moby-engine", "cri-dockerd",
+    "chrony", "containerd.io", "containerd", "docker-ce", "docker-ce-cli", "docker", "moby-engine", "cri-dockerd",
     "kubeadm", "kubelet", "kubectl", "cri-tools", "kubernetes-cni", "container-selinux", "conntrack-tools",
     "socat", "iptables", "ebtables", "ethtool", "iproute", "iproute-tc", "tar", "openssl", "python3",
     "httpd-tools", "ca-certificates",

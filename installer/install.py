@@ -1,9 +1,11 @@
 #!/bin/sh
 # airgap-installer entry point: a POSIX sh preamble, then Python (the same file).
-# The sh part finds python3 (or EL8's platform-python); on a host without one (CentOS 7 minimal) it
-# checks the bundle's SHA256SUMS, then installs python3 from the OS media (--iso/--media, or the disc in
-# /dev/sr0) and this bundle's own repo/ with temporary repo definitions, and re-executes this file with
-# that interpreter. Python sees the sh part as a string literal.
+# The sh part finds python3 (or EL8's platform-python). On a host without one (CentOS 7 minimal), only the
+# commands that change hosts anyway (install, the default, and reset) install it: they say so, check the
+# bundle's SHA256SUMS, install python3 from the OS media (--iso/--media, or the disc in /dev/sr0) and this
+# bundle's own repo/ with temporary repo definitions, and re-execute this file with that interpreter.
+# --help, --version, plan and status change nothing: they say how to proceed and stop.
+# Python sees the sh part as a string literal.
 ''''true
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,6 +17,16 @@ find_python() {
         fi
     done
     return 1
+}
+command_of() {
+    # what the Python part will do: -h/--help/--version anywhere, else the first command word, else install
+    for a in "$@"; do
+        case "$a" in -h|--help|--version) echo "$a"; return 0 ;; esac
+    done
+    for a in "$@"; do
+        case "$a" in install|plan|status|reset) echo "$a"; return 0 ;; esac
+    done
+    echo install
 }
 media_arg() {
     # the OS media named on the command line, as --iso=FILE or --media=DIR (empty: the optical drive)
@@ -38,6 +50,12 @@ install_python() {
         return 2
     fi
     media=$(media_arg "$@" || true)
+    case "$media" in
+        --media=*) from=${media#--media=} ;;
+        --iso=*) from=${media#--iso=} ;;
+        *) from=""; if [ -b /dev/sr0 ]; then from=/dev/sr0; fi ;;
+    esac
+    echo "python3 is missing: installing it from $here/repo${from:+ and $from} (the bundle repo${from:+ and OS media}) ..." >&2
     dir="" mnt=""
     case "$media" in
         --media=*) dir=${media#--media=} ;;
@@ -63,7 +81,6 @@ install_python() {
     else
         dir=""
     fi
-    echo "installing python3 from the bundle's repository${dir:+ and the OS media in $dir} ..." >&2
     rc=0
     if [ -n "$dir" ]; then
         ${AIRGAP_YUM:-yum} -y --disablerepo='*' \
@@ -91,6 +108,14 @@ if [ -z "$py" ]; then
         echo "error: no python3 found and AIRGAP_NO_PYTHON_INSTALL=1" >&2
         exit 2
     fi
+    cmd=$(command_of "$@")
+    case "$cmd" in
+        install|reset) ;;
+        *)
+            echo "error: python3 is missing on this host. '$0 $cmd' changes nothing, so it does not install it." >&2
+            echo "To proceed: run 'sh $0 install [options]' (or reset): it first installs python3 from this bundle's repo/ and the OS media (--iso FILE or --media DIR; default: the disc in /dev/sr0); or install python3 from the OS media yourself (yum install python3) and run '$0 $cmd' again." >&2
+            exit 2 ;;
+    esac
     install_python "$@" || exit 2
     py=$(find_python || true)
     if [ -z "$py" ]; then

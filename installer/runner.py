@@ -13,6 +13,7 @@ from installer.journal import Journal
 from installer.phases import all_phases
 from installer.phases.preflight import Preflight
 from installer.phases.verify import Verify
+from installer.record import ClusterRecord
 from installer.ssh import SSH, Local
 from installer.verify_bundle import verify as verify_bundle
 
@@ -30,8 +31,9 @@ def local_addresses():
 
 class Runner(object):
     def __init__(self, bundle, inventory, options, out, root="/", gpg_key=None, skip_verify=False,
-                 local_addrs=None):
+                 local_addrs=None, previous_record=None):
         self.bundle = bundle
+        self.previous_record = previous_record
         self.inventory = inventory
         self.options = options
         self.out = out
@@ -173,6 +175,28 @@ class Runner(object):
 
     def install(self):
         self.prepare()
+        record = ClusterRecord(self.previous_record)
+        record.start("install", self.ctx, dns=self.ctx.dns)
+        self.write_record(record)
+        try:
+            total = self._install()
+        except InstallerError as e:
+            record.finish("failed: %s" % e.message)
+            self.write_record(record, quiet=True)
+            raise
+        record.finish("ok", state="installed")
+        self.write_record(record)
+        return total
+
+    def write_record(self, record, quiet=False):
+        """Both copies of the cluster record; `quiet`: while failing already, a failure here is not raised."""
+        try:
+            record.write(self.ctx.connections[self.ctx.serve_host.label], self.bundle.root, self.out.say)
+        except InstallerError:
+            if not quiet:
+                raise
+
+    def _install(self):
         ctx = self.ctx
         changed = {}
         for phase in self.phases[1:]:
@@ -215,6 +239,12 @@ class Runner(object):
         self.connect()
         self.gather()
         ctx = self.ctx
+        r = self.previous_record
+        if r:
+            last = (r.get("history") or [{}])[-1]
+            self.out.say("cluster record: bundle %s %s (Kubernetes %s), state %s; last operation: %s %s (%s)" % (
+                (r.get("bundle") or {}).get("name"), (r.get("bundle") or {}).get("version"), r.get("kubernetes"),
+                r.get("state"), last.get("operation"), last.get("started"), last.get("result")))
         for h in ctx.all_hosts:
             j = ctx.journals[h.label]
             f = ctx.facts[h.label]
@@ -237,6 +267,12 @@ class Runner(object):
         ctx = self.ctx
         self.each(ctx.all_hosts, lambda h: reset_host(ctx.connections[h.label], ctx.journals[h.label],
                                                       lambda t: self.out.say("reset: %s" % t, host=h.label)))
+        # the serving host is left as found: its record goes; the one beside the bundle remembers the hosts
+        record = ClusterRecord(self.previous_record)
+        record.start("reset", ctx)
+        record.finish("ok", state="reset")
+        record.write(None, self.bundle.root, self.out.say)
+        record.remove_serve_copy(ctx.connections[ctx.serve_host.label])
         self.out.say("reset done; logs in %s" % self.out.shown_dir)
         return 0
 

@@ -48,7 +48,11 @@ def install_md(m: Manifest) -> str:
 5. Install: `./install.py --control-plane 10.0.0.11 --workers 10.0.0.12,10.0.0.13` (or `-i inventory.ini`).
    It verifies SHA256SUMS before it touches any host. A second run changes nothing; after a failure,
    run the same command again to resume.
-6. `./install.py status` shows each host; `./install.py reset` restores the hosts as they were.
+   The installer remembers the cluster (`/etc/airgap-bundler/cluster.json` on this host and `cluster.json`
+   here), so the next commands need no host options. Hosts without a nameserver: CoreDNS then answers
+   cluster names only; pass `--upstream-dns IP` to forward other names to your DNS servers.
+6. `./install.py status` shows each host; `./install.py reset` restores the hosts as they were
+   (`./install.py COMMAND --help` for each command's options). `helm` is installed on the control planes.
 
 Contents: `repo/` (yum repository), `images/` (OCI image store), `files/`, `manifests/`, `bundle.json`
 (bill of materials with every checksum), `SHA256SUMS`.

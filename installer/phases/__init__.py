@@ -1,10 +1,13 @@
 """The install phases in the order they run."""
 
 from installer.phases.cni import CNI
+from installer.phases.coredns import CoreDNS
+from installer.phases.helm import Helm
 from installer.phases.host_prep import HostPrep
 from installer.phases.join import Join
 from installer.phases.kubeadm_init import KubeadmInit
 from installer.phases.media_repo import MediaRepo
+from installer.phases.packages import RequestedPackages
 from installer.phases.preflight import Preflight
 from installer.phases.registry import RegistryPhase
 from installer.phases.runtime import Runtime
@@ -13,5 +16,5 @@ from installer.phases.verify import Verify
 
 def all_phases():
     # the registry comes before the runtime so the runtime can trust its CA on the first run
-    return [Preflight(), MediaRepo(), HostPrep(), RegistryPhase(), Runtime(), KubeadmInit(), CNI(), Join(),
-            Verify()]
+    return [Preflight(), MediaRepo(), HostPrep(), RegistryPhase(), Runtime(), RequestedPackages(), KubeadmInit(),
+            CNI(), CoreDNS(), Join(), Helm(), Verify()]

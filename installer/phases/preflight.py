@@ -5,6 +5,7 @@ import ipaddress
 from installer.errors import InstallerError
 from installer.kube import existing_kubernetes
 from installer.phases.base import Phase
+from installer.render import coredns
 
 CP_PORTS = (6443, 2379, 2380, 10250, 10257, 10259)
 WORKER_PORTS = (10250,)
@@ -20,6 +21,9 @@ class Preflight(Phase):
 
     def hosts(self, ctx):
         return ctx.all_hosts
+
+    def watched_files(self, ctx, host):
+        return [coredns.RESOLV_CONF]
 
     def check_host(self, ctx, host, facts):
         """(errors, notes) for one host, from facts only."""
@@ -112,6 +116,7 @@ class Preflight(Phase):
                          "down, the others cannot be reached through it. For high availability put a load "
                          "balancer or virtual IP in front of them and pass --control-plane-endpoint HOST:PORT"
                          % (len(cps), ctx.api_endpoint))
+        notes += dns_notes(ctx.dns)
         times = [(h.label, facts_by_label[h.label].get("time")) for h in ctx.all_hosts
                  if facts_by_label.get(h.label) and facts_by_label[h.label].get("time")]
         if len(times) > 1:
@@ -145,3 +150,14 @@ class Preflight(Phase):
                                  phase="preflight", hint="Nothing was changed on any host. Fix these and run "
                                                          "./install.py again")
         return all_notes
+
+
+def dns_notes(dns):
+    """What preflight says about cluster DNS (installer.render.coredns.decide)."""
+    if dns["mode"] == coredns.MODE_UPSTREAM:
+        return ["CoreDNS will forward names outside the cluster to %s (--upstream-dns)" % ", ".join(dns["upstreams"])]
+    if dns["mode"] == coredns.MODE_NONE:
+        return ["no usable nameserver in /etc/resolv.conf on %s: CoreDNS will answer cluster names only (its "
+                "forward plugin is removed); pass --upstream-dns IP[,IP] to resolve other names through your "
+                "nameservers" % ", ".join(dns["without"])]
+    return []

@@ -28,6 +28,9 @@ from .content.site import add_e2e_binaries, build_e2e_site
 ROOT = Path(__file__).resolve().parents[2]
 K8S_PACKAGES = ["kubeadm-1.30.4", "kubelet-1.30.4", "kubectl-1.30.4", "cri-tools", "kubernetes-cni"]
 RUNTIME_PACKAGES = {"containerd": ["containerd.io"], "docker": ["docker-ce", "docker-ce-cli", "containerd.io"]}
+# asked for in spec.packages and needed by nothing else (from the media's AppStream, with apr and apr-util):
+# the installer must install it on every host anyway, and reset must remove it
+EXTRA_PACKAGES = ["httpd-tools"]
 POD_SUBNET = "10.244.0.0/16"  # the rig's own addresses are in 192.168.0.0/16 (calico's default)
 
 
@@ -106,7 +109,8 @@ def start_upstream(work: Path, cache_root: Path) -> Upstream:
 def write_manifest(up: Upstream, path: Path, runtime: str = "containerd", name: str = "e2e",
                    install: str = "packages") -> Path:
     # binaries mode: the runtime and kube binaries come as files; the hosts' own dependencies from the media
-    packages = K8S_PACKAGES + RUNTIME_PACKAGES[runtime] if install == "packages" else ["conntrack-tools", "socat"]
+    packages = (K8S_PACKAGES + RUNTIME_PACKAGES[runtime] + EXTRA_PACKAGES if install == "packages"
+                else ["conntrack-tools", "socat"])
     text = up.stack.manifest(name=name, version="1.0", k8s="1.30.4", cni="calico", runtime=runtime,
                              packages=packages, media=MEDIA_REPOS, install=install)
     path.write_text(text)
@@ -125,7 +129,10 @@ def bundler_build(manifest: Path, out: Path, cache: Path) -> tuple[Path, str]:
 
 
 def install_command(bundle_dir: str, rig_args: list[str], subcommand: str = "", extra: tuple[str, ...] = ()) -> str:
-    args = ([subcommand] if subcommand else []) + rig_args + ["--media", "/mnt/media", "--pod-subnet", POD_SUBNET]
+    """./install.py with the rig's hosts; install and plan also get the media and pod subnet (status and reset
+    take only hosts, and with no hosts they use the cluster record the install wrote)."""
+    options = ["--media", "/mnt/media", "--pod-subnet", POD_SUBNET] if subcommand in ("", "install", "plan") else []
+    args = ([subcommand] if subcommand else []) + rig_args + options
     return f"cd {shlex.quote(bundle_dir)} && ./install.py {' '.join(shlex.quote(a) for a in args + list(extra))}"
 
 

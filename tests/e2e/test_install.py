@@ -18,9 +18,10 @@ from tests.e2e import scenario
 NODE1 = "192.168.251.11"
 
 
-def install_cycle(rig, tarball, upstream, runtime: str, check, args: list[str] | None = None) -> str:  # noqa: ANN001
-    """plan (changes nothing), install, checks, second run (no changes), reset (hosts as before); returns the
-    first install's output."""
+def install_cycle(rig, tarball, upstream, runtime: str, check, args: list[str] | None = None,  # noqa: ANN001
+                  packages: bool = True) -> str:
+    """plan (changes nothing), install, checks, status and plan from the cluster record (no hosts given), second
+    run (no changes), reset from the cluster record (hosts as before); returns the first install's output."""
     nodes = list(rig.nodes)
     before = {n.name: scenario.snapshot(n) for n in nodes}
     inits = len(_double_calls(rig.node1, "init"))  # the double's log outlives a reset
@@ -28,17 +29,32 @@ def install_cycle(rig, tarball, upstream, runtime: str, check, args: list[str] |
     with TIMER.stage(f"e2e: deliver bundle to node1 ({runtime})"):
         bundle_dir = rig.deliver_bundle(tarball)
         scenario.put_media(rig.node1, upstream)
+        rig.node1.exec(["rm", "-f", f"{bundle_dir}/cluster.json"])  # a record of an earlier test's cluster
     args = args or rig.install_args()
+    control_planes = args[args.index("--control-plane") + 1].split(",")
     with TIMER.stage(f"e2e: install.py plan ({runtime})"):
         plan = run(rig.node1, scenario.install_command(bundle_dir, args, "plan"))
     assert plan.returncode == 0, plan.stdout
     assert "kubeadm init" in plan.stdout and "change(s)" in plan.stdout
+    assert "helm: install /usr/local/bin/helm" in plan.stdout
+    if packages:
+        assert "packages: install packages: httpd-tools" in plan.stdout, plan.stdout
     assert {n.name: scenario.snapshot(n) for n in nodes} == before  # plan changes nothing
     with TIMER.stage(f"e2e: install.py on 3 hosts ({runtime})"):
         first = run(rig.node1, scenario.install_command(bundle_dir, args))
     assert first.returncode == 0, first.stdout[-6000:]
     with TIMER.stage(f"e2e: testinfra checks ({runtime})"):
         check(bundle_dir)
+        check_record_helm_packages(rig, bundle_dir, control_planes, packages)
+    with TIMER.stage(f"e2e: status and plan from the cluster record ({runtime})"):
+        status = run(rig.node1, f"cd {bundle_dir} && ./install.py status")
+        assert status.returncode == 0, status.stdout[-3000:]
+        assert "using the cluster record /etc/airgap-bundler/cluster.json (installed, 3 host(s))" in status.stdout
+        assert "state installed; last operation: install" in status.stdout
+        refused = run(rig.node1, f"cd {bundle_dir} && ./install.py status --pod-subnet {scenario.POD_SUBNET}")
+        assert refused.returncode == 2 and "status does not take --pod-subnet" in refused.stdout, refused.stdout
+        replan = run(rig.node1, f"cd {bundle_dir} && ./install.py plan")  # media, pod subnet: from the record
+        assert replan.returncode == 0 and "plan: no changes" in replan.stdout, replan.stdout[-3000:]
     with TIMER.stage(f"e2e: second run ({runtime})"):
         second = run(rig.node1, scenario.install_command(bundle_dir, args))
     assert second.returncode == 0, second.stdout[-4000:]
@@ -47,12 +63,42 @@ def install_cycle(rig, tarball, upstream, runtime: str, check, args: list[str] |
     # kubeadm's own image list was checked against the bundle once, before init (and not on the second run)
     assert len(_double_calls(rig.node1, "config images list")) == lists + 1
     with TIMER.stage(f"e2e: reset ({runtime})"):
-        reset = run(rig.node1, scenario.install_command(bundle_dir, args, "reset", ("-y",)))
+        reset = run(rig.node1, f"cd {bundle_dir} && ./install.py reset -y")  # the hosts from the cluster record
     assert reset.returncode == 0, reset.stdout[-4000:]
+    assert "using the cluster record /etc/airgap-bundler/cluster.json" in reset.stdout
     after = {n.name: scenario.snapshot(n) for n in nodes}
     for name in before:
         assert after[name] == before[name], name
+    # the serving host's record went with the rest; the one beside the bundle remembers the hosts
+    assert rig.node1.exec(["test", "-e", "/etc/airgap-bundler"], check=False).returncode != 0
+    beside = json.loads(rig.node1.read_file(f"{bundle_dir}/cluster.json"))
+    assert beside["state"] == "reset" and [h["operation"] for h in beside["history"]][-1] == "reset"
+    if packages:
+        for node in nodes:
+            assert node.exec(["rpm", "-q", "httpd-tools"], check=False).returncode != 0, node.name
     return first.stdout
+
+
+def check_record_helm_packages(rig, bundle_dir: str, control_planes: list[str], packages: bool) -> None:  # noqa: ANN001
+    """The cluster record on node1 and beside the bundle; helm on the control planes only; spec.packages."""
+    record = json.loads(rig.node1.read_file("/etc/airgap-bundler/cluster.json"))
+    assert record == json.loads(rig.node1.read_file(f"{bundle_dir}/cluster.json"))
+    assert record["state"] == "installed" and record["history"][-1]["result"] == "ok"
+    assert sorted(h["address"] for h in record["inventory"]["hosts"]) == sorted(n.ip for n in rig.nodes)
+    assert record["options"]["media"] == "/mnt/media" and record["options"]["pod_subnet"] == scenario.POD_SUBNET
+    assert record["kubernetes"] == "1.30.4"
+    for node in rig.nodes:
+        helm = node.exec(["sh", "-c", "/usr/local/bin/helm version 2>&1"], check=False)
+        if node.ip in control_planes:
+            assert helm.returncode == 0 and "test-double" in helm.stdout, helm.stdout
+            # root's kubeconfig is there for helm (kubeadm init/join wrote it)
+            assert node.exec(["test", "-s", "/root/.kube/config"], check=False).returncode == 0
+            log = node.exec(["sh", "-c", "tail -n 1 /var/log/helm-double.log"]).stdout
+            assert json.loads(log)["argv"] == ["version"]
+        else:
+            assert helm.returncode != 0, node.name
+        if packages:
+            assert node.exec(["rpm", "-q", "httpd-tools"], check=False).returncode == 0, node.name
 
 
 def run(node, cmd: str, timeout: int = 900):
@@ -116,7 +162,21 @@ def test_install_second_run_and_reset_on_three_hosts(rig, containerd_bundle, ups
             joins = [c for c in _double_calls(node, "join") if c.get("result") == "ok"]
             assert joins and joins[-1]["server"] == f"https://{NODE1}:6443", joins
 
-    install_cycle(rig, tarball, upstream, "containerd", check)
+        # no node has a usable nameserver: CoreDNS's forward plugin is removed (the ConfigMap applied after the CNI,
+        # then CoreDNS restarted), so cluster DNS still answers cluster names
+        assert_coredns(rig, forward=None)
+
+    node3 = rig.nodes["node3"]
+    resolv = node3.read_file("/etc/resolv.conf")
+    node3.exec(["sh", "-c", ": > /etc/resolv.conf"])  # an air-gapped host without any nameserver
+    try:
+        out = install_cycle(rig, tarball, upstream, "containerd", check)
+    finally:
+        node3.write_file("/etc/resolv.conf", resolv)
+    # node3's is empty; node1 and node2 have only docker's embedded resolver 127.0.0.11, which inside the CoreDNS
+    # pod would be CoreDNS itself: none of the three counts
+    nodes = ", ".join(n.ip for n in rig.nodes)
+    assert f"no usable nameserver in /etc/resolv.conf on {nodes}: CoreDNS will answer cluster names only" in out
     # nothing on any host tried to reach the real upstream
     assert clean_trap.connections() == [], LeakTrap.describe(clean_trap.connections())
     print(f"\nbundler build summary:\n{summary}")
@@ -151,10 +211,37 @@ def test_docker_runtime_as_the_seed_set_it_up(rig, docker_bundle, upstream, clea
         worker_join = [c for c in _double_calls(node3, "join") if c.get("result") == "ok"][-1]
         assert not worker_join.get("controlPlane"), worker_join
 
+        assert_coredns(rig, forward="192.168.251.250")
+
     out = install_cycle(rig, tarball, upstream, "docker", check,
-                        args=["--control-plane", f"{node1.ip},{node2.ip}", "--workers", node3.ip])
+                        args=["--control-plane", f"{node1.ip},{node2.ip}", "--workers", node3.ip,
+                              "--upstream-dns", "192.168.251.250"])
+    assert "CoreDNS will forward names outside the cluster to 192.168.251.250 (--upstream-dns)" in out
     assert f"2 control planes share the API endpoint {node1.ip}:6443" in out  # no load balancer: said up front
     assert clean_trap.connections() == [], LeakTrap.describe(clean_trap.connections())
+
+
+def assert_coredns(rig, forward: str | None) -> None:  # noqa: ANN001
+    """The CoreDNS ConfigMap the kubectl double received on node1, and the order of the installer's calls:
+    CNI manifest applied, then the ConfigMap, then `rollout restart deployment coredns` in kube-system."""
+    text = rig.node1.exec(["sh", "-c", "cat /var/log/kubectl-double.log"]).stdout
+    calls = [json.loads(line) for line in text.splitlines() if line.strip()]
+    argvs = [c.get("argv") or [] for c in calls]
+    last_cni = max(i for i, a in enumerate(argvs) if a[-2:] == ["-f", "/etc/kubernetes/airgap/cni.yaml"])
+    last_cm = max(i for i, a in enumerate(argvs) if a[-2:] == ["-f", "/etc/kubernetes/airgap/coredns.yaml"])
+    assert argvs[last_cm] == ["--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "-f",
+                              "/etc/kubernetes/airgap/coredns.yaml"]
+    assert argvs[last_cm + 2] == ["--kubeconfig", "/etc/kubernetes/admin.conf", "-n", "kube-system", "rollout",
+                                  "restart", "deployment", "coredns"]
+    assert last_cni < last_cm
+    received = calls[last_cm + 1]  # the double's record of the ConfigMap it applied
+    assert received["event"] == "applied-configmaps" and len(received["documents"]) == 1
+    corefile = received["documents"][0]
+    assert "name: coredns" in corefile and "kubernetes cluster.local in-addr.arpa ip6.arpa" in corefile
+    if forward is None:
+        assert "forward" not in corefile
+    else:
+        assert f"forward . {forward} {{" in corefile
 
 
 def _double_calls(node, verb: str) -> list[dict]:
@@ -200,5 +287,5 @@ def test_binary_install_mode_lays_down_binaries_and_units(rig, binaries_bundle, 
         init = _double_calls(rig.node1, "init")[-2:]
         assert init[-1].get("result") == "ok"
 
-    install_cycle(rig, tarball, upstream, "binaries", check)
+    install_cycle(rig, tarball, upstream, "binaries", check, packages=False)
     assert clean_trap.connections() == [], LeakTrap.describe(clean_trap.connections())

@@ -24,7 +24,8 @@ def write_sums(root):
         fh.write("".join(sorted(lines, key=lambda ln: ln.split("  ", 1)[1])))
 
 
-def make_bundle(root, os_tag="el9", runtime="containerd", cni="calico", k8s="1.30.4", install="packages"):
+def make_bundle(root, os_tag="el9", runtime="containerd", cni="calico", k8s="1.30.4", install="packages",
+                manifest_packages=None, helm=False):
     os.makedirs(os.path.join(root, "repo", "repodata"))
     os.makedirs(os.path.join(root, "repo", "gpgkeys"))
     os.makedirs(os.path.join(root, "files"))
@@ -55,6 +56,13 @@ def make_bundle(root, os_tag="el9", runtime="containerd", cni="calico", k8s="1.3
         "files": [{"name": "registry", "kind": "binary", "path": "files/registry",
                    "sha256": hashlib.sha256(b"#!/bin/sh\n").hexdigest()}],
     }
+    if manifest_packages is not None:
+        data["manifest"] = {"packages": list(manifest_packages)}
+    if helm:
+        with open(os.path.join(root, "files", "helm"), "w") as f:
+            f.write("#!/bin/sh\necho helm\n")
+        data["files"].append({"name": "helm", "kind": "binary", "path": "files/helm", "version": "3.15.4",
+                              "sha256": hashlib.sha256(b"#!/bin/sh\necho helm\n").hexdigest()})
     with open(os.path.join(root, "bundle.json"), "w") as f:
         json.dump(data, f)
     write_sums(root)

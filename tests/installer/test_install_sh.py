@@ -83,13 +83,13 @@ def test_no_python_installs_from_bundle_repo(tmp_path):
     log = tmp_path / "yum.log"
     # a fake yum that records its arguments and "installs" python3 by linking the real one
     _fake(bindir, "yum", f'echo "$@" > {log}\nln -s {real_py} {bindir}/python3\n')
-    rc, out, err = _run(d, env, "--version")
-    assert rc == 0, err
+    rc, out, err = _run(d, env, "install", "--control-plane", "10.0.0.11", "--bundle", str(d / "nothing"))
+    assert rc == 1 and "nothing does not exist" in err, err  # the Python part (its bundle check) ran after it
     args = log.read_text()
     assert "--disablerepo=*" in args
     assert f"--repofrompath=airgap-bootstrap,file://{d}/repo" in args and "airgap-media" not in args
     assert args.strip().endswith("install python3")
-    assert "installing python3 from the bundle's repository ..." in err
+    assert f"python3 is missing: installing it from {d}/repo (the bundle repo) ..." in err
 
 
 def test_no_python_installs_from_media_and_bundle_with_the_media_keys(tmp_path):
@@ -104,13 +104,14 @@ def test_no_python_installs_from_media_and_bundle_with_the_media_keys(tmp_path):
     log = tmp_path / "yum.log"
     _fake(bindir, "yum", f'for a in "$@"; do echo "$a"; done > {log}\n'
                          f'ln -s {os.path.realpath(sys.executable)} {bindir}/python3\n')
-    rc, _, err = _run(d, _env(bindir), "--control-plane", "10.0.0.11", "--media", str(media), "--version")
-    assert rc == 0, err
+    rc, _, err = _run(d, _env(bindir), "--control-plane", "10.0.0.11", "--media", str(media), "--bundle",
+                      str(d / "nothing"))
+    assert "nothing does not exist" in err, err
     args = log.read_text().splitlines()
     assert f"--repofrompath=airgap-media,file://{media}" in args and "--enablerepo=airgap-media" in args
     assert "--setopt=airgap-media.gpgcheck=1" in args
     assert f"--setopt=airgap-media.gpgkey=file://{media}/RPM-GPG-KEY-CentOS-7" in args
-    assert f"and the OS media in {media}" in err
+    assert f"python3 is missing: installing it from {d}/repo and {media} (the bundle repo and OS media)" in err
 
 
 def test_no_python_and_a_tampered_bundle_installs_nothing(tmp_path):
@@ -143,11 +144,11 @@ def test_no_python_bootstrap_with_real_dnf_takes_python3_from_the_media(tmp_path
     _fake(bindir, "dnf-wrapper", f'PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME={home} /usr/bin/dnf {opts} "$@" || exit $?\n'
                                  f'ln -s {os.path.realpath(sys.executable)} {bindir}/python3\n')
     env = dict(_env(bindir), AIRGAP_YUM=str(bindir / "dnf-wrapper"))
-    rc, _, err = _run(d, env, "--version")  # without the media: python3 is nowhere, and that is said
+    rc, _, err = _run(d, env, "install")  # without the media: python3 is nowhere, and that is said
     assert rc == 2 and "give the OS media with --iso or --media" in err, err
-    rc, out, err = _run(d, env, "--media", str(yum_repos.path("media")), "--version")
-    assert rc == 0, err
-    assert "airgap-installer" in out + err
+    rc, out, err = _run(d, env, "--media", str(yum_repos.path("media")))
+    assert "error: the bundle in" in err, err  # the Python part ran: its bundle check (this test bundle has no
+    # bundle.json)
     assert any(n.startswith("python3-3.9.18-") for n in rpm_qa(root)), rpm_qa(root)
 
 
@@ -172,3 +173,45 @@ def test_no_python_no_repo(tmp_path):
                          stderr=subprocess.PIPE, universal_newlines=True)
     _, err = p.communicate()
     assert p.returncode == 2 and "no repo/" in err
+
+
+def _tree(d):
+    return sorted((str(p.relative_to(d)), p.stat().st_size, p.stat().st_mtime_ns) for p in d.rglob("*"))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["plan"], ["status"], ["--version"], ["reset", "--help"],
+                                  ["plan", "--control-plane", "10.0.0.11", "--media", "/mnt/dvd"],
+                                  ["--control-plane", "10.0.0.11", "status"]])
+def test_no_python_help_plan_status_change_nothing(tmp_path, args):
+    """Without python3, only install and reset may install it: help, version, plan and status say how to proceed,
+    run no yum, mount nothing and leave the bundle as it was."""
+    d = _bundle_dir(tmp_path, repo=True)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "calls.log"
+    for tool in ("yum", "dnf", "mount", "sha256sum"):
+        _fake(bindir, tool, f"echo {tool} >> {log}\n")
+    env = _env(bindir)
+    before = _tree(d)
+    rc, out, err = _run(d, env, *args)
+    assert rc == 2, err
+    assert not log.exists(), log.read_text()
+    assert _tree(d) == before
+    word = args[0] if args[0] in ("--help", "--version") else ("reset" if "reset" in args and "--help" not in args
+                                                                else next(a for a in args if a in ("plan", "status",
+                                                                                                     "--help")))
+    assert f"error: python3 is missing on this host. '{d}/install.py {word}' changes nothing" in err, err
+    assert f"To proceed: run 'sh {d}/install.py install [options]'" in err and "yum install python3" in err
+    assert "installing it" not in err
+
+
+def test_no_python_install_says_so_before_changing_anything(tmp_path):
+    d = _bundle_dir(tmp_path, repo=True)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    _fake(bindir, "yum", "echo YUM-RAN >&2; exit 1\n")
+    rc, _, err = _run(d, _env(bindir), "reset", "-y")
+    assert rc == 2
+    lines = err.splitlines()
+    first = lines.index(f"python3 is missing: installing it from {d}/repo (the bundle repo) ...")
+    assert first < lines.index("YUM-RAN")

@@ -245,6 +245,18 @@ def test_the_doubles_make_a_cluster_together(installroot: Path, tmp_path: Path) 
         # no crictl here: nothing was pulled, so nothing runs
         assert {p["status"]["phase"] for p in pods} == {"Pending"}
         assert "node2" in kubectl("get", "nodes", "-o", "wide")
+        # the installer's CoreDNS change (hosts without a nameserver): ConfigMap applied, then the restart
+        from installer.render import coredns
+        cm = tmp_path / "coredns.yaml"
+        cm.write_text(coredns.configmap(coredns.corefile(coredns.MODE_NONE)))
+        assert "configmap/coredns created" in kubectl("apply", "-f", str(cm))
+        assert kubectl("-n", "kube-system", "rollout", "restart", "deployment", "coredns") == \
+            "deployment.apps/coredns restarted\n"
+        calls = [json.loads(ln) for ln in (n1 / "var/log/kubectl-double.log").read_text().splitlines()]
+        applied_cm = [c for c in calls if c.get("event") == "applied-configmaps"][-1]
+        assert applied_cm["source"] == str(cm) and "forward" not in applied_cm["documents"][0]
+        assert "kubernetes cluster.local in-addr.arpa ip6.arpa" in applied_cm["documents"][0]
+        assert calls[-1]["argv"][-5:] == ["kube-system", "rollout", "restart", "deployment", "coredns"]
     finally:
         for p in procs:
             p.terminate()

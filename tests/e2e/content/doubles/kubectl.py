@@ -3,8 +3,8 @@
 #
 # Talks to the apiserver double (server, CA and token from the kubeconfig: --kubeconfig, $KUBECONFIG
 # or ~/.kube/config) and answers what the installer asks: `apply -f FILE`, `get nodes [-o json|wide]`,
-# `get pods [-n NS|-A] [-o json|wide]`, `version`, `cluster-info`. Every call is recorded as a JSON
-# line in /var/log/kubectl-double.log.
+# `get pods [-n NS|-A] [-o json|wide]`, `rollout restart deployment NAME`, `version`, `cluster-info`.
+# Every call is recorded as a JSON line in /var/log/kubectl-double.log (applied ConfigMaps in full).
 import json
 import os
 import re
@@ -17,8 +17,8 @@ import kubedouble as kd  # noqa: E402
 LOG = "kubectl-double.log"
 HELP = f"""kubectl -- {kd.DOUBLE_BANNER} (v{kd.KUBE_VERSION})
 
-    A TEST DOUBLE for the airgap-bundler e2e tests: apply, get nodes, get pods, version,
-    cluster-info against the apiserver double; calls are recorded in /var/log/kubectl-double.log.
+    A TEST DOUBLE for the airgap-bundler e2e tests: apply, get nodes, get pods, rollout restart,
+    version, cluster-info against the apiserver double; calls are recorded in /var/log/kubectl-double.log.
 """
 SHORT = {"n": "namespace", "o": "output", "f": "filename", "A": "all-namespaces"}
 BOOL = {"all-namespaces", "A", "client", "help", "h", "wide"}
@@ -114,6 +114,10 @@ def cmd_apply(flags: dict) -> None:
     text = sys.stdin.read() if fn == "-" else open(fn).read()
     objs = objects_of(text)
     res = _call(flags, "POST", "/apply", {"objects": objs, "source": fn})
+    # ConfigMaps as the cluster received them (the e2e tests read CoreDNS's Corefile from here)
+    configmaps = [doc for doc in re.split(r"(?m)^---\s*$", text) if re.search(r"(?m)^kind:\s*ConfigMap\s*$", doc)]
+    if configmaps:
+        kd.record(LOG, {"event": "applied-configmaps", "source": fn, "documents": configmaps})
     for o, r in zip(objs, res["results"]):
         print("{}/{} {}".format(o["kind"].lower(), o["name"], r))
 
@@ -162,6 +166,21 @@ def cmd_get(words: list, flags: dict) -> None:
     kd.die(f"error: the kubectl TEST DOUBLE cannot get {what!r} (only nodes and pods)")
 
 
+def cmd_rollout(words: list, flags: dict) -> None:
+    """`rollout restart deployment NAME` (or deployment/NAME): checks the apiserver double answers and says
+    what kubectl says; the double's pods are derived, so there is nothing to restart."""
+    rest = words[2:]
+    if len(words) < 2 or words[1] != "restart" or not rest:
+        kd.die("error: the kubectl TEST DOUBLE implements only `rollout restart deployment NAME`")
+    kind, _, name = rest[0].partition("/")
+    if not name:
+        name = rest[1] if len(rest) > 1 else ""
+    if kind not in ("deployment", "deployments", "deploy") or not name:
+        kd.die(f"error: the kubectl TEST DOUBLE cannot restart {' '.join(rest)!r} (only a deployment by name)")
+    _call(flags, "GET", "/api/v1/nodes")
+    print(f"deployment.apps/{name} restarted")
+
+
 def main(argv: list) -> None:
     words, flags = parse_args(argv)
     if not words or "help" in flags or "h" in flags:
@@ -181,6 +200,8 @@ def main(argv: list) -> None:
         cmd_apply(flags)
     elif words[0] == "get":
         cmd_get(words, flags)
+    elif words[0] == "rollout":
+        cmd_rollout(words, flags)
     else:
         kd.die("error: the kubectl TEST DOUBLE does not implement {!r}\n{}".format(" ".join(words), HELP))
 

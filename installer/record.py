@@ -1,0 +1,148 @@
+"""The cluster record: which bundle was installed on which hosts with which options, so that status, plan,
+reset (and later day-2 commands) know the cluster without the operator retyping it.
+
+Kept in two places, both written atomically: on the serving host (/etc/airgap-bundler/cluster.json, the
+truth for that datacenter) and beside install.py in the bundle directory (cluster.json, so a copied bundle
+directory still knows its cluster). It is written when an install starts (state "installing", so a failed
+install can still be reset without retyping hosts) and again when it finished.
+"""
+
+import json
+import os
+import time
+
+from installer.errors import InstallerError
+from installer.inventory import Host, Inventory
+from installer.ssh import quote
+
+SERVE_RECORD = "/etc/airgap-bundler/cluster.json"
+BUNDLE_RECORD = "cluster.json"
+RECORD_VERSION = 1
+# operator options that describe the cluster (a later command reuses them unless given again)
+OPTION_DEFAULTS = {
+    "selinux": "enforcing", "firewalld": "on", "timezone": None, "iso": None, "media": None, "pod_subnet": None,
+    "control_plane_endpoint": None, "serve_address": None, "verify_timeout": 600, "upstream_dns": None,
+}
+HISTORY_KEEP = 50
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def serve_record_path(root="/"):
+    return os.path.join(root, SERVE_RECORD.lstrip("/"))
+
+
+def find(root, bundle_dir):
+    """(record dict, path) from the serving host, else from beside the bundle; (None, None) if neither."""
+    for path in (serve_record_path(root), os.path.join(bundle_dir, BUNDLE_RECORD)):
+        if not os.path.exists(path):
+            continue
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (IOError, OSError, ValueError) as e:
+            raise InstallerError("the cluster record %s cannot be read (%s)" % (path, e),
+                                 hint="Give the hosts again (-i INVENTORY or --control-plane/--workers): the "
+                                      "record is rewritten by the next install; or remove the damaged file") from None
+        if not isinstance(data, dict) or not isinstance(data.get("inventory"), dict) or \
+                not data["inventory"].get("hosts"):
+            raise InstallerError("the cluster record %s has no inventory" % path,
+                                 hint="Give the hosts again (-i INVENTORY or --control-plane/--workers)")
+        return data, path
+    return None, None
+
+
+def inventory_from(data, path):
+    hosts = []
+    for h in data["inventory"]["hosts"]:
+        try:
+            hosts.append(Host(h["address"], h["role"], name=h.get("name"), user=h.get("user"), port=h.get("port"),
+                              key=h.get("key"), alias=h.get("alias"), become=h.get("become")))
+        except (KeyError, TypeError, ValueError):
+            raise InstallerError("the cluster record %s has a malformed host entry %r" % (path, h),
+                                 hint="Give the hosts again (-i INVENTORY or --control-plane/--workers)") from None
+    return Inventory(hosts, source="cluster record %s" % path)
+
+
+def host_entries(inventory):
+    # the key as an absolute path: later commands may run from another directory
+    return [{"address": h.address, "role": h.role, "name": h.name, "user": h.user, "port": h.port,
+             "key": os.path.abspath(h.key) if h.key else None, "alias": h.alias, "become": h.become}
+            for h in inventory.hosts]
+
+
+def differences(recorded, given):
+    """Human-readable differences between two inventories (address and role), [] when they agree."""
+    rec = dict((h.address, h.role) for h in recorded.hosts)
+    giv = dict((h.address, h.role) for h in given.hosts)
+    out = []
+    for a in sorted(set(giv) - set(rec)):
+        out.append("%s (%s) is not in the record" % (a, giv[a]))
+    for a in sorted(set(rec) - set(giv)):
+        out.append("%s (%s) is recorded but not given" % (a, rec[a]))
+    for a in sorted(set(rec) & set(giv)):
+        if rec[a] != giv[a]:
+            out.append("%s is recorded as %s but given as %s" % (a, rec[a], giv[a]))
+    return out
+
+
+class ClusterRecord(object):
+    """Builds and writes the record for one operation."""
+
+    def __init__(self, previous=None):
+        self.data = dict(previous or {})
+
+    def start(self, operation, ctx, dns=None):
+        b = ctx.bundle
+        d = self.data
+        d["recordVersion"] = RECORD_VERSION
+        d["state"] = "installing" if operation == "install" else d.get("state", "installed")
+        d["bundle"] = {"name": b.name, "version": b.data.get("version"), "id": ctx.bundle_id, "os": b.os,
+                       "arch": b.arch, "runtime": b.runtime, "cni": b.cni, "dir": b.root}
+        d["kubernetes"] = b.k8s_version
+        d["inventory"] = {"source": ctx.inventory.source, "hosts": host_entries(ctx.inventory)}
+        d["serveHost"] = {"address": ctx.serve_address, "name": ctx.node_name(ctx.serve_host)}
+        d["options"] = dict((k, getattr(ctx.options, k, v)) for k, v in sorted(OPTION_DEFAULTS.items()))
+        if dns is not None:
+            d["dns"] = dns
+        history = list(d.get("history") or [])
+        history.append({"operation": operation, "started": _now(), "result": "in progress", "pid": os.getpid()})
+        d["history"] = history[-HISTORY_KEEP:]
+        d["updated"] = _now()
+
+    def finish(self, result, state=None):
+        if state:
+            self.data["state"] = state
+        if self.data.get("history"):
+            self.data["history"][-1].update({"result": result, "finished": _now()})
+        self.data["updated"] = _now()
+
+    def text(self):
+        return json.dumps(self.data, indent=1, sort_keys=True) + "\n"
+
+    def write(self, serve_conn, bundle_dir, say=None):
+        """Write both copies (each atomically). The serving host's copy must succeed; the bundle-side copy
+        is best effort (the bundle may sit on read-only media) and a failure is said. serve_conn None: only
+        the bundle-side copy."""
+        text = self.text()
+        if serve_conn is not None:
+            serve_conn.write_file(SERVE_RECORD, text, 0o600)
+        path = os.path.join(bundle_dir, BUNDLE_RECORD)
+        tmp = "%s.tmp-%d" % (path, os.getpid())
+        try:
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.chmod(tmp, 0o600)
+            os.rename(tmp, path)
+        except (IOError, OSError) as e:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            if say:
+                say("note: cannot write the cluster record beside the bundle (%s: %s); the serving host's copy "
+                    "%s is kept" % (path, e.strerror or e, SERVE_RECORD))
+
+    def remove_serve_copy(self, serve_conn):
+        serve_conn.run("rm -f %s; rmdir %s 2>/dev/null; true" % (
+            quote(serve_conn.path(SERVE_RECORD)), quote(serve_conn.path(os.path.dirname(SERVE_RECORD)))), check=False)
