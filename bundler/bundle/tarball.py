@@ -14,10 +14,10 @@ import lzma
 import os
 import stat
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .sums import format_sums
+from .sums import DigestMismatch, format_sums, sha256_stream
 
 FORMATS = ("tar.gz", "tar", "tar.xz")
 DEFAULT_EPOCH = 1577836800  # 2020-01-01T00:00:00Z, overridden by SOURCE_DATE_EPOCH
@@ -83,12 +83,17 @@ def write_tarball(
     sign: Callable[[bytes], bytes] | None = None,
     progress: Callable[[int], None] | None = None,
     compresslevel: int = 6,
+    expected: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Write tree (the staging directory) as dest; return {relpath: sha256} as listed in SHA256SUMS.
 
     The caller writes to a temporary name and renames; SHA256SUMS/SHA256SUMS.asc in tree are ignored and
-    regenerated here from what was actually written.
+    regenerated here from what was actually written. expected ({relpath: sha256}, what bundle.json records)
+    is checked in the same pass that writes each member: after a first mismatch the tarball is abandoned,
+    the remaining expected members are only hashed (to name every bad one at once) and DigestMismatch is
+    raised, so SHA256SUMS can never disagree with bundle.json.
     """
+    expected = expected or {}
     epoch = source_epoch()
     dirs, files = _walk(tree)
     files = [f for f in files if f not in ("SHA256SUMS", "SHA256SUMS.asc")]
@@ -110,8 +115,16 @@ def write_tarball(
             tar.addfile(_info(top, directory=True, epoch=epoch))
             for d in dirs:
                 tar.addfile(_info(f"{top}/{d}", directory=True, epoch=epoch))
+            bad: dict[str, tuple[str, str]] = {}
             for rel in files:
                 path = tree / rel
+                if bad:  # the tarball is lost already: only find the other bad members
+                    if rel in expected:
+                        with open(path, "rb") as f:
+                            actual = sha256_stream(f)
+                        if actual != expected[rel]:
+                            bad[rel] = (expected[rel], actual)
+                    continue
                 st = path.stat()
                 h = hashlib.sha256()
                 with open(path, "rb") as f:
@@ -121,6 +134,10 @@ def write_tarball(
                         _HashingReader(f, h, progress),
                     )
                 sums[rel] = h.hexdigest()
+                if rel in expected and sums[rel] != expected[rel]:
+                    bad[rel] = (expected[rel], sums[rel])
+            if bad:
+                raise DigestMismatch(bad)
             text = format_sums(sums).encode()
             tar.addfile(_info(f"{top}/SHA256SUMS", size=len(text), epoch=epoch), io.BytesIO(text))
             if sign is not None:
