@@ -34,6 +34,7 @@ from .errors import BundlerError, FetchError
 from .fetch.cache import Cache
 from .fetch.download import Item, Stats, fetch, fetch_all
 from .fetch.http import apply_mirrors, make_session
+from .fetch.lease import Lease
 from .files.fetch import FileRecord, fetch_files, file_specs
 from .lock import lock_path, make_lock, manifest_dict, read_lock
 from .manifest.model import Manifest
@@ -188,6 +189,20 @@ def build(
 ) -> BuildResult:
     if fmt not in (*FORMATS, "dir"):
         raise BundlerError(f"--format {fmt!r} is not one of {', '.join((*FORMATS, 'dir'))}.")
+    space = _Space(Path(out_dir), cache)
+    try:
+        with cache.lease() as lease:
+            return _build(m, Path(out_dir), cache, lease, space, jobs=jobs, quiet=quiet, locked=locked, fmt=fmt,
+                          sign_key=sign_key, insecure=insecure)
+    except OSError as e:
+        if e.errno in DISK_ERRNOS:
+            raise space.error(e) from None
+        raise
+
+
+def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: _Space, *, jobs: int, quiet: bool,
+           locked: bool, fmt: str, sign_key: str | None, insecure: tuple[str, ...]) -> BuildResult:
+    """The build under its cache lease (so a concurrent `cache prune` leaves its files alone)."""
     steps: dict[str, StepStat] = {}
     stats = Stats()
     session = make_session(pool=max(jobs, 4))
@@ -199,30 +214,23 @@ def build(
                                 time.monotonic() - t)
     steps["files"] = StepStat(len(inputs.files), sum(f.size for f in inputs.files))
 
-    ws = Workspace(Path(out_dir), m.bundle_basename)
-    space = _Space(Path(out_dir), cache)
+    lease.record(_digests(inputs))
+    ws = Workspace(out_dir, m.bundle_basename)
+    clean_stale(ws.out_dir, ws.base)
+    ws.create()
     try:
-        with cache.lease() as lease:
-            lease.record(_digests(inputs))
-            clean_stale(ws.out_dir, ws.base)
-            ws.create()
-            try:
-                space.before_download(inputs, ws.staging, locked=lock_data is not None)
-                images = _download(m, inputs, ws.staging, cache, session, jobs, quiet, stats, steps, insecure, space)
-                lease.record(_digests(inputs, images, ws.staging))
-                t = time.monotonic()
-                lock_used = lock_data or make_lock(m, inputs.packages, inputs.modules_yaml, images,
-                                                   [f.to_json() for f in inputs.files])
-                result_path = _assemble_and_write(m, inputs, images, lock_used, ws, cache, session, fmt, sign_key,
-                                                  quiet, stats, insecure, space)
-                steps["write"] = StepStat(1, result_path.stat().st_size if result_path.is_file() else 0,
-                                          time.monotonic() - t)
-            finally:
-                ws.close()
-    except OSError as e:
-        if e.errno in DISK_ERRNOS:
-            raise space.error(e) from None
-        raise
+        space.before_download(inputs, ws.staging, locked=lock_data is not None)
+        images = _download(m, inputs, ws.staging, cache, session, jobs, quiet, stats, steps, insecure, space)
+        lease.record(_digests(inputs, images, ws.staging))
+        t = time.monotonic()
+        lock_used = lock_data or make_lock(m, inputs.packages, inputs.modules_yaml, images,
+                                           [f.to_json() for f in inputs.files])
+        result_path = _assemble_and_write(m, inputs, images, lock_used, ws, cache, session, fmt, sign_key,
+                                          quiet, stats, insecure, space)
+        steps["write"] = StepStat(1, result_path.stat().st_size if result_path.is_file() else 0,
+                                  time.monotonic() - t)
+    finally:
+        ws.close()
     return BuildResult(result_path, inputs, images, lock_used, steps, stats)
 
 
@@ -281,6 +289,8 @@ class _Space:
 
     def error(self, e: OSError) -> BundlerError:
         """The disk error as one paragraph; a write() that hit a full disk names no file: name the fuller one."""
+        if e.filename2 is not None and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            e.filename = e.filename2  # a copy (shutil) names its source first: the destination is what filled up
         if e.filename is None and e.errno in (errno.ENOSPC, errno.EDQUOT):
             try:
                 out_free, cache_free = free_bytes(self.out_dir), free_bytes(self.cache.root)
