@@ -123,6 +123,7 @@ def seal_tree(tree: Path, expected: Mapping[str, str] | None = None,
         sums[rel] = h.hexdigest()
         if rel in expected and sums[rel] != expected[rel]:
             bad[rel] = (expected[rel], sums[rel])
+    bad.update({rel: (digest, "nothing (the file is missing)") for rel, digest in expected.items() if rel not in sums})
     if bad:
         raise DigestMismatch(bad)
     write_sums(tree / SUMS, sums)
