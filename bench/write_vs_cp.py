@@ -13,8 +13,13 @@ wait4(2)), times:
   cp -r          `cp -r` of the staging tree (the same bytes, no hashing), and `cp` of the written tarball
   sync           `sync` after each, reported separately (our writer fsyncs, cp does not)
 
+With --full, the whole `bundler build` instead: a ~1 GB bundle (10 images of one random ~100 MB layer each,
+plus a package) from the loopback test upstream (docker-registry, yum repo over HTTP), built once cold, then
+timed warm (everything in the cache: resolve, stage, check, write), against `cp` of the resulting tarball.
+
     .venv/bin/python bench/write_vs_cp.py              # --mb 1024
     .venv/bin/python bench/write_vs_cp.py --mb 256 --runs 1
+    .venv/bin/python bench/write_vs_cp.py --full       # warm `bundler build` of ~1 GB vs cp
 """
 
 from __future__ import annotations
@@ -76,14 +81,14 @@ def make_tree(mb: int) -> Path:
 
 
 def timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
-    """(seconds, peak RSS MiB) of one child process."""
+    """(seconds, peak RSS MiB) of one child process, run under GNU time (a small parent: honest RSS)."""
+    rss_file = DATA / "rss"
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env)
-    _, status, ru = os.wait4(proc.pid, 0)
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *cmd], env=env)
     dt = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
+    if r.returncode != 0:
         raise SystemExit(f"{cmd} failed")
-    return dt, ru.ru_maxrss / 1024
+    return dt, int(rss_file.read_text().split()[-1]) / 1024
 
 
 def _writer(fmt: str, level: int | None = None) -> str:
@@ -98,13 +103,75 @@ def _writer(fmt: str, level: int | None = None) -> str:
             "    t.add(sys.argv[1], 'b')\n")
 
 
+def full(mb: int, runs: int) -> None:
+    """Warm `bundler build` of a ~mb MiB bundle from the loopback upstream vs cp of the tarball it writes."""
+    sys.path.insert(0, str(ROOT))
+    from tests.images.helpers import Registry, layer, put_image, single
+    from tests.upstream.http import RepoHTTPServer
+    from tests.upstream.stack import Stack, build_site
+    from tests.upstream.yumrepos import build_upstream_cached, repo_dirname
+
+    work = DATA / f"full-{mb}"
+    work.mkdir(parents=True, exist_ok=True)
+    up = build_upstream_cached(DATA / "yum")
+    reg = Registry(work / "registry", storage=work / "registry-storage")
+    refs = [f"registry.k8s.io/bench/img{i}:1" for i in range(10)]
+    try:
+        shutil.rmtree(work / "site", ignore_errors=True)
+        site = build_site(work / "site")
+        with RepoHTTPServer(up.root) as yum, RepoHTTPServer(site.root) as site_server:
+            site.server = site_server
+            st = Stack({r: yum.repo_url(repo_dirname(r)) for r in ("media", "extras")}, reg, site, yum=yum)
+            if not (work / "pushed").exists():
+                for i in range(len(refs)):
+                    put_image(reg.host, f"bench/img{i}", "1", single([layer((mb << 20) // 10, f"bench{i}")]))
+                (work / "pushed").write_text("")
+            manifest = work / "bench.yaml"
+            manifest.write_text(st.manifest(packages=["kubectl-1.30.4"], k8s=None, cni="none", extra_images=refs))
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            cmd = [sys.executable, "-m", "bundler.cli", "build", str(manifest), "--cache", str(work / "cache"),
+                   "-o", str(work / "out"), "-q"]
+            shutil.rmtree(work / "out", ignore_errors=True)
+            cold = timed(cmd, env)
+            tarball = next((work / "out").glob("*.tar.gz"))
+            size = tarball.stat().st_size
+            warm, cps = [], []
+            for _ in range(runs):
+                subprocess.run(["sync"], check=True)
+                dt, rss = timed(cmd, env)
+                t = time.perf_counter()
+                subprocess.run(["sync"], check=True)
+                warm.append((dt, time.perf_counter() - t, rss))
+                copy = work / "copy.tar.gz"
+                copy.unlink(missing_ok=True)
+                subprocess.run(["sync"], check=True)
+                dt, rss = timed(["cp", str(tarball), str(copy)])
+                t = time.perf_counter()
+                subprocess.run(["sync"], check=True)
+                cps.append((dt, time.perf_counter() - t, rss))
+    finally:
+        reg.stop()
+    print(f"bundle: {size / 2**20:.0f} MiB ({tarball.name}); cold build {cold[0]:.1f} s, peak RSS {cold[1]:.0f} MiB")
+    for name, rs in (("warm bundler build", warm), ("cp of the tarball", cps)):
+        print(f"{name:20} " + " / ".join(f"{r[0]:.2f}" for r in rs) + f" s  (+sync {min(r[1] for r in rs):.2f} s)"
+              f"  peak RSS {max(r[2] for r in rs):.0f} MiB")
+    best_warm = min(r[0] + r[1] for r in warm)
+    best_cp = min(r[0] + r[1] for r in cps)
+    print(f"ratio warm build / cp (best, each + sync): {best_warm / best_cp:.2f}x; "
+          f"without sync: {min(r[0] for r in warm) / min(r[0] for r in cps):.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=int, default=1024)
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--old", action="store_true", help="also time the former gzip -6 writer (~32 s/GB)")
     ap.add_argument("--make", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--full", action="store_true", help="time a warm `bundler build` of the bundle instead")
     args = ap.parse_args()
+    if args.full:
+        full(args.mb, args.runs)
+        return
     if args.make:
         make_tree(args.mb)
         return

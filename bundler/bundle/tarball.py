@@ -22,6 +22,7 @@ import struct
 import tarfile
 import zlib
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from .sums import DigestMismatch, format_sums, sha256_stream
@@ -188,17 +189,36 @@ class GzipMembers(io.RawIOBase):
 
 
 class _HashingReader(io.RawIOBase):
-    """Feeds a file to tarfile while hashing it and reporting progress: one read of every payload byte."""
+    """Feeds a file to tarfile while hashing it and reporting progress: one read of every payload byte.
 
-    def __init__(self, f: io.BufferedReader, h: hashlib._Hash, progress: Callable[[int], None] | None):
-        self.f, self.h, self.progress = f, h, progress
+    The sha256 of a chunk runs on a helper thread (hashlib releases the GIL) while this thread compresses
+    and writes it, so hashing overlaps the I/O instead of adding to it; at most one chunk is in flight.
+    """
+
+    def __init__(self, f: io.BufferedReader, h: hashlib._Hash, progress: Callable[[int], None] | None,
+                 pool: ThreadPoolExecutor | None = None):
+        self.f, self.h, self.progress, self.pool = f, h, progress, pool
+        self._pending: Future[None] | None = None
 
     def read(self, n: int = -1) -> bytes:
         data = self.f.read(n)
-        self.h.update(data)
+        self._wait()
+        if self.pool is not None and len(data) >= 1 << 16:
+            self._pending = self.pool.submit(self.h.update, data)
+        else:
+            self.h.update(data)
         if self.progress and data:
             self.progress(len(data))
         return data
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+    def hexdigest(self) -> str:
+        self._wait()
+        return self.h.hexdigest()
 
     def readable(self) -> bool:
         return True
@@ -263,7 +283,9 @@ def write_tarball(
     with open(dest, "wb", buffering=0) as dest_file:
         raw = _Out(dest_file.fileno())
         try:
-            _write_members(raw, tree, top, fmt, dirs, files, sums, expected, sign, progress, compresslevel, epoch)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
+                _write_members(raw, tree, top, fmt, dirs, files, sums, expected, sign, progress, compresslevel,
+                               epoch, pool)
             os.fsync(raw.fd)
         finally:
             raw.fd = -1  # a compressor finalised later by the garbage collector must not write to a reused fd
@@ -272,7 +294,8 @@ def write_tarball(
 
 def _write_members(raw: _Out, tree: Path, top: str, fmt: str, dirs: list[str], files: list[str],
                    sums: dict[str, str], expected: Mapping[str, str], sign: Callable[[bytes], bytes] | None,
-                   progress: Callable[[int], None] | None, compresslevel: int, epoch: int) -> None:
+                   progress: Callable[[int], None] | None, compresslevel: int, epoch: int,
+                   pool: ThreadPoolExecutor) -> None:
     """Every member in order, through the chosen compressor, hashed (and checked) as it streams."""
     if fmt == "tar.gz":
         comp = GzipMembers(raw, compresslevel)
@@ -301,16 +324,16 @@ def _write_members(raw: _Out, tree: Path, top: str, fmt: str, dirs: list[str], f
                         bad[rel] = (expected[rel], actual)
                 continue
             st = path.stat()
-            h = hashlib.sha256()
             if gz is not None:
                 gz.set_level(member_level(path, st.st_size, compresslevel))
             with open(path, "rb") as f:
+                reader = _HashingReader(f, hashlib.sha256(), progress, pool)
                 tar.addfile(
                     _info(f"{top}/{rel}", size=st.st_size, executable=bool(st.st_mode & stat.S_IXUSR),
                           epoch=epoch),
-                    _HashingReader(f, h, progress),
+                    reader,
                 )
-            sums[rel] = h.hexdigest()
+            sums[rel] = reader.hexdigest()
             if rel in expected and sums[rel] != expected[rel]:
                 bad[rel] = (expected[rel], sums[rel])
         listed = set(files)
