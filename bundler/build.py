@@ -29,7 +29,15 @@ from . import __version__
 from .bundle.installer_files import add_installer
 from .bundle.sums import DigestMismatch
 from .bundle.tarball import FORMATS, write_tarball
-from .bundle.workspace import DISK_ERRNOS, Workspace, clean_stale, disk_error, ensure_space, free_bytes
+from .bundle.workspace import (
+    DISK_ERRNOS,
+    Workspace,
+    clean_legacy_staging,
+    clean_stale,
+    disk_error,
+    ensure_space,
+    free_bytes,
+)
 from .errors import BundlerError, FetchError
 from .fetch.cache import Cache
 from .fetch.download import Item, Stats, fetch, fetch_all
@@ -217,6 +225,7 @@ def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: _Space
     lease.record(_digests(inputs))
     ws = Workspace(out_dir, m.bundle_basename)
     clean_stale(ws.out_dir, ws.base)
+    clean_legacy_staging(cache.root, ws.base)
     ws.create()
     try:
         space.before_download(inputs, ws.staging, locked=lock_data is not None)

@@ -91,6 +91,17 @@ def clean_stale(out_dir: Path, base: str) -> list[Path]:
     return removed
 
 
+def clean_legacy_staging(cache_root: Path, base: str) -> None:
+    """Older builders staged in cache/staging/NAME.PID: drop this bundle's trees whose build is gone."""
+    d = cache_root / "staging"
+    if not d.is_dir():
+        return
+    for p in d.iterdir():
+        name, _, pid = p.name.rpartition(".")
+        if name == base and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 class Workspace:
     """This build's staging directory (locked while it exists) and the temporary name of its tarball."""
 

@@ -205,6 +205,19 @@ def test_a_cold_read_only_cache_is_one_paragraph(tmp_path, stack):
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
+def test_a_read_only_output_directory_is_one_paragraph(tmp_path, stack):
+    path = manifest(tmp_path, stack, cni="none", k8s=None)
+    with tmpfs(tmp_path / "ro", "8m") as ro:
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        r = cli_build(path, tmp_path / "cache", ro / "out")
+        subprocess.run(["mount", "-o", "remount,rw", str(ro)], capture_output=True)
+        assert list(ro.iterdir()) == []
+    assert r.returncode == 1, r.stderr
+    _one_paragraph(r.stderr)
+    text = " ".join(r.stderr.split())
+    assert f"{ro / 'out'} is on a read-only filesystem" in text and "output directory (-o) must be writable" in text
+
+
 # ---- 3. SIGKILL in the write phase, then run again ----------------------------------------------------------------
 
 def test_sigkill_during_write_then_rerun_cleans_up_and_gives_identical_bytes(tmp_path, stack, big_images):
@@ -255,6 +268,13 @@ def test_stale_cleanup_spares_live_builds_and_other_bundles(tmp_path):
     other[0].mkdir()
     other[1].write_bytes(b"not ours")
     assert sorted(clean_stale(out, TOP)) == sorted(dead)
+    legacy = tmp_path / "cache" / "staging"  # an older builder staged in the cache
+    (legacy / f"{TOP}.999999").mkdir(parents=True)
+    (legacy / f"{TOP}.{os.getpid()}").mkdir()
+    from bundler.bundle.workspace import clean_legacy_staging
+
+    clean_legacy_staging(tmp_path / "cache", TOP)
+    assert [p.name for p in legacy.iterdir()] == [f"{TOP}.{os.getpid()}"]
     assert live.staging.is_dir() and live.partial(out / f"{TOP}.tar.gz").exists() and all(p.exists() for p in other)
     live.close()
     assert clean_stale(out, TOP) == [] and not live.staging.exists()
