@@ -11,6 +11,8 @@ RUNS = [
     ["images_vs_skopeo.py"],
     ["rpm_vs_dnf.py"],
     ["rpm_vs_dnf.py", "--latency-ms", "50"],
+    ["write_vs_cp.py", "--old"],
+    ["write_vs_cp.py", "--full"],
 ]
 
 if __name__ == "__main__":

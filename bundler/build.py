@@ -11,7 +11,6 @@ bundle rewritten, so SHA256SUMS and bundle.json never disagree.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -27,17 +26,10 @@ import requests
 
 from . import __version__
 from .bundle.installer_files import add_installer
+from .bundle.space import SpaceCheck
 from .bundle.sums import DigestMismatch
 from .bundle.tarball import FORMATS, write_tarball
-from .bundle.workspace import (
-    DISK_ERRNOS,
-    Workspace,
-    clean_legacy_staging,
-    clean_stale,
-    disk_error,
-    ensure_space,
-    free_bytes,
-)
+from .bundle.workspace import DISK_ERRNOS, Workspace, clean_legacy_staging, clean_stale
 from .errors import BundlerError, FetchError
 from .fetch.cache import Cache
 from .fetch.download import Item, Stats, fetch, fetch_all
@@ -197,7 +189,7 @@ def build(
 ) -> BuildResult:
     if fmt not in (*FORMATS, "dir"):
         raise BundlerError(f"--format {fmt!r} is not one of {', '.join((*FORMATS, 'dir'))}.")
-    space = _Space(Path(out_dir), cache)
+    space = SpaceCheck(Path(out_dir), cache)
     try:
         with cache.lease() as lease:
             return _build(m, Path(out_dir), cache, lease, space, jobs=jobs, quiet=quiet, locked=locked, fmt=fmt,
@@ -208,7 +200,7 @@ def build(
         raise
 
 
-def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: _Space, *, jobs: int, quiet: bool,
+def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: SpaceCheck, *, jobs: int, quiet: bool,
            locked: bool, fmt: str, sign_key: str | None, insecure: tuple[str, ...]) -> BuildResult:
     """The build under its cache lease (so a concurrent `cache prune` leaves its files alone)."""
     steps: dict[str, StepStat] = {}
@@ -228,7 +220,7 @@ def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: _Space
     clean_legacy_staging(cache.root, ws.base)
     ws.create()
     try:
-        space.before_download(inputs, ws.staging, locked=lock_data is not None)
+        space.before_download(inputs.packages, inputs.files, ws.staging)
         images = _download(m, inputs, ws.staging, cache, session, jobs, quiet, stats, steps, insecure, space)
         lease.record(_digests(inputs, images, ws.staging))
         t = time.monotonic()
@@ -243,72 +235,6 @@ def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: _Space
     return BuildResult(result_path, inputs, images, lock_used, steps, stats)
 
 
-class _Space:
-    """Free-space checks before each write (the plan knows the sizes), and the message when a disk fills anyway."""
-
-    FIX_OUT = "Free space there, or write the bundle elsewhere with -o/--output."
-    FIX_CACHE = "Free space there (`bundler cache prune`), or use a larger cache with --cache."
-
-    def __init__(self, out_dir: Path, cache: Cache):
-        self.out_dir, self.cache = out_dir, cache
-        self.links = True  # staging gets hard links from the cache (no payload copied)
-        self.out_need = 0  # what the output directory needs, for the message if a write fails anyway
-
-    def _probe_links(self, staging: Path) -> bool:
-        blobs = self.cache.root / "blobs"
-        probe = next((p for p in blobs.glob("*/*")), None) if blobs.is_dir() else None
-        if probe is None:
-            try:
-                return os.stat(self.cache.root).st_dev == os.stat(staging).st_dev
-            except OSError:
-                return False
-        try:
-            os.link(probe, staging / ".link-probe")
-        except OSError:
-            return False
-        (staging / ".link-probe").unlink()
-        return True
-
-    def before_download(self, inputs: Inputs, staging: Path, locked: bool) -> None:
-        """Cache: the RPMs not cached yet. Output: the staging copies (if no hard links) plus the tarball."""
-        self.links = self._probe_links(staging)
-        missing = sum(p["size"] or 0 for p in inputs.packages if not self.cache.path(p["algo"], p["digest"]).is_file())
-        ensure_space(self.cache.root, missing, "the package downloads (the cache)", self.FIX_CACHE)
-        payload = sum(p["size"] or 0 for p in inputs.packages) + sum(f.size for f in inputs.files)
-        self.more_output(payload)
-
-    def more_output(self, payload: int) -> None:
-        """payload more bytes will be shipped: staged (copied unless hard-linked) and written to the tarball."""
-        self.out_need += payload * (1 if self.links else 2)
-        ensure_space(self.out_dir, self.out_need, "the bundle (output directory)", self.FIX_OUT)
-
-    def more_downloads(self, n: int) -> None:
-        ensure_space(self.cache.root, n, "the image downloads (the cache)", self.FIX_CACHE)
-        self.more_output(n)
-
-    def before_write(self, staging: Path, fmt: str) -> int:
-        """The tarball: every staged byte plus tar headers and a margin for compression overhead."""
-        files = [p for p in staging.rglob("*") if p.is_file()]
-        total = sum(p.stat().st_size for p in files)
-        if fmt != "dir":
-            need = total + total // 200 + 1536 * len(files) + (1 << 20)
-            self.out_need = need
-            ensure_space(self.out_dir, need, "the bundle (output directory)", self.FIX_OUT)
-        return total
-
-    def error(self, e: OSError) -> BundlerError:
-        """The disk error as one paragraph; a write() that hit a full disk names no file: name the fuller one."""
-        if e.filename2 is not None and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            e.filename = e.filename2  # a copy (shutil) names its source first: the destination is what filled up
-        if e.filename is None and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            try:
-                out_free, cache_free = free_bytes(self.out_dir), free_bytes(self.cache.root)
-            except OSError:
-                out_free, cache_free = 0, 1
-            e.filename = str(self.out_dir if out_free <= cache_free else self.cache.root)
-        return disk_error(e, self.out_need if str(e.filename).startswith(str(self.out_dir)) else None)
-
-
 def _digests(inputs: Inputs, images: list[dict] | None = None, staging: Path | None = None) -> list[str]:
     """Every cached blob this build ships, "algo:hex", for its lease (so `cache prune` keeps them)."""
     out = [f"{p['algo']}:{p['digest']}" for p in inputs.packages]
@@ -320,7 +246,7 @@ def _digests(inputs: Inputs, images: list[dict] | None = None, staging: Path | N
 
 def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session: requests.Session, jobs: int,
               quiet: bool, stats: Stats, steps: dict[str, StepStat], insecure: tuple[str, ...],
-              space: _Space | None = None) -> list[dict]:
+              space: SpaceCheck | None = None) -> list[dict]:
     """RPMs and image blobs in parallel, under one progress display."""
     items = {p["nevra"]: _package_item(m, p) for p in inputs.packages}
     rpm_bytes = sum(i.size or 0 for i in items.values())
@@ -387,7 +313,7 @@ def _package_item(m: Manifest, p: dict) -> Item:
 
 def _assemble_and_write(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, ws: Workspace,
                         cache: Cache, session: requests.Session, fmt: str, sign_key: str | None, quiet: bool,
-                        stats: Stats, insecure: tuple[str, ...], space: _Space) -> Path:
+                        stats: Stats, insecure: tuple[str, ...], space: SpaceCheck) -> Path:
     """Assemble and write, checking every shipped file against bundle.json as it is written.
 
     A file that differs came from a corrupt cache entry (every download is verified on arrival): evict it,
@@ -544,7 +470,7 @@ def _two_digests(path: Path, algo: str) -> tuple[str, str]:
 
 
 def _write_output(m: Manifest, ws: Workspace, fmt: str, sign_key: str | None, quiet: bool,
-                  expected: dict[str, str], space: _Space) -> Path:
+                  expected: dict[str, str], space: SpaceCheck) -> Path:
     """Check and write the staging tree: the tarball (streamed, hashed once) or, for dir, the tree itself."""
     from .bundle.sums import seal_tree
 

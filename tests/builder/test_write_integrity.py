@@ -235,10 +235,10 @@ def test_sigkill_during_write_then_rerun_cleans_up_and_gives_identical_bytes(tmp
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and proc.poll() is None:
-                if any(p.name.startswith(f".{TOP}.staging-") for p in out.glob(".*")):
-                    break
-                time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.8))  # somewhere in staging, repodata or the tarball
+                if any(".partial-" in p.name for p in out.glob(".*")):
+                    break  # the tarball is being written
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0.0, 0.05))  # somewhere in the write of the 24 MiB layer
             proc.send_signal(signal.SIGKILL)
         finally:
             proc.wait(timeout=30)
@@ -319,7 +319,7 @@ def test_disk_full_mid_write_is_one_paragraph_and_nothing_is_left(tmp_path, stac
     m = load_manifest(manifest(tmp_path, stack, images=[BIG], cni="none", k8s=None))
     cache = Cache(tmp_path / "cache")
     build(m, tmp_path / "warm", cache, quiet=True)
-    monkeypatch.setattr(b, "ensure_space", lambda *a, **kw: None)
+    monkeypatch.setattr("bundler.bundle.space.ensure_space", lambda *a, **kw: None)
     with tmpfs(tmp_path / "small", "4m") as out:
         (out / "filler").write_bytes(b"\0" * (2 << 20))  # the staging copies fit, the tarball does not
         with pytest.raises(b.BundlerError, match=r"is full .* removed what it had written") as e:
