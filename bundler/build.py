@@ -115,7 +115,7 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     if m.kubernetes_version and ask_kubeadm != "no":
         download = ask_kubeadm == "download" or not table_knows(m.kubernetes_version)
         asked = shipped_kubeadm_images(m, shipped, files, session, cache, download=download, stats=stats)
-    cni = [f.cached.read_text(encoding="utf-8", errors="replace") for f in files if f.kind == "manifest"]
+    cni = [_checked_text(m, f, cache, session, stats) for f in files if f.kind == "manifest"]
     refs, source = image_list(m.kubernetes_version, cni, m.images, asked)
     return Inputs(shipped, media, modules_yaml, files, refs, used_filelists=closure.used_filelists,
                   kubeadm_images_from=source)
@@ -354,7 +354,6 @@ def _label(source: tuple[str, object] | None) -> str:
 def _heal(m: Manifest, bad: dict[str, tuple[str, str]], sources: dict[str, tuple[str, object]], inputs: Inputs,
           staging: Path, cache: Cache, session: requests.Session, stats: Stats, insecure: tuple[str, ...]) -> None:
     """Evict the corrupt cache entries behind bad staged files and fetch them again (the download verifies)."""
-    from .files.fetch import _extract
 
     images = False
     for rel in sorted(bad):
@@ -366,19 +365,7 @@ def _heal(m: Manifest, bad: dict[str, tuple[str, str]], sources: dict[str, tuple
                 cache.evict(p["algo"], p["digest"])
                 inputs.cached[p["nevra"]] = fetch(session, _package_item(m, p), cache, stats=stats)
             elif kind == "file":
-                f: FileRecord = obj  # type: ignore[assignment]
-                cache.evict("sha256", f.sha256)
-                cache.evict("sha256", f.source_sha256)
-                label = f"file '{f.name}'"
-                path = fetch(session, Item(apply_mirrors(f.url, m.mirrors), "sha256", f.source_sha256, None, label),
-                             cache, stats=stats)
-                if f.extract:
-                    path, digest = _extract(path, f.extract, cache, label)
-                    if digest != f.sha256:
-                        raise FetchError(
-                            f"{label}: member '{f.extract}' of the archive fetched again has sha256 {digest}, but "
-                            f"bundle.json records {f.sha256}. Run `bundler lock` again if the upstream archive "
-                            "legitimately changed.")
+                _refetch_file(m, obj, cache, session, stats)  # type: ignore[arg-type]
             elif kind == "image":
                 cache.evict("sha256", str(obj).split(":", 1)[1])
                 images = True
@@ -392,6 +379,36 @@ def _heal(m: Manifest, bad: dict[str, tuple[str, str]], sources: dict[str, tuple
 
         pull_images(_pinned_refs(inputs), staging / "images", platforms=[m.target.oci_platform], cache=cache,
                     mirrors=m.mirrors, insecure=insecure, stats=stats)
+
+
+def _refetch_file(m: Manifest, f: FileRecord, cache: Cache, session: requests.Session, stats: Stats | None) -> None:
+    """Evict a file's cache entries (and its archive's) and fetch it again into the same content address."""
+    from .files.fetch import _extract
+
+    cache.evict("sha256", f.sha256)
+    cache.evict("sha256", f.source_sha256)
+    label = f"file '{f.name}'"
+    path = fetch(session, Item(apply_mirrors(f.url, m.mirrors), "sha256", f.source_sha256, None, label), cache,
+                 stats=stats)
+    if f.extract:
+        path, digest = _extract(path, f.extract, cache, label)
+        if digest != f.sha256:
+            raise FetchError(
+                f"{label}: member '{f.extract}' of the archive fetched again has sha256 {digest}, but bundle.json "
+                f"records {f.sha256}. Run `bundler lock` again if the upstream archive legitimately changed.")
+
+
+def _checked_text(m: Manifest, f: FileRecord, cache: Cache, session: requests.Session, stats: Stats | None) -> str:
+    """A CNI manifest's text for the image list, verified first: a rotten cache entry must not pick the images."""
+    data = f.cached.read_bytes()
+    if hashlib.sha256(data).hexdigest() != f.sha256:
+        _refetch_file(m, f, cache, session, stats)
+        data = f.cached.read_bytes()
+        if hashlib.sha256(data).hexdigest() != f.sha256:
+            raise BundlerError(
+                f"file '{f.name}': the cached copy ({f.cached}) still does not match sha256 {f.sha256} after it was "
+                "fetched again. Something is changing the cache while the build runs, or the disk is failing.")
+    return data.decode("utf-8", errors="replace")
 
 
 def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, root: Path,

@@ -406,3 +406,22 @@ def test_a_build_survives_prunes_running_beside_it(tmp_path, stack, big_images):
     assert proc.returncode == 0, err
     assert prunes > 3
     assert sha256(tmp_path / "out" / f"{TOP}.tar.gz") == sha256(tmp_path / "ref" / f"{TOP}.tar.gz")
+
+
+def test_a_rotten_cni_manifest_in_the_cache_does_not_pick_the_images(tmp_path, stack):
+    """The CNI manifest decides images before anything is written: it is checked before it is read."""
+    text = ("apiVersion: apps/v1\nkind: DaemonSet\nspec:\n  template:\n    spec:\n      containers:\n"
+            "        - name: c\n          image: registry.k8s.io/pause:3.9\n")
+    digest = stack.site.put("raw.githubusercontent.com/h2/cni/v1/cni.yaml", text.encode())
+    files = [{"url": "https://raw.githubusercontent.com/h2/cni/v1/cni.yaml", "kind": "manifest", "sha256": digest}]
+    path = manifest(tmp_path, stack, cni="none", k8s=None, files=files)
+    cache = tmp_path / "cache"
+    r = cli_build(path, cache, tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    cached = cache / "blobs" / "sha256" / digest
+    flip(cached, cached.read_bytes().index(b"pause"))  # "qause": an image that does not exist
+    r = cli_build(path, cache, tmp_path / "b")
+    assert r.returncode == 0, r.stderr
+    top = unpack(tmp_path / "b" / f"{TOP}.tar.gz", tmp_path / "x")
+    assert [i["ref"] for i in json.loads((top / "bundle.json").read_text())["images"]] == ["registry.k8s.io/pause:3.9"]
+    assert sha256(cached) == digest
