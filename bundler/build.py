@@ -354,7 +354,6 @@ def _label(source: tuple[str, object] | None) -> str:
 def _heal(m: Manifest, bad: dict[str, tuple[str, str]], sources: dict[str, tuple[str, object]], inputs: Inputs,
           staging: Path, cache: Cache, session: requests.Session, stats: Stats, insecure: tuple[str, ...]) -> None:
     """Evict the corrupt cache entries behind bad staged files and fetch them again (the download verifies)."""
-
     images = False
     for rel in sorted(bad):
         (staging / rel).unlink(missing_ok=True)
