@@ -4,11 +4,11 @@ Entry order is fixed: the top directory, bundle.json (so `bundler inspect` stops
 other file sorted by path, then SHA256SUMS (and its signature). Metadata is normalised (mtime, owner,
 mode) and the gzip header carries no name or time, so the same inputs give a byte-identical tarball.
 
-tar.gz is written as a series of gzip members (RFC 1952 allows any number; gzip, `tar xzf` on CentOS 7 and
-Python's gzip read them as one stream): members that are already compressed (image layers, RPMs, archives:
-recognised by their magic bytes) go into "stored" deflate blocks, copied at memory speed instead of being
-squeezed for nothing at 32 s/GB; everything else is deflated (level 6, level 1 for large files). The choice
-depends only on content, so the output stays byte-for-byte reproducible.
+tar.gz is one ordinary gzip member whose deflate blocks follow the tar members: members that are already
+compressed (image layers, RPMs, archives: recognised by their magic bytes) go into "stored" blocks, copied at
+memory speed instead of being squeezed for nothing at 32 s/GB; everything else is deflated (level 6, level 1
+for large files). Any gzip reader (CentOS 7's `tar xzf`, Python's tarfile even in 'r|gz' mode) reads it.
+The choice depends only on content, so the output stays byte-for-byte reproducible.
 """
 
 from __future__ import annotations
@@ -95,22 +95,23 @@ class _Out(io.RawIOBase):
                 parts[0] = parts[0][n:]
 
 
-class GzipMembers(io.RawIOBase):
-    """A write-only gzip stream made of members, each at its own level; STORED members are framed by hand.
+class MixedGzip(io.RawIOBase):
+    """A write-only gzip file, ONE member and one deflate stream, whose blocks change level as members change.
 
-    set_level() ends the current member when the level changes. Stored members are raw deflate blocks
-    (BTYPE 00: a 5-byte header per 64 KiB) written without zlib, so they cost one crc32 per byte.
+    Deflate lets a stream mix block types: at a level change the current zlib compressor is sync-flushed
+    (its blocks end byte-aligned, not final) and the next run of data continues the same stream, either from
+    a fresh compressor or as stored blocks (BTYPE 00: a 5-byte header per 64 KiB) framed here without zlib,
+    which costs one crc32 per byte. Every gzip reader sees an ordinary single-member .gz.
     """
 
     def __init__(self, raw: _Out, level: int = 6):
         self.raw = raw
         self.level = level
-        self._open = False
         self._crc = 0
-        self._size = 0
-        self._comp: zlib._Compress | None = None
-        self._pending = bytearray()  # stored mode: bytes of the current block not yet full
         self._total = 0
+        self._comp: zlib._Compress | None = None
+        self._pending = bytearray()  # stored run: bytes of the current block not yet full
+        raw.write(_GZIP_HEADER)
 
     def writable(self) -> bool:
         return True
@@ -119,26 +120,26 @@ class GzipMembers(io.RawIOBase):
         """Uncompressed bytes written (tarfile keeps its offset with it)."""
         return self._total
 
-
     def set_level(self, level: int) -> None:
         if level != self.level:
-            self._end_member()
+            self._end_run()
             self.level = level
 
-    def _start_member(self) -> None:
-        self.raw.write(_GZIP_HEADER)
-        self._crc, self._size, self._open = 0, 0, True
-        if self.level != STORED:
-            self._comp = zlib.compressobj(self.level, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
+    def _end_run(self) -> None:
+        """Close the current run byte-aligned and not final, so the next run continues the deflate stream."""
+        if self._comp is not None:
+            self.raw.write(self._comp.flush(zlib.Z_SYNC_FLUSH))
+            self._comp = None
+        elif self._pending:
+            self._stored_blocks(memoryview(self._pending))
+            self._pending = bytearray()
 
-    def _stored_blocks(self, data: memoryview, final: bool) -> None:
-        """Frame data as stored deflate blocks and write them with one system call (no copy into a buffer)."""
+    def _stored_blocks(self, data: memoryview) -> None:
+        """Frame data as non-final stored blocks and write them with one system call (no copy into a buffer)."""
         parts: list[bytes | bytearray | memoryview] = []
         for i in range(0, len(data), _BLOCK):
             block = data[i:i + _BLOCK]
-            parts.append(struct.pack("<BHH", 1 if final and i + _BLOCK >= len(data) else 0, len(block),
-                                     len(block) ^ 0xFFFF))
-            parts.append(block)
+            parts += [struct.pack("<BHH", 0, len(block), len(block) ^ 0xFFFF), block]
         self.raw.writev(parts)
 
     def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
@@ -146,12 +147,11 @@ class GzipMembers(io.RawIOBase):
         n = len(data)
         if not n:
             return 0
-        if not self._open:
-            self._start_member()
         self._crc = zlib.crc32(data, self._crc)
-        self._size += n
         self._total += n
-        if self._comp is not None:
+        if self.level != STORED:
+            if self._comp is None:
+                self._comp = zlib.compressobj(self.level, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
             self.raw.write(self._comp.compress(data))
             return n
         if self._pending:  # top up the partial block first
@@ -160,31 +160,21 @@ class GzipMembers(io.RawIOBase):
             data = data[take:]
             if len(self._pending) < _BLOCK:
                 return n
-            self._stored_blocks(memoryview(self._pending), final=False)
+            self._stored_blocks(memoryview(self._pending))
             self._pending = bytearray()
         whole = len(data) - len(data) % _BLOCK
-        self._stored_blocks(data[:whole], final=False)
+        self._stored_blocks(data[:whole])
         self._pending += data[whole:]
         return n
 
-    def _end_member(self) -> None:
-        if not self._open:
-            return
-        if self._comp is not None:
-            self.raw.write(self._comp.flush())
-            self._comp = None
-        else:
-            self._stored_blocks(memoryview(self._pending), final=False)
-            self._pending = bytearray()
-            self.raw.write(b"\x01\x00\x00\xff\xff")  # an empty final stored block ends the deflate stream
-        self.raw.write(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
-        self._open = False
-
     def close(self) -> None:
         if not self.closed:
-            if not self._open and self._total == 0:
-                self._start_member()  # an empty stream is still one valid gzip member
-            self._end_member()
+            if self._comp is not None:
+                self.raw.write(self._comp.flush(zlib.Z_FINISH))  # its last block is the final one
+            else:
+                self._end_run()
+                self.raw.write(b"\x01\x00\x00\xff\xff")  # an empty final stored block ends the stream
+            self.raw.write(struct.pack("<II", self._crc, self._total & 0xFFFFFFFF))
         super().close()
 
 
@@ -298,7 +288,7 @@ def _write_members(raw: _Out, tree: Path, top: str, fmt: str, dirs: list[str], f
                    pool: ThreadPoolExecutor) -> None:
     """Every member in order, through the chosen compressor, hashed (and checked) as it streams."""
     if fmt == "tar.gz":
-        comp = GzipMembers(raw, compresslevel)
+        comp = MixedGzip(raw, compresslevel)
     elif fmt == "tar.xz":
         comp = lzma.LZMAFile(raw, "wb", preset=6)
     elif fmt == "tar":
@@ -306,7 +296,7 @@ def _write_members(raw: _Out, tree: Path, top: str, fmt: str, dirs: list[str], f
     else:
         raise ValueError(f"unknown format {fmt}")
     out = comp if comp is not None else raw
-    gz = comp if isinstance(comp, GzipMembers) else None
+    gz = comp if isinstance(comp, MixedGzip) else None
     # mode "w" (not "w|"): tarfile writes straight through, so a level switch lands exactly between members
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         tar.copybufsize = CHUNK

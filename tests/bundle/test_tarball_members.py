@@ -1,4 +1,4 @@
-"""tar.gz as gzip members: compressed payloads stored (no 32 s/GB squeeze), readable by every gzip reader."""
+"""tar.gz with mixed deflate blocks: compressed payloads stored (no 32 s/GB squeeze), one ordinary gzip member."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bundler.bundle.sums import DigestMismatch
-from bundler.bundle.tarball import STORED, GzipMembers, _Out, member_level, write_tarball
+from bundler.bundle.tarball import STORED, MixedGzip, _Out, member_level, write_tarball
 
 
 def _tree(root: Path) -> Path:
@@ -36,7 +36,7 @@ def test_levels_follow_content_only(tmp_path: Path) -> None:
     assert member_level(t / "bundle.json", 9000, 6) == 6
 
 
-def test_members_are_one_stream_for_gzip_tar_and_python_and_reproducible(tmp_path: Path) -> None:
+def test_one_gzip_member_for_gzip_tar_and_python_and_reproducible(tmp_path: Path) -> None:
     t = _tree(tmp_path / "t")
     a, b, plain = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz", tmp_path / "p.tar"
     sums = write_tarball(t, a, top="top")
@@ -44,6 +44,14 @@ def test_members_are_one_stream_for_gzip_tar_and_python_and_reproducible(tmp_pat
     write_tarball(t, plain, top="top", fmt="tar")
     assert a.read_bytes() == b.read_bytes()  # reproducible
     assert gzip.decompress(a.read_bytes()) == plain.read_bytes()  # exactly the plain tar, every member
+    d = zlib.decompressobj(31)
+    assert d.decompress(a.read_bytes()) == plain.read_bytes() and d.eof and d.unused_data == b""  # ONE member
+    import tarfile
+
+    with tarfile.open(plain) as tf:
+        names = tf.getnames()
+    with tarfile.open(a, "r|gz") as tf:  # tarfile's own stream reader handles one gzip member only: fine
+        assert [m.name for m in tf] == names
     assert subprocess.run(["gzip", "-t", str(a)]).returncode == 0
     out = tmp_path / "x"
     out.mkdir()
@@ -58,22 +66,21 @@ def test_stored_member_framing_is_valid_deflate_at_block_edges(tmp_path: Path) -
     data = hashlib.shake_256(b"edge").digest(3 * 0xFFFF + 7)
     p = tmp_path / "g.gz"
     with open(p, "wb", buffering=0) as f:
-        g = GzipMembers(_Out(f.fileno()), STORED)
+        g = MixedGzip(_Out(f.fileno()), STORED)
         for piece in (data[:1], data[1:0xFFFF], data[0xFFFF:2 * 0xFFFF + 3], data[2 * 0xFFFF + 3:]):
             g.write(piece)
         g.set_level(6)
         g.write(b"tail" * 100)
         g.close()
     assert gzip.decompress(p.read_bytes()) == data + b"tail" * 100
-    raw = p.read_bytes()
     d = zlib.decompressobj(31)
-    assert d.decompress(raw) == data and d.eof  # the first member ends where the level changed
+    assert d.decompress(p.read_bytes()) == data + b"tail" * 100 and d.eof and d.unused_data == b""
 
 
 def test_empty_stream_is_a_valid_gzip(tmp_path: Path) -> None:
     p = tmp_path / "e.gz"
     with open(p, "wb", buffering=0) as f:
-        GzipMembers(_Out(f.fileno())).close()
+        MixedGzip(_Out(f.fileno())).close()
     assert gzip.decompress(p.read_bytes()) == b""
 
 
