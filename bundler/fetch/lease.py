@@ -96,13 +96,15 @@ def live_builds(root: Path) -> LiveBuilds:
         return out
     for p in sorted(d.glob("build-*.lease")):
         try:
-            fd = os.open(p, os.O_RDONLY)
+            fd = os.open(p, os.O_RDWR)  # writable: NFS emulates flock with POSIX locks, which need it
         except FileNotFoundError:
             continue
+        except OSError:
+            fd = os.open(p, os.O_RDONLY)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            except OSError:  # held (or no way to tell here): count it as a running build
                 live = True
             else:
                 live = False
