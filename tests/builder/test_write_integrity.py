@@ -425,3 +425,20 @@ def test_a_rotten_cni_manifest_in_the_cache_does_not_pick_the_images(tmp_path, s
     top = unpack(tmp_path / "b" / f"{TOP}.tar.gz", tmp_path / "x")
     assert [i["ref"] for i in json.loads((top / "bundle.json").read_text())["images"]] == ["registry.k8s.io/pause:3.9"]
     assert sha256(cached) == digest
+
+
+def test_cli_prune_says_what_it_kept_for_running_builds(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    blob = cache.root / "blobs" / "sha256" / ("a" * 64)
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"in use")
+    cmd = [sys.executable, "-m", "bundler.cli", "cache", "prune", "--cache", str(cache.root)]
+    with cache.lease():
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "removed 0 objects, freed 0 B",
+        "1 build(s) running on this cache: kept the 1 objects they use and their partial downloads; run prune again "
+        "when they are done to clear those."]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert r.stdout.splitlines() == ["removed 1 objects, freed 6 B"] and not blob.exists()
