@@ -189,7 +189,7 @@ def build(
 ) -> BuildResult:
     if fmt not in (*FORMATS, "dir"):
         raise BundlerError(f"--format {fmt!r} is not one of {', '.join((*FORMATS, 'dir'))}.")
-    space = SpaceCheck(Path(out_dir), cache)
+    space = SpaceCheck(Path(out_dir), cache, fmt)
     try:
         with cache.lease() as lease:
             return _build(m, Path(out_dir), cache, lease, space, jobs=jobs, quiet=quiet, locked=locked, fmt=fmt,
@@ -491,7 +491,7 @@ def _write_output(m: Manifest, ws: Workspace, fmt: str, sign_key: str | None, qu
     from .bundle.sums import seal_tree
 
     base, staging = m.bundle_basename, ws.staging
-    total = space.before_write(staging, fmt)
+    total = space.before_write(staging)
     if fmt == "dir":
         final = ws.out_dir / base
         with ByteProgress(total, "checking bundle", enabled=not quiet) as bar:

@@ -26,8 +26,8 @@ class SpaceCheck:
     FIX_OUT = "Free space there, or write the bundle elsewhere with -o/--output."
     FIX_CACHE = "Free space there (`bundler cache prune`), or use a larger cache with --cache."
 
-    def __init__(self, out_dir: Path, cache: Cache):
-        self.out_dir, self.cache = out_dir, cache
+    def __init__(self, out_dir: Path, cache: Cache, fmt: str = "tar.gz"):
+        self.out_dir, self.cache, self.fmt = out_dir, cache, fmt
         self.links = True  # staging gets hard links from the cache (no payload copied)
         self.out_need = 0  # what the output directory needs, for the message if a write fails anyway
 
@@ -55,19 +55,19 @@ class SpaceCheck:
         self.more_output(payload)
 
     def more_output(self, payload: int) -> None:
-        """payload more bytes will be shipped: staged (copied unless hard-linked) and written to the tarball."""
-        self.out_need += payload * (1 if self.links else 2)
+        """payload more bytes will be shipped: staged (copied unless hard-linked), then written to the tarball."""
+        self.out_need += payload * ((0 if self.links else 1) + (0 if self.fmt == "dir" else 1))
         ensure_space(self.out_dir, self.out_need, "the bundle (output directory)", self.FIX_OUT)
 
     def more_downloads(self, n: int) -> None:
         ensure_space(self.cache.root, n, "the image downloads (the cache)", self.FIX_CACHE)
         self.more_output(n)
 
-    def before_write(self, staging: Path, fmt: str) -> int:
+    def before_write(self, staging: Path) -> int:
         """The tarball: every staged byte plus tar headers and a margin for compression overhead."""
         files = [p for p in staging.rglob("*") if p.is_file()]
         total = sum(p.stat().st_size for p in files)
-        if fmt != "dir":
+        if self.fmt != "dir":
             need = total + total // 200 + 1536 * len(files) + (1 << 20)
             self.out_need = need
             ensure_space(self.out_dir, need, "the bundle (output directory)", self.FIX_OUT)
