@@ -13,6 +13,8 @@ RUNS = [
     ["rpm_vs_dnf.py", "--latency-ms", "50"],
     ["plan_vs_dnf.py"],
     ["registry_populate.py"],
+    ["write_vs_cp.py", "--old"],
+    ["write_vs_cp.py", "--full"],
 ]
 
 if __name__ == "__main__":

@@ -1,14 +1,18 @@
 """`bundler plan`, `bundler lock` and `bundler build`: the pipeline from a manifest to a bundle.
 
-The bundle is assembled in a staging tree inside the cache directory, made of hard links to cached
-blobs (same filesystem, so no payload is copied and no extra disk is needed), then streamed into the
-tarball under a temporary name that is renamed only when complete: a failed or interrupted build never
-leaves a partial bundle where the operator expects one.
+The bundle is assembled in a staging tree in the output directory (`.NAME.staging-PID-TOKEN`), made of
+hard links to cached blobs where the filesystem allows (else copies), so a read-only shared cache still
+builds. It is then streamed into the tarball under a temporary name that is renamed only when complete: a
+failed or interrupted build never leaves a partial bundle where the operator expects one, and the next
+build of the same bundle removes what a killed one left. Every shipped byte is checked, in the pass that
+writes it, against the digest bundle.json records; a corrupt cache entry is evicted, fetched again and the
+bundle rewritten, so SHA256SUMS and bundle.json never disagree.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -23,11 +27,15 @@ import requests
 
 from . import __version__
 from .bundle.installer_files import add_installer
+from .bundle.space import SpaceCheck
+from .bundle.sums import DigestMismatch
 from .bundle.tarball import FORMATS, write_tarball
-from .errors import BundlerError
+from .bundle.workspace import DISK_ERRNOS, Workspace, clean_legacy_staging, clean_stale
+from .errors import BundlerError, FetchError
 from .fetch.cache import Cache
-from .fetch.download import Item, Stats, cancel_downloads, fetch_all
+from .fetch.download import Item, Stats, cancel_downloads, fetch, fetch_all
 from .fetch.http import apply_mirrors, make_session
+from .fetch.lease import Lease
 from .files.fetch import FileRecord, fetch_files, file_specs
 from .lock import lock_path, make_lock, manifest_dict, read_lock
 from .manifest.model import Manifest
@@ -137,7 +145,7 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
         download = ask_kubeadm == "download" or not table_knows(m.kubernetes_version)
         with stages.stage("resolve", "resolve: asking the shipped kubeadm which images it needs"):
             asked = shipped_kubeadm_images(m, shipped, files, session, cache, download=download, stats=stats)
-    cni = [f.cached.read_text(encoding="utf-8", errors="replace") for f in files if f.kind == "manifest"]
+    cni = [_checked_text(m, f, cache, session, stats) for f in files if f.kind == "manifest"]
     refs, source = image_list(m.kubernetes_version, cni, m.images, asked)
     return Inputs(shipped, media, modules_yaml, files, refs, used_filelists=closure.used_filelists,
                   kubeadm_images_from=source, module_streams=closure.host_streams(), warnings=closure.warnings)
@@ -228,6 +236,20 @@ def build(
         from .bundle.signkey import check_sign_key
 
         check_sign_key(sign_key)
+    space = SpaceCheck(Path(out_dir), cache, fmt)
+    try:
+        with cache.lease() as lease:
+            return _build(m, Path(out_dir), cache, lease, space, jobs=jobs, quiet=quiet, locked=locked, fmt=fmt,
+                          sign_key=sign_key, insecure=insecure)
+    except OSError as e:
+        if e.errno in DISK_ERRNOS:
+            raise space.error(e) from None
+        raise
+
+
+def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: SpaceCheck, *, jobs: int, quiet: bool,
+           locked: bool, fmt: str, sign_key: str | None, insecure: tuple[str, ...]) -> BuildResult:
+    """The build under its cache lease (so a concurrent `cache prune` leaves its files alone)."""
     steps: dict[str, StepStat] = {}
     stats = Stats()
     session = make_session(pool=max(jobs, 4))
@@ -244,29 +266,31 @@ def build(
     for s in (resolve_stats, file_stats):
         _add_stats(stats, s)
 
-    cache.root.mkdir(parents=True, exist_ok=True)
-    staging = cache.root / "staging" / f"{m.bundle_basename}.{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    lease.record(_digests(inputs))
+    ws = Workspace(out_dir, m.bundle_basename)
+    clean_stale(ws.out_dir, ws.base)
+    clean_legacy_staging(cache.root, ws.base)
+    ws.create()
     try:
-        images = _download(m, inputs, staging, cache, session, jobs, quiet, stats, steps, client)
+        space.before_download(inputs.packages, inputs.files, ws.staging)
+        images = _download(m, inputs, ws.staging, cache, session, jobs, quiet, stats, steps, client, space)
         images.sort(key=lambda i: i["ref"])  # the lock's order: locked and unlocked builds give the same bytes
+        lease.record(_digests(inputs, images, ws.staging))
         t = time.monotonic()
         lock_used = lock_data or make_lock(m, inputs.packages, inputs.modules_yaml, images,
                                            [f.to_json() for f in inputs.files], inputs.module_streams,
                                            images_from=inputs.kubeadm_images_from)
-        _assemble(m, inputs, images, lock_used, staging, cache)
         sums_file = out_dir / f"{m.bundle_basename}.{fmt}.sha256"
         sums_file.unlink(missing_ok=True)  # never a stale checksum beside a new tarball
-        result_path = _write_output(m, staging, out_dir, fmt, sign_key, quiet)
+        result_path = _assemble_and_write(m, inputs, images, lock_used, ws, cache, session, fmt, sign_key,
+                                          quiet, stats, client, space)
         digest = None
         if result_path.is_file():
             digest = _write_sha256(result_path, sums_file)
         steps["write"] = StepStat.of(1, fmt, result_path.stat().st_size if result_path.is_file() else 0,
                                      time.monotonic() - t)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        ws.close()
     steps = {k: steps.get(k, StepStat()) for k in STEP_ORDER}
     return BuildResult(result_path, inputs, images, lock_used, steps, stats, digest,
                        sums_file if digest else None)
@@ -286,14 +310,20 @@ def _write_sha256(tarball: Path, dest: Path) -> str:
     return digest
 
 
+def _digests(inputs: Inputs, images: list[dict] | None = None, staging: Path | None = None) -> list[str]:
+    """Every cached blob this build ships, "algo:hex", for its lease (so `cache prune` keeps them)."""
+    out = [f"{p['algo']}:{p['digest']}" for p in inputs.packages]
+    out += [f"sha256:{d}" for f in inputs.files for d in (f.sha256, f.source_sha256)]
+    if staging is not None and (staging / "images" / "blobs" / "sha256").is_dir():
+        out += [f"sha256:{p.name}" for p in (staging / "images" / "blobs" / "sha256").iterdir()]
+    return out
+
+
 def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session: requests.Session, jobs: int,
-              quiet: bool, stats: Stats, steps: dict[str, StepStat], client) -> list[dict]:  # noqa: ANN001
+              quiet: bool, stats: Stats, steps: dict[str, StepStat], client,  # noqa: ANN001 - RegistryClient
+              space: SpaceCheck | None = None) -> list[dict]:
     """RPMs and image blobs in parallel, under one progress display."""
-    items = {
-        p["nevra"]: Item(apply_mirrors(p["url"], m.mirrors), p["algo"], p["digest"], p["size"] or None,
-                         label=f"{p['nevra']} (repo '{p['repo']}')")
-        for p in inputs.packages
-    }
+    items = {p["nevra"]: _package_item(m, p) for p in inputs.packages}
     rpm_bytes = sum(i.size or 0 for i in items.values())
     images: list[dict] = []
     rpm_stats, img_stats = Stats(), Stats()
@@ -311,11 +341,12 @@ def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session:
                 return []
             from .images.pull import pull_images
 
-            refs = [f"{r}@{inputs.image_pins[r]}" if r in inputs.image_pins and "@" not in r else r
-                    for r in inputs.image_refs]
+            refs = _pinned_refs(inputs)
             lock_ = threading.Lock()
 
             def grow(n: int) -> None:
+                if space is not None:
+                    space.more_downloads(n)
                 with lock_:
                     bar.bar.total = (bar.bar.total or 0) + n
                     bar.bar.refresh()
@@ -346,23 +377,152 @@ def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session:
     return images
 
 
-def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, root: Path, cache: Cache) -> None:
-    from .bundle.sums import sha256_file
+def _pinned_refs(inputs: Inputs) -> list[str]:
+    return [f"{r}@{inputs.image_pins[r]}" if r in inputs.image_pins and "@" not in r else r
+            for r in inputs.image_refs]
 
+
+def _package_item(m: Manifest, p: dict) -> Item:
+    return Item(apply_mirrors(p["url"], m.mirrors), p["algo"], p["digest"], p["size"] or None,
+                label=f"{p['nevra']} (repo '{p['repo']}')")
+
+
+def _assemble_and_write(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, ws: Workspace,
+                        cache: Cache, session: requests.Session, fmt: str, sign_key: str | None, quiet: bool,
+                        stats: Stats, client, space: SpaceCheck) -> Path:  # noqa: ANN001 - RegistryClient
+    """Assemble and write, checking every shipped file against bundle.json as it is written.
+
+    A file that differs came from a corrupt cache entry (every download is verified on arrival): evict it,
+    fetch it again, assemble again (the repodata is computed from the RPMs) and rewrite. A second mismatch
+    means something keeps changing the cache under the build: stop, naming the files.
+    """
+    for attempt in (1, 2):
+        try:
+            expected, sources = _assemble(m, inputs, images, lock_used, ws.staging, cache)
+            return _write_output(m, ws, fmt, sign_key, quiet, expected, space)
+        except DigestMismatch as e:
+            if attempt == 2:
+                raise BundlerError(
+                    f"{_names(e.bad, sources)} still did not match the checksum bundle.json records after the "
+                    f"cache entry was removed and fetched again. Something is changing files in the cache "
+                    f"({cache.root}) while the build runs, or the disk is failing; nothing was written. Check the "
+                    "disk, stop whatever writes to the cache, and run the same command again.") from None
+            _heal(m, e.bad, sources, inputs, ws.staging, cache, session, stats, client)
+    raise AssertionError("unreachable")
+
+
+def _names(bad: dict[str, tuple[str, str]], sources: dict[str, tuple[str, object]]) -> str:
+    return "; ".join(f"{_label(sources.get(rel))} ({rel}: expected sha256 {exp}, got {act})"
+                     for rel, (exp, act) in sorted(bad.items()))
+
+
+def _label(source: tuple[str, object] | None) -> str:
+    if source is None:
+        return "a generated file"
+    kind, obj = source
+    if kind == "package":
+        return f"package {obj['nevra']}"  # type: ignore[index]
+    if kind == "file":
+        return f"file '{obj.name}'"  # type: ignore[attr-defined]
+    return f"image blob {obj}"
+
+
+def _heal(m: Manifest, bad: dict[str, tuple[str, str]], sources: dict[str, tuple[str, object]], inputs: Inputs,
+          staging: Path, cache: Cache, session: requests.Session, stats: Stats,
+          client) -> None:  # noqa: ANN001 - RegistryClient
+    """Evict the corrupt cache entries behind bad staged files and fetch them again (the download verifies)."""
+    images = False
+    for rel in sorted(bad):
+        (staging / rel).unlink(missing_ok=True)
+        kind, obj = sources.get(rel, ("generated", None))
+        try:
+            if kind == "package":
+                p: dict = obj  # type: ignore[assignment]
+                cache.evict(p["algo"], p["digest"])
+                inputs.cached[p["nevra"]] = fetch(session, _package_item(m, p), cache, stats=stats)
+            elif kind == "file":
+                _refetch_file(m, obj, cache, session, stats)  # type: ignore[arg-type]
+            elif kind == "image":
+                cache.evict("sha256", str(obj).split(":", 1)[1])
+                images = True
+        except OSError as e:
+            raise BundlerError(
+                f"{_label((kind, obj))}: the copy in the cache ({cache.root}) is corrupt (sha256 {bad[rel][1]}, "
+                f"expected {bad[rel][0]}) and could not be replaced ({e.strerror}). Remove it from the shared "
+                "cache (or run the build once with a writable cache), then build again.") from None
+    if images:
+        from .images.pull import pull_images
+
+        pull_images(_pinned_refs(inputs), staging / "images", platforms=[m.target.oci_platform], cache=cache,
+                    client=client, stats=stats)
+
+
+def _refetch_file(m: Manifest, f: FileRecord, cache: Cache, session: requests.Session, stats: Stats | None) -> None:
+    """Evict a file's cache entries (and its archive's) and fetch it again into the same content address."""
+    from .files.fetch import _extract
+
+    cache.evict("sha256", f.sha256)
+    cache.evict("sha256", f.source_sha256)
+    label = f"file '{f.name}'"
+    path = fetch(session, Item(apply_mirrors(f.url, m.mirrors), "sha256", f.source_sha256, None, label), cache,
+                 stats=stats)
+    if f.extract:
+        path, digest = _extract(path, f.extract, cache, label)
+        if digest != f.sha256:
+            raise FetchError(
+                f"{label}: member '{f.extract}' of the archive fetched again has sha256 {digest}, but bundle.json "
+                f"records {f.sha256}. Run `bundler lock` again if the upstream archive legitimately changed.")
+
+
+def _checked_text(m: Manifest, f: FileRecord, cache: Cache, session: requests.Session, stats: Stats | None) -> str:
+    """A CNI manifest's text for the image list, verified first: a rotten cache entry must not pick the images."""
+    data = f.cached.read_bytes()
+    if hashlib.sha256(data).hexdigest() != f.sha256:
+        _refetch_file(m, f, cache, session, stats)
+        data = f.cached.read_bytes()
+        if hashlib.sha256(data).hexdigest() != f.sha256:
+            raise BundlerError(
+                f"file '{f.name}': the cached copy ({f.cached}) still does not match sha256 {f.sha256} after it was "
+                "fetched again. Something is changing the cache while the build runs, or the disk is failing.")
+    return data.decode("utf-8", errors="replace")
+
+
+def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, root: Path,
+              cache: Cache) -> tuple[dict[str, str], dict[str, tuple[str, object]]]:
+    """Fill the staging tree; return ({relpath: sha256 bundle.json records}, {relpath: where it came from})."""
     repo = root / "repo"
     placed: list[Path] = []
+    expected: dict[str, str] = {}
+    sources: dict[str, tuple[str, object]] = {}
     sha256: dict[str, str] = {}  # nevra -> sha256 of the RPM (repos with other checksum types need it computed)
+    bad: dict[str, tuple[str, str]] = {}
     for p in inputs.packages:
-        dest = repo / "Packages" / p["location"].rsplit("/", 1)[-1]
+        rel = f"repo/Packages/{p['location'].rsplit('/', 1)[-1]}"
+        dest = root / rel
         place(inputs.cached[p["nevra"]], dest)
         placed.append(dest)
-        sha256[p["nevra"]] = p.get("sha256") or sha256_file(dest)
+        sources[rel] = ("package", p)
+        if p["algo"] == "sha256":
+            sha256[p["nevra"]] = p["digest"]
+        else:  # bundle.json comes first in the tarball, so this sha256 is needed now: check the repo's digest too
+            sha256[p["nevra"]], actual = _two_digests(dest, p["algo"])
+            if actual != p["digest"]:
+                bad[rel] = (p["digest"], actual)
+        expected[rel] = sha256[p["nevra"]]
     for f in inputs.files:
         dest = root / f.path
         place(f.cached, dest)
         os.chmod(dest, 0o755 if f.kind == "binary" else 0o644)
+        expected[f.path], sources[f.path] = f.sha256, ("file", f)
         if f.kind == "rpm":
             placed.append(dest)
+    if bad:
+        raise DigestMismatch(bad)
+    blobs = root / "images" / "blobs" / "sha256"
+    if blobs.is_dir():
+        for b in blobs.iterdir():
+            rel = f"images/blobs/sha256/{b.name}"
+            expected[rel], sources[rel] = b.name, ("image", f"sha256:{b.name}")
     if placed or m.repos:  # an empty repo is still a repo: the hosts' repo files can point at it
         write_repo(repo, placed, modules_yaml=inputs.modules_yaml)
     add_installer(root, m)
@@ -390,47 +550,47 @@ def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, 
         "modules": inputs.module_streams,  # NAME:STREAM the solve used; the installer enables exactly these
     }
     (root / "bundle.json").write_text(json.dumps(bom, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return expected, sources
 
 
-def _write_output(m: Manifest, staging: Path, out_dir: Path, fmt: str, sign_key: str | None, quiet: bool) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    base = m.bundle_basename
+def _two_digests(path: Path, algo: str) -> tuple[str, str]:
+    """(sha256, algo digest) of a file in one read."""
+    a, b = hashlib.sha256(), hashlib.new(algo)
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            a.update(block)
+            b.update(block)
+    return a.hexdigest(), b.hexdigest()
+
+
+def _write_output(m: Manifest, ws: Workspace, fmt: str, sign_key: str | None, quiet: bool,
+                  expected: dict[str, str], space: SpaceCheck) -> Path:
+    """Check and write the staging tree: the tarball (streamed, hashed once) or, for dir, the tree itself."""
+    from .bundle.sums import seal_tree
+
+    base, staging = m.bundle_basename, ws.staging
+    total = space.before_write(staging)
     if fmt == "dir":
-        final = out_dir / base
-        tmp = out_dir / f".{base}.partial-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(staging, tmp, copy_function=_link_or_copy)
-        from .bundle.sums import format_sums, sha256_file
-
-        sums = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-        (tmp / "SHA256SUMS").write_text(format_sums(sums))
+        final = ws.out_dir / base
+        with ByteProgress(total, "checking bundle", enabled=not quiet) as bar:
+            seal_tree(staging, expected, progress=bar)
         if final.exists():
             shutil.rmtree(final)
-        os.rename(tmp, final)
+        os.rename(staging, final)
         return final
-    final = out_dir / f"{base}.{fmt}"
-    tmp = out_dir / f".{final.name}.partial-{os.getpid()}"
+    final = ws.out_dir / f"{base}.{fmt}"
+    tmp = ws.partial(final)
     sign = None
     if sign_key:
         from .bundle.verify import sign_bytes
 
         def sign(text: bytes) -> bytes:
             return sign_bytes(text, sign_key)
-    total = sum(p.stat().st_size for p in staging.rglob("*") if p.is_file())
     try:
         with ByteProgress(total, "writing bundle", enabled=not quiet) as bar:
-            write_tarball(staging, tmp, top=base, fmt=fmt, sign=sign, progress=bar)
+            write_tarball(staging, tmp, top=base, fmt=fmt, sign=sign, progress=bar, expected=expected)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return final
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-

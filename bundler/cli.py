@@ -246,8 +246,11 @@ def cache_prune(cache_dir: Path | None, days: float | None) -> None:
     """Remove cached objects (all, or those unused for DAYS) and leftovers of interrupted builds."""
     from .fetch.prune import prune
 
-    removed, freed = prune(_cache(cache_dir), days)
-    click.echo(f"removed {removed} objects, freed {_human(freed)}")
+    r = prune(_cache(cache_dir), days)
+    click.echo(f"removed {r.removed} objects, freed {_human(r.freed)}")
+    if r.live_builds:
+        click.echo(f"{r.live_builds} build(s) running on this cache: kept the {r.kept_for_builds} objects they use "
+                   "and their partial downloads; run prune again when they are done to clear those.")
 
 
 # ---- bundle review and integrity: verify, inspect, diff, split, join ----------------------------------------------

@@ -10,7 +10,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +25,17 @@ _LINE = re.compile(r"^(\\?)([0-9a-fA-F]{64}) [ *](.+)$")
 
 class SumsError(BundlerError):
     """SHA256SUMS itself is malformed (so no file in the bundle can be trusted)."""
+
+
+class DigestMismatch(Exception):
+    """Files about to be shipped do not hash to what bundle.json records: {relpath: (expected, actual)}.
+
+    Not an operator error by itself: the build evicts the cache entries, fetches them again and rewrites.
+    """
+
+    def __init__(self, bad: Mapping[str, tuple[str, str]]):
+        self.bad = dict(bad)
+        super().__init__(", ".join(sorted(self.bad)))
 
 
 def sha256_stream(f: BinaryIO, chunk: int = CHUNK) -> str:
@@ -87,6 +98,35 @@ def parse_sums(text: str, source: str = SUMS) -> dict[str, str]:
                 f"{source} line {n} lists {name!r} a second time. The bundle is damaged or was edited by hand: "
                 "copy the tarball again, or rebuild it with `bundler build`.")
         sums[name] = digest.lower()
+    return sums
+
+
+def seal_tree(tree: Path, expected: Mapping[str, str] | None = None,
+              progress: Callable[[int], None] | None = None) -> dict[str, str]:
+    """Hash every file of an unpacked bundle once, check it against expected, write SHA256SUMS; return the sums.
+
+    Raises DigestMismatch naming every file that differs from expected (SHA256SUMS is then not written).
+    """
+    expected = expected or {}
+    sums: dict[str, str] = {}
+    bad: dict[str, tuple[str, str]] = {}
+    for p in sorted(tree.rglob("*")):
+        rel = p.relative_to(tree).as_posix()
+        if rel in (SUMS, SIG) or p.is_symlink() or not p.is_file():
+            continue
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            while block := f.read(CHUNK):
+                h.update(block)
+                if progress:
+                    progress(len(block))
+        sums[rel] = h.hexdigest()
+        if rel in expected and sums[rel] != expected[rel]:
+            bad[rel] = (expected[rel], sums[rel])
+    bad.update({rel: (digest, "nothing (the file is missing)") for rel, digest in expected.items() if rel not in sums})
+    if bad:
+        raise DigestMismatch(bad)
+    write_sums(tree / SUMS, sums)
     return sums
 
 

@@ -9,6 +9,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .lease import Lease
 
 ALGOS = ("sha256", "sha512", "sha384", "sha224", "sha1", "md5")
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -121,3 +125,19 @@ class Cache:
             count += 1
             total += p.stat().st_size
         return count, total
+
+    # ---- eviction and leases (the write phase and `cache prune`) ----------------------------------------------
+
+    def evict(self, algo: str, hexdigest: str) -> bool:
+        """Drop a blob found not to match its digest (bit rot, tampering), so the next fetch downloads it."""
+        try:
+            self.path(algo, hexdigest).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def lease(self) -> Lease:
+        """This build's claim on the cache (a context manager) that `cache prune` respects."""
+        from .lease import Lease
+
+        return Lease(self.root)

@@ -276,7 +276,8 @@ def test_cache_prune_keeps_what_recent_builds_used(tmp_path, stack):
     m = load_manifest(write_manifest(tmp_path, stack.manifest(packages=K8S, cni="none", k8s=None)))
     build(m, tmp_path / "out", cache, quiet=True)
     count, size = cache.size()
-    assert count > 0 and not list((cache.root / "staging").iterdir())  # no staging left behind
+    assert count > 0 and not (cache.root / "staging").exists()  # staging is in the output directory now...
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [f"{TOP}.tar.gz"]  # ...and gone once the build is done
     stale = cache.root / "blobs" / "sha256" / ("0" * 64)
     stale.write_bytes(b"from a build long ago")
     old = _time.time() - 40 * 86400
