@@ -277,7 +277,8 @@ def test_cache_prune_keeps_what_recent_builds_used(tmp_path, stack):
     build(m, tmp_path / "out", cache, quiet=True)
     count, size = cache.size()
     assert count > 0 and not (cache.root / "staging").exists()  # staging is in the output directory now...
-    assert [p.name for p in (tmp_path / "out").iterdir()] == [f"{TOP}.tar.gz"]  # ...and gone once the build is done
+    # ...and gone once the build is done: the tarball and its .sha256 remain
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{TOP}.tar.gz", f"{TOP}.tar.gz.sha256"]
     stale = cache.root / "blobs" / "sha256" / ("0" * 64)
     stale.write_bytes(b"from a build long ago")
     old = _time.time() - 40 * 86400

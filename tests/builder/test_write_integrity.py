@@ -128,7 +128,8 @@ def test_poisoned_cache_entries_are_evicted_refetched_and_the_bundle_is_right(tm
         assert sha256(out) == sha256(tmp_path / "clean" / f"{TOP}.tar.gz")
     for digest in victims:  # the cache healed
         assert sha256(cache / "blobs" / "sha256" / digest) == digest
-    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == [out.name]
+    shipped = [out.name] if fmt == "dir" else [out.name, f"{out.name}.sha256"]  # a tarball has its .sha256 beside it
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == shipped
 
 
 def test_a_cache_that_stays_corrupt_is_named_and_nothing_is_written(tmp_path, stack, monkeypatch):
@@ -188,7 +189,7 @@ def test_a_warm_read_only_cache_builds_the_same_bytes(tmp_path, stack):
         assert sha256(tmp_path / "b" / f"{TOP}.tar.gz") == sha256(first.path)
         assert_sums_agree_with_bundle_json(tmp_path / "b" / TOP)
         assert _snapshot(shared) == before  # no write at all
-        assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [TOP, f"{TOP}.tar.gz"]
+        assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [TOP, f"{TOP}.tar.gz", f"{TOP}.tar.gz.sha256"]
         subprocess.run(["mount", "-o", "remount,rw", str(shared)], capture_output=True)
 
 
@@ -247,7 +248,8 @@ def test_sigkill_during_write_then_rerun_cleans_up_and_gives_identical_bytes(tmp
     assert any(".partial-" in n for n in left_behind) and any(".staging-" in n for n in left_behind), left_behind
     r = cli_build(path, cache, out)
     assert r.returncode == 0, r.stderr
-    assert [p.name for p in out.iterdir()] == [f"{TOP}.tar.gz"]  # the dead builds' leftovers are gone
+    # the dead builds' leftovers are gone
+    assert sorted(p.name for p in out.iterdir()) == [f"{TOP}.tar.gz", f"{TOP}.tar.gz.sha256"]
     assert sha256(out / f"{TOP}.tar.gz") == reference
 
 
