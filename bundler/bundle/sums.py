@@ -20,8 +20,6 @@ SUMS = "SHA256SUMS"
 SIG = "SHA256SUMS.asc"
 CHUNK = 1 << 20
 
-_LINE = re.compile(r"^(\\?)([0-9a-fA-F]{64}) [ *](.+)$")
-
 
 class SumsError(BundlerError):
     """SHA256SUMS itself is malformed (so no file in the bundle can be trusted)."""
@@ -53,21 +51,6 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         return sha256_stream(f)
 
 
-def _unescape(name: str) -> str:
-    # GNU sha256sum prefixes the line with '\' and escapes '\\' and '\n' when a name contains them.
-    out, i = [], 0
-    while i < len(name):
-        c = name[i]
-        if c == "\\" and i + 1 < len(name):
-            nxt = name[i + 1]
-            out.append({"\\": "\\", "n": "\n", "r": "\r"}.get(nxt, "\\" + nxt))
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
 def _escape(name: str) -> tuple[str, str]:
     if any(c in name for c in "\\\n\r"):
         return "\\", name.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
@@ -75,30 +58,15 @@ def _escape(name: str) -> tuple[str, str]:
 
 
 def parse_sums(text: str, source: str = SUMS) -> dict[str, str]:
-    """Map relative path -> lowercase hex digest; reject anything `sha256sum -c` would not accept.
+    """Map relative path -> lowercase hex digest, exactly as install.py reads it (one parser: the installer's
+    bundle_rules.py, which `bundler verify` also uses); malformed or duplicate lines raise SumsError."""
+    from .verify import bundle_rules
 
-    Paths are returned as written (a leading '*' binary marker stripped, escapes undone); whether a path is
-    safe (absolute, '..') is the caller's judgement, because verify must report those per file.
-    """
-    sums: dict[str, str] = {}
-    for n, raw in enumerate(text.split("\n"), 1):
-        line = raw[:-1] if raw.endswith("\r") else raw
-        if not line.strip():
-            continue
-        m = _LINE.match(line)
-        if not m:
-            raise SumsError(
-                f"{source} line {n} is not '<64 hex digits>  <path>' (got {line[:80]!r}). The bundle is damaged "
-                "or was edited by hand: copy the tarball again, or rebuild it with `bundler build`.")
-        escaped, digest, name = m.groups()
-        if escaped:
-            name = _unescape(name)
-        if name in sums:
-            raise SumsError(
-                f"{source} line {n} lists {name!r} a second time. The bundle is damaged or was edited by hand: "
-                "copy the tarball again, or rebuild it with `bundler build`.")
-        sums[name] = digest.lower()
-    return sums
+    rules = bundle_rules()
+    try:
+        return rules.parse_sums(text, source)
+    except rules.SumsSyntaxError as e:
+        raise SumsError(str(e)) from None
 
 
 def seal_tree(tree: Path, expected: Mapping[str, str] | None = None,
