@@ -412,7 +412,7 @@ def _write_output(m: Manifest, staging: Path, out_dir: Path, fmt: str, sign_key:
     tmp = out_dir / f".{final.name}.partial-{os.getpid()}"
     sign = None
     if sign_key:
-        from .bundle.verify import sign_bytes
+        from .bundle.sign import sign_bytes
 
         def sign(text: bytes) -> bytes:
             return sign_bytes(text, sign_key)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BundlerError
-from .verify import MAX_CONTROL_FILE, STREAM_ERRORS, find_top_dir, is_tar_file, open_tar_stream, strip_dot
+from .dirscan import find_top_dir
+from .tarstream import MAX_CONTROL_FILE, STREAM_ERRORS, is_tar_file, open_tar_stream, strip_dot
 
 BOM = "bundle.json"
 
