@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 from urllib.parse import urljoin
 
 import requests
@@ -29,20 +30,21 @@ from .fetch.cache import Cache
 from .fetch.download import Item, Stats, cancel_downloads, fetch_all
 from .fetch.http import apply_mirrors, make_session
 from .files.fetch import FileRecord, fetch_files, file_specs
-from .lock import lock_path, make_lock, manifest_dict, read_lock
+from .lock import PackageEntry, lock_path, make_lock, manifest_dict, read_lock
 from .manifest.model import Manifest
 from .progress import ByteProgress, Stages
 from .rpm.closure import Closure, resolve
 from .rpm.repo_writer import place, write_repo
 from .rpm.repomd import RepoReader
+from .rpm.solver import Package
 
 
 @dataclass
 class Inputs:
     """Everything a build fetches, pinned: from a fresh resolution or from the lock."""
 
-    packages: list[dict]  # shipped RPMs: name, epoch, version, release, arch, nevra, repo, url, algo, digest, size
-    from_media: list[dict]
+    packages: list[PackageEntry]  # shipped RPMs
+    from_media: list[PackageEntry]
     modules_yaml: str | None
     files: list[FileRecord]
     image_refs: list[str]
@@ -88,12 +90,10 @@ class BuildResult:
     sha256_path: Path | None = None
 
 
-def _pkg_dict(p, original_baseurl: str) -> dict:  # noqa: ANN001 - rpm.solver.Package
-    d = p.to_json()
-    d["nevra"] = p.nevra
-    d["url"] = urljoin(original_baseurl, p.location)
-    d["algo"], d["digest"] = p.algo, p.digest
-    return d
+def _pkg_entry(p: Package, original_baseurl: str) -> PackageEntry:
+    """The solver's package as the lock records it (the rest of the build reads only this)."""
+    return cast(PackageEntry, {**p.to_json(), "nevra": p.nevra, "url": urljoin(original_baseurl, p.location),
+                               "algo": p.algo, "digest": p.digest})
 
 
 def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: dict | None = None,
@@ -123,8 +123,8 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     with stages.stage("resolve", f"resolve: reading the metadata of {len(m.repos)} repos and solving"):
         closure = resolve(m, RepoReader(session, cache, m.mirrors))
     repos = {r.name: r for r in m.repos}
-    shipped = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.shipped]
-    media = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.from_media]
+    shipped = [_pkg_entry(p, repos[p.repo].baseurl) for p in closure.shipped]
+    media = [_pkg_entry(p, repos[p.repo].baseurl) for p in closure.from_media]
     modules_yaml = closure.modules_yaml()
     specs = file_specs(m)
     with stages.stage("files", f"files: {len(specs)} to fetch or take from the cache"):
@@ -180,7 +180,7 @@ def plan(m: Manifest, cache: Cache, stages: Stages | None = None, insecure: tupl
     }
 
 
-def _public(p: dict) -> dict:
+def _public(p: PackageEntry) -> dict:
     return {k: p[k] for k in ("name", "epoch", "version", "release", "arch", "repo", "size", "sha256", "checksum",
                               "license", "location") if k in p}
 

@@ -20,7 +20,7 @@ from ..fetch.cache import Cache
 from ..oci.layout import OCILayout
 from ..registry.client import OCI_MANIFEST, platform_string
 from ..registry.reference import parse_reference
-from .pull import DAEMON_PREFIX, ImageRecord
+from .record import DAEMON_PREFIX, ImageRecord
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
