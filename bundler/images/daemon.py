@@ -12,11 +12,11 @@ import json
 import os
 import tarfile
 import tempfile
-from pathlib import Path
 from typing import Any
 
 from ..errors import FetchError
 from ..fetch.cache import Cache
+from ..fetch.download import store_stream
 from ..oci.layout import OCILayout
 from ..registry.client import OCI_MANIFEST, platform_string
 from ..registry.reference import parse_reference
@@ -70,20 +70,6 @@ def describe_daemon_image(text: str, client: Any = None) -> ImageRecord:
                        (platform_string(plat),))
 
 
-def _store(cache: Cache, src: Any) -> tuple[str, int]:
-    """Stream a tar member into the cache while hashing it: (digest, size)."""
-    h = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=cache.root / "partial", prefix="daemon-")
-    size = 0
-    with os.fdopen(fd, "wb") as out:
-        for chunk in iter(lambda: src.read(CHUNK), b""):
-            h.update(chunk)
-            out.write(chunk)
-            size += len(chunk)
-    cache.commit(Path(tmp), "sha256", h.hexdigest())
-    return f"sha256:{h.hexdigest()}", size
-
-
 def export_daemon_image(text: str, layout: OCILayout, cache: Cache, client: Any = None) -> ImageRecord:
     """Export docker-daemon:NAME:TAG into layout as an OCI image stored under NAME:TAG."""
     img = _get(client or _client(text), text)
@@ -104,8 +90,9 @@ def export_daemon_image(text: str, layout: OCILayout, cache: Cache, client: Any 
                 member = tar.extractfile(name)
                 if member is None:
                     raise FetchError(f"image {text}: the daemon's export lacks layer {name}.")
-                digest, size = _store(cache, member)
-                layout.add_blob_file(digest, cache.path("sha256", digest.split(":")[1]))
+                path, hexdigest, size = store_stream(cache, member, "daemon")
+                digest = f"sha256:{hexdigest}"
+                layout.add_blob_file(digest, path)
                 layers.append({"mediaType": OCI_LAYER_TAR, "digest": digest, "size": size})
     cfg_digest = "sha256:" + hashlib.sha256(config).hexdigest()
     layout.add_blob_bytes(cfg_digest, config)
