@@ -144,7 +144,7 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
 
 
 def resolve_packages(m: Manifest, cache: Cache) -> Closure:
-    """Only the RPM closure (no files, no images)."""
+    """Only the RPM closure (no files, no images): the seam the solver's tests (tests/builder/test_rpm_*) use."""
     return resolve(m, RepoReader(make_session(), cache, m.mirrors))
 
 
