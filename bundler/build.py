@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urljoin
 
 import requests
@@ -37,6 +37,9 @@ from .rpm.closure import Closure, resolve
 from .rpm.repo_writer import place, write_repo
 from .rpm.repomd import RepoReader
 from .rpm.solver import Package
+
+if TYPE_CHECKING:  # imported when first used: `bundler plan` of a manifest without images needs no registry code
+    from .registry.client import RegistryClient
 
 
 @dataclass
@@ -148,7 +151,7 @@ def resolve_packages(m: Manifest, cache: Cache) -> Closure:
     return resolve(m, RepoReader(make_session(), cache, m.mirrors))
 
 
-def _registry_client(m: Manifest, insecure: tuple[str, ...], pool: int = 16):  # noqa: ANN202 - RegistryClient
+def _registry_client(m: Manifest, insecure: tuple[str, ...], pool: int = 16) -> RegistryClient:
     """spec.registries plus --insecure-registry; built first so a missing credential variable fails before work."""
     from .registry.access import registry_client
 
@@ -185,7 +188,7 @@ def _public(p: PackageEntry) -> dict:
                               "license", "location") if k in p}
 
 
-def _plan_images(m: Manifest, inputs: Inputs, cache: Cache, client) -> list[dict]:  # noqa: ANN001
+def _plan_images(m: Manifest, inputs: Inputs, cache: Cache, client: RegistryClient) -> list[dict]:
     if not inputs.image_refs:
         return []
     from .images.pull import plan_images
@@ -287,7 +290,7 @@ def _write_sha256(tarball: Path, dest: Path) -> str:
 
 
 def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session: requests.Session, jobs: int,
-              quiet: bool, stats: Stats, steps: dict[str, StepStat], client) -> list[dict]:  # noqa: ANN001
+              quiet: bool, stats: Stats, steps: dict[str, StepStat], client: RegistryClient) -> list[dict]:
     """RPMs and image blobs in parallel, under one progress display."""
     items = {
         p["nevra"]: Item(apply_mirrors(p["url"], m.mirrors), p["algo"], p["digest"], p["size"] or None,

@@ -8,7 +8,7 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 from .report import Report
 from .rules import bundle_rules
@@ -53,7 +53,7 @@ class _Scan:
     unreadable: bool = False  # nothing could be read: per-file checks would only add noise
 
 
-def _read_small(f: BinaryIO | None, size: int) -> bytes | None:
+def _read_small(f: IO[bytes] | None, size: int) -> bytes | None:
     if f is None or size > MAX_CONTROL_FILE:
         return None
     return f.read()
@@ -108,7 +108,8 @@ def scan_tar(path: Path, report: Report, progress: Callable[[int], None] | None)
                         control[name] = data
                         digest = sha256_stream(io.BytesIO(data))
                     else:
-                        digest = sha256_stream(f)  # type: ignore[arg-type]
+                        assert f is not None  # extractfile returns None only for non-regular members
+                        digest = sha256_stream(cast(BinaryIO, f))  # IO[bytes]; sha256_stream uses only .read()
                     report.bytes_hashed += m.size
                     member_hash[name] = digest
                     members.append((name, "reg", digest))

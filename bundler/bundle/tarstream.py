@@ -11,7 +11,7 @@ import tarfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 #: Control files are read into memory; anything bigger than this is not a real SHA256SUMS/.asc/bundle.json.
 MAX_CONTROL_FILE = 256 << 20
@@ -35,7 +35,7 @@ class _CountingReader(io.RawIOBase):
             self._progress(len(data))
         return data
 
-    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+    def readinto(self, b: Any) -> int:  # Any: typeshed's WriteableBuffer has no public name before Python 3.12
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)
@@ -55,17 +55,18 @@ def open_tar_stream(path: Path, progress: Callable[[int], None] | None = None) -
     We decompress ourselves (GzipFile/LZMAFile/BZ2File bound their output per read) instead of tarfile's 'r|gz',
     which inflates a whole input buffer at once: a small hostile tarball of zeros would expand to gigabytes.
     """
-    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller through the returned handle
+    raw = open(path, "rb")  # closed by the caller through the returned handle
     try:
         head = raw.read(6)
         raw.seek(0)
-        counted: BinaryIO = io.BufferedReader(_CountingReader(raw, progress), 1 << 20)  # type: ignore[arg-type]
+        counted = io.BufferedReader(_CountingReader(raw, progress), 1 << 20)
+        stream: io.BufferedIOBase
         if head.startswith(b"\x1f\x8b"):
-            stream: BinaryIO = gzip.GzipFile(fileobj=counted, mode="rb")  # type: ignore[assignment]
+            stream = gzip.GzipFile(fileobj=counted, mode="rb")
         elif head.startswith(b"\xfd7zXZ\x00"):
-            stream = lzma.LZMAFile(counted, "rb")  # type: ignore[assignment]
+            stream = lzma.LZMAFile(counted, "rb")
         elif head.startswith(b"BZh"):
-            stream = bz2.BZ2File(counted, "rb")  # type: ignore[assignment]
+            stream = bz2.BZ2File(counted, "rb")
         else:
             stream = counted
         return tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20), raw

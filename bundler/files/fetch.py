@@ -138,9 +138,9 @@ def _extract(archive: Path, member: str, cache: Cache, label: str) -> tuple[Path
         try:
             with tarfile.open(archive, "r:*") as t:
                 for ti in t:
-                    src = t.extractfile(ti) if ti.isfile() and matches(ti.name) else None
-                    if src is not None:
-                        stored = store_stream(cache, src, "extract")
+                    found = t.extractfile(ti) if ti.isfile() and matches(ti.name) else None
+                    if found is not None:
+                        stored = store_stream(cache, found, "extract")
                         break
         except tarfile.TarError as e:
             raise FetchError(f"{label}: the downloaded file is not a tar or zip archive ({e}); remove `extract` "

@@ -29,8 +29,8 @@ CHUNK = 1 << 20
 
 def _client(text: str) -> Any:
     try:
-        import docker  # type: ignore[import-not-found]
-        from docker.errors import DockerException  # type: ignore[import-not-found]
+        import docker
+        from docker.errors import DockerException
     except ImportError:
         raise FetchError(
             f"image {text}: docker-daemon: images need the Docker SDK. Install it with "
@@ -52,7 +52,7 @@ def _get(client: Any, text: str) -> Any:
     name = text[len(DAEMON_PREFIX):]
     try:
         return client.images.get(name)
-    except Exception as e:  # noqa: BLE001 - docker.errors.ImageNotFound and API errors alike
+    except Exception as e:  # docker.errors.ImageNotFound and API errors alike
         raise FetchError(
             f"image {text}: not found in the local Docker daemon ({type(e).__name__}: {e}). Check `docker images`, "
             "or build/pull it first."
@@ -80,12 +80,16 @@ def export_daemon_image(text: str, layout: OCILayout, cache: Cache, client: Any 
             spool.write(chunk)
         spool.seek(0)
         with tarfile.open(fileobj=spool, mode="r:") as tar:
-            entries = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+            index = tar.extractfile("manifest.json") if "manifest.json" in tar.getnames() else None
+            entries = json.load(index) if index else None
             if not entries:
                 raise FetchError(f"image {text}: the daemon's export has no image in it.")
             entry = entries[0]
-            config = tar.extractfile(entry["Config"]).read()  # type: ignore[union-attr]
-            layers = []
+            config_member = tar.extractfile(entry["Config"])
+            if config_member is None:
+                raise FetchError(f"image {text}: the daemon's export lacks its config {entry['Config']}.")
+            config = config_member.read()
+            layers: list[dict[str, Any]] = []
             for name in entry["Layers"]:
                 member = tar.extractfile(name)
                 if member is None:

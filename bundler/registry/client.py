@@ -127,7 +127,8 @@ class RegistryClient:
         self.mirrors = dict(mirrors or {})
         self.insecure = set(insecure)
         policy = policy or RetryPolicy.from_env()
-        changes = {k: v for k, v in (("attempts", attempts), ("backoff", backoff), ("read_timeout", timeout))
+        changes: dict[str, Any] = {k: v for k, v in (("attempts", attempts), ("backoff", backoff),
+                                                         ("read_timeout", timeout))
                    if v is not None}
         self.policy = replace(policy, **changes) if changes else policy
         self.attempts, self.backoff, self.timeout = self.policy.attempts, self.policy.backoff, self.policy.read_timeout
