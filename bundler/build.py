@@ -191,10 +191,10 @@ def _public(p: PackageEntry) -> dict:
 def _plan_images(m: Manifest, inputs: Inputs, cache: Cache, client: RegistryClient) -> list[dict]:
     if not inputs.image_refs:
         return []
-    from .images.pull import plan_images
+    from .images.pull import ImageOptions, plan_images
 
-    return [r.to_dict() for r in plan_images(inputs.image_refs, platforms=[m.target.oci_platform], cache=cache,
-                                             client=client)]
+    opts = ImageOptions(platforms=[m.target.oci_platform], cache=cache, client=client)
+    return [r.to_dict() for r in plan_images(inputs.image_refs, opts)]
 
 
 def lock(m: Manifest, cache: Cache, stages: Stages | None = None,
@@ -312,7 +312,7 @@ def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session:
             if not inputs.image_refs:
                 steps["images"] = StepStat(unit="images")
                 return []
-            from .images.pull import pull_images
+            from .images.pull import ImageOptions, pull_images
 
             refs = [f"{r}@{inputs.image_pins[r]}" if r in inputs.image_pins and "@" not in r else r
                     for r in inputs.image_refs]
@@ -323,9 +323,8 @@ def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session:
                     bar.bar.total = (bar.bar.total or 0) + n
                     bar.bar.refresh()
 
-            recs = pull_images(refs, staging / "images", platforms=[m.target.oci_platform], cache=cache,
-                               client=client, workers=jobs, progress=bar, on_total=grow,
-                               stats=img_stats)
+            opts = ImageOptions(platforms=[m.target.oci_platform], cache=cache, client=client, workers=jobs)
+            recs = pull_images(refs, staging / "images", opts, progress=bar, on_total=grow, stats=img_stats)
             out = [r.to_dict() for r in recs]
             steps["images"] = StepStat.of(len(out), "images", sum(r["size"] for r in out), time.monotonic() - t,
                                           img_stats)
