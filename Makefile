@@ -7,8 +7,10 @@ setup:
 test: setup
 	.venv/bin/python -m pytest -q -ra
 
+# tests/test_lint.py runs the same three inside `make test` (CI runs only that).
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 	.venv/bin/vermin -q -t=3.6- --violations --no-tips installer/
 
 bench: setup

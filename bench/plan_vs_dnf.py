@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
@@ -58,7 +59,7 @@ def read_index(pattern: str) -> str:
                           check=True).stdout.decode()
 
 
-def stanzas(text: str):  # noqa: ANN201
+def stanzas(text: str) -> Iterator[dict[str, str]]:
     for block in text.split("\n\n"):
         fields: dict[str, str] = {}
         key = None

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -65,7 +66,7 @@ def make_repos(n_app: int, mb: float) -> Path:
     return root
 
 
-def run(cmd: list[str], **kw) -> tuple[float, int]:  # noqa: ANN003
+def run(cmd: list[str], **kw: Any) -> tuple[float, int]:
     """(seconds, peak RSS in KiB of that child) for one command."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)

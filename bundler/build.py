@@ -21,6 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urljoin
 
 import requests
@@ -37,20 +38,24 @@ from .fetch.download import Item, Stats, cancel_downloads, fetch, fetch_all
 from .fetch.http import apply_mirrors, make_session
 from .fetch.lease import Lease
 from .files.fetch import FileRecord, fetch_files, file_specs
-from .lock import lock_path, make_lock, manifest_dict, read_lock
+from .lock import PackageEntry, lock_path, make_lock, manifest_dict, read_lock
 from .manifest.model import Manifest
 from .progress import ByteProgress, Stages
 from .rpm.closure import Closure, resolve
 from .rpm.repo_writer import place, write_repo
 from .rpm.repomd import RepoReader
+from .rpm.solver import Package
+
+if TYPE_CHECKING:  # imported when first used: `bundler plan` of a manifest without images needs no registry code
+    from .registry.client import RegistryClient
 
 
 @dataclass
 class Inputs:
     """Everything a build fetches, pinned: from a fresh resolution or from the lock."""
 
-    packages: list[dict]  # shipped RPMs: name, epoch, version, release, arch, nevra, repo, url, algo, digest, size
-    from_media: list[dict]
+    packages: list[PackageEntry]  # shipped RPMs
+    from_media: list[PackageEntry]
     modules_yaml: str | None
     files: list[FileRecord]
     image_refs: list[str]
@@ -96,12 +101,10 @@ class BuildResult:
     sha256_path: Path | None = None
 
 
-def _pkg_dict(p, original_baseurl: str) -> dict:  # noqa: ANN001 - rpm.solver.Package
-    d = p.to_json()
-    d["nevra"] = p.nevra
-    d["url"] = urljoin(original_baseurl, p.location)
-    d["algo"], d["digest"] = p.algo, p.digest
-    return d
+def _pkg_entry(p: Package, original_baseurl: str) -> PackageEntry:
+    """The solver's package as the lock records it (the rest of the build reads only this)."""
+    return cast(PackageEntry, {**p.to_json(), "nevra": p.nevra, "url": urljoin(original_baseurl, p.location),
+                               "algo": p.algo, "digest": p.digest})
 
 
 def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: dict | None = None,
@@ -131,8 +134,8 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     with stages.stage("resolve", f"resolve: reading the metadata of {len(m.repos)} repos and solving"):
         closure = resolve(m, RepoReader(session, cache, m.mirrors))
     repos = {r.name: r for r in m.repos}
-    shipped = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.shipped]
-    media = [_pkg_dict(p, repos[p.repo].baseurl) for p in closure.from_media]
+    shipped = [_pkg_entry(p, repos[p.repo].baseurl) for p in closure.shipped]
+    media = [_pkg_entry(p, repos[p.repo].baseurl) for p in closure.from_media]
     modules_yaml = closure.modules_yaml()
     specs = file_specs(m)
     with stages.stage("files", f"files: {len(specs)} to fetch or take from the cache"):
@@ -152,11 +155,11 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
 
 
 def resolve_packages(m: Manifest, cache: Cache) -> Closure:
-    """Only the RPM closure (no files, no images)."""
+    """Only the RPM closure (no files, no images): the seam the solver's tests (tests/builder/test_rpm_*) use."""
     return resolve(m, RepoReader(make_session(), cache, m.mirrors))
 
 
-def _registry_client(m: Manifest, insecure: tuple[str, ...], pool: int = 16):  # noqa: ANN202 - RegistryClient
+def _registry_client(m: Manifest, insecure: tuple[str, ...], pool: int = 16) -> RegistryClient:
     """spec.registries plus --insecure-registry; built first so a missing credential variable fails before work."""
     from .registry.access import registry_client
 
@@ -188,18 +191,18 @@ def plan(m: Manifest, cache: Cache, stages: Stages | None = None, insecure: tupl
     }
 
 
-def _public(p: dict) -> dict:
+def _public(p: PackageEntry) -> dict:
     return {k: p[k] for k in ("name", "epoch", "version", "release", "arch", "repo", "size", "sha256", "checksum",
                               "license", "location") if k in p}
 
 
-def _plan_images(m: Manifest, inputs: Inputs, cache: Cache, client) -> list[dict]:  # noqa: ANN001
+def _plan_images(m: Manifest, inputs: Inputs, cache: Cache, client: RegistryClient) -> list[dict]:
     if not inputs.image_refs:
         return []
-    from .images.pull import plan_images
+    from .images.pull import ImageOptions, plan_images
 
-    return [r.to_dict() for r in plan_images(inputs.image_refs, platforms=[m.target.oci_platform], cache=cache,
-                                             client=client)]
+    opts = ImageOptions(platforms=[m.target.oci_platform], cache=cache, client=client)
+    return [r.to_dict() for r in plan_images(inputs.image_refs, opts)]
 
 
 def lock(m: Manifest, cache: Cache, stages: Stages | None = None,
@@ -320,7 +323,7 @@ def _digests(inputs: Inputs, images: list[dict] | None = None, staging: Path | N
 
 
 def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session: requests.Session, jobs: int,
-              quiet: bool, stats: Stats, steps: dict[str, StepStat], client,  # noqa: ANN001 - RegistryClient
+              quiet: bool, stats: Stats, steps: dict[str, StepStat], client: RegistryClient,
               space: SpaceCheck | None = None) -> list[dict]:
     """RPMs and image blobs in parallel, under one progress display."""
     items = {p["nevra"]: _package_item(m, p) for p in inputs.packages}
@@ -339,7 +342,7 @@ def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session:
             if not inputs.image_refs:
                 steps["images"] = StepStat(unit="images")
                 return []
-            from .images.pull import pull_images
+            from .images.pull import ImageOptions, pull_images
 
             refs = _pinned_refs(inputs)
             lock_ = threading.Lock()
@@ -351,9 +354,8 @@ def _download(m: Manifest, inputs: Inputs, staging: Path, cache: Cache, session:
                     bar.bar.total = (bar.bar.total or 0) + n
                     bar.bar.refresh()
 
-            recs = pull_images(refs, staging / "images", platforms=[m.target.oci_platform], cache=cache,
-                               client=client, workers=jobs, progress=bar, on_total=grow,
-                               stats=img_stats)
+            opts = ImageOptions(platforms=[m.target.oci_platform], cache=cache, client=client, workers=jobs)
+            recs = pull_images(refs, staging / "images", opts, progress=bar, on_total=grow, stats=img_stats)
             out = [r.to_dict() for r in recs]
             steps["images"] = StepStat.of(len(out), "images", sum(r["size"] for r in out), time.monotonic() - t,
                                           img_stats)
@@ -382,14 +384,14 @@ def _pinned_refs(inputs: Inputs) -> list[str]:
             for r in inputs.image_refs]
 
 
-def _package_item(m: Manifest, p: dict) -> Item:
+def _package_item(m: Manifest, p: PackageEntry) -> Item:
     return Item(apply_mirrors(p["url"], m.mirrors), p["algo"], p["digest"], p["size"] or None,
                 label=f"{p['nevra']} (repo '{p['repo']}')")
 
 
 def _assemble_and_write(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, ws: Workspace,
                         cache: Cache, session: requests.Session, fmt: str, sign_key: str | None, quiet: bool,
-                        stats: Stats, client, space: SpaceCheck) -> Path:  # noqa: ANN001 - RegistryClient
+                        stats: Stats, client: RegistryClient, space: SpaceCheck) -> Path:
     """Assemble and write, checking every shipped file against bundle.json as it is written.
 
     A file that differs came from a corrupt cache entry (every download is verified on arrival): evict it,
@@ -421,15 +423,15 @@ def _label(source: tuple[str, object] | None) -> str:
         return "a generated file"
     kind, obj = source
     if kind == "package":
-        return f"package {obj['nevra']}"  # type: ignore[index]
+        return f"package {cast(PackageEntry, obj)['nevra']}"
     if kind == "file":
-        return f"file '{obj.name}'"  # type: ignore[attr-defined]
+        return f"file '{cast(FileRecord, obj).name}'"
     return f"image blob {obj}"
 
 
 def _heal(m: Manifest, bad: dict[str, tuple[str, str]], sources: dict[str, tuple[str, object]], inputs: Inputs,
           staging: Path, cache: Cache, session: requests.Session, stats: Stats,
-          client) -> None:  # noqa: ANN001 - RegistryClient
+          client: RegistryClient) -> None:
     """Evict the corrupt cache entries behind bad staged files and fetch them again (the download verifies)."""
     images = False
     for rel in sorted(bad):
@@ -437,11 +439,11 @@ def _heal(m: Manifest, bad: dict[str, tuple[str, str]], sources: dict[str, tuple
         kind, obj = sources.get(rel, ("generated", None))
         try:
             if kind == "package":
-                p: dict = obj  # type: ignore[assignment]
+                p = cast(PackageEntry, obj)
                 cache.evict(p["algo"], p["digest"])
                 inputs.cached[p["nevra"]] = fetch(session, _package_item(m, p), cache, stats=stats)
             elif kind == "file":
-                _refetch_file(m, obj, cache, session, stats)  # type: ignore[arg-type]
+                _refetch_file(m, cast(FileRecord, obj), cache, session, stats)
             elif kind == "image":
                 cache.evict("sha256", str(obj).split(":", 1)[1])
                 images = True
@@ -451,10 +453,10 @@ def _heal(m: Manifest, bad: dict[str, tuple[str, str]], sources: dict[str, tuple
                 f"expected {bad[rel][0]}) and could not be replaced ({e.strerror}). Remove it from the shared "
                 "cache (or run the build once with a writable cache), then build again.") from None
     if images:
-        from .images.pull import pull_images
+        from .images.pull import ImageOptions, pull_images
 
-        pull_images(_pinned_refs(inputs), staging / "images", platforms=[m.target.oci_platform], cache=cache,
-                    client=client, stats=stats)
+        opts = ImageOptions(platforms=[m.target.oci_platform], cache=cache, client=client)
+        pull_images(_pinned_refs(inputs), staging / "images", opts, stats=stats)
 
 
 def _refetch_file(m: Manifest, f: FileRecord, cache: Cache, session: requests.Session, stats: Stats | None) -> None:
@@ -582,7 +584,7 @@ def _write_output(m: Manifest, ws: Workspace, fmt: str, sign_key: str | None, qu
     tmp = ws.partial(final)
     sign = None
     if sign_key:
-        from .bundle.verify import sign_bytes
+        from .bundle.sign import sign_bytes
 
         def sign(text: bytes) -> bytes:
             return sign_bytes(text, sign_key)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
-from functools import wraps
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from . import __version__
 from .errors import BundlerError
 from .fetch.cache import Cache, default_cache_dir
+
+if TYPE_CHECKING:  # imported late at run time: --help needs neither tqdm nor the build's imports
+    from .build import StepStat
+    from .progress import Stages
 
 
 def _human(n: float) -> str:
@@ -23,22 +27,28 @@ def _human(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
-def operator_errors(fn):  # noqa: ANN001, ANN201
-    """Print BundlerErrors as one wrapped paragraph and exit non-zero; no traceback for operator mistakes."""
+def exit_for(e: BaseException) -> NoReturn:
+    """The one place an error becomes an exit code: a BundlerError is printed as one wrapped paragraph (no
+    traceback for operator mistakes) and exits with its exit_code (1, or 2 for a bad manifest or command line);
+    Ctrl-C exits 130. Everything else propagates (a bug: its traceback is wanted)."""
+    if isinstance(e, KeyboardInterrupt):
+        click.echo("interrupted: finished downloads stay in the cache; run the same command to resume.", err=True)
+        sys.exit(130)
+    if not isinstance(e, BundlerError):
+        raise e
+    click.echo(textwrap.fill(f"error: {e}", width=100, break_long_words=False, break_on_hyphens=False), err=True)
+    sys.exit(e.exit_code)
 
-    @wraps(fn)
-    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+
+class _Commands(click.Group):
+    """Runs every command (nested groups such as `cache` included) through exit_for, like pip's base command:
+    a new command cannot forget the mapping."""
+
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return fn(*args, **kwargs)
-        except BundlerError as e:
-            click.echo(textwrap.fill(f"error: {e}", width=100, break_long_words=False, break_on_hyphens=False),
-                       err=True)
-            sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: finished downloads stay in the cache; run the same command to resume.", err=True)
-            sys.exit(130)
-
-    return wrapper
+            return super().invoke(ctx)
+        except (BundlerError, KeyboardInterrupt) as e:
+            exit_for(e)
 
 
 cache_option = click.option(
@@ -52,14 +62,14 @@ def _cache(cache_dir: Path | None) -> Cache:
     return Cache(cache_dir or default_cache_dir())
 
 
-def _stages():  # noqa: ANN202 - progress.Stages, imported late (tqdm is not needed for --help)
+def _stages() -> Stages:
     """The resolve stages of plan and lock, shown on a terminal only (their output is often piped)."""
     from .progress import Stages
 
     return Stages(enabled=sys.stderr.isatty())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bundler")
 def main() -> None:
     """Build offline Kubernetes bundles for EL7-EL10 hosts with no internet."""
@@ -79,7 +89,6 @@ insecure_option = click.option(
 @cache_option
 @insecure_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@operator_errors
 def plan(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], as_json: bool) -> None:
     """Resolve everything and print what a build would fetch, with sizes (downloads no RPM or layer)."""
     from .build import plan as make_plan
@@ -121,7 +130,6 @@ def _evr(p: dict) -> str:
 @main.command()
 @manifest_arg
 @cache_option
-@operator_errors
 def images(manifest: Path, cache_dir: Path | None) -> None:
     """Print the image list: Kubernetes' own, the CNI's, and spec.images."""
     from .build import resolve_inputs
@@ -137,7 +145,6 @@ def images(manifest: Path, cache_dir: Path | None) -> None:
 @manifest_arg
 @cache_option
 @insecure_option
-@operator_errors
 def lock(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...]) -> None:
     """Pin every input (RPM NEVRA + sha256, image digests, file sha256) in MANIFEST.lock."""
     from .build import lock as make_lock
@@ -162,7 +169,6 @@ def lock(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...]) -> N
 @click.option("--split-size", metavar="SIZE", help="Also cut the tarball into parts of at most SIZE (e.g. 4G, 4095M).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@operator_errors
 def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], output: Path, jobs: int, locked: bool,
           fmt: str, sign_key: str | None, split_size: str | None, quiet: bool, as_json: bool) -> None:
     """Resolve, download (verified, cached, resumable) and write the bundle atomically."""
@@ -199,19 +205,20 @@ def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], out
         return
     if quiet:
         return
-    click.echo(f"wrote {r.path}" + (f" ({_human(summary['size'])})" if summary["size"] else ""))
-    if r.sha256:
+    size = r.path.stat().st_size if r.path.is_file() else 0
+    click.echo(f"wrote {r.path}" + (f" ({_human(size)})" if size else ""))
+    if r.sha256 and r.sha256_path:
         click.echo(f"sha256 {r.sha256}  (also in {r.sha256_path.name}, for `sha256sum -c`)")
     click.echo(_summary_table(r.steps))
     click.echo(f"  downloaded {r.stats.downloaded} objects ({_human(r.stats.downloaded_bytes)}), "
                f"{r.stats.cache_hits} cache hits, {r.stats.retries} retries")
     if r.inputs.from_media:
         click.echo(f"  {len(r.inputs.from_media)} dependencies are taken from the install media (not shipped)")
-    if split_index:
+    if split_size and split_index:
         _split_and_report(r.path, split_size, split_index)
 
 
-def _summary_table(steps: dict) -> str:  # noqa: ANN001 - {step: build.StepStat}
+def _summary_table(steps: dict[str, StepStat]) -> str:
     """Fixed rows; `objects` (RPMs, files, image blobs asked of the cache) and `cache hits` share one unit."""
     rows = [("step", "what", "size", "time", "objects", "cache hits")]
     for name, st in steps.items():
@@ -241,7 +248,6 @@ def cache_info(cache_dir: Path | None) -> None:
 @cache_option
 @click.option("--older-than", "days", type=click.FloatRange(min=0), default=None, metavar="DAYS",
               help="Only remove objects no build has used for DAYS days [default: remove everything].")
-@operator_errors
 def cache_prune(cache_dir: Path | None, days: float | None) -> None:
     """Remove cached objects (all, or those unused for DAYS) and leftovers of interrupted builds."""
     from .fetch.prune import prune
@@ -263,7 +269,6 @@ bundle_arg = click.argument("bundle", type=click.Path(exists=True, path_type=Pat
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="ASCII-armored public key: SHA256SUMS.asc must be a valid signature by it.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
-@operator_errors
 def verify(bundle: Path, key: Path | None, as_json: bool) -> None:
     """Check a bundle tarball or unpacked directory against SHA256SUMS (and its signature with --key).
 
@@ -284,7 +289,6 @@ def verify(bundle: Path, key: Path | None, as_json: bool) -> None:
 @main.command("inspect")
 @bundle_arg
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@operator_errors
 def inspect_cmd(bundle: Path, as_json: bool) -> None:
     """What a bundle contains, from its bundle.json (fast: reads only the start of the tarball; checks nothing)."""
     from .bundle.inspect import format_inspect, inspect
@@ -297,7 +301,6 @@ def inspect_cmd(bundle: Path, as_json: bool) -> None:
 @click.argument("old", type=click.Path(exists=True, path_type=Path))
 @click.argument("new", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@operator_errors
 def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
     """Packages, images and files that changed from bundle OLD to bundle NEW (for change review)."""
     from .bundle.diff import diff, format_diff
@@ -326,7 +329,6 @@ def _split_and_report(tarball: Path, size: str, index: Path | None = None) -> No
 @click.argument("tarball", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--size", required=True, metavar="SIZE",
               help="Largest part: bytes or K/M/G/T (1024-based; FAT32 holds at most 4095M), KB/MB/GB (1000-based).")
-@operator_errors
 def split_cmd(tarball: Path, size: str) -> None:
     """Cut TARBALL into numbered parts for size-limited media; prints the one command that joins and checks them."""
     _split_and_report(tarball, size)
@@ -334,7 +336,6 @@ def split_cmd(tarball: Path, size: str) -> None:
 
 @main.command("join")
 @click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@operator_errors
 def join_cmd(index: Path) -> None:
     """Check the parts listed in INDEX (<tarball>.parts.json), join them, and check the joined tarball."""
     from .bundle.split import join

@@ -9,13 +9,35 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from .errors import ManifestError
 from .manifest.model import Manifest
 
 LOCK_VERSION = 1
+
+
+class PackageEntry(TypedDict):
+    """One shipped (or from-media) RPM as the lock, bundle.json and the download step see it: a plain dict on the
+    wire (lock, JSON) and in the build, typed so that a misspelt key is a type error, not a KeyError at the end."""
+
+    name: str
+    epoch: int
+    version: str
+    release: str
+    arch: str
+    repo: str
+    size: int
+    sha256: str | None
+    checksum: str  # ALGO:HEX as the repository's metadata gives it
+    location: str  # relative to the repository's baseurl
+    license: str
+    nevra: str
+    url: str  # location joined to the repository's original (unmirrored) baseurl
+    algo: str
+    digest: str
 
 
 def lock_path(manifest_file: Path) -> Path:
@@ -34,8 +56,8 @@ def manifest_digest(m: Manifest) -> str:
     return hashlib.sha256(json.dumps(manifest_dict(m), sort_keys=True).encode()).hexdigest()
 
 
-def make_lock(m: Manifest, packages: list[dict], modules_yaml: str | None, images: list[dict],
-              files: list[dict], modules: list[str] = (), images_from: str | None = None) -> dict[str, Any]:
+def make_lock(m: Manifest, packages: list[PackageEntry], modules_yaml: str | None, images: list[dict],
+              files: list[dict], modules: Sequence[str] = (), images_from: str | None = None) -> dict[str, Any]:
     """images_from: where Kubernetes' image list came from, so a --locked build reports the same as the first."""
     return {
         "lockVersion": LOCK_VERSION,

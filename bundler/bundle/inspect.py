@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BundlerError
-from .verify import MAX_CONTROL_FILE, STREAM_ERRORS, find_top_dir, is_tar_file, open_tar_stream, strip_dot
+from .dirscan import find_top_dir
+from .tarstream import MAX_CONTROL_FILE, STREAM_ERRORS, is_tar_file, open_tar_stream, strip_dot
 
 BOM = "bundle.json"
 
@@ -55,9 +56,9 @@ def read_bundle_json(path: str | os.PathLike[str]) -> dict[str, Any]:
             for m in tar:
                 parts = strip_dot(m.name).split("/")
                 if m.isreg() and len(parts) == 2 and parts[1] == BOM and m.size <= MAX_CONTROL_FILE:
-                    f = tar.extractfile(m)
-                    assert f is not None
-                    return _parse(f.read(), f"{path.name}:{'/'.join(parts)}")
+                    member = tar.extractfile(m)
+                    assert member is not None  # a regular member always has content
+                    return _parse(member.read(), f"{path.name}:{'/'.join(parts)}")
     except STREAM_ERRORS as e:
         raise InspectError(f"cannot read {path} ({e}): the tarball is truncated or corrupt; copy it again.") from e
     raise InspectError(f"{path} has no <top>/{BOM}: it is not a bundle written by `bundler build`.")

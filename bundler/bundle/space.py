@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BundlerError
 from .workspace import disk_error, ensure_space, free_bytes
@@ -46,7 +47,7 @@ class SpaceCheck:
         (staging / ".link-probe").unlink()
         return True
 
-    def before_download(self, packages: list[dict], files: list[FileRecord], staging: Path) -> None:
+    def before_download(self, packages: Sequence[Mapping[str, Any]], files: list[FileRecord], staging: Path) -> None:
         """Cache: the RPMs not cached yet. Output: the staging copies (if no hard links) plus the tarball."""
         self.links = self._probe_links(staging)
         missing = sum(p["size"] or 0 for p in packages if not self.cache.path(p["algo"], p["digest"]).is_file())

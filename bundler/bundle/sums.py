@@ -60,7 +60,7 @@ def _escape(name: str) -> tuple[str, str]:
 def parse_sums(text: str, source: str = SUMS) -> dict[str, str]:
     """Map relative path -> lowercase hex digest, exactly as install.py reads it (one parser: the installer's
     bundle_rules.py, which `bundler verify` also uses); malformed or duplicate lines raise SumsError."""
-    from .verify import bundle_rules
+    from .rules import bundle_rules
 
     rules = bundle_rules()
     try:

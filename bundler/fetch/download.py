@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -386,7 +386,7 @@ def fetch_all(
                 return
             try:
                 path = fetch(session, it, cache, on_bytes=progress, stats=stats, policy=policy)
-            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            except BaseException as e:  # handed to the caller's thread
                 with lock:
                     errors.append(e)
                 stop.set()
@@ -413,6 +413,22 @@ def fetch_all(
         real = [e for e in errors if not isinstance(e, Cancelled)]
         raise (real or errors)[0]
     return out
+
+
+def store_stream(cache: Cache, src: IO[bytes], kind: str) -> tuple[Path, str, int]:
+    """Copy a local stream (an archive member, a `docker save` layer) into the cache while hashing it; return
+    (cached path, sha256 hex, size). The digest is known only at the end, so it goes through a private temp file."""
+    h, size = hashlib.sha256(), 0
+    tmp = cache.temp(kind)
+    try:
+        with open(tmp, "wb") as out:
+            for chunk in iter(lambda: src.read(CHUNK), b""):
+                h.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        return cache.commit(tmp, "sha256", h.hexdigest()), h.hexdigest(), size
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def fetch_unpinned(

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
 import urllib3
@@ -66,7 +66,7 @@ def is_trust_problem(error: Exception) -> bool:
     """An untrusted certificate or a server that does not speak TLS: a setting to fix, so never worth a retry
     (unlike a handshake cut short by a flaky network)."""
     m = _SSL_REASON.search(str(error))
-    return bool(m) and ("CERTIFICATE" in m.group(1) or m.group(1) in _NOT_TLS)
+    return m is not None and ("CERTIFICATE" in m.group(1) or m.group(1) in _NOT_TLS)
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class RetryPolicy:
         env = {"attempts": "ATTEMPTS", "backoff": "BACKOFF", "read_timeout": "READ_TIMEOUT",
                "connect_timeout": "CONNECT_TIMEOUT", "min_speed": "MIN_SPEED", "window": "SPEED_WINDOW",
                "deadline": "DEADLINE", "retry_after_cap": "RETRY_AFTER_CAP", "lock_wait": "LOCK_WAIT"}
-        changes: dict[str, float | int] = {}
+        changes: dict[str, Any] = {}  # field name -> float (int for attempts)
         for fieldname, suffix in env.items():
             raw = os.environ.get(f"AIRGAP_BUNDLER_{suffix}")
             if raw:
@@ -227,7 +227,7 @@ def root_cause(exc: BaseException, url: str = "") -> str:
         if isinstance(e, getattr(urllib3.exceptions, "IncompleteRead", ())) or "IncompleteRead" in type(e).__name__:
             return "connection closed before the whole body arrived (truncated)"
     for e in chain:
-        if isinstance(e, OSError) and getattr(e, "errno", None) in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        if isinstance(e, OSError) and e.errno is not None and e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
             return f"no route to {host or 'the host'} ({os.strerror(e.errno)})"
     for e in chain:
         if "RemoteDisconnected" in type(e).__name__ or "closed connection without response" in str(e):

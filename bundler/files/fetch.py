@@ -16,7 +16,7 @@ import requests
 
 from ..errors import FetchError, ManifestError
 from ..fetch.cache import Cache
-from ..fetch.download import Item, Stats, fetch, fetch_unpinned, read_body, send_once
+from ..fetch.download import Item, Stats, fetch, fetch_unpinned, read_body, send_once, store_stream
 from ..fetch.http import apply_mirrors
 from ..fetch.retry import RetryPolicy
 from ..manifest.model import FileEntry, Manifest
@@ -122,44 +122,33 @@ def _extract(archive: Path, member: str, cache: Cache, label: str) -> tuple[Path
         hit = cache.get("sha256", digest)
         if hit:
             return hit, digest
-    h = hashlib.sha256()
-    tmp = cache.temp("extract")
 
     def matches(name: str) -> bool:
         name = name.lstrip("./")
         return name == member.lstrip("./") or name.endswith("/" + member.lstrip("./"))
 
-    def copy(src) -> None:  # noqa: ANN001
-        with open(tmp, "wb") as out:
-            for chunk in iter(lambda: src.read(1 << 20), b""):
-                h.update(chunk)
-                out.write(chunk)
-
+    stored: tuple[Path, str, int] | None = None
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as z:
             names = [n for n in z.namelist() if matches(n)]
             if names:
                 with z.open(names[0]) as src:
-                    copy(src)
+                    stored = store_stream(cache, src, "extract")
     else:
-        names = []
         try:
             with tarfile.open(archive, "r:*") as t:
                 for ti in t:
-                    if ti.isfile() and matches(ti.name):
-                        names.append(ti.name)
-                        copy(t.extractfile(ti))
+                    found = t.extractfile(ti) if ti.isfile() and matches(ti.name) else None
+                    if found is not None:
+                        stored = store_stream(cache, found, "extract")
                         break
         except tarfile.TarError as e:
-            tmp.unlink(missing_ok=True)
             raise FetchError(f"{label}: the downloaded file is not a tar or zip archive ({e}); remove `extract` "
                              "or fix the URL.") from None
-    if not names:
-        tmp.unlink(missing_ok=True)
+    if stored is None:
         raise FetchError(f"{label}: the archive has no member '{member}'. Check `extract` (a path inside the "
                          "archive).")
-    digest = h.hexdigest()
-    path = cache.commit(tmp, "sha256", digest)
+    path, digest, _ = stored
     memo.parent.mkdir(parents=True, exist_ok=True)
     memo_tmp = memo.with_name(f"{memo.name}.{os.getpid()}.{threading.get_ident()}")
     memo_tmp.write_text(digest)

@@ -12,15 +12,15 @@ import json
 import os
 import tarfile
 import tempfile
-from pathlib import Path
 from typing import Any
 
 from ..errors import FetchError
 from ..fetch.cache import Cache
+from ..fetch.download import store_stream
 from ..oci.layout import OCILayout
 from ..registry.client import OCI_MANIFEST, platform_string
 from ..registry.reference import parse_reference
-from .pull import DAEMON_PREFIX, ImageRecord
+from .record import DAEMON_PREFIX, ImageRecord
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -29,8 +29,8 @@ CHUNK = 1 << 20
 
 def _client(text: str) -> Any:
     try:
-        import docker  # type: ignore[import-not-found]
-        from docker.errors import DockerException  # type: ignore[import-not-found]
+        import docker
+        from docker.errors import DockerException
     except ImportError:
         raise FetchError(
             f"image {text}: docker-daemon: images need the Docker SDK. Install it with "
@@ -52,7 +52,7 @@ def _get(client: Any, text: str) -> Any:
     name = text[len(DAEMON_PREFIX):]
     try:
         return client.images.get(name)
-    except Exception as e:  # noqa: BLE001 - docker.errors.ImageNotFound and API errors alike
+    except Exception as e:  # docker.errors.ImageNotFound and API errors alike
         raise FetchError(
             f"image {text}: not found in the local Docker daemon ({type(e).__name__}: {e}). Check `docker images`, "
             "or build/pull it first."
@@ -70,20 +70,6 @@ def describe_daemon_image(text: str, client: Any = None) -> ImageRecord:
                        (platform_string(plat),))
 
 
-def _store(cache: Cache, src: Any) -> tuple[str, int]:
-    """Stream a tar member into the cache while hashing it: (digest, size)."""
-    h = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=cache.root / "partial", prefix="daemon-")
-    size = 0
-    with os.fdopen(fd, "wb") as out:
-        for chunk in iter(lambda: src.read(CHUNK), b""):
-            h.update(chunk)
-            out.write(chunk)
-            size += len(chunk)
-    cache.commit(Path(tmp), "sha256", h.hexdigest())
-    return f"sha256:{h.hexdigest()}", size
-
-
 def export_daemon_image(text: str, layout: OCILayout, cache: Cache, client: Any = None) -> ImageRecord:
     """Export docker-daemon:NAME:TAG into layout as an OCI image stored under NAME:TAG."""
     img = _get(client or _client(text), text)
@@ -94,18 +80,23 @@ def export_daemon_image(text: str, layout: OCILayout, cache: Cache, client: Any 
             spool.write(chunk)
         spool.seek(0)
         with tarfile.open(fileobj=spool, mode="r:") as tar:
-            entries = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+            index = tar.extractfile("manifest.json") if "manifest.json" in tar.getnames() else None
+            entries = json.load(index) if index else None
             if not entries:
                 raise FetchError(f"image {text}: the daemon's export has no image in it.")
             entry = entries[0]
-            config = tar.extractfile(entry["Config"]).read()  # type: ignore[union-attr]
-            layers = []
+            config_member = tar.extractfile(entry["Config"])
+            if config_member is None:
+                raise FetchError(f"image {text}: the daemon's export lacks its config {entry['Config']}.")
+            config = config_member.read()
+            layers: list[dict[str, Any]] = []
             for name in entry["Layers"]:
                 member = tar.extractfile(name)
                 if member is None:
                     raise FetchError(f"image {text}: the daemon's export lacks layer {name}.")
-                digest, size = _store(cache, member)
-                layout.add_blob_file(digest, cache.path("sha256", digest.split(":")[1]))
+                path, hexdigest, size = store_stream(cache, member, "daemon")
+                digest = f"sha256:{hexdigest}"
+                layout.add_blob_file(digest, path)
                 layers.append({"mediaType": OCI_LAYER_TAR, "digest": digest, "size": size})
     cfg_digest = "sha256:" + hashlib.sha256(config).hexdigest()
     layout.add_blob_bytes(cfg_digest, config)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +20,26 @@ from ..fetch.download import Item, Stats, fetch_all
 from ..oci.layout import OCILayout
 from ..registry.client import Manifest, RegistryClient, normalize_platform, platform_string, select_manifests
 from ..registry.reference import Reference, parse_reference
-
-DAEMON_PREFIX = "docker-daemon:"
+from .daemon import describe_daemon_image, export_daemon_image
+from .record import DAEMON_PREFIX, ImageRecord
 
 
 @dataclass(frozen=True)
-class ImageRecord:
-    """One bundle.json `images` entry: size is the bytes of every blob the stored entry references."""
+class ImageOptions:
+    """Where and how to fetch images: the same for planning, resolving and pulling.
 
-    ref: str
-    digest: str
-    media_type: str
-    size: int
-    platforms: tuple[str, ...]
+    `client` is made from `mirrors` and `insecure` when not given; `platforms` as in `pull_images`.
+    """
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"ref": self.ref, "digest": self.digest, "mediaType": self.media_type, "size": self.size,
-                "platforms": list(self.platforms)}
+    platforms: Sequence[str] | None
+    cache: Cache
+    client: RegistryClient | None = None
+    mirrors: dict[str, str] | None = None
+    insecure: Iterable[str] = ()
+    workers: int = 8
+
+    def registry(self) -> RegistryClient:
+        return self.client or RegistryClient(mirrors=self.mirrors, insecure=self.insecure)
 
 
 @dataclass
@@ -143,68 +146,54 @@ def _items(client: RegistryClient, images: Sequence[ResolvedImage], digests: Ite
     return items
 
 
-def resolve_images(
-    refs: Sequence[str],
-    *,
-    platforms: Sequence[str] | None,
-    cache: Cache,
-    client: RegistryClient | None = None,
-    mirrors: dict[str, str] | None = None,
-    insecure: Iterable[str] = (),
-    workers: int = 8,
-) -> list[ResolvedImage]:
+def _options(opts: ImageOptions | None, kw: dict[str, Any]) -> ImageOptions:
+    """The options given, or built from keywords (`platforms=..., cache=..., insecure=...`), with a client made once."""
+    if opts is None:
+        opts = ImageOptions(**kw)
+    elif kw:
+        raise TypeError(f"give ImageOptions or keywords, not both ({', '.join(kw)})")
+    return opts if opts.client is not None else replace(opts, client=opts.registry())
+
+
+def resolve_images(refs: Sequence[str], opts: ImageOptions | None = None, **kw: Any) -> list[ResolvedImage]:
     """Resolve registry references (in parallel) to manifests and configs; configs are cached, layers untouched."""
-    client = client or RegistryClient(mirrors=mirrors, insecure=insecure)
+    opts = _options(opts, kw)
+    client = opts.registry()
     refs = list(dict.fromkeys(refs))
     if not refs:
         return []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(refs)))) as pool:
-        images = list(pool.map(lambda t: resolve_one(client, t, platforms), refs))
+    with ThreadPoolExecutor(max_workers=max(1, min(opts.workers, len(refs)))) as pool:
+        images = list(pool.map(lambda t: resolve_one(client, t, opts.platforms), refs))
     configs = {c for img in images for c in img.configs}
-    fetch_all(client.session, _items(client, images, configs), cache, workers=workers, policy=client.policy)
+    fetch_all(client.session, _items(client, images, configs), opts.cache, workers=opts.workers,
+              policy=client.policy)
     for img in images:
-        _check_config_platforms(img, cache, platforms)
+        _check_config_platforms(img, opts.cache, opts.platforms)
     return images
 
 
-def plan_images(
-    refs: Sequence[str],
-    *,
-    platforms: Sequence[str] | None,
-    cache: Cache,
-    mirrors: dict[str, str] | None = None,
-    insecure: Iterable[str] = (),
-    client: RegistryClient | None = None,
-    workers: int = 8,
-) -> list[ImageRecord]:
+def plan_images(refs: Sequence[str], opts: ImageOptions | None = None, **kw: Any) -> list[ImageRecord]:
     """For `bundler plan`: digest, media type, size and platforms of every image, without layer downloads.
 
     docker-daemon: entries are described from the daemon (image ID and size) without exporting them.
     """
+    opts = _options(opts, kw)
     daemon = [r for r in refs if r.startswith(DAEMON_PREFIX)]
     remote = [r for r in refs if not r.startswith(DAEMON_PREFIX)]
-    out = [img.record() for img in resolve_images(remote, platforms=platforms, cache=cache, client=client,
-                                                  mirrors=mirrors, insecure=insecure, workers=workers)]
-    if daemon:
-        from .daemon import describe_daemon_image
-
-        out += [describe_daemon_image(r) for r in daemon]
+    out = [img.record() for img in resolve_images(remote, opts)]
+    out += [describe_daemon_image(r) for r in daemon]
     return out
 
 
 def pull_images(
     refs: Sequence[str],
     store: Path | str,
+    opts: ImageOptions | None = None,
     *,
-    platforms: Sequence[str] | None,
-    cache: Cache,
-    mirrors: dict[str, str] | None = None,
-    insecure: Iterable[str] = (),
-    client: RegistryClient | None = None,
-    workers: int = 8,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     stats: Stats | None = None,
+    **kw: Any,
 ) -> list[ImageRecord]:
     """Pull refs into the OCI layout at store and return their bundle.json records (in the order given).
 
@@ -212,16 +201,17 @@ def pull_images(
     indexes. `progress(delta_bytes)` is called from the download threads; `on_total(bytes)` once before.
     `docker-daemon:NAME:TAG` entries are exported from the local Docker daemon instead.
     """
-    client = client or RegistryClient(mirrors=mirrors, insecure=insecure)
+    opts = _options(opts, kw)
+    client, cache = opts.registry(), opts.cache
     layout = OCILayout(store)
     refs = list(dict.fromkeys(refs))
     remote = [r for r in refs if not r.startswith(DAEMON_PREFIX)]
-    images = resolve_images(remote, platforms=platforms, cache=cache, client=client, workers=workers)
+    images = resolve_images(remote, opts)
     missing = {d for img in images for d in img.blobs if not layout.has_blob(d)}
     items = _items(client, images, missing)
     if on_total:
         on_total(sum(it.size or 0 for it in items))
-    paths = fetch_all(client.session, items, cache, workers=workers, progress=progress, stats=stats,
+    paths = fetch_all(client.session, items, cache, workers=opts.workers, progress=progress, stats=stats,
                       policy=client.policy)
     for it, path in paths.items():
         layout.add_blob_file(f"sha256:{it.digest}", path)
@@ -232,8 +222,6 @@ def pull_images(
         layout.add_reference(img.name, img.top.media_type, img.top.digest, img.top.size)
         by_text[text] = img.record()
     if len(remote) < len(refs):
-        from .daemon import export_daemon_image
-
         for text in refs:
             if text.startswith(DAEMON_PREFIX):
                 by_text[text] = export_daemon_image(text, layout, cache)

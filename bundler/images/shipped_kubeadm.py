@@ -12,6 +12,7 @@ import logging
 import platform
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 import requests
@@ -21,6 +22,7 @@ from ..fetch.cache import Cache
 from ..fetch.download import Item, Stats, fetch
 from ..fetch.http import apply_mirrors
 from ..files.fetch import FileRecord
+from ..lock import PackageEntry
 from ..manifest.model import Manifest
 from .list import kubeadm_images_from_binary
 
@@ -48,7 +50,7 @@ def unpack_rpm(rpm: Path, dest: Path) -> None:
 
 def shipped_kubeadm_images(
     m: Manifest,
-    packages: list[dict],
+    packages: Sequence[PackageEntry],
     files: list[FileRecord],
     session: requests.Session,
     cache: Cache,
@@ -82,7 +84,7 @@ def shipped_kubeadm_images(
                 return None
             try:
                 unpack_rpm(rpm, Path(tmp))
-            except Exception as e:  # noqa: BLE001 - any unreadable payload means: use the table
+            except Exception as e:  # any unreadable payload means: use the table
                 log.warning("could not unpack kubeadm from %s (%s): using the built-in image table", pkg["nevra"], e)
                 return None
             if not exe.is_file():

@@ -131,7 +131,7 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self.file, self.depth, self.count = file, 0, 0
 
-    def compose_node(self, parent, index):  # noqa: ANN001, ANN201 - PyYAML's signature
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:  # PyYAML's signature
         mark = self.peek_event().start_mark
         self.depth += 1
         self.count += 1
@@ -174,6 +174,7 @@ class _Converter:
             if node.tag != _SEQ:
                 raise self._bad_tag(node, path)
             return [self.convert(v, path + (i,), active + (id(node),)) for i, v in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)  # the composer makes only mapping, sequence and scalar nodes
         return self._scalar(node, path)
 
     def _mapping(self, node: yaml.MappingNode, path: Path_, active: tuple) -> dict:

@@ -78,9 +78,6 @@ class OCILayout:
             os.replace(tmp, dest)
         return dest
 
-    def read_blob(self, digest: str) -> bytes:
-        return self.blob_path(digest).read_bytes()
-
     def add_reference(
         self, full_ref: str, media_type: str, digest: str, size: int, platform: dict | None = None
     ) -> dict[str, Any]:

@@ -9,15 +9,19 @@ HTTP, and where credentials come from (the reference in the manifest, else the D
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..errors import FetchError, ManifestError
 from ..fetch.retry import _NOT_TLS, _SSL_REASON
 from ..manifest.model import RegistryCredentials, RegistrySettings
 from .auth import Credentials, helper_credentials, load_credentials
+
+if TYPE_CHECKING:  # client.py imports this module
+    from .client import RegistryClient
 
 _DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 
@@ -69,7 +73,7 @@ def check_credentials(table: Mapping[str, RegistrySettings], source: Path | None
             _from_env(s.credentials, host, source)
 
 
-def credential_lookup(table: Mapping[str, RegistrySettings]):  # noqa: ANN201 - Callable[[str], Credentials | None]
+def credential_lookup(table: Mapping[str, RegistrySettings]) -> Callable[[str], Credentials | None]:
     """A `credentials(netloc)` function for RegistryAuth: the manifest's reference for the host, else docker login."""
 
     def lookup(netloc: str) -> Credentials | None:
@@ -106,7 +110,7 @@ def explain_tls(url: str, error: Exception, what: str) -> FetchError:
 
 
 def registry_client(mirrors: Mapping[str, str], settings: Mapping[str, RegistrySettings],
-                    insecure: Iterable[str] = (), pool: int = 16, source: Path | None = None):  # noqa: ANN201
+                    insecure: Iterable[str] = (), pool: int = 16, source: Path | None = None) -> RegistryClient:
     """The RegistryClient for a manifest: mirrors, TLS trust, plain-HTTP hosts and credentials in one place."""
     from .client import RegistryClient
     from .transport import registry_session

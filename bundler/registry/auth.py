@@ -193,8 +193,8 @@ class RegistryAuth(AuthBase):
         scheme, params = parse_challenge(header)
         if scheme == "bearer":
             # Cache under our own scope spelling so the next request for this repository finds the token.
-            params["scope"] = self._scope(req.url, req.method) or params.get("scope", "")
-            value = self._fetch_token(netloc, params, req.url)
+            params["scope"] = self._scope(req.url or "", req.method) or params.get("scope", "")
+            value = self._fetch_token(netloc, params, req.url or "")
         elif scheme == "basic":
             creds = self.credentials(netloc)
             if not creds or not creds.username:
@@ -212,7 +212,7 @@ class RegistryAuth(AuthBase):
         resp.close()
         prep = req.copy()
         prep.headers["Authorization"] = value
-        prep._ab_retried = True  # type: ignore[attr-defined]
+        setattr(prep, "_ab_retried", True)  # marks our one retry (read back with getattr above)  # noqa: B010
         retried = resp.connection.send(prep, **kwargs)
         retried.history.append(resp)
         retried.request = prep

@@ -127,7 +127,8 @@ class RegistryClient:
         self.mirrors = dict(mirrors or {})
         self.insecure = set(insecure)
         policy = policy or RetryPolicy.from_env()
-        changes = {k: v for k, v in (("attempts", attempts), ("backoff", backoff), ("read_timeout", timeout))
+        changes: dict[str, Any] = {k: v for k, v in (("attempts", attempts), ("backoff", backoff),
+                                                         ("read_timeout", timeout))
                    if v is not None}
         self.policy = replace(policy, **changes) if changes else policy
         self.attempts, self.backoff, self.timeout = self.policy.attempts, self.policy.backoff, self.policy.read_timeout
@@ -236,25 +237,3 @@ class RegistryClient:
     def blob_url(self, ref: Reference, digest: str) -> str:
         return self.endpoint(ref).url("blobs", digest)
 
-    def get_blob(self, ref: Reference, digest: str, limit: int = 16 << 20) -> bytes:
-        """A small blob (an image config) in memory, verified (one more try if it arrives altered); layers go
-        through fetch_all instead."""
-        ep = self.endpoint(ref)
-        url = ep.url("blobs", digest)
-
-        def once(_: int) -> bytes:
-            r = send_once(self.session, "GET", url, stream=True, policy=self.policy)
-            if r.status_code != 200:
-                with r:
-                    raise self._explain(ref, ep, r, f"blob {digest}")
-            data = read_body(r, self.policy, url, limit, decode=False)
-            if len(data) > limit or sha256_digest(data) != digest:
-                raise Transient("does not match its digest", corrupt=True, final=FetchError(
-                    f"image {ref}: blob {digest} from {ep.host} does not match its digest. The registry or a proxy "
-                    "altered it; nothing was written. Try another mirror."))
-            return data
-
-        try:
-            return self.policy.call(once, what=f"image {ref} blob {digest}", url=f"GET {url}")
-        except TrustProblem as e:
-            raise explain_tls(url, e.error, f"image {ref} blob {digest}") from None

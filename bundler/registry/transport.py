@@ -28,12 +28,13 @@ class _RegistryTLSAdapter(HTTPAdapter):
     Keys are host:port or a host name alone (any port); hosts not listed keep requests' default verification.
     """
 
-    def __init__(self, verify: dict[str, bool | str], **kwargs):  # noqa: ANN003
+    def __init__(self, verify: dict[str, bool | str], **kwargs: Any):
         self.per_host = {k.lower(): v for k, v in verify.items()}
         super().__init__(**kwargs)
 
-    def send(self, request, **kwargs):  # type: ignore[override]
-        parts = urlsplit(request.url)
+    # ignore: HTTPAdapter.send spells out its keywords; this passes them through unchanged and sets only `verify`
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        parts = urlsplit(str(request.url))
         v = self.per_host.get(parts.netloc.lower(), self.per_host.get((parts.hostname or "").lower()))
         if v is None:
             return super().send(request, **kwargs)
@@ -58,6 +59,7 @@ def registry_session(
     s = make_session(pool)
     s.mount("https://", _RegistryTLSAdapter(table, pool_connections=pool, pool_maxsize=pool, max_retries=0))
     s.auth = RegistryAuth(credentials, verify=table, timeout=timeout)
+    # ignore: requests has no setting for this; replacing the method on this one session is the narrowest change
     s.should_strip_auth = _strip_auth_on_any_host_change  # type: ignore[method-assign]
     return s
 
@@ -84,7 +86,8 @@ def request(
     exhausted retries raise, naming `what` (the image or blob the operator asked for) and the root cause.
     """
     policy = policy or RetryPolicy.from_env()
-    changes = {k: v for k, v in (("attempts", attempts), ("backoff", backoff), ("read_timeout", timeout))
+    changes: dict[str, Any] = {k: v for k, v in (("attempts", attempts), ("backoff", backoff),
+                                                     ("read_timeout", timeout))
                if v is not None}
     if changes:
         policy = replace(policy, **changes)

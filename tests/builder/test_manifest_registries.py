@@ -85,7 +85,7 @@ def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]
                "http": {"addr": f"127.0.0.1:{port}", "tls": {"certificate": str(cert), "key": str(key)}},
                "auth": {"htpasswd": {"realm": "h4", "path": str(htpasswd)}}}
         (work / "tls.yml").write_text(json.dumps(cfg))
-        log = open(work / "tls.log", "wb")  # noqa: SIM115 - closed below
+        log = open(work / "tls.log", "wb")  # closed below
         proc = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(work / "tls.yml")], stdout=log,
                                 stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15

@@ -23,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bundler.bundle.sign import sign_bytes
 from bundler.bundle.sums import format_sums, parse_sums, sha256_file
-from bundler.bundle.verify import sign_bytes, verify
+from bundler.bundle.verify import verify
 
 from .bundles import TOP, add_file, add_link, content, write_bundle
 

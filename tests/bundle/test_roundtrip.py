@@ -7,8 +7,9 @@ import tarfile
 import tracemalloc
 from pathlib import Path
 
+from bundler.bundle.sign import sign_bytes
 from bundler.bundle.tarball import write_tarball
-from bundler.bundle.verify import sign_bytes, verify
+from bundler.bundle.verify import verify
 from installer import verify_bundle
 
 from .bundles import TOP, content, write_bundle

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bundler.bundle.verify import Report, VerifyError, verify
+from bundler.bundle.report import Report, VerifyError
+from bundler.bundle.verify import verify
 
 from .bundles import TOP, add_file, add_link, add_special, content, write_bundle
 

@@ -85,7 +85,7 @@ class FaultProxy(_Server):
 class _FaultHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, *a) -> None:  # noqa: ANN002 - quiet
+    def log_message(self, *a: object) -> None:  # quiet
         pass
 
     def _handle(self) -> None:
@@ -189,4 +189,4 @@ class _FaultHandler(BaseHTTPRequestHandler):
                 return
             time.sleep(0.1)
 
-    do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle  # noqa: N815
+    do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle

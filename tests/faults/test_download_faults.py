@@ -206,7 +206,7 @@ def test_threads_racing_on_one_cache_write_each_blob_once(stack, fproxy, tmp_pat
     def run() -> None:
         try:
             results.append(fetch_all(make_session(), items, cache, workers=4, policy=_policy()))
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=run) for _ in range(4)]
@@ -398,7 +398,7 @@ def test_each_byte_is_hashed_once_also_after_a_resume(stack, fproxy, tmp_path, m
     reads: list[str] = []
     real_open = open
 
-    def counting_open(file, mode="r", *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def counting_open(file, mode="r", *a, **kw):
         if "r" in mode and "partial" in str(file):
             reads.append(str(file))
         return real_open(file, mode, *a, **kw)

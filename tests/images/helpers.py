@@ -79,7 +79,7 @@ class Registry:
             cfg["auth"] = auth
         self.config = self.workdir / f"{name}.yml"
         self.config.write_text(json.dumps(cfg))  # JSON is YAML
-        self.log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.log = open(self.workdir / f"{name}.log", "wb")  # closed in stop()
         self.proc = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(self.config)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         try:
@@ -300,7 +300,7 @@ class _TokenHandler(BaseHTTPRequestHandler):
     def log_message(self, *a) -> None:  # quiet
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         srv: TokenServer = self.server.owner  # type: ignore[attr-defined]
         q = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
         srv.requests.append(q)
@@ -393,4 +393,4 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         conn.close()
 
-    do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle  # noqa: N815
+    do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle

@@ -8,7 +8,8 @@ import pytest
 
 from bundler.fetch.cache import Cache
 from bundler.images.pull import pull_images
-from bundler.oci.push import push_layout
+from bundler.registry.client import RegistryClient
+from installer.registry_push import Layout, Pusher, Registry
 
 from .helpers import skopeo_raw_digest
 
@@ -26,15 +27,32 @@ def store(upstream, tmp_path_factory):
     return path, recs
 
 
-def test_push_keeps_upstream_digests(upstream, store, fresh_registry):
-    path, recs = store
-    pushed = push_layout(path, f"http://{fresh_registry.host}")
-    assert set(pushed) == {upstream.ref(r) for r in ALL}
+@pytest.fixture(scope="module")
+def named_store(upstream, tmp_path_factory):
+    """The same images under a port-less registry name (a mirror maps it to the test upstream): the installer
+    pushes to <original host>/<repository>, and a repository name cannot hold the upstream's `host:port`."""
+    tmp = tmp_path_factory.mktemp("rt-named")
+    path = tmp / "store"
+    client = RegistryClient(mirrors={"example.test": upstream.host}, insecure={upstream.host})
+    recs = pull_images([f"example.test/{r}" for r in ALL], path, platforms=["linux/amd64", "linux/arm64"],
+                       cache=Cache(tmp / "cache"), client=client)
+    return path, recs
+
+
+def push(store, registry_host: str) -> int:
+    """The installer's pusher (the one that runs on the target): manifests changed in the registry."""
+    return Pusher(Registry(f"http://{registry_host}"), Layout(str(store))).push_all()
+
+
+def test_push_keeps_upstream_digests(upstream, named_store, fresh_registry):
+    path, recs = named_store
+    assert push(path, fresh_registry.host) >= len(ALL)
+    assert {rec.ref for rec in recs} == {f"example.test/{r}" for r in ALL}
     for name, rec in zip(ALL, recs):
-        assert pushed[rec.ref] == rec.digest == skopeo_raw_digest(upstream.ref(name))
-        assert skopeo_raw_digest(f"{fresh_registry.host}/{name}") == rec.digest
-    # pushing again is a no-op on blobs (HEAD finds them) and still yields the same digests
-    assert push_layout(path, fresh_registry.host, insecure={fresh_registry.host}) == pushed
+        assert rec.digest == skopeo_raw_digest(upstream.ref(name))
+        assert skopeo_raw_digest(f"{fresh_registry.host}/example.test/{name}") == rec.digest
+    # pushing again changes nothing (HEAD finds every blob, every manifest already has its digest)
+    assert push(path, fresh_registry.host) == 0
 
 
 def test_skopeo_reads_oci_entries_from_the_store(upstream, store, fresh_registry):
