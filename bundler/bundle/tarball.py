@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from .sums import DigestMismatch, format_sums, sha256_stream
 
@@ -287,10 +288,11 @@ def _write_members(raw: _Out, tree: Path, top: str, fmt: str, dirs: list[str], f
                    progress: Callable[[int], None] | None, compresslevel: int, epoch: int,
                    pool: ThreadPoolExecutor) -> None:
     """Every member in order, through the chosen compressor, hashed (and checked) as it streams."""
+    comp: MixedGzip | lzma.LZMAFile | None
     if fmt == "tar.gz":
         comp = MixedGzip(raw, compresslevel)
     elif fmt == "tar.xz":
-        comp = lzma.LZMAFile(raw, "wb", preset=6)
+        comp = lzma.LZMAFile(cast(BinaryIO, raw), "wb", preset=6)
     elif fmt == "tar":
         comp = None
     else:
@@ -299,7 +301,7 @@ def _write_members(raw: _Out, tree: Path, top: str, fmt: str, dirs: list[str], f
     gz = comp if isinstance(comp, MixedGzip) else None
     # mode "w" (not "w|"): tarfile writes straight through, so a level switch lands exactly between members
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        tar.copybufsize = CHUNK
+        tar.copybufsize = CHUNK  # type: ignore[attr-defined]  # a TarFile attribute typeshed does not declare
         tar.addfile(_info(top, directory=True, epoch=epoch))
         for d in dirs:
             tar.addfile(_info(f"{top}/{d}", directory=True, epoch=epoch))
