@@ -66,6 +66,7 @@ class Context(object):
         self.journals = {}  # host label -> Journal
         self.connections = {}
         self.ca_pem = None  # registry CA, once it exists
+        self.previous_record = None  # the cluster record of an earlier operation (dict), if any
         self.serve_python = sys.executable or "/usr/bin/python3"
         self.log = lambda msg: None
 

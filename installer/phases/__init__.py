@@ -14,7 +14,8 @@ from installer.phases.runtime import Runtime
 from installer.phases.verify import Verify
 
 
-def all_phases():
+def install_phases():
     # the registry comes before the runtime so the runtime can trust its CA on the first run
     return [Preflight(), MediaRepo(), HostPrep(), RegistryPhase(), Runtime(), RequestedPackages(), KubeadmInit(),
             CNI(), CoreDNS(), Join(), Helm(), Verify()]
+

@@ -1,4 +1,4 @@
-"""1. preflight: refuse, before anything changes, a host the bundle cannot install on."""
+"""preflight (a check phase, first): refuse, before anything changes, a host the bundle cannot install on."""
 
 import ipaddress
 
@@ -18,12 +18,19 @@ MAX_SKEW_ERROR = 24 * 3600
 class Preflight(Phase):
     name = "preflight"
     title = "preflight checks"
+    kind = "check"
 
     def hosts(self, ctx):
         return ctx.all_hosts
 
     def watched_files(self, ctx, host):
         return [coredns.RESOLV_CONF]
+
+    def check(self, ctx):
+        """Every problem on every host in one error; otherwise the notes, per host then for the cluster."""
+        notes = self.check_all(ctx, ctx.facts)
+        return [(label if label != "cluster" else None, "note: %s" % n)
+                for label, ns in sorted(notes.items()) for n in ns]
 
     def check_host(self, ctx, host, facts):
         """(errors, notes) for one host, from facts only."""

@@ -63,6 +63,14 @@ def bcrypt_hash(password, conn=None):
                               "'airgap-*' install httpd-tools) and run ./install.py again")
 
 
+def read_ca(ctx):
+    """ctx.ca_pem: the registry CA from the serving host, if the registry phase made it (None before)."""
+    serve_conn = ctx.connections.get(ctx.serve_host.label)
+    if serve_conn is not None:
+        ca = serve_conn.read_file(C.CA_CERT)
+        ctx.ca_pem = ca.decode("utf-8") if ca is not None else None
+
+
 def make_credentials(conn, journal):
     if conn.exists(CREDENTIALS) and conn.exists(HTPASSWD):
         return False
@@ -130,6 +138,12 @@ class RegistryPhase(Phase):
 
     def hosts(self, ctx):
         return [ctx.serve_host]
+
+    def prepare(self, ctx):
+        read_ca(ctx)  # from an earlier run: the runtime phase's watched files and plan depend on it
+
+    def after(self, ctx):
+        read_ca(ctx)  # the CA now exists
 
     def watched_files(self, ctx, host):
         return [PUBLIC_CFG, PUSH_CFG, PUBLIC_UNIT, PUSH_UNIT, C.CA_CERT, CREDENTIALS]
