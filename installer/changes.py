@@ -68,6 +68,34 @@ class RemoveFile(Change):
         return True
 
 
+class PutFile(Change):
+    """Copy the local file `src` (from the bundle) to `dest` on the host, unless `dest` already has its
+    sha256 (idempotent by digest; no digest: always copied). Reset removes it or restores the original."""
+
+    kind = "file"
+
+    def __init__(self, src, dest, mode=0o644, sha256=None, title=None):
+        self.src = src
+        self.dest = dest
+        self.mode = mode
+        self.sha256 = sha256
+        self.title = title
+
+    def describe(self):
+        return self.title or "install %s" % self.dest
+
+    def current_digest(self, conn):
+        res = conn.run("sha256sum %s 2>/dev/null" % quote(conn.path(self.dest)), check=False)
+        return (res.stdout or "").split(" ", 1)[0].strip() if res.ok else None
+
+    def apply(self, conn, journal):
+        if self.sha256 and self.current_digest(conn) == self.sha256:
+            return False
+        journal.remember_file(self.dest)
+        conn.put(self.src, self.dest, self.mode)
+        return True
+
+
 class MoveAside(Change):
     """Move a file into the installer's backup directory (restored by reset)."""
 
@@ -159,19 +187,15 @@ class Service(Change):
         return "%s service %s" % ("restart" if self.restart else "enable and start", self.name)
 
     def apply(self, conn, journal):
+        """False when there was nothing to do: not a restart, and the unit is active and enabled already."""
+        name = quote(self.name)
+        active = conn.run("systemctl is-active -q %s" % name, check=False).ok
+        enabled = conn.run("systemctl is-enabled -q %s" % name, check=False).ok
         # Reset must leave the service as it was found: stop/disable only what was not running/enabled
         # before, and restart (after the files are restored) what was running.
-        name = quote(self.name)
-        if not journal.data.get("seen_service", {}).get(self.name):
-            was_active = conn.run("systemctl is-active -q %s" % name, check=False).ok
-            was_enabled = conn.run("systemctl is-enabled -q %s" % name, check=False).ok
-            journal.data.setdefault("seen_service", {})[self.name] = True
-            if was_active:
-                journal.add_restart(self.name)
-            else:
-                journal.add_undo("systemctl stop %s" % name)
-            if not was_enabled:
-                journal.add_undo("systemctl disable %s" % name)
+        journal.first_touch_of_service(self.name, active, enabled)
+        if not self.restart and not self.reload_units and active and enabled:
+            return False
         pre = "systemctl daemon-reload && " if self.reload_units else ""
         if self.restart:
             conn.check("%ssystemctl enable %s && systemctl restart %s" % (pre, quote(self.name), quote(self.name)),
@@ -196,5 +220,7 @@ class Callback(Change):
     def apply(self, conn, journal):
         return bool(self.func(conn, journal))
 
-    def __eq__(self, other):
+    def __eq__(self, other):  # the function is a fresh closure in every plan: the title says what it does
         return type(self) is type(other) and self.title == other.title
+
+    __hash__ = Change.__hash__

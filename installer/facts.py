@@ -210,5 +210,5 @@ def gather(conn, files=(), dirs=()):
         from installer.errors import InstallerError
         raise InstallerError("gathering facts failed", host=conn.label, command="fact probe (sh)",
                              stderr=res.stderr)
-    facts["is_local"] = conn.__class__.__name__ == "Local"
+    facts["is_local"] = conn.is_local
     return facts

@@ -1,7 +1,7 @@
 """The phases issue 10 added: spec.packages on every host, CoreDNS's forward for hosts without a nameserver,
 helm on the control planes. Decisions from facts; the changes' journal entries drive reset."""
 
-from installer.changes import Callback, Command, InstallPackages, WriteFile
+from installer.changes import Command, InstallPackages, PutFile, WriteFile
 from installer.journal import Journal
 from installer.phases import install_phases
 from installer.phases.coredns import APPLIED, CONFIG, CoreDNS
@@ -73,6 +73,9 @@ class FakeConn:
 
     def write_file(self, path, data, mode=0o644):
         pass
+
+    def path(self, p):
+        return p
 
 
 def test_requested_packages_journal_only_what_was_missing_and_reset_removes_only_those(tmp_path):
@@ -188,7 +191,7 @@ def test_helm_on_control_planes_only(tmp_path):
     assert [h.address for h in phase.hosts(ctx)] == ["10.0.0.11", "10.0.0.12"]
     for h in phase.hosts(ctx):
         plan = phase.plan(ctx, h, ctx.facts[h.label])
-        assert [type(c) for c in plan] == [Callback] and plan[0].describe() == "install %s 3.15.4" % HELM
+        assert [type(c) for c in plan] == [PutFile] and plan[0].describe() == "install %s 3.15.4" % HELM
         ctx.facts[h.label]["bin_sha"] = {HELM: b.file("helm")["sha256"]}
         assert phase.plan(ctx, h, ctx.facts[h.label]) == []  # second run
     names = [p.name for p in install_phases()]
