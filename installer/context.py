@@ -91,9 +91,9 @@ class Context(object):
     def node_name(self, host):
         if host.name:
             return host.name
-        f = self.facts.get(host.label) or {}
-        return (f.get("hostname") or host.address).split(".")[0].lower() if not f.get("hostname") else \
-            f.get("hostname").lower()
+        f = self.facts.get(host.label)
+        hostname = f.hostname if f is not None else None
+        return hostname.lower() if hostname else host.address.split(".")[0].lower()
 
     # -- addresses ------------------------------------------------------------------------------------
     @property
@@ -131,7 +131,7 @@ class Context(object):
         """How CoreDNS forwards (installer.render.coredns.decide), from --upstream-dns and the cluster hosts'
         /etc/resolv.conf (facts)."""
         from installer.render import coredns
-        resolv = dict((h.label, (self.facts.get(h.label) or {}).get("files", {}).get(coredns.RESOLV_CONF))
+        resolv = dict((h.label, self.facts[h.label].file(coredns.RESOLV_CONF) if self.facts[h.label] else None)
                       for h in self.nodes if h.label in self.facts)
         return coredns.decide(upstream_dns_list(self.options.upstream_dns), resolv)
 

@@ -90,7 +90,7 @@ def firewall_change(facts, ports, mode, title):
     from installer.changes import Command
     if mode != "on" or not facts.service("firewalld").get("active"):
         return []
-    missing = [p for p in ports if p not in facts.get("fw_ports", [])]
+    missing = [p for p in ports if p not in facts.fw_ports]
     if not missing:
         return []
     add = " ".join("--add-port=%s" % p for p in missing)

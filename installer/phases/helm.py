@@ -24,7 +24,7 @@ class Helm(Phase):
 
     def plan(self, ctx, host, facts):
         f = helm_file(ctx.bundle)
-        if facts.get("bin_sha", {}).get(HELM) == f.get("sha256"):
+        if facts.bin_sha.get(HELM) == f.get("sha256"):
             return []
         src = ctx.bundle.path(f["path"])
         return [PutFile(src, HELM, 0o755, f.get("sha256"),

@@ -152,10 +152,10 @@ class RegistryPhase(Phase):
                                  hint="Rebuild the bundle with the registry in the manifest's files")
         src = ctx.bundle.path(f["path"])
         binary = PutFile(src, BINARY, 0o755, f.get("sha256"))
-        if facts.get("bin_sha", {}).get(BINARY) != f.get("sha256"):
+        if facts.bin_sha.get(BINARY) != f.get("sha256"):
             out.append(binary)
         if not facts.has_file(C.CA_CERT):
-            out.append(Command(pki_script(ctx.serve_address, facts.get("hostname")),
+            out.append(Command(pki_script(ctx.serve_address, facts.hostname),
                                title="make the registry CA and TLS certificate in %s" % C.PKI_DIR,
                                unless="test -f %s" % CERT, undo="rm -rf %s" % reg_render.CONFIG_DIR))
         if not facts.has_file(CREDENTIALS):

@@ -190,7 +190,7 @@ class Runtime(Phase):
             src = b.path(f["path"])
             if f.get("kind") == "binary" and name in KNOWN_BINARIES:
                 dst = "%s/%s" % (BIN_DIR, name)
-                if facts.get("bin_sha", {}).get(dst) != f.get("sha256"):
+                if facts.bin_sha.get(dst) != f.get("sha256"):
                     out.append(PutFile(src, dst, 0o755, f.get("sha256")))
             elif f.get("kind") == "archive" and ("cni-plugins" in name or "containerd" in name or "crictl" in name
                                                   or name.startswith("docker-")):

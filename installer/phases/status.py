@@ -30,7 +30,7 @@ class Status(Phase):
             done = [p for p in names if j.phase_done(p)]
             states = ", ".join("%s=%s" % (s, "active" if f.service(s).get("active") else "inactive")
                                for s in SHOWN_SERVICES if f.service(s).get("exists"))
-            lines.append((h.label, "%s %s; phases done: %s; %s" % (f.get("os_pretty"), f.get("arch"),
+            lines.append((h.label, "%s %s; phases done: %s; %s" % (f.os_pretty, f.arch,
                                                                    ", ".join(done) or "none", states)))
         cp = ctx.connections[ctx.first_cp.label]
         res = cp.run("kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o wide", check=False)
