@@ -50,24 +50,6 @@ class WriteFile(Change):
         return True
 
 
-class RemoveFile(Change):
-    kind = "file"
-
-    def __init__(self, path, why=None):
-        self.path = path
-        self.why = why
-
-    def describe(self):
-        return "remove %s%s" % (self.path, (" (%s)" % self.why) if self.why else "")
-
-    def apply(self, conn, journal):
-        if not conn.exists(self.path):
-            return False
-        journal.remember_file(self.path)
-        conn.remove(self.path)
-        return True
-
-
 class PutFile(Change):
     """Copy the local file `src` (from the bundle) to `dest` on the host, unless `dest` already has its
     sha256 (idempotent by digest; no digest: always copied). Reset removes it or restores the original."""

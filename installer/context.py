@@ -5,18 +5,8 @@ import os
 import sys
 
 from installer.bundle import split_ref
+from installer.constants import API_PORT, REGISTRY_PORT, REPO_PORT
 from installer.render import kubeadm as kubeadm_render
-
-REPO_PORT = 8089
-REGISTRY_PORT = 5000
-PUSH_PORT = 5001
-SERVE_ROOT = "/opt/airgap"
-MEDIA_DIR = SERVE_ROOT + "/media"
-REPO_COPY = SERVE_ROOT + "/repo"
-PKI_DIR = "/etc/airgap-registry/pki"
-CA_CERT = PKI_DIR + "/ca.crt"
-TRUST_ANCHOR = "/etc/pki/ca-trust/source/anchors/airgap-registry-ca.crt"
-KUBE_DIR = "/etc/kubernetes/airgap"
 
 
 class Options(object):
@@ -110,7 +100,7 @@ class Context(object):
 
     @property
     def api_endpoint(self):
-        return self.options.control_plane_endpoint or "%s:6443" % self.first_cp.address
+        return self.options.control_plane_endpoint or "%s:%d" % (self.first_cp.address, API_PORT)
 
     @property
     def pod_subnet(self):

@@ -9,6 +9,8 @@ Facts object: typed attributes with defaults, so a misspelt fact is an error, no
 import base64
 import shlex
 
+from installer.kube import KUBE_MARKERS
+
 # Packages and services whose state the phases look at.
 WATCHED_RPMS = (
     "chrony", "containerd.io", "containerd", "docker-ce", "docker-ce-cli", "docker", "moby-engine", "cri-dockerd",
@@ -22,8 +24,7 @@ WATCHED_SERVICES = (
 )
 WATCHED_COMMANDS = ("kubeadm", "kubelet", "kubectl", "containerd", "docker", "cri-dockerd", "crictl", "yum", "dnf",
                     "firewall-cmd", "chronyd", "openssl", "htpasswd", "update-ca-trust")
-KUBE_FILES = ("/etc/kubernetes/admin.conf", "/etc/kubernetes/kubelet.conf",
-              "/etc/kubernetes/manifests/kube-apiserver.yaml")
+KUBE_FILES = KUBE_MARKERS  # read on every host: is Kubernetes there already?
 NO_SERVICE = {"active": False, "enabled": False, "exists": False}
 
 # name -> default (a callable makes a fresh mutable default)
@@ -58,9 +59,6 @@ class Facts(object):
 
     def __setitem__(self, key, value):
         setattr(self, self._known(key), value)
-
-    def __contains__(self, key):
-        return key in FIELDS
 
     def get(self, key, default=None):
         value = getattr(self, self._known(key))

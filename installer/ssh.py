@@ -8,7 +8,7 @@ Both connection kinds (Local, SSH) implement the Connection interface:
 * ``is_local``: True for the host running install.py (its files can be reached directly, e.g. the
   registry storage is laid out without HTTP);
 
-and inherit from it ``check``, ``read_file``, ``write_file``, ``exists``, ``remove`` built on ``run``.
+and inherit from it ``check``, ``read_file``, ``write_file`` and ``exists``, built on ``run``.
 
 Every path goes through ``conn.path()``, which prefixes the connection's *root* (``/`` on real hosts, a
 temporary directory in tests), so the file operations of every phase can run for real in a sandbox.
@@ -138,9 +138,6 @@ class Connection(object):
         cmd = "mkdir -p {d} && cat > {t} && chmod {m:o} {t} && mv -f {t} {r}".format(
             d=quote(d), t=quote(tmp), m=mode, r=quote(real))
         self.check(cmd, "writing %s" % p, input=data)
-
-    def remove(self, p):
-        self.check("rm -rf %s" % quote(self.path(p)), "removing %s" % p)
 
 
 def _text(b):

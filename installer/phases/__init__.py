@@ -1,4 +1,4 @@
-"""The install phases in the order they run."""
+"""The install phases in the order they run (phase modules carry no numbers: this list is the order)."""
 
 from installer.phases.cni import CNI
 from installer.phases.coredns import CoreDNS

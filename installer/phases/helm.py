@@ -1,4 +1,4 @@
-"""9. helm on the control planes: the bundle ships it; placed in /usr/local/bin, where root's kubeconfig
+"""helm on the control planes: the bundle ships it; placed in /usr/local/bin, where root's kubeconfig
 (/root/.kube/config, written by the kubeadm init and join phases) makes it usable at once. Reset removes it."""
 
 from installer.changes import PutFile

@@ -1,4 +1,4 @@
-"""3. host preparation: /etc/hosts, hostname, swap, kernel modules, sysctl, time, SELinux, firewalld."""
+"""host preparation: /etc/hosts, hostname, swap, kernel modules, sysctl, time, SELinux, firewalld."""
 
 import ipaddress
 

@@ -1,6 +1,6 @@
-"""2. media + repo: local yum repos from the OS media and the bundle, served to the other hosts over HTTP."""
+"""media + repo: local yum repos from the OS media and the bundle, served to the other hosts over HTTP."""
 
-from installer import context as C
+from installer import constants as C
 from installer.changes import PKG_TOOL, Command, MoveAside, Service, WriteFile
 from installer.errors import InstallerError
 from installer.phases.base import Phase, firewall_change

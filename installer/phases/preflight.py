@@ -2,14 +2,12 @@
 
 import ipaddress
 
+from installer.constants import CP_PORTS, SERVE_PORTS, WORKER_PORTS
 from installer.errors import InstallerError
 from installer.kube import existing_kubernetes
 from installer.phases.base import Phase
 from installer.render import coredns
 
-CP_PORTS = (6443, 2379, 2380, 10250, 10257, 10259)
-WORKER_PORTS = (10250,)
-SERVE_PORTS = (8089, 5000, 5001)
 OUR_SERVICES = ("airgap-repo", "airgap-registry", "airgap-registry-push", "kubelet")
 MAX_SKEW_WARN = 5
 MAX_SKEW_ERROR = 24 * 3600

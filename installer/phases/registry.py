@@ -1,10 +1,10 @@
-"""5. registry: the bundled registry on the serving host, TLS with an installer-made CA, filled from the
+"""registry: the bundled registry on the serving host, TLS with an installer-made CA, filled from the
 bundle's OCI store by laying out its storage (installer.registry_layout)."""
 
 import os
 import time
 
-from installer import context as C
+from installer import constants as C
 from installer.changes import Callback, Command, PutFile, Service, WriteFile
 from installer.errors import InstallerError
 from installer.phases.base import Phase, firewall_change

@@ -1,9 +1,9 @@
-"""4. container runtime: containerd (or docker + cri-dockerd) and kubeadm/kubelet/kubectl, from the
+"""container runtime: containerd (or docker + cri-dockerd) and kubeadm/kubelet/kubectl, from the
 bundle's RPMs or, for `install: binaries` bundles, its static binaries with units the installer writes."""
 
 import os
 
-from installer import context as C
+from installer import constants as C
 from installer.changes import Callback, Command, InstallPackages, PutFile, Service, WriteFile
 from installer.phases.base import Phase
 from installer.render import containerd as ctd

@@ -1,6 +1,7 @@
 """status (a check phase): each host's OS, the install phases done and service states, and the cluster's nodes.
 Reads only."""
 
+from installer.constants import KUBECTL
 from installer.phases.base import Phase
 
 SHOWN_SERVICES = ("containerd", "docker", "kubelet", "airgap-registry", "airgap-repo")
@@ -33,7 +34,7 @@ class Status(Phase):
             lines.append((h.label, "%s %s; phases done: %s; %s" % (f.os_pretty, f.arch,
                                                                    ", ".join(done) or "none", states)))
         cp = ctx.connections[ctx.first_cp.label]
-        res = cp.run("kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o wide", check=False)
+        res = cp.run("%s get nodes -o wide" % KUBECTL, check=False)
         if res.ok:
             lines.append((None, res.stdout.rstrip()))
         return lines

@@ -5,10 +5,10 @@ import json
 import time
 
 from installer.bundle import split_ref
+from installer.constants import KUBECTL
 from installer.errors import InstallerError
 from installer.phases.base import Phase
 
-KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 
 
 def node_problems(nodes_json, expected_names):
