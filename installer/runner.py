@@ -46,7 +46,7 @@ class Runner(object):
         self.skip_verify = skip_verify
         self.parallel = max(1, int(parallel or DEFAULT_PARALLEL))
         self.local_addrs = local_addrs if local_addrs is not None else local_addresses()
-        self.phases = None  # the install phases, unless a caller (a test) gives others
+        self.phases = None  # install and plan run installer.phases.install_phases() unless a caller gives others
         serve = None
         for h in inventory.hosts:
             if h.address in self.local_addrs:
@@ -162,11 +162,11 @@ class Runner(object):
         `before_changes()` is called once, just before the first phase that changes hosts."""
         if self.phases is not None and op.name in ("install", "plan"):
             op.phases = list(self.phases)
-        self.prepare(op)
         ctx = self.ctx
         changed = {}
         started = []
         try:
+            self.prepare(op)
             for phase in op.phases:
                 hosts = phase.hosts(ctx)
                 if not hosts:
