@@ -50,21 +50,31 @@ class WriteFile(Change):
         return True
 
 
-class RemoveFile(Change):
+class PutFile(Change):
+    """Copy the local file `src` (from the bundle) to `dest` on the host, unless `dest` already has its
+    sha256 (idempotent by digest; no digest: always copied). Reset removes it or restores the original."""
+
     kind = "file"
 
-    def __init__(self, path, why=None):
-        self.path = path
-        self.why = why
+    def __init__(self, src, dest, mode=0o644, sha256=None, title=None):
+        self.src = src
+        self.dest = dest
+        self.mode = mode
+        self.sha256 = sha256
+        self.title = title
 
     def describe(self):
-        return "remove %s%s" % (self.path, (" (%s)" % self.why) if self.why else "")
+        return self.title or "install %s" % self.dest
+
+    def current_digest(self, conn):
+        res = conn.run("sha256sum %s 2>/dev/null" % quote(conn.path(self.dest)), check=False)
+        return (res.stdout or "").split(" ", 1)[0].strip() if res.ok else None
 
     def apply(self, conn, journal):
-        if not conn.exists(self.path):
+        if self.sha256 and self.current_digest(conn) == self.sha256:
             return False
-        journal.remember_file(self.path)
-        conn.remove(self.path)
+        journal.remember_file(self.dest)
+        conn.put(self.src, self.dest, self.mode)
         return True
 
 
@@ -159,19 +169,15 @@ class Service(Change):
         return "%s service %s" % ("restart" if self.restart else "enable and start", self.name)
 
     def apply(self, conn, journal):
+        """False when there was nothing to do: not a restart, and the unit is active and enabled already."""
+        name = quote(self.name)
+        active = conn.run("systemctl is-active -q %s" % name, check=False).ok
+        enabled = conn.run("systemctl is-enabled -q %s" % name, check=False).ok
         # Reset must leave the service as it was found: stop/disable only what was not running/enabled
         # before, and restart (after the files are restored) what was running.
-        name = quote(self.name)
-        if not journal.data.get("seen_service", {}).get(self.name):
-            was_active = conn.run("systemctl is-active -q %s" % name, check=False).ok
-            was_enabled = conn.run("systemctl is-enabled -q %s" % name, check=False).ok
-            journal.data.setdefault("seen_service", {})[self.name] = True
-            if was_active:
-                journal.add_restart(self.name)
-            else:
-                journal.add_undo("systemctl stop %s" % name)
-            if not was_enabled:
-                journal.add_undo("systemctl disable %s" % name)
+        journal.first_touch_of_service(self.name, active, enabled)
+        if not self.restart and not self.reload_units and active and enabled:
+            return False
         pre = "systemctl daemon-reload && " if self.reload_units else ""
         if self.restart:
             conn.check("%ssystemctl enable %s && systemctl restart %s" % (pre, quote(self.name), quote(self.name)),
@@ -196,5 +202,7 @@ class Callback(Change):
     def apply(self, conn, journal):
         return bool(self.func(conn, journal))
 
-    def __eq__(self, other):
+    def __eq__(self, other):  # the function is a fresh closure in every plan: the title says what it does
         return type(self) is type(other) and self.title == other.title
+
+    __hash__ = Change.__hash__

@@ -12,7 +12,7 @@ from installer.bundle import Bundle
 from installer.context import Options, upstream_dns_list
 from installer.errors import InstallerError
 from installer.output import Output
-from installer.runner import Runner, default_bundle_dir
+from installer.runner import DEFAULT_PARALLEL, Runner, default_bundle_dir
 from installer.verify_bundle import verify as verify_bundle
 
 COMMANDS = ("install", "plan", "status", "reset")
@@ -81,10 +81,22 @@ def build_parser(command="install"):
         # reset is often typed as the install command line with "reset": those options are accepted and unused
         _install_options(p, hidden=True)
         p.add_argument("-y", "--yes", action="store_true", help="do not ask before reset")
+    p.add_argument("--parallel", type=_positive, metavar="N", default=DEFAULT_PARALLEL,
+                   help="work on at most N hosts at once (default %d)" % DEFAULT_PARALLEL)
     p.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests: redirect local paths
     p.add_argument("--skip-bundle-check", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--version", action="version", version="airgap-installer %s" % __version__)
     return p
+
+
+def _positive(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError("%r is not a number of hosts (1 or more)" % text)
+    return n
 
 
 def _takes_value(parser):
@@ -199,7 +211,8 @@ def main(argv=None):
         for n in notes:
             out.say(n)
         runner = Runner(bundle, inventory, opts, out, root=args.root, gpg_key=getattr(args, "key", None),
-                        skip_verify=args.skip_bundle_check or checked is not None, previous_record=previous)
+                        skip_verify=args.skip_bundle_check or checked is not None, previous_record=previous,
+                        parallel=args.parallel)
         if args.command == "plan":
             runner.plan()
         elif args.command == "status":

@@ -5,18 +5,8 @@ import os
 import sys
 
 from installer.bundle import split_ref
+from installer.constants import API_PORT, REGISTRY_PORT, REPO_PORT
 from installer.render import kubeadm as kubeadm_render
-
-REPO_PORT = 8089
-REGISTRY_PORT = 5000
-PUSH_PORT = 5001
-SERVE_ROOT = "/opt/airgap"
-MEDIA_DIR = SERVE_ROOT + "/media"
-REPO_COPY = SERVE_ROOT + "/repo"
-PKI_DIR = "/etc/airgap-registry/pki"
-CA_CERT = PKI_DIR + "/ca.crt"
-TRUST_ANCHOR = "/etc/pki/ca-trust/source/anchors/airgap-registry-ca.crt"
-KUBE_DIR = "/etc/kubernetes/airgap"
 
 
 class Options(object):
@@ -66,6 +56,7 @@ class Context(object):
         self.journals = {}  # host label -> Journal
         self.connections = {}
         self.ca_pem = None  # registry CA, once it exists
+        self.previous_record = None  # the cluster record of an earlier operation (dict), if any
         self.serve_python = sys.executable or "/usr/bin/python3"
         self.log = lambda msg: None
 
@@ -90,9 +81,9 @@ class Context(object):
     def node_name(self, host):
         if host.name:
             return host.name
-        f = self.facts.get(host.label) or {}
-        return (f.get("hostname") or host.address).split(".")[0].lower() if not f.get("hostname") else \
-            f.get("hostname").lower()
+        f = self.facts.get(host.label)
+        hostname = f.hostname if f is not None else None
+        return hostname.lower() if hostname else host.address.split(".")[0].lower()
 
     # -- addresses ------------------------------------------------------------------------------------
     @property
@@ -109,7 +100,7 @@ class Context(object):
 
     @property
     def api_endpoint(self):
-        return self.options.control_plane_endpoint or "%s:6443" % self.first_cp.address
+        return self.options.control_plane_endpoint or "%s:%d" % (self.first_cp.address, API_PORT)
 
     @property
     def pod_subnet(self):
@@ -130,7 +121,7 @@ class Context(object):
         """How CoreDNS forwards (installer.render.coredns.decide), from --upstream-dns and the cluster hosts'
         /etc/resolv.conf (facts)."""
         from installer.render import coredns
-        resolv = dict((h.label, (self.facts.get(h.label) or {}).get("files", {}).get(coredns.RESOLV_CONF))
+        resolv = dict((h.label, self.facts[h.label].file(coredns.RESOLV_CONF) if self.facts[h.label] else None)
                       for h in self.nodes if h.label in self.facts)
         return coredns.decide(upstream_dns_list(self.options.upstream_dns), resolv)
 

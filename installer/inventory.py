@@ -101,12 +101,6 @@ class Inventory(object):
     def first_control_plane(self):
         return self.control_planes[0]
 
-    def by_label(self, label):
-        for h in self.hosts:
-            if label in (h.label, h.alias, h.address):
-                return h
-        return None
-
     def validate(self):
         if not self.control_planes:
             raise InstallerError(

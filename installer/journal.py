@@ -92,6 +92,32 @@ class Journal(object):
             self.data["restart"].append(service)
             self.save()
 
+    def first_touch_of_service(self, service, active, enabled):
+        """The first time the installer touches `service`, remember how reset leaves it: restart what ran,
+        stop what did not, disable what was not enabled."""
+        seen = self.data.setdefault("seen_service", {})
+        if seen.get(service):
+            return
+        seen[service] = True
+        name = quote(service)
+        if active:
+            self.add_restart(service)
+        else:
+            self.add_undo("systemctl stop %s" % name)
+        if not enabled:
+            self.add_undo("systemctl disable %s" % name)
+        self.save()
+
+    # -- the registry's content -------------------------------------------------------------------------
+    def pushed(self):
+        """The bundle id whose images are in the registry (None before the first fill)."""
+        return self.data.get("pushed")
+
+    def set_pushed(self, bundle_id, stats):
+        self.data["pushed"] = bundle_id
+        self.data["push_stats"] = stats
+        self.save()
+
     def add_undo(self, cmd):
         if cmd not in self.data["undo"]:
             self.data["undo"].append(cmd)

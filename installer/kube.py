@@ -1,7 +1,8 @@
 """Small Kubernetes helpers shared by phases (pure functions over facts)."""
 
-KUBE_MARKERS = ("/etc/kubernetes/admin.conf", "/etc/kubernetes/kubelet.conf",
-                "/etc/kubernetes/manifests/kube-apiserver.yaml")
+from installer.constants import ADMIN_CONF, APISERVER_MANIFEST, KUBELET_CONF
+
+KUBE_MARKERS = (ADMIN_CONF, KUBELET_CONF, APISERVER_MANIFEST)
 
 
 def existing_kubernetes(facts):
@@ -15,8 +16,8 @@ def existing_kubernetes(facts):
 
 
 def is_joined(facts):
-    return facts.has_file("/etc/kubernetes/kubelet.conf")
+    return facts.has_file(KUBELET_CONF)
 
 
 def is_initialized(facts):
-    return facts.has_file("/etc/kubernetes/admin.conf")
+    return facts.has_file(ADMIN_CONF)

@@ -2,7 +2,25 @@
 
 from installer.changes import PKG_TOOL
 from installer.journal import STATE_DIR
+from installer.phases.base import Phase
 from installer.ssh import quote
+
+
+class Reset(Phase):
+    """The reset operation's one phase: undo the journal on every host (in parallel). It is not journaled:
+    it removes the journal."""
+
+    name = "reset"
+    title = "reset"
+    journaled = False
+    resume_hint = "Fix the cause and run ./install.py reset again"
+
+    def hosts(self, ctx):
+        return ctx.all_hosts
+
+    def run(self, ctx, host, conn, facts, journal, report=None):
+        reset_host(conn, journal, report or (lambda text: None))
+        return []
 
 
 def reset_steps(journal, has_kubeadm=True):

@@ -1,5 +1,6 @@
-"""Orchestration: verify the bundle, connect, gather facts, preflight, then run each phase on its hosts
-in parallel; stop at the first failure with a message that says how to resume."""
+"""Orchestration: verify the bundle, connect, gather facts, then run an operation's phases in order, each
+on its hosts in parallel; stop at the first failed phase with a message that names every failed host and
+says how to resume."""
 
 import concurrent.futures
 import os
@@ -7,12 +8,10 @@ import socket
 
 from installer import facts as facts_mod
 from installer import media as media_mod
-from installer.context import CA_CERT, Context
+from installer import operations
+from installer.context import Context
 from installer.errors import InstallerError
 from installer.journal import Journal
-from installer.phases import all_phases
-from installer.phases.preflight import Preflight
-from installer.phases.verify import Verify
 from installer.record import ClusterRecord
 from installer.ssh import SSH, Local
 from installer.verify_bundle import verify as verify_bundle
@@ -29,9 +28,14 @@ def local_addresses():
     return addrs
 
 
+DEFAULT_PARALLEL = 16
+
+
 class Runner(object):
+    """Runs an operation (installer.operations): its phases, in order, on their hosts, the same way for all."""
+
     def __init__(self, bundle, inventory, options, out, root="/", gpg_key=None, skip_verify=False,
-                 local_addrs=None, previous_record=None):
+                 local_addrs=None, previous_record=None, parallel=DEFAULT_PARALLEL):
         self.bundle = bundle
         self.previous_record = previous_record
         self.inventory = inventory
@@ -40,8 +44,9 @@ class Runner(object):
         self.root = root
         self.gpg_key = gpg_key
         self.skip_verify = skip_verify
+        self.parallel = max(1, int(parallel or DEFAULT_PARALLEL))
         self.local_addrs = local_addrs if local_addrs is not None else local_addresses()
-        self.phases = all_phases()
+        self.phases = None  # install and plan run installer.phases.install_phases() unless a caller gives others
         serve = None
         for h in inventory.hosts:
             if h.address in self.local_addrs:
@@ -57,11 +62,13 @@ class Runner(object):
             serve = Host(options.serve_address, "serve", name=socket.gethostname().split(".")[0].lower())
             serve.local = True
         self.ctx = Context(bundle, inventory, options, serve_host=serve)
+        self.ctx.previous_record = previous_record
         self.ctx.log = lambda msg: self.out.say(msg)
 
     # -- helpers --------------------------------------------------------------------------------------
     def each(self, hosts, func, parallel=True):
-        """Run func(host) for every host (in parallel); re-raise the first InstallerError with context."""
+        """Run func(host) for every host (up to self.parallel at once); when hosts fail, raise one
+        InstallerError naming every failed host. Serial (parallel=False): stop at the first failure."""
         hosts = list(hosts)
         if not hosts:
             return {}
@@ -70,17 +77,17 @@ class Runner(object):
             for h in hosts:
                 results[h.label] = self._call(func, h)
             return results
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(hosts))) as pool:
+        errors = []
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(self.parallel, len(hosts))) as pool:
             futs = dict((pool.submit(self._call, func, h), h) for h in hosts)
-            errors = []
             for fut in concurrent.futures.as_completed(futs):
                 h = futs[fut]
                 try:
                     results[h.label] = fut.result()
                 except InstallerError as e:
-                    errors.append(e)
-            if errors:
-                raise errors[0]
+                    errors.append((hosts.index(h), e))
+        if errors:
+            raise several([e for _, e in sorted(errors, key=lambda t: t[0])], len(hosts))
         return results
 
     def _call(self, func, host):
@@ -111,10 +118,9 @@ class Runner(object):
             e.hint = (e.hint or "Fix the connection").rstrip(".") + ". Nothing was changed on any host"
             raise
 
-    def gather(self, hosts=None, phases=None):
+    def gather(self, hosts=None, phases=()):
+        """Facts (with the files and directories `phases` watch) and journals of `hosts` (default: all)."""
         ctx = self.ctx
-        phases = phases or self.phases
-        self.read_ca()  # first: the files phases watch depend on it
 
         def one(h):
             conn = ctx.connections[h.label]
@@ -131,61 +137,118 @@ class Runner(object):
         ctx.facts.update(got)
         return got
 
-    def read_ca(self):
-        """The registry CA from the serving host, if the registry phase made it in an earlier run."""
-        serve_conn = self.ctx.connections.get(self.ctx.serve_host.label)
-        if serve_conn is not None:
-            ca = serve_conn.read_file(CA_CERT)
-            self.ctx.ca_pem = ca.decode("utf-8") if ca is not None else None
-
-    def prepare(self, need_media=True):
-        """Everything before the first change: bundle check, media, connections, facts, preflight."""
-        if not self.skip_verify:
+    def prepare(self, op):
+        """Everything before the first phase: bundle check, media, connections, the phases' prepare hooks,
+        facts."""
+        if op.check_bundle and not self.skip_verify:
             self.out.say("checking the bundle against SHA256SUMS%s ..."
                          % (" and its signature" if self.gpg_key else ""))
             n = verify_bundle(self.bundle.root, self.gpg_key)
             self.out.say("bundle OK (%d files): %s for %s/%s, Kubernetes %s, %s, %s" % (
                 n, self.bundle.name, self.bundle.os, self.bundle.arch, self.bundle.k8s_version, self.bundle.runtime,
                 self.bundle.cni))
-        if need_media:
+        if op.media:
             self.ctx.media = media_mod.describe(self.options.iso, self.options.media, root=self.root)
             self.out.say("OS media: %s %s (%s)" % (self.ctx.media["kind"], self.ctx.media["path"],
                                                    self.ctx.media.get("label")))
         self.out.say("connecting to %d host(s) ..." % len(self.ctx.all_hosts))
         self.connect()
-        self.gather()
-        notes = Preflight().check_all(self.ctx, self.ctx.facts)
-        for label, ns in sorted(notes.items()):
-            for n in ns:
-                self.out.say("note: %s" % n, host=label if label != "cluster" else None)
+        for phase in op.phases:
+            phase.prepare(self.ctx)
+        self.gather(phases=op.phases)
+
+    def execute(self, op, before_changes=None):
+        """Run the operation's phases; returns {host label: [changes made or, in a dry run, planned]}.
+        `before_changes()` is called once, just before the first phase that changes hosts."""
+        if self.phases is not None and op.name in ("install", "plan"):
+            op.phases = list(self.phases)
+        ctx = self.ctx
+        changed = {}
+        started = []
+        try:
+            self.prepare(op)
+            for phase in op.phases:
+                hosts = phase.hosts(ctx)
+                if not hosts:
+                    continue
+                if phase.is_check:
+                    if op.dry_run and not phase.check_in_plan:
+                        continue
+                    for label, text in phase.check(ctx):
+                        self.out.say(text, host=label)
+                    continue
+                if op.dry_run:
+                    for h in hosts:
+                        items = phase.dry_run(ctx, h, ctx.facts[h.label], ctx.connections[h.label])
+                        for item in items:
+                            self.out.say("%s: %s" % (phase.name, item), host=h.label)
+                        changed.setdefault(h.label, []).extend(items)
+                    continue
+                if not started:
+                    started.append(True)
+                    if before_changes is not None:
+                        before_changes()
+                self.gather(hosts, op.phases)
+                self.out.say("== %s" % phase.title)
+                for label, done in self.each(hosts, lambda h, p=phase: self.run_phase(p, h),
+                                             parallel=phase.parallel).items():
+                    changed.setdefault(label, []).extend(done)
+                phase.after(ctx)
+        finally:
+            for phase in op.phases:
+                phase.cleanup(ctx)
+        return changed
+
+    def run_phase(self, phase, h):
+        """One phase on one host, marked in its journal."""
+        ctx = self.ctx
+        conn = ctx.connections[h.label]
+        journal = ctx.journals[h.label]
+        if phase.journaled:
+            journal.mark(phase.name, "running")
+        try:
+            done = phase.run(ctx, h, conn, ctx.facts[h.label], journal,
+                             report=lambda text: self.out.say("%s: %s" % (phase.name, text), host=h.label))
+        except InstallerError as e:
+            if phase.journaled:
+                journal.mark(phase.name, "failed")
+            raise e.with_context(phase=phase.name, hint=phase.resume_hint) from None
+        if phase.journaled:
+            journal.mark(phase.name, "done", done)
+        return done
 
     # -- commands -------------------------------------------------------------------------------------
     def plan(self):
-        self.prepare()
-        ctx = self.ctx
-        total = 0
-        for phase in self.phases[1:]:
-            for h in phase.hosts(ctx):
-                items = phase.dry_run(ctx, h, ctx.facts[h.label], ctx.connections[h.label])
-                for item in items:
-                    self.out.say("%s: %s" % (phase.name, item), host=h.label)
-                total += len(items)
+        changed = self.execute(operations.plan())
+        total = sum(len(v) for v in changed.values())
         self.out.say("plan: %d change(s)" % total if total else "plan: no changes")
         return total
 
     def install(self):
-        self.prepare()
         record = ClusterRecord(self.previous_record)
-        record.start("install", self.ctx, dns=self.ctx.dns)
-        self.write_record(record)
+        started = []
+
+        def begin():  # the record says "installing" from the first change on, so a failed install can be reset
+            record.start("install", self.ctx, dns=self.ctx.dns)
+            self.write_record(record)
+            started.append(True)
+
         try:
-            total = self._install()
+            changed = self.execute(operations.install(), before_changes=begin)
         except InstallerError as e:
-            record.finish("failed: %s" % e.message)
-            self.write_record(record, quiet=True)
+            if started:
+                record.finish("failed: %s" % e.message)
+                self.write_record(record, quiet=True)
             raise
+        if not started:
+            begin()
         record.finish("ok", state="installed")
         self.write_record(record)
+        total = sum(len(v) for v in changed.values())
+        for label, items in sorted(changed.items()):
+            self.out.say("%d change(s)" % len(items) if items else "no changes", host=label)
+        self.out.say("install: %d change(s); logs in %s" % (total, self.out.shown_dir) if total else
+                     "install: no changes")
         return total
 
     def write_record(self, record, quiet=False):
@@ -196,77 +259,13 @@ class Runner(object):
             if not quiet:
                 raise
 
-    def _install(self):
-        ctx = self.ctx
-        changed = {}
-        for phase in self.phases[1:]:
-            hosts = phase.hosts(ctx)
-            if not hosts:
-                continue
-            if isinstance(phase, Verify):
-                continue
-            self.gather(hosts)
-            self.out.say("== %s" % phase.title)
-
-            def run_on(h, phase=phase):
-                conn = ctx.connections[h.label]
-                journal = ctx.journals[h.label]
-                journal.mark(phase.name, "running")
-                try:
-                    done = phase.run(ctx, h, conn, ctx.facts[h.label], journal,
-                                     report=lambda text: self.out.say("%s: %s" % (phase.name, text), host=h.label))
-                except InstallerError as e:
-                    journal.mark(phase.name, "failed")
-                    raise e.with_context(phase=phase.name, hint="Fix the cause and run ./install.py again: "
-                                                                "completed work is not redone") from None
-                journal.mark(phase.name, "done", done)
-                return done
-
-            for label, done in self.each(hosts, run_on, parallel=phase.parallel).items():
-                changed.setdefault(label, []).extend(done)
-            if phase.name == "registry":
-                self.read_ca()  # the CA now exists
-        Verify().check(ctx)
-        self.out.say("cluster verified: all nodes Ready, kube-system pods Running, images from the bundle")
-        total = sum(len(v) for v in changed.values())
-        for label, items in sorted(changed.items()):
-            self.out.say("%d change(s)" % len(items) if items else "no changes", host=label)
-        self.out.say("install: %d change(s); logs in %s" % (total, self.out.shown_dir) if total else
-                     "install: no changes")
-        return total
-
     def status(self):
-        self.connect()
-        self.gather()
-        ctx = self.ctx
-        r = self.previous_record
-        if r:
-            last = (r.get("history") or [{}])[-1]
-            self.out.say("cluster record: bundle %s %s (Kubernetes %s), state %s; last operation: %s %s (%s)" % (
-                (r.get("bundle") or {}).get("name"), (r.get("bundle") or {}).get("version"), r.get("kubernetes"),
-                r.get("state"), last.get("operation"), last.get("started"), last.get("result")))
-        for h in ctx.all_hosts:
-            j = ctx.journals[h.label]
-            f = ctx.facts[h.label]
-            done = [p for p in (ph.name for ph in self.phases[1:]) if j.phase_done(p)]
-            states = ", ".join("%s=%s" % (s, "active" if f.service(s).get("active") else "inactive")
-                               for s in ("containerd", "docker", "kubelet", "airgap-registry", "airgap-repo")
-                               if f.service(s).get("exists"))
-            self.out.say("%s %s; phases done: %s; %s" % (f.get("os_pretty"), f.get("arch"),
-                                                         ", ".join(done) or "none", states), host=h.label)
-        cp = ctx.connections[ctx.first_cp.label]
-        res = cp.run("kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o wide", check=False)
-        if res.ok:
-            self.out.say(res.stdout.rstrip())
+        self.execute(operations.status())
         return 0
 
     def reset(self):
-        from installer.reset import reset_host
-        self.connect()
-        self.gather(phases=[])
         ctx = self.ctx
-        self.each(ctx.all_hosts, lambda h: reset_host(ctx.connections[h.label], ctx.journals[h.label],
-                                                      lambda t: self.out.say("reset: %s" % t, host=h.label)))
+        self.execute(operations.reset())
         # the serving host is left as found: its record goes; the one beside the bundle remembers the hosts
         record = ClusterRecord(self.previous_record)
         record.start("reset", ctx)
@@ -275,6 +274,26 @@ class Runner(object):
         record.remove_serve_copy(ctx.connections[ctx.serve_host.label])
         self.out.say("reset done; logs in %s" % self.out.shown_dir)
         return 0
+
+
+def several(errors, of):
+    """One InstallerError for the hosts that failed (the error itself when only one did)."""
+    if len(errors) == 1:
+        return errors[0]
+    phases = set(e.phase for e in errors)
+    parts = []
+    for e in errors:
+        where = "host %s" % e.host if e.host else "a host"
+        text = str(InstallerError(e.message, phase=e.phase if len(phases) > 1 else None, command=e.command,
+                                  stderr=e.stderr, log=e.log))
+        parts.append("%s: %s" % (where, text))
+    hints = []
+    for e in errors:
+        if e.hint and e.hint not in hints:
+            hints.append(e.hint)
+    return InstallerError("%d of %d hosts failed. %s" % (len(errors), of, " ".join(parts)),
+                          phase=phases.pop() if len(phases) == 1 else None, hint=" ".join(
+                              h.rstrip(".") + "." for h in hints) or None)
 
 
 def default_bundle_dir():

@@ -1,10 +1,14 @@
 """Running commands and moving files on hosts: the system ssh/scp with ControlMaster, or locally.
 
-Both connection kinds share one interface:
+Both connection kinds (Local, SSH) implement the Connection interface:
 
-* ``run(cmd, input=None, check=True, timeout=None)`` runs a POSIX sh command line as root (through
-  ``sudo -n`` when the login user is not root) and returns a Result;
-* ``read_file(path)`` / ``write_file(path, data, mode)`` / ``exists(path)`` / ``put(local, remote)``.
+* ``run(cmd, input=None, check=True, timeout=None, binary=False)`` runs a POSIX sh command line as root
+  (through ``sudo -n`` when the login user is not root) and returns a Result;
+* ``put(local_path, remote_path, mode)`` copies a file of the host running install.py onto the host;
+* ``is_local``: True for the host running install.py (its files can be reached directly, e.g. the
+  registry storage is laid out without HTTP);
+
+and inherit from it ``check``, ``read_file``, ``write_file`` and ``exists``, built on ``run``.
 
 Every path goes through ``conn.path()``, which prefixes the connection's *root* (``/`` on real hosts, a
 temporary directory in tests), so the file operations of every phase can run for real in a sandbox.
@@ -42,11 +46,22 @@ def quote(s):
 
 
 class Connection(object):
-    """Common file helpers on top of run()."""
+    """The interface every connection implements (run, put, is_local, close) and the file helpers built on
+    run()."""
 
     root = "/"
     label = "?"
     log = None  # callable(str) that appends to the host's log
+    is_local = False
+
+    def run(self, cmd, input=None, check=True, timeout=None, binary=False):
+        raise NotImplementedError
+
+    def put(self, local_path, remote_path, mode=0o644):
+        raise NotImplementedError
+
+    def close(self):
+        pass
 
     def path(self, p):
         """The real location of absolute path `p` under this connection's root."""
@@ -124,9 +139,6 @@ class Connection(object):
             d=quote(d), t=quote(tmp), m=mode, r=quote(real))
         self.check(cmd, "writing %s" % p, input=data)
 
-    def remove(self, p):
-        self.check("rm -rf %s" % quote(self.path(p)), "removing %s" % p)
-
 
 def _text(b):
     if isinstance(b, bytes):
@@ -136,6 +148,8 @@ def _text(b):
 
 class Local(Connection):
     """The host running install.py. `root` redirects every file path (tests use a temp dir)."""
+
+    is_local = True
 
     def __init__(self, label="localhost", root="/", log=None):
         self.label = label
@@ -158,11 +172,20 @@ class Local(Connection):
         os.chmod(tmp, mode)
         os.rename(tmp, real)
 
-    def close(self):
-        pass
+
+_ssh_version = {}
+_ssh_version_lock = threading.Lock()
 
 
 def ssh_supports_accept_new():
+    """Whether the ssh client knows StrictHostKeyChecking=accept-new (OpenSSH 7.6+); asked once per process."""
+    with _ssh_version_lock:
+        if "accept_new" not in _ssh_version:
+            _ssh_version["accept_new"] = _ask_ssh_accept_new()
+        return _ssh_version["accept_new"]
+
+
+def _ask_ssh_accept_new():
     try:
         p = subprocess.Popen(["ssh", "-V"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = p.communicate()

@@ -1,4 +1,4 @@
-"""The install phases in the order they run."""
+"""The install phases in the order they run (phase modules carry no numbers: this list is the order)."""
 
 from installer.phases.cni import CNI
 from installer.phases.coredns import CoreDNS
@@ -14,7 +14,8 @@ from installer.phases.runtime import Runtime
 from installer.phases.verify import Verify
 
 
-def all_phases():
+def install_phases():
     # the registry comes before the runtime so the runtime can trust its CA on the first run
     return [Preflight(), MediaRepo(), HostPrep(), RegistryPhase(), Runtime(), RequestedPackages(), KubeadmInit(),
             CNI(), CoreDNS(), Join(), Helm(), Verify()]
+

@@ -1,16 +1,16 @@
-"""7. CNI: apply the bundled network add-on manifest (calico or flannel), patched for the pod subnet."""
+"""CNI: apply the bundled network add-on manifest (calico or flannel), patched for the pod subnet."""
 
 import hashlib
 import re
 
-from installer import context as C
+from installer import constants as C
+from installer.constants import KUBECTL
 from installer.changes import Command, WriteFile
 from installer.phases.base import Phase
 from installer.render.kubeadm import DEFAULT_POD_SUBNETS
 
 MANIFEST = C.KUBE_DIR + "/cni.yaml"
 APPLIED = C.KUBE_DIR + "/cni.applied"  # sha256 of the manifest last applied successfully
-KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 
 
 def patch_manifest(text, cni, pod_subnet):

@@ -1,14 +1,14 @@
-"""8. cluster DNS: CoreDNS forwards to --upstream-dns, or, on hosts without a nameserver, not at all.
+"""cluster DNS: CoreDNS forwards to --upstream-dns, or, on hosts without a nameserver, not at all.
 
 kubeadm's Corefile forwards to /etc/resolv.conf; air-gapped hosts often have no nameserver there and CoreDNS
 then fails. Nothing changes when every host has one and no --upstream-dns is given."""
 
 import hashlib
 
-from installer import context as C
+from installer import constants as C
 from installer.changes import Command, WriteFile
 from installer.phases.base import Phase
-from installer.phases.cni import KUBECTL
+from installer.constants import KUBECTL
 from installer.render import coredns
 
 CONFIG = C.KUBE_DIR + "/coredns.yaml"

@@ -1,9 +1,8 @@
-"""9. helm on the control planes: the bundle ships it; placed in /usr/local/bin, where root's kubeconfig
+"""helm on the control planes: the bundle ships it; placed in /usr/local/bin, where root's kubeconfig
 (/root/.kube/config, written by the kubeadm init and join phases) makes it usable at once. Reset removes it."""
 
-from installer.changes import Callback
+from installer.changes import PutFile
 from installer.phases.base import Phase
-from installer.phases.registry import _install_binary
 
 HELM = "/usr/local/bin/helm"
 
@@ -25,8 +24,8 @@ class Helm(Phase):
 
     def plan(self, ctx, host, facts):
         f = helm_file(ctx.bundle)
-        if facts.get("bin_sha", {}).get(HELM) == f.get("sha256"):
+        if facts.bin_sha.get(HELM) == f.get("sha256"):
             return []
         src = ctx.bundle.path(f["path"])
-        return [Callback("install %s%s" % (HELM, " %s" % f["version"] if f.get("version") else ""),
-                         lambda conn, j: _install_binary(conn, j, src, HELM))]
+        return [PutFile(src, HELM, 0o755, f.get("sha256"),
+                        title="install %s%s" % (HELM, " %s" % f["version"] if f.get("version") else ""))]

@@ -1,4 +1,4 @@
-"""3. host preparation: /etc/hosts, hostname, swap, kernel modules, sysctl, time, SELinux, firewalld."""
+"""host preparation: /etc/hosts, hostname, swap, kernel modules, sysctl, time, SELinux, firewalld."""
 
 import ipaddress
 
@@ -58,12 +58,12 @@ class HostPrep(Phase):
         hosts = system.hosts_file(facts.file("/etc/hosts"), entries)
         if facts.file("/etc/hosts") != hosts:
             out.append(WriteFile("/etc/hosts", hosts, why="cluster host names"))
-        if host.name and (facts.get("hostname") or "").lower() != host.name:
+        if host.name and (facts.hostname or "").lower() != host.name:
             out.append(Command("hostnamectl set-hostname %s" % quote(host.name),
                                title="set the host name to %s" % host.name,
-                               undo="hostnamectl set-hostname %s" % quote(facts.get("hostname") or "localhost")))
+                               undo="hostnamectl set-hostname %s" % quote(facts.hostname or "localhost")))
         if in_cluster:
-            if facts.get("swap_active"):
+            if facts.swap_active:
                 out.append(Command("swapoff -a", title="turn swap off now", undo="swapon -a"))
             fstab = facts.file("/etc/fstab")
             if system.has_swap_line(fstab):
@@ -71,7 +71,7 @@ class HostPrep(Phase):
             if facts.file(system.MODULES_FILE) != system.modules_load():
                 out.append(WriteFile(system.MODULES_FILE, system.modules_load()))
             for m in system.MODULES:
-                if m not in facts.get("modules", []):
+                if m not in facts.modules:
                     out.append(Command("modprobe %s" % m, title="load kernel module %s" % m))
             if facts.file(system.SYSCTL_FILE) != system.sysctl_conf():
                 out.append(WriteFile(system.SYSCTL_FILE, system.sysctl_conf()))
@@ -92,12 +92,12 @@ class HostPrep(Phase):
         if ctx.is_serve_host(host):
             out += firewall_change(facts, ["123/udp"], ctx.options.firewalld, "time server")
         tz = ctx.options.timezone
-        if tz and facts.get("timezone") != tz:
+        if tz and facts.timezone != tz:
             out.append(Command("timedatectl set-timezone %s" % quote(tz), title="set the time zone to %s" % tz,
-                               undo="timedatectl set-timezone %s" % quote(facts.get("timezone") or "UTC")))
+                               undo="timedatectl set-timezone %s" % quote(facts.timezone or "UTC")))
         # SELinux: enforcing stays enforcing unless the operator asked for permissive
         if ctx.options.selinux == "permissive" and in_cluster:
-            if facts.get("selinux") == "enforcing":
+            if facts.selinux == "enforcing":
                 out.append(Command("setenforce 0", title="SELinux permissive now", undo="setenforce 1"))
             cfg = facts.file(SELINUX_CONF)
             if cfg is not None and selinux_permissive(cfg) != cfg:

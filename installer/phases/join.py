@@ -1,6 +1,6 @@
-"""8. join: workers, and extra control-plane hosts (with certificates uploaded by the first one)."""
+"""join: workers, and extra control-plane hosts (with certificates uploaded by the first one)."""
 
-from installer import context as C
+from installer import constants as C
 from installer.changes import Callback, Command
 from installer.errors import InstallerError
 from installer.kube import is_joined
@@ -41,8 +41,8 @@ class Join(Phase):
         out = [Callback("kubeadm join %s as a %s" % (ctx.api_endpoint, role), lambda conn, j: self.join(ctx, host,
                                                                                                         conn, j))]
         if host.is_control_plane:
-            out.append(Command("mkdir -p /root/.kube && cp -f /etc/kubernetes/admin.conf /root/.kube/config && "
-                               "chmod 600 /root/.kube/config", title="kubeconfig for root"))
+            out.append(Command("mkdir -p /root/.kube && cp -f %s %s && chmod 600 %s" % (
+                C.ADMIN_CONF, C.ROOT_KUBECONFIG, C.ROOT_KUBECONFIG), title="kubeconfig for root"))
         return out
 
     def join(self, ctx, host, conn, journal):

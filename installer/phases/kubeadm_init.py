@@ -1,15 +1,14 @@
-"""6. kubeadm init on the first control-plane host, and root's kubeconfig as the seed had it."""
+"""kubeadm init on the first control-plane host, and root's kubeconfig as the seed had it."""
 
-from installer import context as C
+from installer import constants as C
 from installer.changes import Callback, Command, WriteFile
+from installer.constants import ADMIN_CONF, ROOT_KUBECONFIG
 from installer.errors import InstallerError
 from installer.kube import is_initialized
 from installer.phases.base import Phase
 from installer.render import kubeadm as kadm
 
 CONFIG = C.KUBE_DIR + "/kubeadm.yaml"
-ADMIN_CONF = "/etc/kubernetes/admin.conf"
-ROOT_KUBECONFIG = "/root/.kube/config"
 
 
 def kubeadm_config(ctx, host):

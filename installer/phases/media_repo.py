@@ -1,6 +1,6 @@
-"""2. media + repo: local yum repos from the OS media and the bundle, served to the other hosts over HTTP."""
+"""media + repo: local yum repos from the OS media and the bundle, served to the other hosts over HTTP."""
 
-from installer import context as C
+from installer import constants as C
 from installer.changes import PKG_TOOL, Command, MoveAside, Service, WriteFile
 from installer.errors import InstallerError
 from installer.phases.base import Phase, firewall_change
@@ -62,7 +62,7 @@ def enable_module_streams(ctx, host, facts):
 
 def media_keys(facts):
     """The OS vendor keys already on the host (from the release package), for gpgcheck of the media."""
-    names = facts.get("dirs", {}).get("/etc/pki/rpm-gpg", [])
+    names = facts.dirs.get("/etc/pki/rpm-gpg", [])
     return ["file:///etc/pki/rpm-gpg/%s" % n for n in names if n.startswith("RPM-GPG-KEY")]
 
 
@@ -109,7 +109,7 @@ class MediaRepo(Phase):
                         d=quote(C.REPO_COPY), src=quote(ctx.bundle.path("repo")), root=quote(C.SERVE_ROOT)),
                     title="copy the bundle repository to %s" % C.REPO_COPY, undo="rm -rf %s" % C.SERVE_ROOT))
                 changes.append(WriteFile(MARKER, ctx.bundle_id + "\n"))
-        for name in facts.get("dirs", {}).get(yumrepo.REPO_DIR, []):
+        for name in facts.dirs.get(yumrepo.REPO_DIR, []):
             path = "%s/%s" % (yumrepo.REPO_DIR, name)
             if name.endswith(".repo") and path not in OUR_REPO_FILES:
                 changes.append(MoveAside(path, why="its repositories are unreachable offline"))

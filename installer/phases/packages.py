@@ -1,4 +1,4 @@
-"""5. the packages the manifest asked for (spec.packages), on every cluster host, from the air-gapped repos.
+"""the packages the manifest asked for (spec.packages), on every cluster host, from the air-gapped repos.
 
 The builder ships them (bundle.json: manifest.packages) but the runtime phase installs only what Kubernetes
 needs; this phase installs the rest. The manifest has no per-group package lists, so every host gets them.

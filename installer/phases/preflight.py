@@ -1,15 +1,13 @@
-"""1. preflight: refuse, before anything changes, a host the bundle cannot install on."""
+"""preflight (a check phase, first): refuse, before anything changes, a host the bundle cannot install on."""
 
 import ipaddress
 
+from installer.constants import CP_PORTS, SERVE_PORTS, WORKER_PORTS
 from installer.errors import InstallerError
 from installer.kube import existing_kubernetes
 from installer.phases.base import Phase
 from installer.render import coredns
 
-CP_PORTS = (6443, 2379, 2380, 10250, 10257, 10259)
-WORKER_PORTS = (10250,)
-SERVE_PORTS = (8089, 5000, 5001)
 OUR_SERVICES = ("airgap-repo", "airgap-registry", "airgap-registry-push", "kubelet")
 MAX_SKEW_WARN = 5
 MAX_SKEW_ERROR = 24 * 3600
@@ -18,6 +16,7 @@ MAX_SKEW_ERROR = 24 * 3600
 class Preflight(Phase):
     name = "preflight"
     title = "preflight checks"
+    kind = "check"
 
     def hosts(self, ctx):
         return ctx.all_hosts
@@ -25,25 +24,31 @@ class Preflight(Phase):
     def watched_files(self, ctx, host):
         return [coredns.RESOLV_CONF]
 
+    def check(self, ctx):
+        """Every problem on every host in one error; otherwise the notes, per host then for the cluster."""
+        notes = self.check_all(ctx, ctx.facts)
+        return [(label if label != "cluster" else None, "note: %s" % n)
+                for label, ns in sorted(notes.items()) for n in ns]
+
     def check_host(self, ctx, host, facts):
         """(errors, notes) for one host, from facts only."""
         errors, notes = [], []
         b = ctx.bundle
         if facts.os_tag != b.os:
             errors.append("the bundle is for %s but the host runs %s" % (
-                b.os, facts.get("os_pretty") or facts.get("os_id") or "an unknown OS"))
-        if facts.get("arch") != b.arch:
-            errors.append("the bundle is for %s but the host is %s" % (b.arch, facts.get("arch")))
+                b.os, facts.os_pretty or facts.os_id or "an unknown OS"))
+        if facts.arch != b.arch:
+            errors.append("the bundle is for %s but the host is %s" % (b.arch, facts.arch))
         in_cluster = host in ctx.nodes
         if in_cluster:
             if host.is_control_plane:
-                if facts.get("cpus", 0) < 2:
-                    errors.append("a control plane needs 2 CPUs, the host has %d" % facts.get("cpus", 0))
-                if facts.get("mem_mb", 0) < 1700:
-                    errors.append("a control plane needs 1700 MiB of memory, the host has %d" % facts.get("mem_mb", 0))
-            elif facts.get("mem_mb", 0) < 900:
-                errors.append("a worker needs 900 MiB of memory, the host has %d" % facts.get("mem_mb", 0))
-            free = facts.get("disk_free_mb", 0)
+                if facts.cpus < 2:
+                    errors.append("a control plane needs 2 CPUs, the host has %d" % facts.cpus)
+                if facts.mem_mb < 1700:
+                    errors.append("a control plane needs 1700 MiB of memory, the host has %d" % facts.mem_mb)
+            elif facts.mem_mb < 900:
+                errors.append("a worker needs 900 MiB of memory, the host has %d" % facts.mem_mb)
+            free = facts.disk_free_mb
             if free < 2048:
                 errors.append("/var has %d MiB free, at least 2048 are needed" % free)
             elif free < 10240:
@@ -57,10 +62,10 @@ class Preflight(Phase):
         busy = self.busy_ports(ctx, host, facts)
         if busy:
             errors.append("port(s) %s are already in use" % ", ".join(str(p) for p in busy))
-        if facts.get("swap_active"):
+        if facts.swap_active:
             notes.append("swap is on (it will be turned off)")
-        notes.append("SELinux is %s%s" % (facts.get("selinux"), " (will be set to permissive)" if
-                                          ctx.options.selinux == "permissive" and facts.get("selinux") == "enforcing"
+        notes.append("SELinux is %s%s" % (facts.selinux, " (will be set to permissive)" if
+                                          ctx.options.selinux == "permissive" and facts.selinux == "enforcing"
                                           else ""))
         if facts.service("firewalld").get("active"):
             notes.append("firewalld is running (%s)" % ("ports will be opened" if ctx.options.firewalld == "on"
@@ -68,7 +73,7 @@ class Preflight(Phase):
         if in_cluster:
             try:
                 net = ipaddress.ip_network(ctx.pod_subnet, strict=False)
-                for a in facts.get("addresses", []):
+                for a in facts.addresses:
                     try:
                         if ipaddress.ip_address(a) in net and not a.startswith("127."):
                             errors.append("the pod subnet %s contains the host address %s; pass --pod-subnet"
@@ -90,7 +95,7 @@ class Preflight(Phase):
             wanted.update(CP_PORTS if host.is_control_plane else WORKER_PORTS)
         if ctx.is_serve_host(host):
             wanted.update(SERVE_PORTS)
-        listening = set(facts.get("listening_ports", []))
+        listening = set(facts.listening_ports)
         ours = any(facts.service(s).get("active") for s in OUR_SERVICES)
         if ours:
             return []  # a re-run: the ports are ours
@@ -117,8 +122,8 @@ class Preflight(Phase):
                          "balancer or virtual IP in front of them and pass --control-plane-endpoint HOST:PORT"
                          % (len(cps), ctx.api_endpoint))
         notes += dns_notes(ctx.dns)
-        times = [(h.label, facts_by_label[h.label].get("time")) for h in ctx.all_hosts
-                 if facts_by_label.get(h.label) and facts_by_label[h.label].get("time")]
+        times = [(h.label, facts_by_label[h.label].time) for h in ctx.all_hosts
+                 if facts_by_label.get(h.label) and facts_by_label[h.label].time]
         if len(times) > 1:
             lo = min(times, key=lambda t: t[1])
             hi = max(times, key=lambda t: t[1])

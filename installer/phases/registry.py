@@ -1,16 +1,16 @@
-"""5. registry: the bundled registry on the serving host, TLS with an installer-made CA, filled from the
+"""registry: the bundled registry on the serving host, TLS with an installer-made CA, filled from the
 bundle's OCI store by laying out its storage (installer.registry_layout)."""
 
 import os
 import time
 
-from installer import context as C
-from installer.changes import Callback, Command, Service, WriteFile
+from installer import constants as C
+from installer.changes import Callback, Command, PutFile, Service, WriteFile
 from installer.errors import InstallerError
 from installer.phases.base import Phase, firewall_change
 from installer.render import registry as reg_render
 from installer.render import systemd
-from installer.ssh import Local, quote
+from installer.ssh import quote
 
 BINARY = "/usr/local/bin/airgap-registry"
 PUBLIC_CFG = reg_render.CONFIG_DIR + "/config.yml"
@@ -63,6 +63,14 @@ def bcrypt_hash(password, conn=None):
                               "'airgap-*' install httpd-tools) and run ./install.py again")
 
 
+def read_ca(ctx):
+    """ctx.ca_pem: the registry CA from the serving host, if the registry phase made it (None before)."""
+    serve_conn = ctx.connections.get(ctx.serve_host.label)
+    if serve_conn is not None:
+        ca = serve_conn.read_file(C.CA_CERT)
+        ctx.ca_pem = ca.decode("utf-8") if ca is not None else None
+
+
 def make_credentials(conn, journal):
     if conn.exists(CREDENTIALS) and conn.exists(HTPASSWD):
         return False
@@ -96,9 +104,7 @@ def push_images(ctx, conn, journal, wait=60):
         time.sleep(1)
     pusher = Pusher(reg, Layout(ctx.bundle.path("images")), log=ctx.log)
     pusher.push_all(docker_bare=(ctx.bundle.runtime == "docker"))
-    journal.data["pushed"] = ctx.bundle_id
-    journal.data["push_stats"] = reg.stats
-    journal.save()
+    journal.set_pushed(ctx.bundle_id, reg.stats)
     ctx.log("registry push: %(blobs_uploaded)d blobs uploaded, %(blobs_skipped)d already present, "
             "%(blobs_mounted)d mounted, %(manifests)d manifests" % reg.stats)
     return reg.stats["blobs_uploaded"] + reg.stats["manifests"] > 0
@@ -110,15 +116,13 @@ def fill_registry(ctx, conn, journal):
     from the bundle (bench/registry_populate.py: ~50x faster than the push on 1 GB). The registry keeps no
     cache in our configuration and every file lands by rename, blobs before the tags naming them, so this is
     safe while it runs. A remote serving host would get the HTTP push."""
-    if not isinstance(conn, Local):
+    if not conn.is_local:
         return push_images(ctx, conn, journal)
     from installer.registry_layout import lay_out
     from installer.registry_push import Layout
     storage = lay_out(Layout(ctx.bundle.path("images")), conn.path(reg_render.STORAGE),
                       docker_bare=(ctx.bundle.runtime == "docker"), log=ctx.log)
-    journal.data["pushed"] = ctx.bundle_id
-    journal.data["push_stats"] = storage.stats
-    journal.save()
+    journal.set_pushed(ctx.bundle_id, storage.stats)
     ctx.log("registry storage: %(blobs_linked)d blobs linked from the bundle, %(blobs_copied)d copied, "
             "%(blobs_present)d already there, %(manifests)d manifests" % storage.stats)
     return storage.stats["changed"] > 0
@@ -131,6 +135,12 @@ class RegistryPhase(Phase):
     def hosts(self, ctx):
         return [ctx.serve_host]
 
+    def prepare(self, ctx):
+        read_ca(ctx)  # from an earlier run: the runtime phase's watched files and plan depend on it
+
+    def after(self, ctx):
+        read_ca(ctx)  # the CA now exists
+
     def watched_files(self, ctx, host):
         return [PUBLIC_CFG, PUSH_CFG, PUBLIC_UNIT, PUSH_UNIT, C.CA_CERT, CREDENTIALS]
 
@@ -141,10 +151,11 @@ class RegistryPhase(Phase):
             raise InstallerError("the bundle has no 'registry' binary in files[]", phase="registry",
                                  hint="Rebuild the bundle with the registry in the manifest's files")
         src = ctx.bundle.path(f["path"])
-        if facts.get("bin_sha", {}).get(BINARY) != f.get("sha256"):
-            out.append(Callback("install %s" % BINARY, lambda conn, j: _install_binary(conn, j, src, BINARY)))
+        binary = PutFile(src, BINARY, 0o755, f.get("sha256"))
+        if facts.bin_sha.get(BINARY) != f.get("sha256"):
+            out.append(binary)
         if not facts.has_file(C.CA_CERT):
-            out.append(Command(pki_script(ctx.serve_address, facts.get("hostname")),
+            out.append(Command(pki_script(ctx.serve_address, facts.hostname),
                                title="make the registry CA and TLS certificate in %s" % C.PKI_DIR,
                                unless="test -f %s" % CERT, undo="rm -rf %s" % reg_render.CONFIG_DIR))
         if not facts.has_file(CREDENTIALS):
@@ -162,7 +173,7 @@ class RegistryPhase(Phase):
             if facts.file(path) != content:
                 out.append(WriteFile(path, content))
                 changed_cfg[path] = True
-        binary_changed = any(isinstance(c, Callback) and c.title.startswith("install ") for c in out)
+        binary_changed = binary in out
         for path, (svc, unit) in sorted(units.items()):
             cfg = PUBLIC_CFG if svc == "airgap-registry" else PUSH_CFG
             if facts.file(path) != unit:
@@ -174,14 +185,9 @@ class RegistryPhase(Phase):
                 out.append(Service(svc))
         out += firewall_change(facts, ["%d/tcp" % C.REGISTRY_PORT], ctx.options.firewalld, "registry")
         journal = ctx.journals.get(host.label)
-        if journal is None or journal.data.get("pushed") != ctx.bundle_id:
+        if journal is None or journal.pushed() != ctx.bundle_id:
             n = len(ctx.bundle.images)
             out.append(Callback("push %d image(s) from the bundle into the registry" % n,
                                 lambda conn, j: fill_registry(ctx, conn, j)))
         return out
 
-
-def _install_binary(conn, journal, src, dst, mode=0o755):
-    journal.remember_file(dst)
-    conn.put(src, dst, mode)
-    return True

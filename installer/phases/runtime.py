@@ -1,12 +1,11 @@
-"""4. container runtime: containerd (or docker + cri-dockerd) and kubeadm/kubelet/kubectl, from the
+"""container runtime: containerd (or docker + cri-dockerd) and kubeadm/kubelet/kubectl, from the
 bundle's RPMs or, for `install: binaries` bundles, its static binaries with units the installer writes."""
 
 import os
 
-from installer import context as C
-from installer.changes import Callback, Command, InstallPackages, Service, WriteFile
+from installer import constants as C
+from installer.changes import Callback, Command, InstallPackages, PutFile, Service, WriteFile
 from installer.phases.base import Phase
-from installer.phases.registry import _install_binary
 from installer.render import containerd as ctd
 from installer.render import docker as dkr
 from installer.render import kubeadm as kadm
@@ -191,9 +190,8 @@ class Runtime(Phase):
             src = b.path(f["path"])
             if f.get("kind") == "binary" and name in KNOWN_BINARIES:
                 dst = "%s/%s" % (BIN_DIR, name)
-                if facts.get("bin_sha", {}).get(dst) != f.get("sha256"):
-                    out.append(Callback("install %s" % dst,
-                                        lambda conn, j, s=src, d=dst: _install_binary(conn, j, s, d)))
+                if facts.bin_sha.get(dst) != f.get("sha256"):
+                    out.append(PutFile(src, dst, 0o755, f.get("sha256")))
             elif f.get("kind") == "archive" and ("cni-plugins" in name or "containerd" in name or "crictl" in name
                                                   or name.startswith("docker-")):
                 if "cni-plugins" in name:
@@ -207,8 +205,7 @@ class Runtime(Phase):
                 marker = extracted_marker(f)
                 if not facts.has_file(marker):
                     tmp = "/var/lib/airgap-installer/upload/%s" % name
-                    out.append(Callback("upload %s" % name, lambda conn, j, s=src, d=tmp: _install_binary(
-                        conn, j, s, d, 0o600)))
+                    out.append(PutFile(src, tmp, 0o600, f.get("sha256"), title="upload %s" % name))
                     placed = archive_files(src, dest, strip)
                     # remember which directories of dest did not exist, so reset removes exactly those
                     made = "%s.dirs" % marker

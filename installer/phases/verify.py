@@ -1,13 +1,14 @@
-"""9. verify: all nodes Ready, kube-system pods Running, every image on every node from the bundle."""
+"""verify (a check phase, last): all nodes Ready, kube-system pods Running, every image on every node from
+the bundle."""
 
 import json
 import time
 
 from installer.bundle import split_ref
+from installer.constants import KUBECTL
 from installer.errors import InstallerError
 from installer.phases.base import Phase
 
-KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 
 
 def node_problems(nodes_json, expected_names):
@@ -58,12 +59,11 @@ def foreign_images(images_json, bundle_refs):
 class Verify(Phase):
     name = "verify"
     title = "verify the cluster"
+    kind = "check"
+    check_in_plan = False  # there is no cluster to verify before the install ran
 
     def hosts(self, ctx):
         return [ctx.first_cp]
-
-    def plan(self, ctx, host, facts):
-        return []  # verification changes nothing
 
     def check(self, ctx, timeout=None, interval=5):
         """Poll until healthy or `timeout`; raise InstallerError with what is still wrong."""
@@ -91,4 +91,4 @@ class Verify(Phase):
             raise InstallerError("the cluster is not healthy: %s" % "; ".join(problems[:10]), phase="verify",
                                  command="%s get nodes,pods -A" % KUBECTL,
                                  hint="Inspect with kubectl on %s, then run ./install.py again" % ctx.first_cp.label)
-        return True
+        return [(None, "cluster verified: all nodes Ready, kube-system pods Running, images from the bundle")]

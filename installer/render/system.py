@@ -36,15 +36,6 @@ def hosts_file(current, entries):
     return "\n".join(lines) + "\n"
 
 
-def strip_block(current):
-    """/etc/hosts without the managed block (used by reset when no backup exists)."""
-    lines = (current or "").splitlines()
-    if BEGIN in lines and END in lines:
-        i, j = lines.index(BEGIN), lines.index(END)
-        lines = lines[:i] + lines[j + 1:]
-    return "\n".join(lines) + ("\n" if lines else "")
-
-
 _SWAP_RE = re.compile(r"^\s*[^#\s]+\s+\S+\s+swap\s")
 
 

@@ -54,3 +54,18 @@ def test_no_py37_only_constructs():
         assert "capture_output" not in src, path
         assert "dataclass" not in src, path
         assert "text=True" not in src, path
+
+
+def test_paths_and_ports_are_constants():
+    """/etc/kubernetes/admin.conf and the serving ports are spelt once, in installer/constants.py."""
+    import re
+    spelt = re.compile(r"/etc/kubernetes/admin\.conf|\b(8089|5000|5001)\b")
+    found = []
+    for path in _py_files():
+        if path.endswith(os.path.join("installer", "constants.py")):
+            continue
+        for n, line in enumerate(open(path), 1):
+            code = line.split("#", 1)[0]
+            if spelt.search(code) and not code.lstrip().startswith(("*", '"""')):
+                found.append("%s:%d: %s" % (os.path.relpath(path, ROOT), n, line.strip()))
+    assert found == []

@@ -2,7 +2,7 @@
 
 import os
 
-from installer.changes import PKG_TOOL, MoveAside, RemoveFile, WriteFile
+from installer.changes import PKG_TOOL, MoveAside, WriteFile
 from installer.facts import gather
 from installer.journal import JOURNAL, Journal
 from installer.phases.host_prep import HostPrep
@@ -43,7 +43,6 @@ def test_write_backup_and_restore(tmp_path):
     assert MoveAside("/etc/yum.repos.d/rocky.repo").apply(conn, j) is True
     assert MoveAside("/etc/yum.repos.d/rocky.repo").apply(conn, j) is False
     assert _read(root, "/etc/yum.repos.d/rocky.repo") is None
-    assert RemoveFile("/etc/nothing").apply(conn, j) is False
     # the journal is on the "host"
     assert Journal.load(conn).data["files"]["/etc/fstab"] == {"backup": "/var/lib/airgap-installer/backup/etc/fstab"}
     assert _read(root, JOURNAL) is not None

@@ -1,9 +1,9 @@
 """The phases issue 10 added: spec.packages on every host, CoreDNS's forward for hosts without a nameserver,
 helm on the control planes. Decisions from facts; the changes' journal entries drive reset."""
 
-from installer.changes import Callback, Command, InstallPackages, WriteFile
+from installer.changes import Command, InstallPackages, PutFile, WriteFile
 from installer.journal import Journal
-from installer.phases import all_phases
+from installer.phases import install_phases
 from installer.phases.coredns import APPLIED, CONFIG, CoreDNS
 from installer.phases.helm import HELM, Helm
 from installer.phases.packages import RequestedPackages, requested, spec_name
@@ -34,7 +34,7 @@ def test_requested_packages_on_every_host_minus_what_other_phases_install(tmp_pa
         assert [type(c) for c in plan] == [InstallPackages]
         assert plan[0].names == ["httpd-tools-2.4.57", "socat"]
         assert plan[0].unless == "rpm -q httpd-tools-2.4.57 socat >/dev/null 2>&1"  # what plan and re-runs ask
-    names = [p.name for p in all_phases()]
+    names = [p.name for p in install_phases()]
     assert names.index("runtime") < names.index("packages") < names.index("kubeadm_init")
 
 
@@ -73,6 +73,9 @@ class FakeConn:
 
     def write_file(self, path, data, mode=0o644):
         pass
+
+    def path(self, p):
+        return p
 
 
 def test_requested_packages_journal_only_what_was_missing_and_reset_removes_only_those(tmp_path):
@@ -188,10 +191,10 @@ def test_helm_on_control_planes_only(tmp_path):
     assert [h.address for h in phase.hosts(ctx)] == ["10.0.0.11", "10.0.0.12"]
     for h in phase.hosts(ctx):
         plan = phase.plan(ctx, h, ctx.facts[h.label])
-        assert [type(c) for c in plan] == [Callback] and plan[0].describe() == "install %s 3.15.4" % HELM
+        assert [type(c) for c in plan] == [PutFile] and plan[0].describe() == "install %s 3.15.4" % HELM
         ctx.facts[h.label]["bin_sha"] = {HELM: b.file("helm")["sha256"]}
         assert phase.plan(ctx, h, ctx.facts[h.label]) == []  # second run
-    names = [p.name for p in all_phases()]
+    names = [p.name for p in install_phases()]
     assert names.index("join") < names.index("helm") < names.index("verify")
 
 

@@ -10,7 +10,9 @@ from installer.cli import build_parser, main, parse, resolve, split_command
 from installer.context import Options
 from installer.errors import InstallerError
 from installer.inventory import from_flags
+from installer.journal import Journal
 from installer.output import Output
+from installer.phases.base import Phase
 from installer.runner import Runner
 from installer.ssh import Local
 
@@ -85,19 +87,29 @@ def test_record_written_on_the_serving_host_and_beside_the_bundle(tmp_path):
 
 def test_install_marks_the_record_in_progress_then_installed_or_failed(tmp_path, monkeypatch):
     b, root, runner = _record(tmp_path)
-    monkeypatch.setattr(runner, "prepare", lambda: runner.ctx.connections.update(
-        {"127.0.0.1": Local("127.0.0.1", str(root))}))
+    conn = Local("127.0.0.1", str(root))
+    monkeypatch.setattr(runner, "prepare", lambda op: runner.ctx.connections.update({"127.0.0.1": conn}))
+    monkeypatch.setattr(runner, "gather", lambda hosts=None, phases=(): runner.ctx.journals.update(
+        {"127.0.0.1": Journal(conn)}))
     seen = []
 
-    def failing():
-        seen.append(json.loads((root / "etc/airgap-bundler/cluster.json").read_text())["state"])
-        raise InstallerError("boom")
-    monkeypatch.setattr(runner, "_install", failing)
+    class Failing(Phase):  # stands in for the install phases
+        name = "failing"
+
+        def hosts(self, ctx):
+            return ctx.all_hosts
+
+        def run(self, ctx, host, conn, facts, journal, report=None):
+            seen.append(json.loads((root / "etc/airgap-bundler/cluster.json").read_text())["state"])
+            raise InstallerError("boom")
+
+    runner.phases = [Failing()]
+    runner.ctx.facts["127.0.0.1"] = None
     with pytest.raises(InstallerError):
         runner.install()
     data = json.loads((root / "etc/airgap-bundler/cluster.json").read_text())
     assert seen == ["installing"] and data["state"] == "installing" and data["history"][-1]["result"] == "failed: boom"
-    monkeypatch.setattr(runner, "_install", lambda: 0)
+    runner.phases = []
     runner.previous_record = data
     runner.install()
     data = json.loads((root / "etc/airgap-bundler/cluster.json").read_text())

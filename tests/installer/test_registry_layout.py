@@ -215,7 +215,7 @@ def test_registry_phase_lays_out_a_local_storage(store, tmp_path, monkeypatch):
     monkeypatch.setattr(phase, "push_images", lambda *a: calls.append(a) or True)
 
     class Remote:  # any connection that is not Local: the storage is not on this machine
-        pass
+        is_local = False
 
     assert phase.fill_registry(ctx, Remote(), journal) is True and len(calls) == 1
 

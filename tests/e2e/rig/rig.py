@@ -78,10 +78,13 @@ class Rig:
         """Copy a bundle tarball to node1 and unpack it with tar, as the operator does; returns the
         bundle directory on node1 (docs/bundle-format.md: one top-level directory named like the tarball)."""
         node1 = self.node1
+        stem = tarball.name.removesuffix(".tar.gz").removesuffix(".tgz")
+        # into an empty directory, as the operator is told: an earlier test's bundle of the same name would
+        # leave files the bundle check refuses as unlisted
+        node1.exec(["rm", "-rf", f"{dest}/{stem}"], timeout=60)
         node1.exec(["mkdir", "-p", dest], timeout=30)
         node1.copy_in(tarball, f"{dest}/{tarball.name}", timeout=timeout)
         node1.exec(["tar", "-C", dest, "-xzf", f"{dest}/{tarball.name}"], timeout=timeout)
-        stem = tarball.name.removesuffix(".tar.gz").removesuffix(".tgz")
         if node1.exec(["test", "-d", f"{dest}/{stem}"], check=False, timeout=30).returncode == 0:
             return f"{dest}/{stem}"
         top = node1.sh(f"tar -tzf {dest}/{tarball.name} | head -1 | cut -d/ -f1", timeout=timeout)

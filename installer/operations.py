@@ -1,0 +1,40 @@
+"""Operations: a name and the list of phases the runner runs for it (install, plan, status, reset; day-2
+commands add theirs here)."""
+
+from installer.phases import install_phases
+
+
+class Operation(object):
+    """`dry_run`: phases only say what they would change; `media`: the OS media is described first (the
+    repo phase serves it); `check_bundle`: the bundle is checked against SHA256SUMS before connecting."""
+
+    def __init__(self, name, phases, dry_run=False, media=True, check_bundle=True):
+        self.name = name
+        self.phases = list(phases)
+        self.dry_run = dry_run
+        self.media = media
+        self.check_bundle = check_bundle
+
+    def __repr__(self):
+        return "<Operation %s: %s>" % (self.name, ", ".join(p.name for p in self.phases))
+
+
+def install():
+    return Operation("install", install_phases())
+
+
+def plan():
+    return Operation("plan", install_phases(), dry_run=True)
+
+
+def status():
+    from installer.phases.status import Status
+    return Operation("status", [Status()], media=False, check_bundle=False)
+
+
+def reset():
+    from installer.reset import Reset
+    return Operation("reset", [Reset()], media=False, check_bundle=False)
+
+
+OPERATIONS = {"install": install, "plan": plan, "status": status, "reset": reset}
