@@ -97,7 +97,9 @@ def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
 
     solver = Solver(manifest.target.arch)
     for name, md in metadata.items():
-        solver.add_repo(name, reader.get(md, "primary"), on_media=md.repo.on_media)
+        # the decompressed XML's path names the .solv; the metadata itself is fetched and parsed only without one
+        solver.add_repo(name, reader.unpacked(md, "primary"), on_media=md.repo.on_media,
+                        data=lambda md=md: reader.parseable(md, "primary"))
 
     def attempt() -> list[Package]:
         considered = solver.visible(hidden, modular, modular_names)
