@@ -87,6 +87,7 @@ class Solver:
         self.media: set[str] = set()
         self.warnings: list[str] = []  # set by solve(): newest candidates passed over (best=False)
         self.sources: dict[str, list[Path]] = {}  # repo -> metadata files loaded into it (names its .solv)
+        self._unsaved: dict[str, Path] = {}  # repo -> its .solv, to write once file provides are added
         self._data: dict[str, Callable[[], Path]] = {}  # repo -> its primary file, to parse when there is no .solv
         self._arches: dict[str, tuple[int, dict] | None] = {}  # repo -> (first id, solvcache arch index)
         self._dirty = True  # repos changed since whatprovides was last built
@@ -102,7 +103,7 @@ class Solver:
         self._data[name] = data or (lambda: primary)
         if not solvcache.load(repo, cached):
             self._load(repo, self._primary(name), None)
-            solvcache.save(repo, cached)
+            self._unsaved[name] = cached
         self.repos[name] = repo
         self.sources[name] = [primary]
         self._arches[name] = self._arch_index(repo, start, cached)
@@ -112,6 +113,7 @@ class Solver:
 
     def add_filelists(self, name: str, filelists: Path) -> None:
         """Extend already-loaded solvables with their full file lists (for file deps not in primary)."""
+        self._save()  # the primary-only .solv, before its repo is freed
         self.sources[name].append(filelists)
         cached = solvcache.solv_path(*self.sources[name])
         # A fresh repo in place of the primary-only one: whatprovides must not point at freed solvables.
@@ -122,9 +124,16 @@ class Solver:
         if not solvcache.load(repo, cached):
             self._load(repo, self._primary(name), None)
             self._load(repo, filelists, "FL")
-            solvcache.save(repo, cached)
+            self._unsaved[name] = cached
         self._arches[name] = self._arch_index(repo, start, cached)
         self._dirty = True
+
+    def _save(self) -> None:
+        """Write the .solv of repos parsed from XML; after addfileprovides, so the file provides it found are in
+        the .solv and a warm run does not search the file lists for them again."""
+        for name, cached in self._unsaved.items():
+            solvcache.save(self.repos[name], cached)
+        self._unsaved.clear()
 
     def _primary(self, name: str) -> Path:
         """The primary file to parse for repo `name` (fetched on first use only: a warm plan reads the .solv)."""
@@ -180,6 +189,7 @@ class Solver:
 
         libsolv lists the file dependencies itself (addfileprovides_queue), so only those are looked at."""
         file_deps = self.pool.addfileprovides_queue()
+        self._save()
         self.pool.createwhatprovides()
         self._dirty = False
         return any(not self.pool.whatprovides(d) for d in file_deps)
@@ -189,6 +199,7 @@ class Solver:
             if self._restricted:  # createwhatprovides skips disabled solvables: reloaded ones must count
                 self.pool.set_disabled_list([])
             self.pool.addfileprovides()
+            self._save()
             self.pool.createwhatprovides()
             self._dirty = False
         if considered is not None:
