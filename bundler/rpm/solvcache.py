@@ -81,6 +81,7 @@ def save_arches(index: dict, path: Path) -> None:
     dest = path.with_name(path.name + ARCHES)
     tmp = path.with_name(f".{dest.name}.tmp{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(index, separators=(",", ":")))
         os.replace(tmp, dest)
     except OSError:
