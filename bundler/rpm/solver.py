@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from functools import cmp_to_key
 from pathlib import Path
@@ -152,14 +152,12 @@ class Solver:
         index = solvcache.load_arches(cached, n)
         if index is not None:
             return start, index
-        by_arch: dict[int, list[int]] = {}
-        for s in repo.solvables_iter():
-            by_arch.setdefault(s.archid, []).append(s.id - start)
-        if sum(map(len, by_arch.values())) != n:
-            return None
-        main = max(by_arch, key=lambda a: len(by_arch[a]), default=0)
+        lookup, key = pool.lookup_id, solv.SOLVABLE_ARCH  # ids, no XSolvable objects: this is the cold path's pass
+        arches = [lookup(sid, key) for sid in range(start, start + n)]
+        counts = Counter(arches)
+        main = counts.most_common(1)[0][0] if counts else 0
         index = {"n": n, "main": pool.id2str(main) if main else "",
-                 "other": {pool.id2str(a): v for a, v in by_arch.items() if a != main}}
+                 "other": {pool.id2str(a): [o for o, x in enumerate(arches) if x == a] for a in counts if a != main}}
         solvcache.save_arches(index, cached)
         return start, index
 
