@@ -9,7 +9,8 @@ dnf resolve read metadata only.
 For each request size (the first N names of a seeded shuffle of the names that can be installed together) it
 times, in one run: `bundler plan --json` cold (empty cache) and warm (same cache), and dnf (Debian's dnf 4,
 best=True, `dnf install` resolution in an empty installroot through dnf's Python API) cold (empty dnf cache)
-and warm; reports peak RSS of each process and whether both closures are the same set of packages.
+and warm; reports peak RSS and CPU time (user + system) of each process and whether both closures are the same
+set of packages.
 
     .venv/bin/python bench/plan_vs_dnf.py [--sizes 1,20,200,2000] [--runs 2]
 """
@@ -218,8 +219,10 @@ def compute_names(root: Path, seed: int = 7) -> None:
     (root / "names.json").write_text(json.dumps([n for n in names if n in got]))
 
 
-def timed(cmd: list[str], stdin: str | None = None) -> tuple[float, int, str]:
-    """(seconds, peak RSS KiB, stdout) of one child process (files for its stdio, so wait4 can reap it)."""
+def timed(cmd: list[str], stdin: str | None = None) -> tuple[float, int, str, float]:
+    """(seconds, peak RSS KiB, stdout, CPU seconds user+system) of one child process (files for its stdio, so
+    wait4 can reap it). CPU time is the steadier figure on a shared machine: wall time also counts waiting for
+    a core."""
     with tempfile.TemporaryFile("w+") as fin, tempfile.TemporaryFile("w+") as fout, \
             tempfile.TemporaryFile("w+") as ferr:
         fin.write(stdin or "")
@@ -233,7 +236,7 @@ def timed(cmd: list[str], stdin: str | None = None) -> tuple[float, int, str]:
         ferr.seek(0)
         if os.waitstatus_to_exitcode(status):
             raise SystemExit(f"failed: {' '.join(cmd[:4])}...\n{ferr.read()[-3000:]}")
-        return elapsed, usage.ru_maxrss, fout.read()
+        return elapsed, usage.ru_maxrss, fout.read(), usage.ru_utime + usage.ru_stime
 
 
 # The repos' key: the code that generates them (edits elsewhere in this script keep the generated repos).
@@ -298,12 +301,14 @@ def main() -> None:
             theirs = {f"{p['name']}-{p['epoch']}:{p['version']}-{p['release']}.{p['arch']}" for p in res["packages"]}
             rows.append((n, len(ours), cold, warm, dcold, dwarm, ours == theirs, len(ours ^ theirs)))
             print(f"  {n} names done", flush=True)
-    print(f"\n{'names':>5} {'closure':>7} | {'plan cold':>9} {'warm':>6} {'RSS':>7} | {'dnf cold':>8} {'warm':>6} "
-          f"{'RSS':>7} | {'warm plan/dnf':>13} {'cold dnf/plan':>13} | same set")
+    print(f"\n{'names':>5} {'closure':>7} | {'plan cold':>9} {'warm':>6} {'CPU':>5} {'RSS':>6} | {'dnf cold':>8} "
+          f"{'warm':>6} {'CPU':>5} {'RSS':>6} | {'warm plan/dnf':>13} {'(CPU)':>6} {'cold dnf/plan':>13} {'(CPU)':>6} "
+          "| same set")
     for n, size, cold, warm, dcold, dwarm, same, diff in rows:
-        print(f"{n:>5} {size:>7} | {cold[0]:>8.2f}s {warm[0]:>5.2f}s {warm[1] / 1024:>5.0f}Mi | {dcold[0]:>7.2f}s "
-              f"{dwarm[0]:>5.2f}s {dwarm[1] / 1024:>5.0f}Mi | {warm[0] / dwarm[0]:>12.2f}x "
-              f"{dcold[0] / cold[0]:>12.2f}x | {'yes' if same else f'no ({diff} differ)'}")
+        print(f"{n:>5} {size:>7} | {cold[0]:>8.2f}s {warm[0]:>5.2f}s {warm[3]:>4.2f}s {warm[1] / 1024:>4.0f}Mi | "
+              f"{dcold[0]:>7.2f}s {dwarm[0]:>5.2f}s {dwarm[3]:>4.2f}s {dwarm[1] / 1024:>4.0f}Mi | "
+              f"{warm[0] / dwarm[0]:>12.2f}x {warm[3] / dwarm[3]:>5.2f}x {dcold[0] / cold[0]:>12.2f}x "
+              f"{dcold[3] / cold[3]:>5.2f}x | {'yes' if same else f'no ({diff} differ)'}")
 
 
 if __name__ == "__main__":
