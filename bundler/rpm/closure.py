@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import ManifestError, ResolveError
-from ..manifest.model import Manifest
+from ..manifest.model import Manifest, Repo
 from .modules import ModuleIndex, host_streams, parse_modules_yaml, render_modules_yaml
 from .repomd import RepoMetadata, RepoReader
 from .solver import Package, Solver
@@ -82,12 +83,21 @@ def check_kubernetes_release(manifest: Manifest, packages: list[Package]) -> Non
         )
 
 
+def read_repomds(reader: RepoReader, repos: list[Repo]) -> dict[str, RepoMetadata]:
+    """Every repo's repomd.xml at once: one round trip of wall time for all repos, not one each (a warm plan is
+    mostly these requests), each on its own connection. The first failure, in manifest order, is raised."""
+    if len(repos) < 2:
+        return {r.name: reader.repomd(r) for r in repos}
+    with ThreadPoolExecutor(max_workers=min(8, len(repos)), thread_name_prefix="repomd") as pool:
+        return dict(zip((r.name for r in repos), pool.map(reader.repomd, repos)))
+
+
 def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
     """Resolve the manifest's packages against its repos; raise ResolveError with the chain on failure."""
     requests = requested_packages(manifest)
     if not requests:
         return Closure([], {}, requests=[])
-    metadata = {r.name: reader.repomd(r) for r in manifest.repos}
+    metadata = read_repomds(reader, manifest.repos)
     modules = ModuleIndex()
     for md in metadata.values():
         if md.has("modules"):
@@ -97,7 +107,9 @@ def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
 
     solver = Solver(manifest.target.arch)
     for name, md in metadata.items():
-        solver.add_repo(name, reader.get(md, "primary"), on_media=md.repo.on_media)
+        # the decompressed XML's path names the .solv; the metadata itself is fetched and parsed only without one
+        solver.add_repo(name, reader.unpacked(md, "primary"), on_media=md.repo.on_media,
+                        data=lambda md=md: reader.parseable(md, "primary"))
 
     def attempt() -> list[Package]:
         considered = solver.visible(hidden, modular, modular_names)

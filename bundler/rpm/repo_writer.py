@@ -7,8 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-import createrepo_c as cr
-
 # Fixed metadata time: the same packages always give byte-identical repodata (reproducible bundles).
 DEFAULT_EPOCH = 1577836800  # 2020-01-01T00:00:00Z
 
@@ -32,6 +30,8 @@ def write_repo(
     epoch: int | None = None,
 ) -> Path:
     """Write repodata/ for the RPMs already placed under repo_dir (gzip: EL7's yum reads no zstd)."""
+    import createrepo_c as cr  # here, not at the top: `bundler plan` imports this module and writes no repo
+
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH)) if epoch is None else epoch
     repodata = repo_dir / "repodata"
     if repodata.exists():

@@ -153,6 +153,26 @@ class RepoReader:
             )
         raise FetchError(f"{source}: {url} answered HTTP {r.status_code}. Check the baseurl or the mirror.")
 
+    def unpacked(self, md: RepoMetadata, mdtype: str) -> Path:
+        """Where the decompressed file lives (or would): the name the solver's .solv cache is keyed by."""
+        mf = md.files[mdtype]
+        return self.cache.root / "unpacked" / f"{mf.algo}-{mf.digest}.xml"
+
+    def parseable(self, md: RepoMetadata, mdtype: str) -> Path:
+        """A file libsolv can parse: the decompressed XML if there is one, else the verified download itself when
+        it is gzip'd (libsolv reads that as is: no decompressed copy is written), else `get`."""
+        out = self.unpacked(md, mdtype)
+        if out.exists():
+            return out
+        mf = md.files[mdtype]
+        url = urljoin(md.url, mf.href)
+        blob = fetch(self.session, Item(url, mf.algo, mf.digest, mf.size, f"repo '{md.repo.name}' {mdtype} metadata"),
+                     self.cache, policy=self.policy)
+        with open(blob, "rb") as f:
+            if f.read(2) == b"\x1f\x8b":
+                return blob
+        return self.get(md, mdtype)
+
     def get(self, md: RepoMetadata, mdtype: str) -> Path:
         """Download (verified, cached) and decompress one metadata file; return the decompressed path."""
         if mdtype in md.local:
@@ -161,7 +181,7 @@ class RepoReader:
         url = urljoin(md.url, mf.href)
         label = f"repo '{md.repo.name}' {mdtype} metadata"
         blob = fetch(self.session, Item(url, mf.algo, mf.digest, mf.size, label), self.cache, policy=self.policy)
-        out = self.cache.root / "unpacked" / f"{mf.algo}-{mf.digest}.xml"
+        out = self.unpacked(md, mdtype)
         if not out.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
             try:

@@ -9,6 +9,7 @@ atomically (temporary name, then rename); a read-only cache just skips the write
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def save(repo: solv.Repo, path: Path) -> None:
     """Write the repo as `path`, atomically; any OSError (read-only cache, disk full) only skips the cache."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         f = solv.xfopen(str(tmp), "w")
         if not f:
             return
@@ -49,6 +51,39 @@ def save(repo: solv.Repo, path: Path) -> None:
             f.close()
         if ok:
             os.replace(tmp, path)
+    except OSError:
+        pass
+    finally:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
+ARCHES = ".arches"  # beside the .solv, see load_arches
+
+
+def load_arches(path: Path, nsolvables: int) -> dict | None:
+    """The arch index saved beside the .solv `path`: {"n": solvables, "main": the most common arch, "other": {arch:
+    offsets in the repo}}. It lets a plan restrict the pool to the target's arches without a Python pass over every
+    solvable. None when absent or not for a repo of this size."""
+    try:
+        data = json.loads(path.with_name(path.name + ARCHES).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("n") != nsolvables or not isinstance(data.get("other"), dict):
+        return None
+    return data
+
+
+def save_arches(index: dict, path: Path) -> None:
+    """Write the arch index beside the .solv `path` (atomically; an OSError only skips it)."""
+    dest = path.with_name(path.name + ARCHES)
+    tmp = path.with_name(f".{dest.name}.tmp{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(index, separators=(",", ":")))
+        os.replace(tmp, dest)
     except OSError:
         pass
     finally:

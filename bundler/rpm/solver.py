@@ -7,10 +7,12 @@ ResolveErrors written for the operator.
 from __future__ import annotations
 
 import difflib
-from collections import deque
+import os
+from collections import Counter, deque
 from dataclasses import dataclass
 from functools import cmp_to_key
 from pathlib import Path
+from typing import Callable
 
 import solv
 
@@ -85,38 +87,89 @@ class Solver:
         self.media: set[str] = set()
         self.warnings: list[str] = []  # set by solve(): newest candidates passed over (best=False)
         self.sources: dict[str, list[Path]] = {}  # repo -> metadata files loaded into it (names its .solv)
+        self._unsaved: dict[str, Path] = {}  # repo -> its .solv, to write once file provides are added
+        self._data: dict[str, Callable[[], Path]] = {}  # repo -> its primary file, to parse when there is no .solv
+        self._arches: dict[str, tuple[int, dict] | None] = {}  # repo -> (first id, solvcache arch index)
         self._dirty = True  # repos changed since whatprovides was last built
-        self._restricted = False  # a considered list is set on the pool
+        self._restricted = False  # some solvables are disabled on the pool
 
-    def add_repo(self, name: str, primary: Path, *, on_media: bool) -> None:
+    def add_repo(self, name: str, primary: Path, *, on_media: bool, data: Callable[[], Path] | None = None) -> None:
+        """Load a repo from its .solv cache, else parse primary XML: `data()` (gzip'd or not), default `primary`.
+
+        `primary` is where the decompressed primary XML lives or would live: it names the .solv."""
         repo = self.pool.add_repo(name)
+        start = len(self.pool.solvables)  # a loaded repo's solvables are one block at the end of the pool
         cached = solvcache.solv_path(primary)
+        self._data[name] = data or (lambda: primary)
         if not solvcache.load(repo, cached):
-            self._load(repo, primary, None)
-            solvcache.save(repo, cached)
+            self._load(repo, self._primary(name), None)
+            self._unsaved[name] = cached
         self.repos[name] = repo
         self.sources[name] = [primary]
+        self._arches[name] = self._arch_index(repo, start, cached)
         self._dirty = True
         if on_media:
             self.media.add(name)
 
     def add_filelists(self, name: str, filelists: Path) -> None:
         """Extend already-loaded solvables with their full file lists (for file deps not in primary)."""
+        self._save()  # the primary-only .solv, before its repo is freed
         self.sources[name].append(filelists)
         cached = solvcache.solv_path(*self.sources[name])
         # A fresh repo in place of the primary-only one: whatprovides must not point at freed solvables.
         self.repos[name].free(True)
         self.pool.createwhatprovides()
         repo = self.repos[name] = self.pool.add_repo(name)
+        start = len(self.pool.solvables)
         if not solvcache.load(repo, cached):
-            self._load(repo, self.sources[name][0], None)
+            self._load(repo, self._primary(name), None)
             self._load(repo, filelists, "FL")
-            solvcache.save(repo, cached)
+            self._unsaved[name] = cached
+        self._arches[name] = self._arch_index(repo, start, cached)
         self._dirty = True
+
+    def _save(self) -> None:
+        """Write the .solv of repos parsed from XML; after addfileprovides, so the file provides it found are in
+        the .solv and a warm run does not search the file lists for them again."""
+        for name, cached in self._unsaved.items():
+            solvcache.save(self.repos[name], cached)
+        self._unsaved.clear()
+
+    def _primary(self, name: str) -> Path:
+        """The primary file to parse for repo `name` (fetched on first use only: a warm plan reads the .solv)."""
+        got = self._data[name]()
+        self._data[name] = lambda: got
+        return got
+
+    @staticmethod
+    def _arch_index(repo: solv.Repo, start: int, cached: Path) -> tuple[int, dict] | None:
+        """(first solvable id, arch index) of a just-loaded repo: saved beside its .solv, so a warm plan knows
+        which solvables are of a foreign arch without touching each one from Python. None: ids not one block."""
+        n = repo.nsolvables
+        pool = repo.pool
+        if len(pool.solvables) != start + n or (n and getattr(pool.id2solvable(start).repo, "id", None) != repo.id):
+            return None
+        index = solvcache.load_arches(cached, n)
+        if index is not None:
+            return start, index
+        lookup, key = pool.lookup_id, solv.SOLVABLE_ARCH  # ids, no XSolvable objects: this is the cold path's pass
+        arches = [lookup(sid, key) for sid in range(start, start + n)]
+        counts = Counter(arches)
+        main = counts.most_common(1)[0][0] if counts else 0
+        index = {"n": n, "main": pool.id2str(main) if main else "",
+                 "other": {pool.id2str(a): [o for o, x in enumerate(arches) if x == a] for a in counts if a != main}}
+        solvcache.save_arches(index, cached)
+        return start, index
 
     @staticmethod
     def _load(repo: solv.Repo, path: Path, language: str | None) -> None:
-        f = solv.xfopen(str(path))
+        """Parse one metadata file into repo; gzip'd XML is read as it is (libsolv inflates it while parsing)."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            # xfopen_fd dups the descriptor; the name only tells it the compression
+            f = solv.xfopen_fd(f"{path.name}.gz", fd) if os.pread(fd, 2, 0) == b"\x1f\x8b" else solv.xfopen(str(path))
+        finally:
+            os.close(fd)
         if not f:
             raise ResolveError(f"cannot open repo metadata {path}")
         try:
@@ -134,48 +187,62 @@ class Solver:
 
         libsolv lists the file dependencies itself (addfileprovides_queue), so only those are looked at."""
         file_deps = self.pool.addfileprovides_queue()
+        self._save()
         self.pool.createwhatprovides()
         self._dirty = False
         return any(not self.pool.whatprovides(d) for d in file_deps)
 
-    def _prepare(self, considered: list[int] | None) -> None:
+    def _prepare(self, considered: Visible | None) -> None:
         if self._dirty:
-            if self._restricted:  # createwhatprovides skips unconsidered solvables: reload ones must count
-                self.pool.set_considered_list([s.id for s in self.pool.solvables_iter()])
+            if self._restricted:  # createwhatprovides skips disabled solvables: reloaded ones must count
+                self.pool.set_disabled_list([])
             self.pool.addfileprovides()
+            self._save()
             self.pool.createwhatprovides()
             self._dirty = False
         if considered is not None:
-            self.pool.set_considered_list(considered)
+            self.pool.set_disabled_list(sorted(considered.disabled))
             self._restricted = True
 
-    def visible(self, hidden_nevras: set[str], modular: set[str], modular_names: set[str]) -> list[int]:
-        """Solvable ids the solver may use: target arch + noarch, not hidden by modularity.
+    def visible(self, hidden_nevras: set[str], modular: set[str], modular_names: set[str]) -> Visible:
+        """What the solver may use: target arch + noarch, not hidden by modularity.
 
-        Compares interned ids (no strings) and builds NEVRAs only for names modularity is about: this runs over
-        every solvable of the pool on each plan."""
-        arch_ids = {self.pool.str2id(self.arch), self.pool.str2id("noarch")}
+        Foreign arches come from each repo's arch index (no Python pass over the pool); only when modularity
+        hides something are the solvables compared one by one (interned ids, NEVRAs for the names it is about)."""
         names = {m.rpartition("-")[0].rpartition("-")[0] for m in hidden_nevras} | modular_names
+        if names or any(v is None for v in self._arches.values()):
+            return self._visible_by_pass(hidden_nevras, modular, modular_names, names)
+        ok = {self.arch, "noarch"}
+        disabled: set[int] = set()
+        for start, index in (v for v in self._arches.values() if v is not None):
+            for arch, offsets in index["other"].items():
+                if arch not in ok:
+                    disabled.update(start + o for o in offsets)
+            if index["main"] not in ok and index["n"]:
+                others = {o for offsets in index["other"].values() for o in offsets}
+                disabled.update(start + o for o in range(index["n"]) if o not in others)
+        return Visible(disabled)
+
+    def _visible_by_pass(self, hidden_nevras: set[str], modular: set[str], modular_names: set[str],
+                         names: set[str]) -> Visible:
+        arch_ids = {self.pool.str2id(self.arch), self.pool.str2id("noarch")}
         name_ids = {self.pool.str2id(n) for n in names}
-        ids = []
+        disabled = set()
         for s in self.pool.solvables_iter():
             if s.archid not in arch_ids:
-                continue
-            if s.nameid in name_ids:
+                disabled.add(s.id)
+            elif s.nameid in name_ids:
                 key = nevra_of(s)
-                if key in hidden_nevras:
-                    continue
-                if s.name in modular_names and key not in modular:
-                    continue  # modular filtering: a non-modular twin of an active stream's package
-            ids.append(s.id)
-        return ids
+                if key in hidden_nevras or (s.name in modular_names and key not in modular):
+                    disabled.add(s.id)  # hidden, or a non-modular twin of an active stream's package
+        return Visible(disabled)
 
     def solve(
         self,
         requests: list[str],
         *,
         prefer_media: bool,
-        considered: list[int],
+        considered: Visible,
         best: bool = True,
     ) -> list[Package]:
         """Solve all requests in one job; return every package of the closure (media ones flagged).
@@ -190,7 +257,7 @@ class Solver:
             repo.priority = 1 if (prefer_media and media) else 0
             repo.subpriority = 1 if media else 0
         self._prepare(considered)
-        allowed = set(considered)
+        allowed = considered
         searched = ", ".join(self.repos)
         self.warnings = []
         obsoleters = self._obsoleters()
@@ -300,7 +367,7 @@ class Solver:
             license=s.lookup_str(solv.SOLVABLE_LICENSE) or "", on_media=s.repo.name in self.media,
         )
 
-    def _explain_missing(self, spec: str, sel: solv.Selection, searched: str, allowed: set[int]) -> str:
+    def _explain_missing(self, spec: str, sel: solv.Selection, searched: str, allowed: Visible) -> str:
         others = sel.solvables()
         if others:
             why = []
@@ -317,7 +384,7 @@ class Solver:
         return (f"spec.packages: no repo has a package matching '{spec}' (searched: {searched}).{hint} Check the "
                 "name and version, or add the repo that provides it to spec.repos.")
 
-    def _hint(self, spec: str, allowed: set[int]) -> str:
+    def _hint(self, spec: str, allowed: Visible) -> str:
         """' Did you mean ...?' (close package names), the versions there are of a known name, or why it is hidden."""
         versions: dict[str, set[str]] = {}
         hidden: dict[str, solv.XSolvable] = {}
@@ -343,7 +410,7 @@ class Solver:
             close = difflib.get_close_matches(names[-1], list(versions), n=3, cutoff=0.75)
         return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
-    def _problem_lines(self, problems: list, requests: list[str], allowed: set[int], searched: str) -> list[str]:
+    def _problem_lines(self, problems: list, requests: list[str], allowed: Visible, searched: str) -> list[str]:
         """One operator-readable line per distinct cause (missing dependency with its chain, else libsolv's text)."""
         missing: dict[str, solv.XSolvable] = {}  # name -> newest solvable that lacks a dependency
         other: list[str] = []
@@ -364,7 +431,7 @@ class Solver:
                     lines.append(f"{chain}{_short(s)} requires {dep}, which no repo provides (searched: {searched})")
         return list(dict.fromkeys(lines or other))
 
-    def _chain(self, target: solv.XSolvable, requests: list[str], allowed: set[int]) -> str:
+    def _chain(self, target: solv.XSolvable, requests: list[str], allowed: Visible) -> str:
         """'kubeadm-1.30.4 requires kubelet, and ' style prefix: why target is needed (shortest path)."""
         starts = []
         for spec in requests:
@@ -392,6 +459,16 @@ class Solver:
                             return ", and ".join(reversed(steps)) + ", and "
                         queue.append(p.id)
         return ""
+
+
+class Visible:
+    """The solvables a solve may use, held as the few it may not (`sid in visible` is the test)."""
+
+    def __init__(self, disabled: set[int]) -> None:
+        self.disabled = disabled
+
+    def __contains__(self, sid: int) -> bool:
+        return sid not in self.disabled
 
 
 def _short(s: solv.XSolvable) -> str:

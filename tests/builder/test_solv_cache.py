@@ -57,3 +57,27 @@ def test_damaged_or_unwritable_solv_falls_back_to_the_xml(tmp_path, yum_repos, x
     again = resolve(tmp_path, yum_repos, cache)
     assert again.packages == cold.packages and len(xml_loads) == 6
     assert all(p.is_dir() for p in solvs[1:]) and not list((cache.root / "unpacked").glob(".*.tmp*"))
+
+
+def test_warm_arch_filter_comes_from_the_index_beside_the_solv(tmp_path, yum_repos, monkeypatch):
+    """A warm resolve keeps foreign arches (media's libpair.i686) out without a Python pass over the pool, and a
+    gzip'd primary is parsed as it is downloaded (no decompressed copy on disk)."""
+    cache = Cache(tmp_path / "cache")
+
+    def run(packages: list[str]):  # noqa: ANN202
+        return resolve_packages(load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), packages)), cache)
+
+    cold = run(["pairuser", "libpair"])
+    unpacked = cache.root / "unpacked"
+    primary_solvs = [p for p in unpacked.glob("*.solv") if "+" not in p.name]
+    assert len(primary_solvs) == 2 and all(p.with_name(p.name + ".arches").is_file() for p in primary_solvs)
+    assert not any(p.with_suffix(".xml").exists() for p in primary_solvs)
+
+    def no_pass(*args):  # noqa: ANN002, ANN202
+        raise AssertionError("warm resolve walked every solvable")
+
+    monkeypatch.setattr(solver_mod.Solver, "_visible_by_pass", no_pass)
+    warm = run(["pairuser", "libpair"])
+    assert warm.packages == cold.packages and {p.arch for p in warm.packages if p.name == "libpair"} == {"x86_64"}
+    with pytest.raises(solver_mod.ResolveError, match="built for i686, not x86_64"):
+        run(["libpair.i686"])
