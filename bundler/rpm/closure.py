@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import ManifestError, ResolveError
 from ..manifest.model import Manifest, Repo
@@ -41,8 +43,7 @@ class Closure:
 
     def modules_yaml(self) -> str | None:
         """The bundle repo's modules.yaml: shipped streams, plus enabled streams the media does not carry."""
-        carry = [k for k in self.host_streams() if not self.modules.streams[tuple(k.split(":", 1))].repos
-                 & self.media_repos]
+        carry = [k for k in self.host_streams() if not self.modules.streams[_module_key(k)].repos & self.media_repos]
         return render_modules_yaml(self.modules, {p.nevra for p in self.shipped}, carry)
 
     @property
@@ -83,7 +84,7 @@ def check_kubernetes_release(manifest: Manifest, packages: list[Package]) -> Non
         )
 
 
-def read_repomds(reader: RepoReader, repos: list[Repo]) -> dict[str, RepoMetadata]:
+def read_repomds(reader: RepoReader, repos: Sequence[Repo]) -> dict[str, RepoMetadata]:
     """Every repo's repomd.xml at once: one round trip of wall time for all repos, not one each (a warm plan is
     mostly these requests), each on its own connection. The first failure, in manifest order, is raised."""
     if len(repos) < 2:
@@ -109,7 +110,7 @@ def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
     for name, md in metadata.items():
         # the decompressed XML's path names the .solv; the metadata itself is fetched and parsed only without one
         solver.add_repo(name, reader.unpacked(md, "primary"), on_media=md.repo.on_media,
-                        data=lambda md=md: reader.parseable(md, "primary"))
+                        data=_parseable(reader, md))
 
     def attempt() -> list[Package]:
         considered = solver.visible(hidden, modular, modular_names)
@@ -139,3 +140,14 @@ def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
         log.warning(w)
     return Closure(packages, metadata, modules, requests, used_filelists, active, reasons,
                    {r.name for r in manifest.media_repos}, list(solver.warnings))
+
+
+def _module_key(stream: str) -> tuple[str, str]:
+    """'NAME:STREAM' as the (name, stream) key of ModuleIndex.streams."""
+    name, _, st = stream.partition(":")
+    return name, st
+
+
+def _parseable(reader: RepoReader, md: RepoMetadata) -> Callable[[], Path]:
+    """The primary XML to parse, fetched only when the solver has no .solv cache for it."""
+    return lambda: reader.parseable(md, "primary")

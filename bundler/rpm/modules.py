@@ -167,7 +167,7 @@ class ModuleIndex:
         for (mod, stream), st in self.streams.items():
             (visible if active.get(mod) == stream else hidden).update(st.artifacts)
         hidden -= visible
-        names = {_NEVRA.match(n)["name"] for n in visible if _NEVRA.match(n)}
+        names = {m["name"] for m in map(_NEVRA.match, visible) if m}
         return hidden, visible, names
 
 

@@ -7,8 +7,10 @@ import gzip
 import lzma
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import requests
@@ -80,6 +82,7 @@ def _decompress(src: Path, dest: Path) -> None:
     """gz / xz / bz2 / zst by magic bytes (names lie on some mirrors); plain XML is copied."""
     with open(src, "rb") as f:
         magic = f.read(6)
+    opener: Callable[..., Any]
     if magic[:2] == b"\x1f\x8b":
         opener = gzip.open
     elif magic[:6] == b"\xfd7zXZ\x00":
@@ -89,10 +92,10 @@ def _decompress(src: Path, dest: Path) -> None:
     elif magic[:4] == b"\x28\xb5\x2f\xfd":
         import zstandard
 
-        def opener(p, mode="rb"):  # noqa: ANN001, ANN202
+        def opener(p: Path, mode: str = "rb") -> Any:
             return zstandard.ZstdDecompressor().stream_reader(open(p, "rb"), closefd=True)
     else:
-        def opener(p, mode="rb"):  # noqa: ANN001, ANN202
+        def opener(p: Path, mode: str = "rb") -> Any:
             return open(p, "rb")
     tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
     with opener(src, "rb") as fin, open(tmp, "wb") as fout:
