@@ -6,6 +6,7 @@ import bz2
 import gzip
 import lzma
 import os
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ def _decompress(src: Path, dest: Path) -> None:
     else:
         def opener(p: Path, mode: str = "rb") -> Any:
             return open(p, "rb")
-    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}-{threading.get_ident()}")  # one per writer
     with opener(src, "rb") as fin, open(tmp, "wb") as fout:
         while True:
             chunk = fin.read(1 << 20)
