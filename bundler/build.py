@@ -170,8 +170,11 @@ def plan(m: Manifest, cache: Cache, stages: Stages | None = None, insecure: tupl
     """What a build would fetch (RPMs, images with digests, files), downloading no RPM or layer."""
     client = _registry_client(m, insecure)
     session = make_session()
-    inputs = resolve_inputs(m, cache, session, ask_kubeadm="cached", stages=stages)
-    images = _plan_images(m, inputs, cache, client)
+    try:
+        inputs = resolve_inputs(m, cache, session, ask_kubeadm="cached", stages=stages)
+        images = _plan_images(m, inputs, cache, client)
+    finally:
+        cache.close_scratch()  # a read-only cache's temporary files
     return {
         "bundle": m.bundle_basename,
         "target": {"os": m.target.os, "arch": m.target.arch},
@@ -212,10 +215,13 @@ def lock(m: Manifest, cache: Cache, stages: Stages | None = None,
 
     client = _registry_client(m, insecure)
     session = make_session()
-    inputs = resolve_inputs(m, cache, session, stages=stages)
-    data = make_lock(m, inputs.packages, inputs.modules_yaml, _plan_images(m, inputs, cache, client),
-                     [f.to_json() for f in inputs.files], inputs.module_streams,
-                     images_from=inputs.kubeadm_images_from)
+    try:
+        inputs = resolve_inputs(m, cache, session, stages=stages)
+        data = make_lock(m, inputs.packages, inputs.modules_yaml, _plan_images(m, inputs, cache, client),
+                         [f.to_json() for f in inputs.files], inputs.module_streams,
+                         images_from=inputs.kubeadm_images_from)
+    finally:
+        cache.close_scratch()  # a read-only cache's temporary files
     path = lock_path(m.file)
     write_lock(path, data)
     return path, data
