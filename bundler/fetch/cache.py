@@ -85,11 +85,12 @@ class Cache:
             return self._scratch
 
     def close_scratch(self) -> None:
-        """Remove the scratch directory and everything in it (the end of a build, also a failed one)."""
+        """Remove the scratch directory and everything in it (the end of a build, also a failed one); the next
+        user of this cache picks its own place again."""
         with self._scratch_lock:
             if self._scratch is not None:
                 shutil.rmtree(self._scratch, ignore_errors=True)
-                self._scratch = None
+            self._scratch = self._scratch_at = None
 
     def _check(self, algo: str, hexdigest: str) -> None:
         if algo not in ALGOS or not _HEX.match(hexdigest):
