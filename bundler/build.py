@@ -170,8 +170,11 @@ def plan(m: Manifest, cache: Cache, stages: Stages | None = None, insecure: tupl
     """What a build would fetch (RPMs, images with digests, files), downloading no RPM or layer."""
     client = _registry_client(m, insecure)
     session = make_session()
-    inputs = resolve_inputs(m, cache, session, ask_kubeadm="cached", stages=stages)
-    images = _plan_images(m, inputs, cache, client)
+    try:
+        inputs = resolve_inputs(m, cache, session, ask_kubeadm="cached", stages=stages)
+        images = _plan_images(m, inputs, cache, client)
+    finally:
+        cache.close_scratch()  # a read-only cache's temporary files
     return {
         "bundle": m.bundle_basename,
         "target": {"os": m.target.os, "arch": m.target.arch},
@@ -212,10 +215,13 @@ def lock(m: Manifest, cache: Cache, stages: Stages | None = None,
 
     client = _registry_client(m, insecure)
     session = make_session()
-    inputs = resolve_inputs(m, cache, session, stages=stages)
-    data = make_lock(m, inputs.packages, inputs.modules_yaml, _plan_images(m, inputs, cache, client),
-                     [f.to_json() for f in inputs.files], inputs.module_streams,
-                     images_from=inputs.kubeadm_images_from)
+    try:
+        inputs = resolve_inputs(m, cache, session, stages=stages)
+        data = make_lock(m, inputs.packages, inputs.modules_yaml, _plan_images(m, inputs, cache, client),
+                         [f.to_json() for f in inputs.files], inputs.module_streams,
+                         images_from=inputs.kubeadm_images_from)
+    finally:
+        cache.close_scratch()  # a read-only cache's temporary files
     path = lock_path(m.file)
     write_lock(path, data)
     return path, data
@@ -240,18 +246,22 @@ def build(
 
         check_sign_key(sign_key)
     space = SpaceCheck(Path(out_dir), cache, fmt)
+    ws = Workspace(Path(out_dir), m.bundle_basename)
+    cache.scratch_in(ws.scratch)  # a read-only cache's temporary files: beside the staging tree, gone at the end
     try:
         with cache.lease() as lease:
-            return _build(m, Path(out_dir), cache, lease, space, jobs=jobs, quiet=quiet, locked=locked, fmt=fmt,
-                          sign_key=sign_key, insecure=insecure)
+            return _build(m, Path(out_dir), cache, lease, space, ws, jobs=jobs, quiet=quiet, locked=locked,
+                          fmt=fmt, sign_key=sign_key, insecure=insecure)
     except OSError as e:
         if e.errno in DISK_ERRNOS:
             raise space.error(e) from None
         raise
+    finally:
+        cache.close_scratch()
 
 
-def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: SpaceCheck, *, jobs: int, quiet: bool,
-           locked: bool, fmt: str, sign_key: str | None, insecure: tuple[str, ...]) -> BuildResult:
+def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: SpaceCheck, ws: Workspace, *, jobs: int,
+           quiet: bool, locked: bool, fmt: str, sign_key: str | None, insecure: tuple[str, ...]) -> BuildResult:
     """The build under its cache lease (so a concurrent `cache prune` leaves its files alone)."""
     steps: dict[str, StepStat] = {}
     stats = Stats()
@@ -270,7 +280,6 @@ def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: SpaceC
         _add_stats(stats, s)
 
     lease.record(_digests(inputs))
-    ws = Workspace(out_dir, m.bundle_basename)
     clean_stale(ws.out_dir, ws.base)
     clean_legacy_staging(cache.root, ws.base)
     ws.create()

@@ -137,7 +137,12 @@ def images(manifest: Path, cache_dir: Path | None) -> None:
     from .manifest import load_manifest
 
     m = load_manifest(manifest)
-    for ref in resolve_inputs(m, _cache(cache_dir), make_session()).image_refs:
+    cache = _cache(cache_dir)
+    try:
+        refs = resolve_inputs(m, cache, make_session()).image_refs
+    finally:
+        cache.close_scratch()  # a read-only cache's temporary files
+    for ref in refs:
         click.echo(ref)
 
 

@@ -6,6 +6,8 @@ process): `.NAME.staging-PID-TOKEN` (a directory) and `.NAME.FMT.partial-PID-TOK
 written). The staging directory is flock'ed by its build for its whole life; it is created under a
 temporary name and renamed only once locked, so a lock that can be taken means its build is gone (killed,
 crashed), whatever PIDs were reused since. The partial tarball lives only while its staging tree does.
+A read-only cache's temporary files (unpinned downloads, unpacked kubeadm) go to `.NAME.scratch-PID-TOKEN`,
+removed at the end of the build; a killed build's one goes with its other leftovers.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def human(n: float) -> str:
 
 def _leftover_re(base: str) -> re.Pattern[str]:
     fmt = r"(?:\.tar|\.tar\.gz|\.tar\.xz)?"
-    return re.compile(rf"^\.{re.escape(base)}{fmt}\.(staging|partial|new)-(\d+)(?:-([0-9a-f]+))?$")
+    return re.compile(rf"^\.{re.escape(base)}{fmt}\.(staging|partial|new|scratch)-(\d+)(?:-([0-9a-f]+))?$")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -81,8 +83,9 @@ def clean_stale(out_dir: Path, base: str) -> list[Path]:
         key = (m.group(2), m.group(3))
         if key in live:
             continue
-        if (m.group(1) == "new" or m.group(3) is None) and _pid_alive(int(key[0])):
-            continue  # not locked yet, or an older builder's partial (no token, no lock): spare it while its PID runs
+        if (m.group(1) in ("new", "scratch") or m.group(3) is None) and _pid_alive(int(key[0])):
+            continue  # not locked yet (a scratch dir can precede its staging tree), or an older builder's partial
+            # (no token, no lock): spare it while its PID runs
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
         else:
@@ -109,6 +112,7 @@ class Workspace:
         self.out_dir, self.base = out_dir, base
         self.suffix = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.staging = out_dir / f".{base}.staging-{self.suffix}"
+        self.scratch = out_dir / f".{base}.scratch-{self.suffix}"  # a read-only cache's temporary files
         self._fd: int | None = None
 
     def partial(self, final: Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -42,10 +43,54 @@ class Cache:
 
     A blob only ever appears under blobs/ by an atomic rename after its digest was checked, so a
     reader never sees a half-written or unverified file.
+
+    A cache this process cannot write (a shared, pre-filled cache on a read-only mount) is still read: files
+    whose digest is not known in advance (unpinned downloads, extracted members, scratch trees) then go to a
+    private scratch directory outside it (see `scratch`), which the build removes at its end.
     """
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
+        self._writable: bool | None = None
+        self._scratch_at: Path | None = None  # where scratch() makes its directory (None: the system's temp dir)
+        self._scratch: Path | None = None
+        self._scratch_lock = threading.Lock()
+
+    @property
+    def writable(self) -> bool:
+        """Can this process write into the cache? Asked once, without writing (access(2) answers EROFS and
+        EACCES); a root that does not exist yet counts as its nearest existing parent."""
+        if self._writable is None:
+            p = self.root
+            while not p.exists() and p != p.parent:
+                p = p.parent
+            self._writable = os.access(p, os.W_OK | os.X_OK)
+        return self._writable
+
+    def scratch_in(self, path: Path) -> None:
+        """Make `scratch` use this directory (created when first needed): a build puts it in its output
+        directory, beside its staging tree, so what it holds can be hard-linked into the bundle."""
+        self._scratch_at = path
+
+    def scratch(self) -> Path:
+        """A private directory outside the cache for temporary files a read-only cache cannot take (see
+        scratch_in; else one in the system's temp dir); `close_scratch` removes it."""
+        with self._scratch_lock:
+            if self._scratch is None:
+                if self._scratch_at is not None:
+                    self._scratch_at.mkdir(parents=True)
+                    self._scratch = self._scratch_at
+                else:
+                    self._scratch = Path(tempfile.mkdtemp(prefix="airgap-bundler-"))
+            return self._scratch
+
+    def close_scratch(self) -> None:
+        """Remove the scratch directory and everything in it (the end of a build, also a failed one); the next
+        user of this cache picks its own place again."""
+        with self._scratch_lock:
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = self._scratch_at = None
 
     def _check(self, algo: str, hexdigest: str) -> None:
         if algo not in ALGOS or not _HEX.match(hexdigest):
@@ -73,7 +118,18 @@ class Cache:
         return d / f"{algo}-{hexdigest}"
 
     def commit(self, partial: Path, algo: str, hexdigest: str) -> Path:
-        """Move a verified partial file into place (atomic: same filesystem)."""
+        """Move a verified partial file into place (atomic: same filesystem).
+
+        A read-only cache keeps its copy when it has one (the temp file goes); else the file stays in the scratch
+        directory under its digest, for this build only."""
+        if not self.writable:
+            hit = self.get(algo, hexdigest)
+            if hit is not None:
+                partial.unlink(missing_ok=True)
+                return hit
+            dest = self.scratch() / f"{algo}-{hexdigest}"
+            os.replace(partial, dest)
+            return dest
         dest = self.path(algo, hexdigest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(partial, dest)
@@ -103,7 +159,12 @@ class Cache:
         """A new file under partial/ that only this writer uses (content whose digest is not known yet).
 
         Such files of writers that were killed (their process is gone, and the file is an hour old) are removed.
+        A cache this process cannot write gets the file in the scratch directory instead.
         """
+        if not self.writable:
+            fd, name = tempfile.mkstemp(dir=self.scratch(), prefix=f"{kind}-")
+            os.close(fd)
+            return Path(name)
         d = self.root / "partial"
         d.mkdir(parents=True, exist_ok=True)
         for old in d.glob(f"{kind}-*-*-*"):

@@ -149,6 +149,8 @@ def _extract(archive: Path, member: str, cache: Cache, label: str) -> tuple[Path
         raise FetchError(f"{label}: the archive has no member '{member}'. Check `extract` (a path inside the "
                          "archive).")
     path, digest, _ = stored
+    if not cache.writable:  # a read-only cache keeps no memo: the next build extracts again
+        return path, digest
     memo.parent.mkdir(parents=True, exist_ok=True)
     memo_tmp = memo.with_name(f"{memo.name}.{os.getpid()}.{threading.get_ident()}")
     memo_tmp.write_text(digest)

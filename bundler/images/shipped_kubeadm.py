@@ -62,8 +62,10 @@ def shipped_kubeadm_images(
     it is another release than spec.kubernetes.version, or it fails (the caller falls back to the table)."""
     if not m.kubernetes_version or not can_run(m.target.arch):
         return None
-    cache.root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="kubeadm-", dir=cache.root) as tmp:
+    if cache.writable:
+        cache.root.mkdir(parents=True, exist_ok=True)
+    scratch = cache.root if cache.writable else cache.scratch()  # a read-only cache: outside it
+    with tempfile.TemporaryDirectory(prefix="kubeadm-", dir=scratch) as tmp:
         exe = Path(tmp) / "usr" / "bin" / "kubeadm"
         if m.install == "binaries":
             rec = next((f for f in files if f.name == "kubeadm"), None)

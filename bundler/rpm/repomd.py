@@ -187,6 +187,8 @@ class RepoReader:
         blob = fetch(self.session, Item(url, mf.algo, mf.digest, mf.size, label), self.cache, policy=self.policy)
         out = self.unpacked(md, mdtype)
         if not out.exists():
+            if not self.cache.writable:  # a read-only cache: this build's own copy, outside it
+                out = self.cache.scratch() / out.name
             out.parent.mkdir(parents=True, exist_ok=True)
             try:
                 _decompress(blob, out)

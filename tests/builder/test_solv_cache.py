@@ -4,6 +4,7 @@ to the XML."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,30 @@ def test_warm_arch_filter_comes_from_the_index_beside_the_solv(tmp_path, yum_rep
     assert warm.packages == cold.packages and {p.arch for p in warm.packages if p.name == "libpair"} == {"x86_64"}
     with pytest.raises(solver_mod.ResolveError, match="built for i686, not x86_64"):
         run(["libpair.i686"])
+
+
+def test_a_read_only_cache_decompresses_into_the_scratch_dir(tmp_path, yum_repos):
+    """A warm read-only cache without the decompressed XML (or its .solv): this resolve writes them to its scratch
+    dir outside the cache, gives the same closure, and the scratch dir goes with close_scratch."""
+    from tests.builder.test_write_integrity import _snapshot, tmpfs
+
+    with tmpfs(tmp_path / "shared", "32m") as shared:
+        cache = Cache(shared / "cache")
+        cold = resolve(tmp_path, yum_repos, cache)
+        for p in (cache.root / "unpacked").iterdir():
+            p.unlink()
+        before = _snapshot(shared)
+        if subprocess.run(["mount", "-o", "remount,ro", str(shared)], capture_output=True).returncode != 0:
+            pytest.skip("cannot remount read-only")
+        try:
+            ro = Cache(shared / "cache")
+            ro.scratch_in(tmp_path / "scratch")
+            assert not ro.writable
+            again = resolve(tmp_path, yum_repos, ro)
+            assert again.packages == cold.packages
+            assert any(p.suffix == ".xml" for p in (tmp_path / "scratch").iterdir())
+            ro.close_scratch()
+            assert not (tmp_path / "scratch").exists()
+            assert _snapshot(shared) == before
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(shared)], capture_output=True)

@@ -193,6 +193,27 @@ def test_a_warm_read_only_cache_builds_the_same_bytes(tmp_path, stack):
         subprocess.run(["mount", "-o", "remount,rw", str(shared)], capture_output=True)
 
 
+def test_a_warm_read_only_cache_builds_unlocked_too(tmp_path, stack):
+    """Unlocked, the calico manifest (no publisher checksum) is downloaded again: into the build's scratch dir in
+    the output directory, not the cache, and the cached copy is used; the scratch dir is gone at the end."""
+    path = manifest(tmp_path, stack)
+    with tmpfs(tmp_path / "shared", "64m") as shared:
+        cache = Cache(shared / "cache")
+        first = build(load_manifest(path), tmp_path / "a", cache, quiet=True)
+        before = _snapshot(shared)
+        r = subprocess.run(["mount", "-o", "remount,ro", str(shared)], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot remount read-only ({r.stderr.strip()})")
+        try:
+            res = cli_build(path, shared / "cache", tmp_path / "b")
+            assert res.returncode == 0, res.stderr
+            assert sha256(tmp_path / "b" / f"{TOP}.tar.gz") == sha256(first.path)
+            assert _snapshot(shared) == before  # no write at all
+            assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [f"{TOP}.tar.gz", f"{TOP}.tar.gz.sha256"]
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(shared)], capture_output=True)
+
+
 def test_a_cold_read_only_cache_is_one_paragraph(tmp_path, stack):
     path = manifest(tmp_path, stack, cni="none", k8s=None)
     with tmpfs(tmp_path / "shared", "8m") as shared:

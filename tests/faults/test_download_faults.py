@@ -165,6 +165,40 @@ def test_unpinned_file_over_fault(name, plan, succeeds, stack, fproxy, tmp_path,
     assert not [p for p in (cache.root / "partial").glob("*")] if (cache.root / "partial").exists() else True
 
 
+def test_unpinned_file_on_a_read_only_cache_goes_to_the_scratch_dir(stack, fproxy, tmp_path):
+    """A read-only cache: the download (a reset mid-body, retried) lands in the scratch dir outside the cache, or,
+    when the cache already holds that digest, the cached copy is used; the cache gets no write either way."""
+    from tests.builder.test_write_integrity import _snapshot, tmpfs
+
+    rel = next(k for k in stack.site.files if k.endswith("calico.yaml"))
+    want = stack.site.files[rel]
+    url = f"{fproxy.url}/site/{rel}"
+    with tmpfs(tmp_path / "shared", "8m") as shared:
+        (shared / "cache").mkdir()
+        for warm in (False, True):
+            if warm:
+                fetch_unpinned(make_session(), url, Cache(shared / "cache"), policy=_policy())
+            before = _snapshot(shared)
+            if subprocess.run(["mount", "-o", "remount,ro", str(shared)], capture_output=True).returncode != 0:
+                pytest.skip("cannot remount read-only")
+            try:
+                fproxy.set(on_paths(r"calico\.yaml$", {1: "reset"}))
+                cache = Cache(shared / "cache")
+                cache.scratch_in(tmp_path / "scratch")
+                path, digest = fetch_unpinned(make_session(), url, cache, label="file 'calico.yaml'",
+                                              policy=_policy())
+                assert digest == want and hashlib.sha256(path.read_bytes()).hexdigest() == want
+                assert sum(fproxy.counts.values()) == 2  # the reset, then the retry
+                if warm:
+                    assert path == cache.path("sha256", want) and os.listdir(tmp_path / "scratch") == []
+                else:
+                    assert os.listdir(tmp_path / "scratch") == [path.name] and path.parent == tmp_path / "scratch"
+                cache.close_scratch()
+                assert not (tmp_path / "scratch").exists() and _snapshot(shared) == before
+            finally:
+                subprocess.run(["mount", "-o", "remount,rw", str(shared)], capture_output=True)
+
+
 def test_deadline_per_object_names_artifact_and_mirror(stack, fproxy, tmp_path, tally):
     """A total deadline per object: a mirror fast enough for the throughput floor but too slow overall."""
     items = [i for i in _rpm_items(stack, fproxy) if "kubelet" in i.label]
