@@ -294,11 +294,10 @@ def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: SpaceC
                                            images_from=inputs.kubeadm_images_from)
         sums_file = out_dir / f"{m.bundle_basename}.{fmt}.sha256"
         sums_file.unlink(missing_ok=True)  # never a stale checksum beside a new tarball
-        result_path = _assemble_and_write(m, inputs, images, lock_used, ws, cache, session, fmt, sign_key,
-                                          quiet, stats, client, space)
-        digest = None
-        if result_path.is_file():
-            digest = _write_sha256(result_path, sums_file)
+        result_path, digest = _assemble_and_write(m, inputs, images, lock_used, ws, cache, session, fmt, sign_key,
+                                                  quiet, stats, client, space)
+        if digest is not None:
+            _write_sha256(result_path, digest, sums_file)
         steps["write"] = StepStat.of(1, fmt, result_path.stat().st_size if result_path.is_file() else 0,
                                      time.monotonic() - t)
     finally:
@@ -313,13 +312,11 @@ def _add_stats(total: Stats, part: Stats) -> None:
               retries=part.retries)
 
 
-def _write_sha256(tarball: Path, dest: Path) -> str:
+def _write_sha256(tarball: Path, digest: str, dest: Path) -> None:
     """NAME.sha256 beside the tarball, in `sha256sum -c` format, written atomically (INSTALL.md asks for it)."""
-    from .bundle.sums import atomic_write_bytes, format_sums, sha256_file
+    from .bundle.sums import atomic_write_bytes, format_sums
 
-    digest = sha256_file(tarball)
     atomic_write_bytes(dest, format_sums({tarball.name: digest}).encode())
-    return digest
 
 
 def _digests(inputs: Inputs, images: list[dict] | None = None, staging: Path | None = None) -> list[str]:
@@ -400,8 +397,9 @@ def _package_item(m: Manifest, p: PackageEntry) -> Item:
 
 def _assemble_and_write(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, ws: Workspace,
                         cache: Cache, session: requests.Session, fmt: str, sign_key: str | None, quiet: bool,
-                        stats: Stats, client: RegistryClient, space: SpaceCheck) -> Path:
-    """Assemble and write, checking every shipped file against bundle.json as it is written.
+                        stats: Stats, client: RegistryClient, space: SpaceCheck) -> tuple[Path, str | None]:
+    """Assemble and write, checking every shipped file against bundle.json as it is written; return the bundle
+    and, for a tarball, its sha256 (computed while writing).
 
     A file that differs came from a corrupt cache entry (every download is verified on arrival): evict it,
     fetch it again, assemble again (the repodata is computed from the RPMs) and rewrite. A second mismatch
@@ -575,8 +573,9 @@ def _two_digests(path: Path, algo: str) -> tuple[str, str]:
 
 
 def _write_output(m: Manifest, ws: Workspace, fmt: str, sign_key: str | None, quiet: bool,
-                  expected: dict[str, str], space: SpaceCheck) -> Path:
-    """Check and write the staging tree: the tarball (streamed, hashed once) or, for dir, the tree itself."""
+                  expected: dict[str, str], space: SpaceCheck) -> tuple[Path, str | None]:
+    """Check and write the staging tree: the tarball (streamed, hashed once; its own sha256 returned) or, for
+    dir, the tree itself."""
     from .bundle.sums import seal_tree
 
     base, staging = m.bundle_basename, ws.staging
@@ -588,7 +587,7 @@ def _write_output(m: Manifest, ws: Workspace, fmt: str, sign_key: str | None, qu
         if final.exists():
             shutil.rmtree(final)
         os.rename(staging, final)
-        return final
+        return final, None
     final = ws.out_dir / f"{base}.{fmt}"
     tmp = ws.partial(final)
     sign = None
@@ -599,9 +598,11 @@ def _write_output(m: Manifest, ws: Workspace, fmt: str, sign_key: str | None, qu
             return sign_bytes(text, sign_key)
     try:
         with ByteProgress(total, "writing bundle", enabled=not quiet) as bar:
-            write_tarball(staging, tmp, top=base, fmt=fmt, sign=sign, progress=bar, expected=expected)
+            written: list[str] = []
+            write_tarball(staging, tmp, top=base, fmt=fmt, sign=sign, progress=bar, expected=expected,
+                          on_written=written.append)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return final
+    return final, written[0]

@@ -68,6 +68,7 @@ class _Out(io.RawIOBase):
     def __init__(self, fd: int):
         self.fd = fd
         self.pos = 0
+        self.sha256 = hashlib.sha256()  # of the tarball itself, in the same pass (its .sha256 needs no re-read)
 
     def writable(self) -> bool:
         return True
@@ -86,6 +87,8 @@ class _Out(io.RawIOBase):
         if self.fd < 0:
             return  # detached (the tarball is finished or abandoned): a late finaliser writes nothing
         parts = [memoryview(p).cast("B") for p in parts if len(p)]
+        for p in parts:
+            self.sha256.update(p)
         while parts:
             n = os.writev(self.fd, parts[:1024])
             self.pos += n
@@ -254,6 +257,7 @@ def write_tarball(
     progress: Callable[[int], None] | None = None,
     compresslevel: int = 6,
     expected: Mapping[str, str] | None = None,
+    on_written: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
     """Write tree (the staging directory) as dest; return {relpath: sha256} as listed in SHA256SUMS.
 
@@ -261,7 +265,8 @@ def write_tarball(
     regenerated here from what was actually written. expected ({relpath: sha256}, what bundle.json records)
     is checked in the same pass that writes each member: after a first mismatch the tarball is abandoned,
     the remaining expected members are only hashed (to name every bad one at once) and DigestMismatch is
-    raised, so SHA256SUMS can never disagree with bundle.json.
+    raised, so SHA256SUMS can never disagree with bundle.json. on_written receives the sha256 of dest itself,
+    computed while writing.
     """
     expected = expected or {}
     epoch = source_epoch()
@@ -278,6 +283,8 @@ def write_tarball(
                 _write_members(raw, tree, top, fmt, dirs, files, sums, expected, sign, progress, compresslevel,
                                epoch, pool)
             os.fsync(raw.fd)
+            if on_written:
+                on_written(raw.sha256.hexdigest())
         finally:
             raw.fd = -1  # a compressor finalised later by the garbage collector must not write to a reused fd
     return sums

@@ -39,9 +39,12 @@ def test_levels_follow_content_only(tmp_path: Path) -> None:
 def test_one_gzip_member_for_gzip_tar_and_python_and_reproducible(tmp_path: Path) -> None:
     t = _tree(tmp_path / "t")
     a, b, plain = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz", tmp_path / "p.tar"
-    sums = write_tarball(t, a, top="top")
+    digests: list[str] = []
+    sums = write_tarball(t, a, top="top", on_written=digests.append)
     write_tarball(t, b, top="top")
-    write_tarball(t, plain, top="top", fmt="tar")
+    write_tarball(t, plain, top="top", fmt="tar", on_written=digests.append)
+    # the tarball's own sha256, computed while writing (no second read for its .sha256)
+    assert digests == [hashlib.sha256(a.read_bytes()).hexdigest(), hashlib.sha256(plain.read_bytes()).hexdigest()]
     assert a.read_bytes() == b.read_bytes()  # reproducible
     assert gzip.decompress(a.read_bytes()) == plain.read_bytes()  # exactly the plain tar, every member
     d = zlib.decompressobj(31)
