@@ -11,6 +11,8 @@ from installer import record as rec
 from installer.bundle import Bundle
 from installer.context import Options, upstream_dns_list
 from installer.errors import InstallerError
+from installer.lock import LOCK
+from installer.lock import abort as abort_lock
 from installer.output import Output
 from installer.runner import DEFAULT_PARALLEL, Runner, default_bundle_dir
 from installer.verify_bundle import verify as verify_bundle
@@ -83,6 +85,9 @@ def build_parser(command="install"):
         p.add_argument("-y", "--yes", action="store_true", help="do not ask before reset")
     p.add_argument("--parallel", type=_positive, metavar="N", default=DEFAULT_PARALLEL,
                    help="work on at most N hosts at once (default %d)" % DEFAULT_PARALLEL)
+    if command != "status":
+        p.add_argument("--abort", action="store_true",
+                       help="release the lock left by an interrupted operation (%s) and stop" % LOCK)
     p.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests: redirect local paths
     p.add_argument("--skip-bundle-check", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--version", action="version", version="airgap-installer %s" % __version__)
@@ -200,6 +205,8 @@ def main(argv=None):
     args = parse(sys.argv[1:] if argv is None else argv)
     out = None
     try:
+        if getattr(args, "abort", False):
+            return abort(args)
         notes = []
         checked = check_bundle_first(args, os.path.abspath(args.bundle or default_bundle_dir()))
         bundle_dir, inventory, opts, previous = resolve(args, notes.append)
@@ -233,6 +240,14 @@ def main(argv=None):
     except KeyboardInterrupt:
         sys.stderr.write("interrupted; run ./install.py again to resume\n")
         return 130
+
+
+def abort(args):
+    """--abort: release a stale host lock and mark the interrupted operation aborted in the record."""
+    sys.stdout.write(abort_lock(args.root) + "\n")
+    for path in rec.mark_aborted(args.root, os.path.abspath(args.bundle or default_bundle_dir())):
+        sys.stdout.write("marked the interrupted operation aborted in %s\n" % path)
+    return 0
 
 
 def _confirm(prompt):

@@ -7,6 +7,7 @@ directory still knows its cluster). It is written when an install starts (state 
 install can still be reset without retyping hosts) and again when it finished.
 """
 
+import hashlib
 import json
 import os
 import time
@@ -28,6 +29,15 @@ HISTORY_KEEP = 50
 
 def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def bundle_sha256(bundle_dir):
+    """sha256 of the bundle's bundle.json: what day-2 commands compare to refuse a different bundle."""
+    p = os.path.join(bundle_dir, "bundle.json")
+    if not os.path.exists(p):
+        return None
+    with open(p, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def serve_record_path(root="/"):
@@ -94,12 +104,13 @@ class ClusterRecord(object):
     def __init__(self, previous=None):
         self.data = dict(previous or {})
 
-    def start(self, operation, ctx, dns=None):
+    def start(self, operation, ctx, dns=None, operation_id=None):
         b = ctx.bundle
         d = self.data
         d["recordVersion"] = RECORD_VERSION
         d["state"] = "installing" if operation == "install" else d.get("state", "installed")
-        d["bundle"] = {"name": b.name, "version": b.data.get("version"), "id": ctx.bundle_id, "os": b.os,
+        d["bundle"] = {"name": b.name, "version": b.data.get("version"), "id": ctx.bundle_id,
+                       "sha256": bundle_sha256(b.root), "os": b.os,
                        "arch": b.arch, "runtime": b.runtime, "cni": b.cni, "dir": b.root}
         d["kubernetes"] = b.k8s_version
         d["inventory"] = {"source": ctx.inventory.source, "hosts": host_entries(ctx.inventory)}
@@ -108,7 +119,10 @@ class ClusterRecord(object):
         if dns is not None:
             d["dns"] = dns
         history = list(d.get("history") or [])
-        history.append({"operation": operation, "started": _now(), "result": "in progress", "pid": os.getpid()})
+        entry = {"operation": operation, "started": _now(), "result": "in progress", "pid": os.getpid()}
+        if operation_id:
+            entry["id"] = operation_id
+        history.append(entry)
         d["history"] = history[-HISTORY_KEEP:]
         d["updated"] = _now()
 
@@ -146,3 +160,27 @@ class ClusterRecord(object):
     def remove_serve_copy(self, serve_conn):
         serve_conn.run("rm -f %s; rmdir %s 2>/dev/null; true" % (
             quote(serve_conn.path(SERVE_RECORD)), quote(serve_conn.path(os.path.dirname(SERVE_RECORD)))), check=False)
+
+
+def mark_aborted(root, bundle_dir):
+    """--abort: the record's operation left "in progress" by an interrupted run is marked aborted (both copies
+    that exist on this host). Returns the paths changed."""
+    changed = []
+    for path in (serve_record_path(root), os.path.join(bundle_dir, BUNDLE_RECORD)):
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (IOError, OSError, ValueError):
+            continue
+        last = (data.get("history") or [None])[-1] if isinstance(data, dict) else None
+        if not isinstance(last, dict) or last.get("result") != "in progress":
+            continue
+        last.update({"result": "aborted", "finished": _now()})
+        data["updated"] = _now()
+        tmp = "%s.tmp-%d" % (path, os.getpid())
+        with open(tmp, "w") as f:
+            f.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, path)
+        changed.append(path)
+    return changed

@@ -12,6 +12,7 @@ from installer import operations
 from installer.context import Context
 from installer.errors import InstallerError
 from installer.journal import Journal
+from installer.lock import HostLock
 from installer.record import ClusterRecord
 from installer.ssh import SSH, Local
 from installer.verify_bundle import verify as verify_bundle
@@ -46,6 +47,7 @@ class Runner(object):
         self.skip_verify = skip_verify
         self.parallel = max(1, int(parallel or DEFAULT_PARALLEL))
         self.local_addrs = local_addrs if local_addrs is not None else local_addresses()
+        self.operation_id = None  # the host lock's id while an operation holds it
         self.phases = None  # install and plan run installer.phases.install_phases() unless a caller gives others
         serve = None
         for h in inventory.hosts:
@@ -165,6 +167,9 @@ class Runner(object):
         ctx = self.ctx
         changed = {}
         started = []
+        lock = HostLock(op.name, self.root) if op.locks else None
+        if lock is not None:
+            self.operation_id = lock.acquire()
         try:
             self.prepare(op)
             for phase in op.phases:
@@ -195,8 +200,12 @@ class Runner(object):
                     changed.setdefault(label, []).extend(done)
                 phase.after(ctx)
         finally:
-            for phase in op.phases:
-                phase.cleanup(ctx)
+            try:
+                for phase in op.phases:
+                    phase.cleanup(ctx)
+            finally:
+                if lock is not None:
+                    lock.release()
         return changed
 
     def run_phase(self, phase, h):
@@ -229,7 +238,7 @@ class Runner(object):
         started = []
 
         def begin():  # the record says "installing" from the first change on, so a failed install can be reset
-            record.start("install", self.ctx, dns=self.ctx.dns)
+            record.start("install", self.ctx, dns=self.ctx.dns, operation_id=self.operation_id)
             self.write_record(record)
             started.append(True)
 
