@@ -39,4 +39,9 @@ def reset():
     return Operation("reset", [Reset()], media=False, check_bundle=False)
 
 
-OPERATIONS = {"install": install, "plan": plan, "status": status, "reset": reset}
+def add_node(dry_run=False):
+    from installer.addnode import add_node_phases
+    return Operation("add-node", add_node_phases(), dry_run=dry_run)
+
+
+OPERATIONS = {"install": install, "plan": plan, "status": status, "reset": reset, "add-node": add_node}

@@ -76,11 +76,22 @@ def inventory_from(data, path):
     return Inventory(hosts, source="cluster record %s" % path)
 
 
-def host_entries(inventory):
+def host_entries(inventory, node_name=None):
     # the key as an absolute path: later commands may run from another directory
-    return [{"address": h.address, "role": h.role, "name": h.name, "user": h.user, "port": h.port,
+    out = []
+    for h in inventory.hosts:
+        e = {"address": h.address, "role": h.role, "name": h.name, "user": h.user, "port": h.port,
              "key": os.path.abspath(h.key) if h.key else None, "alias": h.alias, "become": h.become}
-            for h in inventory.hosts]
+        if node_name is not None:
+            e["nodeName"] = node_name(h)  # what the cluster calls it (day-2 commands find it by this name)
+        out.append(e)
+    return out
+
+
+def recorded_names(data):
+    """address -> node name, from a record (for hosts an operation does not reach)."""
+    return dict((h.get("address"), h.get("nodeName")) for h in ((data or {}).get("inventory") or {}).get("hosts", [])
+                if h.get("nodeName"))
 
 
 def differences(recorded, given):
@@ -113,7 +124,7 @@ class ClusterRecord(object):
                        "sha256": bundle_sha256(b.root), "os": b.os,
                        "arch": b.arch, "runtime": b.runtime, "cni": b.cni, "dir": b.root}
         d["kubernetes"] = b.k8s_version
-        d["inventory"] = {"source": ctx.inventory.source, "hosts": host_entries(ctx.inventory)}
+        self.set_inventory(ctx)
         d["serveHost"] = {"address": ctx.serve_address, "name": ctx.node_name(ctx.serve_host)}
         d["options"] = dict((k, getattr(ctx.options, k, v)) for k, v in sorted(OPTION_DEFAULTS.items()))
         if dns is not None:
@@ -125,6 +136,9 @@ class ClusterRecord(object):
         history.append(entry)
         d["history"] = history[-HISTORY_KEEP:]
         d["updated"] = _now()
+
+    def set_inventory(self, ctx):
+        self.data["inventory"] = {"source": ctx.inventory.source, "hosts": host_entries(ctx.inventory, ctx.node_name)}
 
     def finish(self, result, state=None):
         if state:

@@ -13,6 +13,7 @@ from installer.context import Context
 from installer.errors import InstallerError
 from installer.journal import Journal
 from installer.lock import HostLock
+from installer import record as rec_mod
 from installer.record import ClusterRecord
 from installer.ssh import SSH, Local
 from installer.verify_bundle import verify as verify_bundle
@@ -65,6 +66,7 @@ class Runner(object):
             serve.local = True
         self.ctx = Context(bundle, inventory, options, serve_host=serve)
         self.ctx.previous_record = previous_record
+        self.ctx.recorded_names = rec_mod.recorded_names(previous_record)
         self.ctx.log = lambda msg: self.out.say(msg)
 
     # -- helpers --------------------------------------------------------------------------------------
@@ -115,7 +117,7 @@ class Runner(object):
             return conn
 
         try:
-            ctx.connections = self.each(ctx.all_hosts, open_conn)
+            ctx.connections = self.each(ctx.reachable_hosts, open_conn)
         except InstallerError as e:
             e.hint = (e.hint or "Fix the connection").rstrip(".") + ". Nothing was changed on any host"
             raise
@@ -135,7 +137,7 @@ class Runner(object):
             ctx.journals[h.label] = Journal.load(conn)
             return f
 
-        got = self.each(hosts or ctx.all_hosts, one)
+        got = self.each([h for h in (hosts or ctx.all_hosts) if h.label not in ctx.skipped], one)
         ctx.facts.update(got)
         return got
 
@@ -153,7 +155,8 @@ class Runner(object):
             self.ctx.media = media_mod.describe(self.options.iso, self.options.media, root=self.root)
             self.out.say("OS media: %s %s (%s)" % (self.ctx.media["kind"], self.ctx.media["path"],
                                                    self.ctx.media.get("label")))
-        self.out.say("connecting to %d host(s) ..." % len(self.ctx.all_hosts))
+        self.out.say("connecting to %d host(s) ...%s" % (len(self.ctx.reachable_hosts), " (skipped: %s)" % ", ".join(
+            sorted(self.ctx.skipped)) if self.ctx.skipped else ""))
         self.connect()
         for phase in op.phases:
             phase.prepare(self.ctx)
@@ -173,7 +176,7 @@ class Runner(object):
         try:
             self.prepare(op)
             for phase in op.phases:
-                hosts = phase.hosts(ctx)
+                hosts = [h for h in phase.hosts(ctx) if h.label not in ctx.skipped]
                 if not hosts:
                     continue
                 if phase.is_check:
@@ -259,6 +262,75 @@ class Runner(object):
         self.out.say("install: %d change(s); logs in %s" % (total, self.out.shown_dir) if total else
                      "install: no changes")
         return total
+
+    def add_node(self, new_labels, dry_run=False):
+        """Join the hosts `new_labels` (already in the inventory, which is the recorded cluster plus them). On
+        failure the new hosts are reset and the record keeps the cluster as it was."""
+        ctx = self.ctx
+        ctx.new_hosts = set(new_labels)
+        refuse = [lb for lb in sorted(ctx.skipped) if lb in ctx.new_hosts or lb in (
+            ctx.serve_host.label, ctx.first_cp.label)]
+        if refuse:
+            raise InstallerError("--skip-unreachable %s: add-node needs that host (the new hosts, the serving "
+                                 "host and the first control plane take part)" % ", ".join(refuse),
+                                 hint="Skip only hosts the operation does not change; nothing was changed")
+        op = operations.add_node(dry_run)
+        if dry_run:
+            changed = self.execute(op)
+            total = sum(len(v) for v in changed.values())
+            self.out.say("plan add-node: %d change(s)" % total if total else "plan add-node: no changes")
+            return total
+        previous = self.previous_record or {}
+        record = ClusterRecord(previous)
+        started = []
+
+        def begin():
+            record.start("add-node %s" % ",".join(new_labels), ctx, operation_id=self.operation_id)
+            record.data["inventory"] = previous.get("inventory")  # the new hosts count once they joined
+            self.write_record(record)
+            started.append(True)
+
+        try:
+            changed = self.execute(op, before_changes=begin)
+        except InstallerError as e:
+            if started:
+                self.out.say("add-node failed: resetting the new host(s) %s only" % ", ".join(new_labels))
+                self.reset_new_hosts(new_labels)
+                record.finish("failed (new hosts reset): %s" % e.message)
+                self.write_record(record, quiet=True)
+                e.hint = ("The new host(s) were reset; the cluster is as before. %s"
+                          % (e.hint or "Fix the cause and run the same add-node again"))
+            raise
+        if not started:
+            begin()
+        record.set_inventory(ctx)
+        record.finish("ok")
+        self.write_record(record)
+        total = sum(len(v) for v in changed.values())
+        for label, items in sorted(changed.items()):
+            self.out.say("%d change(s)" % len(items) if items else "no changes", host=label)
+        self.out.say("add-node: %s joined; %d change(s); logs in %s" % (", ".join(new_labels), total,
+                                                                        self.out.shown_dir))
+        return total
+
+    def reset_new_hosts(self, labels):
+        """After a failed add-node: the new hosts as found (reset journal), their Node objects deleted."""
+        from installer.constants import KUBECTL
+        from installer.reset import reset_host
+        from installer.ssh import quote
+        ctx = self.ctx
+        cp = ctx.connections.get(ctx.first_cp.label)
+        for h in ctx.nodes:
+            if h.label not in labels or h.label not in ctx.connections:
+                continue
+            journal = ctx.journals.get(h.label) or Journal.load(ctx.connections[h.label])
+            try:
+                reset_host(ctx.connections[h.label], journal, lambda text, lb=h.label: self.out.say(
+                    "reset: %s" % text, host=lb))
+            except InstallerError as e:
+                self.out.say("reset failed (%s); run ./install.py reset on it by hand" % e.message, host=h.label)
+            if cp is not None:
+                cp.run("%s delete node %s --ignore-not-found" % (KUBECTL, quote(ctx.node_name(h))), check=False)
 
     def write_record(self, record, quiet=False):
         """Both copies of the cluster record; `quiet`: while failing already, a failure here is not raised."""

@@ -65,10 +65,14 @@ class Verify(Phase):
     def hosts(self, ctx):
         return [ctx.first_cp]
 
+    def expected_names(self, ctx):
+        """The nodes that must be Ready (hosts skipped as unreachable are not expected to be)."""
+        return [ctx.node_name(h) for h in ctx.nodes if h.label not in ctx.skipped]
+
     def check(self, ctx, timeout=None, interval=5):
         """Poll until healthy or `timeout`; raise InstallerError with what is still wrong."""
         conn = ctx.connections[ctx.first_cp.label]
-        names = [ctx.node_name(h) for h in ctx.nodes]
+        names = self.expected_names(ctx)
         deadline = time.time() + (timeout if timeout is not None else ctx.options.verify_timeout)
         while True:
             problems = []
@@ -81,7 +85,7 @@ class Verify(Phase):
             time.sleep(interval)
         refs = [i["ref"] for i in ctx.bundle.images]
         for h in ctx.nodes:
-            c = ctx.connections.get(h.label)
+            c = ctx.connections.get(h.label) if ctx.is_new(h) else None
             res = c.run("crictl images -o json", check=False) if c else None
             if res is not None and res.ok:
                 bad = foreign_images(json.loads(res.stdout), refs)
