@@ -1,0 +1,99 @@
+"""Day 2 on the rig: add node3 as a worker to an installed node1 + node2 cluster.
+
+plan add-node first (it lists node3's phases and, for node1/node2, only the /etc/hosts block and node1's time
+clients, and changes nothing: checksums of host files, journals, the record and the doubles' logs), then a
+join that fails (node3 cannot reach the API: an iptables REJECT) and resets node3 only, then the re-run that
+completes. kubeadm/kubelet/kubectl are TEST DOUBLES (tests/e2e/content/doubles): they record every call.
+"""
+
+from __future__ import annotations
+
+import json
+
+from rig import TIMER, LeakTrap
+
+from tests.e2e import scenario
+from tests.e2e.test_install import _double_calls, run
+
+# what plan must leave alone, on every node
+WATCHED = ("/etc/hosts /etc/chrony.conf /var/lib/airgap-installer/journal.json /etc/airgap-bundler/cluster.json "
+           "/var/log/kubeadm-double.log /var/log/kubectl-double.log /etc/yum.repos.d/* /etc/containerd/config.toml")
+
+
+def checksums(node) -> str:  # noqa: ANN001
+    return node.sh(f"sha256sum {WATCHED} 2>/dev/null; ls -A /var/lib/airgap-installer /etc/kubernetes 2>/dev/null; "
+                   "true")
+
+
+def test_add_worker_plan_failed_join_resets_only_it_then_rerun(rig, containerd_bundle, upstream, clean_trap):
+    tarball, _ = containerd_bundle
+    node1, node2, node3 = rig.nodes.nodes
+    before3 = scenario.snapshot(node3)
+    with TIMER.stage("e2e day2: deliver bundle, install node1 + node2"):
+        bundle_dir = rig.deliver_bundle(tarball)
+        scenario.put_media(node1, upstream)
+        node1.exec(["rm", "-f", f"{bundle_dir}/cluster.json"])
+        first = run(node1, scenario.install_command(
+            bundle_dir, ["--control-plane", node1.ip, "--workers", node2.ip]))
+    assert first.returncode == 0, first.stdout[-6000:]
+    record = json.loads(node1.read_file("/etc/airgap-bundler/cluster.json"))
+    assert len(record["bundle"]["sha256"]) == 64 and len(record["inventory"]["hosts"]) == 2
+    add = f"cd {bundle_dir} && ./install.py add-node --workers {node3.ip}"
+    try:
+        with TIMER.stage("e2e day2: plan add-node"):
+            sums = {n.name: checksums(n) for n in rig.nodes}
+            plan = run(node1, f"cd {bundle_dir} && ./install.py plan add-node --workers {node3.ip}")
+            assert plan.returncode == 0, plan.stdout[-4000:]
+            assert {n.name: checksums(n) for n in rig.nodes} == sums  # plan changes nothing
+        lines = [ln for ln in plan.stdout.splitlines() if ln.startswith("[")]
+        for ip in (node1.ip, node2.ip):
+            mine = [ln for ln in lines if ln.startswith(f"[{ip}]") and ": write " in ln or
+                    ln.startswith(f"[{ip}]") and "service" in ln]
+            assert mine and all("cluster_hosts: " in ln for ln in mine), mine
+            assert any("write /etc/hosts" in ln for ln in mine), mine
+        assert any(ln.startswith(f"[{node3.ip}]") and "kubeadm join" in ln for ln in lines), plan.stdout[-3000:]
+        assert "plan add-node:" in plan.stdout
+
+        with TIMER.stage("e2e day2: add-node, the join fails, node3 reset"):
+            node3.sh(f"iptables -I OUTPUT -d {node1.ip} -p tcp --dport 6443 -j REJECT")
+            joins2 = len(_double_calls(node2, "join"))
+            failed = run(node1, add)
+        node3.sh(f"iptables -D OUTPUT -d {node1.ip} -p tcp --dport 6443 -j REJECT")
+        assert failed.returncode != 0, failed.stdout[-3000:]
+        assert "The new host(s) were reset; the cluster is as before" in failed.stdout, failed.stdout[-3000:]
+        assert scenario.snapshot(node3) == before3  # node3 as found
+        assert node3.exec(["test", "-e", "/var/lib/airgap-installer"], check=False).returncode != 0
+        assert len(_double_calls(node2, "join")) == joins2  # nothing re-done on node2
+        record = json.loads(node1.read_file("/etc/airgap-bundler/cluster.json"))
+        assert len(record["inventory"]["hosts"]) == 2
+        assert record["history"][-1]["result"].startswith("failed (new hosts reset)")
+        assert node1.exec(["test", "-e", "/etc/airgap-bundler/lock"], check=False).returncode != 0
+
+        with TIMER.stage("e2e day2: add-node re-run"):
+            tokens_before = len(_double_calls(node1, "token create"))
+            done = run(node1, add)
+        assert done.returncode == 0, done.stdout[-6000:]
+        assert f"add-node: {node3.ip} joined" in done.stdout
+        # one short-lived token for the operation, deleted at its end; node3 joined with it
+        created = _double_calls(node1, "token create")[tokens_before:]
+        deleted = [c for c in _double_calls(node1, "token delete")
+                   if c.get("token") == created[0]["token"].split(".")[0]]
+        assert len(created) == 1 and "--ttl" in created[0]["argv"] and len(deleted) == 1 and "result" not in deleted[0]
+        join = [c for c in _double_calls(node3, "join") if c.get("config")][-1]
+        assert created[0]["token"] in join["config"]
+        assert created[0]["token"] not in node1.sh("kubeadm token list")
+        assert len(_double_calls(node2, "join")) == joins2
+        record = json.loads(node1.read_file("/etc/airgap-bundler/cluster.json"))
+        assert sorted(h["address"] for h in record["inventory"]["hosts"]) == sorted([node1.ip, node2.ip, node3.ip])
+        assert record["history"][-1]["operation"] == f"add-node {node3.ip}" and record["history"][-1]["result"] == "ok"
+        assert node3.ip in node1.read_file("/etc/hosts") and node3.ip in node2.read_file("/etc/hosts")
+        nodes = node1.sh("kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes")
+        assert "node3" in nodes, nodes
+        again = run(node1, add)  # node3 is in the cluster now
+        assert again.returncode != 0 and "is already in the cluster" in again.stdout, again.stdout[-2000:]
+    finally:
+        with TIMER.stage("e2e day2: reset"):
+            reset = run(node1, f"cd {bundle_dir} && ./install.py reset -y")
+    assert reset.returncode == 0, reset.stdout[-3000:]
+    assert scenario.snapshot(node3) == before3
+    assert clean_trap.connections() == [], LeakTrap.describe(clean_trap.connections())
