@@ -17,8 +17,8 @@ from installer.output import Output
 from installer.runner import DEFAULT_PARALLEL, Runner, default_bundle_dir
 from installer.verify_bundle import verify as verify_bundle
 
-COMMANDS = ("install", "plan", "status", "reset", "add-node")
-DAY2 = ("add-node",)  # `plan add-node ...` is their dry run
+COMMANDS = ("install", "plan", "status", "reset", "add-node", "remove-node")
+DAY2 = ("add-node", "remove-node")  # `plan add-node ...` is their dry run
 #: Commands that act on the bundle check it first, before the inventory is read or any host is contacted.
 #: status only reads the hosts' state, so it still works from a damaged copy.
 CHECKED_COMMANDS = ("install", "plan", "reset", "add-node")
@@ -36,6 +36,11 @@ DESCRIPTIONS = {
                 "record): preflight and the node phases run on the new hosts only; existing hosts only learn "
                 "the new names (/etc/hosts) and the serving host its new time clients. A failed add-node resets "
                 "the new hosts only. `./install.py plan add-node ...` shows what it would change.",
+    "remove-node": "Take a node out of the installed cluster: cordon, drain, remove its etcd member (control "
+                   "planes; also when the host is dead), reset the host if it answers, delete the Node. Refuses "
+                   "the serving host, the last control plane and a removal that breaks etcd quorum. Every step "
+                   "checks its state first: a re-run resumes. `./install.py plan remove-node NAME` shows what "
+                   "is left to do.",
     "reset": "Undo everything the installer did (kubeadm reset, restore changed files, remove installed "
              "packages and binaries) on every host of the cluster record, or on the hosts given.",
 }
@@ -95,6 +100,18 @@ def build_parser(command="install"):
     p = argparse.ArgumentParser(prog=prog, description=DESCRIPTIONS[base])
     if command == "install":
         p.usage = "%(prog)s [install|plan|status|reset|add-node] [options]"
+    if base == "remove-node":
+        p.add_argument("node", metavar="NAME", help="the node (its name, or its address in the cluster record)")
+        p.add_argument("--drain-timeout", type=_positive, metavar="SECONDS", default=300,
+                       help="give up draining after this long (default 300)")
+        p.add_argument("--skip-unreachable", metavar="NAME[,NAME]", default="",
+                       help="other hosts that are down: not contacted")
+        p.add_argument("--bundle", metavar="DIR", default=None,
+                       help="the installed bundle (default: next to install.py)")
+        if not dry:
+            p.add_argument("-y", "--yes", action="store_true", help="do not ask before removing")
+        _common(p, command)
+        return p
     if base in DAY2:
         _new_hosts(p)
         _common(p, command)
@@ -239,6 +256,22 @@ def options_of(args, data):
     return opts
 
 
+def resolve_recorded(args, say):
+    """Day-2 commands on the cluster as recorded (an installed one)."""
+    bundle_dir = os.path.abspath(args.bundle or default_bundle_dir())
+    data, path = rec.find(args.root, bundle_dir)
+    if data is None:
+        raise InstallerError("%s needs the cluster record of an installed cluster (%s on this host, or %s beside "
+                             "install.py), and there is none" % (args.command, rec.SERVE_RECORD, rec.BUNDLE_RECORD),
+                             hint="Run it on the host that installed the cluster, from the installed bundle")
+    if data.get("state") != "installed":
+        raise InstallerError("the cluster record %s says the cluster is %r, not installed" % (path, data.get("state")),
+                             hint="Finish the install first (./install.py)")
+    inventory = rec.inventory_from(data, path)
+    say("using the cluster record %s (%d host(s))" % (path, len(inventory.hosts)))
+    return bundle_dir, inventory, options_of(args, data), data
+
+
 def resolve_add_node(args, say):
     """add-node: the cluster from the record (required), the bundle checked against it, the new hosts merged
     in. Returns (bundle dir, merged inventory, options, record, labels of the new hosts)."""
@@ -297,6 +330,8 @@ def main(argv=None):
         new_labels = None
         if args.command == "add-node":
             bundle_dir, inventory, opts, previous, new_labels = resolve_add_node(args, notes.append)
+        elif args.command == "remove-node":
+            bundle_dir, inventory, opts, previous = resolve_recorded(args, notes.append)
         else:
             bundle_dir, inventory, opts, previous = resolve(args, notes.append)
             if args.command in ("install", "plan"):
@@ -312,7 +347,12 @@ def main(argv=None):
                         skip_verify=args.skip_bundle_check or checked is not None, previous_record=previous,
                         parallel=args.parallel)
         runner.ctx.skipped = skip_list(args, runner)
-        if new_labels:
+        if args.command == "remove-node":
+            if not args.plan and not args.yes and not _confirm(
+                    "remove-node will drain %s and take it out of the cluster. Continue? [y/N] " % args.node):
+                return 1
+            runner.remove_node(args.node, args.drain_timeout, dry_run=args.plan)
+        elif new_labels:
             runner.add_node(new_labels, dry_run=args.command == "plan" or args.plan)
         elif args.command == "plan":
             runner.plan()

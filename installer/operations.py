@@ -44,4 +44,10 @@ def add_node(dry_run=False):
     return Operation("add-node", add_node_phases(), dry_run=dry_run)
 
 
-OPERATIONS = {"install": install, "plan": plan, "status": status, "reset": reset, "add-node": add_node}
+def remove_node(dry_run=False):
+    from installer.removenode import remove_node_phases
+    return Operation("remove-node", remove_node_phases(), dry_run=dry_run, media=False, check_bundle=False)
+
+
+OPERATIONS = {"install": install, "plan": plan, "status": status, "reset": reset, "add-node": add_node,
+              "remove-node": remove_node}

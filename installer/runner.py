@@ -313,6 +313,68 @@ class Runner(object):
                                                                         self.out.shown_dir))
         return total
 
+    def remove_node(self, name, drain_timeout, dry_run=False):
+        """Take node `name` out of the cluster (installer.removenode); the record drops it on success."""
+        from installer import removenode
+        ctx = self.ctx
+        target = removenode.find(ctx, name)
+        if target.label in ctx.skipped:
+            ctx.skipped.discard(target.label)  # the target is handled below: reset only if it answers
+        # the target may be dead: it does not stop the operation, it is just not reset
+        unreachable = set(ctx.skipped)
+        if not target.local and not self._answers(target):
+            unreachable.add(target.label)
+            ctx.skipped.add(target.label)
+            self.out.say("%s does not answer: it is removed from the cluster but not reset" % target.label)
+        problems = removenode.refusals(ctx, target, unreachable)
+        if problems:
+            raise InstallerError("remove-node %s refused: %s" % (name, "; ".join(problems)),
+                                 hint="Nothing was changed")
+        ctx.remove_target = target
+        ctx.remove_operator = removenode.operator(ctx, target, unreachable)
+        ctx.drain_timeout = drain_timeout
+        op = operations.remove_node(dry_run)
+        if dry_run:
+            changed = self.execute(op)
+            total = sum(len(v) for v in changed.values())
+            self.out.say("plan remove-node: %d change(s)" % total if total else "plan remove-node: no changes")
+            return total
+        record = ClusterRecord(self.previous_record)
+        started = []
+
+        def begin():
+            record.start("remove-node %s" % name, ctx, operation_id=self.operation_id)
+            self.write_record(record)
+            started.append(True)
+
+        try:
+            changed = self.execute(op, before_changes=begin)
+        except InstallerError as e:
+            if started:
+                record.finish("failed: %s" % e.message)
+                self.write_record(record, quiet=True)
+                e.hint = "%s. Every step checks its state: run the same remove-node again to resume" % (
+                    (e.hint or "Fix the cause").rstrip("."))
+            raise
+        if not started:
+            begin()
+        from installer.inventory import Inventory
+        ctx.inventory = Inventory([h for h in ctx.inventory.hosts if h is not target], source=ctx.inventory.source)
+        record.set_inventory(ctx)
+        record.finish("ok")
+        self.write_record(record)
+        total = sum(len(v) for v in changed.values())
+        self.out.say("remove-node: %s removed; %d change(s)" % (name, total))
+        return total
+
+    def _answers(self, host):
+        from installer.ssh import SSH
+        try:
+            SSH(host, self.out.logger(host.label)).check("true", "checking the connection")
+            return True
+        except InstallerError:
+            return False
+
     def reset_new_hosts(self, labels):
         """After a failed add-node: the new hosts as found (reset journal), their Node objects deleted."""
         from installer.constants import KUBECTL

@@ -1,9 +1,11 @@
-"""Day 2 on the rig: add node3 as a worker to an installed node1 + node2 cluster.
+"""Day 2 on the rig: add node3 as a worker to an installed node1 + node2 cluster, then remove it.
 
 plan add-node first (it lists node3's phases and, for node1/node2, only the /etc/hosts block and node1's time
 clients, and changes nothing: checksums of host files, journals, the record and the doubles' logs), then a
 join that fails (node3 cannot reach the API: an iptables REJECT) and resets node3 only, then the re-run that
-completes. kubeadm/kubelet/kubectl are TEST DOUBLES (tests/e2e/content/doubles): they record every call.
+completes; remove-node refuses node1 (the serving host), plans node3's removal (changing nothing) and removes
+it (cordon, drain, host reset, delete). kubeadm/kubelet/kubectl are TEST DOUBLES (tests/e2e/content/doubles):
+they record every call.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ WATCHED = ("/etc/hosts /etc/chrony.conf /var/lib/airgap-installer/journal.json /
            "/var/log/kubeadm-double.log /var/log/kubectl-double.log /etc/yum.repos.d/* /etc/containerd/config.toml")
 
 
-def checksums(node) -> str:  # noqa: ANN001
-    return node.sh(f"sha256sum {WATCHED} 2>/dev/null; ls -A /var/lib/airgap-installer /etc/kubernetes 2>/dev/null; "
+def checksums(node, kubectl_log: bool = True) -> str:  # noqa: ANN001
+    watched = WATCHED if kubectl_log else WATCHED.replace("/var/log/kubectl-double.log ", "")
+    return node.sh(f"sha256sum {watched} 2>/dev/null; ls -A /var/lib/airgap-installer /etc/kubernetes 2>/dev/null; "
                    "true")
 
 
@@ -91,9 +94,42 @@ def test_add_worker_plan_failed_join_resets_only_it_then_rerun(rig, containerd_b
         assert "node3" in nodes, nodes
         again = run(node1, add)  # node3 is in the cluster now
         assert again.returncode != 0 and "is already in the cluster" in again.stdout, again.stdout[-2000:]
+
+        with TIMER.stage("e2e day2: remove-node (refuse node1, plan, remove node3)"):
+            refused = run(node1, f"cd {bundle_dir} && ./install.py remove-node node1 -y")
+            assert refused.returncode != 0 and "is the serving host" in refused.stdout, refused.stdout[-2000:]
+            sums = {n.name: checksums(n, kubectl_log=False) for n in rig.nodes}
+            kubectl_before = len(_kubectl_argvs(node1))
+            plan = run(node1, f"cd {bundle_dir} && ./install.py plan remove-node node3")
+            assert plan.returncode == 0, plan.stdout[-3000:]
+            assert {n.name: checksums(n, kubectl_log=False) for n in rig.nodes} == sums  # plan changes nothing
+            # it asked the cluster (kubectl get: the state checks) and changed nothing there
+            assert {a[2] for a in _kubectl_argvs(node1)[kubectl_before:]} == {"get"}
+            for step in ("cordon node3", "drain node3", "reset the host", "delete node node3"):
+                assert step in plan.stdout, plan.stdout[-3000:]
+            kubectl_before = len(_kubectl_argvs(node1))
+            removed = run(node1, f"cd {bundle_dir} && ./install.py remove-node node3 -y --drain-timeout 60")
+        assert removed.returncode == 0, removed.stdout[-4000:]
+        verbs = [a[2] for a in _kubectl_argvs(node1)[kubectl_before:] if len(a) > 2 and a[2] in
+                 ("cordon", "drain", "delete")]
+        assert verbs == ["cordon", "drain", "delete"], verbs
+        drain = [a for a in _kubectl_argvs(node1)[kubectl_before:] if "drain" in a][0]
+        assert "--timeout=60s" in drain and "--ignore-daemonsets" in drain
+        assert "node3" not in node1.sh("kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes")
+        assert scenario.snapshot(node3) == before3  # reset, as found
+        record = json.loads(node1.read_file("/etc/airgap-bundler/cluster.json"))
+        assert sorted(h["address"] for h in record["inventory"]["hosts"]) == sorted([node1.ip, node2.ip])
+        assert record["history"][-1]["operation"] == "remove-node node3"
+        resumed = run(node1, f"cd {bundle_dir} && ./install.py plan remove-node {node3.ip}")
+        assert resumed.returncode != 0 and "no node" in resumed.stdout  # gone from the record
     finally:
         with TIMER.stage("e2e day2: reset"):
             reset = run(node1, f"cd {bundle_dir} && ./install.py reset -y")
     assert reset.returncode == 0, reset.stdout[-3000:]
     assert scenario.snapshot(node3) == before3
     assert clean_trap.connections() == [], LeakTrap.describe(clean_trap.connections())
+
+
+def _kubectl_argvs(node) -> list[list[str]]:  # noqa: ANN001
+    text = node.exec(["sh", "-c", "cat /var/log/kubectl-double.log 2>/dev/null"], check=False).stdout
+    return [json.loads(line).get("argv") or [] for line in text.splitlines() if line.strip()]
