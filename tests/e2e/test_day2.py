@@ -1,4 +1,5 @@
-"""Day 2 on the rig: add node3 as a worker to an installed node1 + node2 cluster, then remove it.
+"""Day 2 on the rig: add node3 as a worker to an installed node1 + node2 cluster (node2 down and skipped),
+then remove it; remove a dead control plane from three.
 
 plan add-node first (it lists node3's phases and, for node1/node2, only the /etc/hosts block and node1's time
 clients, and changes nothing: checksums of host files, journals, the record and the doubles' logs), then a
@@ -72,10 +73,18 @@ def test_add_worker_plan_failed_join_resets_only_it_then_rerun(rig, containerd_b
         assert record["history"][-1]["result"].startswith("failed (new hosts reset)")
         assert node1.exec(["test", "-e", "/etc/airgap-bundler/lock"], check=False).returncode != 0
 
-        with TIMER.stage("e2e day2: add-node re-run"):
-            tokens_before = len(_double_calls(node1, "token create"))
-            done = run(node1, add)
+        with TIMER.stage("e2e day2: add-node re-run, node2 down and skipped"):
+            node2.sh("systemctl stop sshd kubelet")  # down: no SSH, its Node goes stale
+            try:
+                blocked = run(node1, add)
+                assert blocked.returncode != 0 and "Nothing was changed" in blocked.stdout, blocked.stdout[-2000:]
+                hosts2 = node2.read_file("/etc/hosts")
+                tokens_before = len(_double_calls(node1, "token create"))
+                done = run(node1, add + " --skip-unreachable node2")
+            finally:
+                node2.sh("systemctl start sshd kubelet")
         assert done.returncode == 0, done.stdout[-6000:]
+        assert "(skipped: " in done.stdout and node2.read_file("/etc/hosts") == hosts2  # not touched
         assert f"add-node: {node3.ip} joined" in done.stdout
         # one short-lived token for the operation, deleted at its end; node3 joined with it
         created = _double_calls(node1, "token create")[tokens_before:]
@@ -89,7 +98,7 @@ def test_add_worker_plan_failed_join_resets_only_it_then_rerun(rig, containerd_b
         record = json.loads(node1.read_file("/etc/airgap-bundler/cluster.json"))
         assert sorted(h["address"] for h in record["inventory"]["hosts"]) == sorted([node1.ip, node2.ip, node3.ip])
         assert record["history"][-1]["operation"] == f"add-node {node3.ip}" and record["history"][-1]["result"] == "ok"
-        assert node3.ip in node1.read_file("/etc/hosts") and node3.ip in node2.read_file("/etc/hosts")
+        assert node3.ip in node1.read_file("/etc/hosts")
         nodes = node1.sh("kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes")
         assert "node3" in nodes, nodes
         again = run(node1, add)  # node3 is in the cluster now
@@ -133,3 +142,44 @@ def test_add_worker_plan_failed_join_resets_only_it_then_rerun(rig, containerd_b
 def _kubectl_argvs(node) -> list[list[str]]:  # noqa: ANN001
     text = node.exec(["sh", "-c", "cat /var/log/kubectl-double.log 2>/dev/null"], check=False).stdout
     return [json.loads(line).get("argv") or [] for line in text.splitlines() if line.strip()]
+
+
+def test_remove_a_dead_control_plane(rig, containerd_bundle, upstream, clean_trap):
+    """node1..3 all control planes; node3 dies; remove-node node3 takes its etcd member out by name (from node1),
+    deletes its Node, and leaves the dead host alone. Removing it while node2 is skipped too is refused (quorum)."""
+    tarball, _ = containerd_bundle
+    node1, node2, node3 = rig.nodes.nodes
+    cps = f"{node1.ip},{node2.ip},{node3.ip}"
+    with TIMER.stage("e2e day2: install 3 control planes"):
+        bundle_dir = rig.deliver_bundle(tarball)
+        scenario.put_media(node1, upstream)
+        node1.exec(["rm", "-f", f"{bundle_dir}/cluster.json"])
+        first = run(node1, scenario.install_command(bundle_dir, ["--control-plane", cps]))
+    try:
+        assert first.returncode == 0, first.stdout[-6000:]
+        with TIMER.stage("e2e day2: remove the dead control plane node3"):
+            node3.sh("systemctl stop sshd kubelet")  # dead
+            try:
+                lost = run(node1, f"cd {bundle_dir} && ./install.py remove-node node3 -y --skip-unreachable node2")
+                assert lost.returncode != 0 and "etcd has 3 members of which 1 answer" in lost.stdout, lost.stdout
+                before = len(_kubectl_argvs(node1))
+                removed = run(node1, f"cd {bundle_dir} && ./install.py remove-node node3 -y")
+                assert removed.returncode == 0, removed.stdout[-4000:]
+                assert "does not answer: it is removed from the cluster but not reset" in removed.stdout
+                calls = [a[2:] for a in _kubectl_argvs(node1)[before:] if a[2] != "get"]
+                steps = [c[0] if c[0] != "-n" else c[4:][c[4:].index("member"):][:2] for c in calls]
+                assert steps == ["cordon", "drain", ["member", "list"], ["member", "remove"], "delete"], steps
+                members = node1.sh("kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system exec etcd-node1 "
+                                   "-- etcdctl member list -w json")
+                assert [m["name"] for m in json.loads(members)["members"]] == ["node1", "node2"]
+                assert "node3" not in node1.sh("kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes")
+                again = run(node1, f"cd {bundle_dir} && ./install.py remove-node {node3.ip} -y")
+                assert again.returncode != 0 and "no node" in again.stdout  # gone from the record
+            finally:
+                node3.sh("systemctl start sshd")
+    finally:
+        with TIMER.stage("e2e day2: reset (3 control planes)"):
+            reset = run(node1, f"cd {bundle_dir} && ./install.py reset -y")
+            reset3 = run(node1, f"cd {bundle_dir} && ./install.py reset -y --control-plane {node1.ip},{node3.ip}")
+    assert reset.returncode == 0 and reset3.returncode == 0, reset.stdout[-2000:] + reset3.stdout[-2000:]
+    assert clean_trap.connections() == [], LeakTrap.describe(clean_trap.connections())

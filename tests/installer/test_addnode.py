@@ -218,3 +218,13 @@ def test_install_with_the_cluster_plus_new_hosts_adds_them(tmp_path, monkeypatch
     del called[:]
     assert main(["install"] + base) == 0  # the same cluster: an ordinary (re-)install
     assert called == ["install"]
+
+
+def test_verify_ignores_pods_on_skipped_nodes():
+    from installer.phases.verify import pod_problems
+    pods = {"items": [{"metadata": {"name": "kube-proxy-a"}, "spec": {"nodeName": "node2"},
+                       "status": {"phase": "Unknown"}},
+                      {"metadata": {"name": "kube-proxy-b"}, "spec": {"nodeName": "node3"},
+                       "status": {"phase": "Running"}}]}
+    assert pod_problems(pods) == ["kube-proxy-a is Unknown"]
+    assert pod_problems(pods, ["node2"]) == []
