@@ -24,9 +24,9 @@ DAY2 = ("add-node", "remove-node")  # `plan add-node ...` is their dry run
 CHECKED_COMMANDS = ("install", "plan", "reset", "add-node")
 DESCRIPTIONS = {
     "install": "Install a Kubernetes cluster from this air-gapped bundle (also resumes an interrupted install). "
-               "Other commands: plan (dry run), status, reset; see ./install.py COMMAND --help. After an "
-               "install the cluster is remembered (%s on this host and cluster.json beside install.py): "
-               "later commands need no host options." % rec.SERVE_RECORD,
+               "Other commands: plan (dry run), status, reset, add-node, remove-node; see ./install.py COMMAND "
+               "--help. After an install the cluster is remembered (%s on this host and cluster.json beside "
+               "install.py): later commands need no host options." % rec.SERVE_RECORD,
     "plan": "Dry run of install: connect, run the preflight checks and list what install would change on each "
             "host. Changes nothing (not even python3 on this host). Hosts and options default to the cluster "
             "record of an earlier install.",
@@ -99,7 +99,7 @@ def build_parser(command="install"):
     prog = "install.py" if command == "install" else "install.py %s" % command.replace("-add-", " add-")
     p = argparse.ArgumentParser(prog=prog, description=DESCRIPTIONS[base])
     if command == "install":
-        p.usage = "%(prog)s [install|plan|status|reset|add-node] [options]"
+        p.usage = "%(prog)s [install|plan|status|reset|add-node|remove-node] [options]"
     if base == "remove-node":
         p.add_argument("node", metavar="NAME", help="the node (its name, or its address in the cluster record)")
         p.add_argument("--drain-timeout", type=_positive, metavar="SECONDS", default=300,

@@ -56,7 +56,8 @@ def install_md(m: Manifest) -> str:
 7. Add hosts later from this same bundle: `./install.py plan add-node --workers 10.0.0.14` shows what would
    change (the new host, and only the `/etc/hosts` block on the others), `./install.py add-node --workers
    10.0.0.14` does it (`--control-plane ADDR` for one more control plane). A failed add-node resets only the
-   new host; run it again. One operation at a time: an interrupted run's lock is released by `--abort`.
+   new host; run it again. `./install.py remove-node NAME` drains a node and takes it out (also a dead
+   one). One operation at a time: an interrupted run's lock is released by `--abort`.
 
 Contents: `repo/` (yum repository), `images/` (OCI image store), `files/`, `manifests/`, `bundle.json`
 (bill of materials with every checksum), `SHA256SUMS`.
