@@ -297,8 +297,7 @@ def resolve_add_node(args, say):
             for a in inv._split_addresses(args.workers)]
     for h in new:
         inv._check_address(h.address, "--control-plane/--workers")
-    given = inv.Inventory.__new__(inv.Inventory)  # the new hosts alone need no control plane
-    given.hosts, given.source = new, "--control-plane/--workers"
+    given = inv.Inventory(new, "--control-plane/--workers", needs_control_plane=False)
     inventory, labels = addnode.merge(data, path, given)
     say("using the cluster record %s (%d host(s)); adding %s" % (path, len(inventory.hosts) - len(labels),
                                                                ", ".join(labels)))

@@ -29,9 +29,7 @@ def _record_data(b, hosts=(("10.0.0.11", "control_plane", "cp1"), ("10.0.0.12", 
 
 
 def _new(*addrs, role="worker"):
-    inv = Inventory.__new__(Inventory)
-    inv.hosts, inv.source = [Host(a, role) for a in addrs], "test"
-    return inv
+    return Inventory([Host(a, role) for a in addrs], "test", needs_control_plane=False)
 
 
 def test_plan_add_node_parses_as_the_dry_run_of_add_node():
