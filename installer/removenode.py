@@ -107,6 +107,40 @@ def member_present(ctx, conn, name):
     return not res.ok or member_id(res.stdout, name) is not None
 
 
+def pdb_blockers(pdb_list_json):
+    """PodDisruptionBudgets that allow no disruption now (`kubectl get pdb -A -o json`): a drain waits on them."""
+    import json
+    try:
+        items = json.loads(pdb_list_json).get("items") or []
+    except ValueError:
+        return []
+    return ["%s/%s" % (i["metadata"].get("namespace"), i["metadata"].get("name")) for i in items
+            if (i.get("status") or {}).get("disruptionsAllowed", 1) == 0
+            and (i.get("status") or {}).get("expectedPods", 1) > 0]
+
+
+class DrainBlockers(Phase):
+    """A check, before anything changes: the budgets a drain would wait on, listed (the drain still runs and
+    gives up after --drain-timeout; a re-run resumes)."""
+
+    name = "drain_blockers"
+    title = "disruption budgets"
+    kind = "check"
+
+    def hosts(self, ctx):
+        return [ctx.remove_operator]
+
+    def check(self, ctx):
+        conn = ctx.connections[ctx.remove_operator.label]
+        res = conn.run("%s get pdb -A -o json" % KUBECTL, check=False)
+        blockers = pdb_blockers(res.stdout) if res.ok else []
+        if not blockers:
+            return []
+        return [(None, "note: PodDisruptionBudget(s) allowing no disruption now: %s; draining %s waits for them "
+                       "(at most --drain-timeout %d s; then fix them and run remove-node again)" % (
+                           ", ".join(blockers), ctx.node_name(ctx.remove_target), ctx.drain_timeout))]
+
+
 class RemoveFromCluster(Phase):
     """cordon, drain, etcd member (on the operator control plane)."""
 
@@ -172,4 +206,4 @@ class DeleteNode(Phase):
 
 
 def remove_node_phases():
-    return [RemoveFromCluster(), ResetRemoved(), DeleteNode()]
+    return [DrainBlockers(), RemoveFromCluster(), ResetRemoved(), DeleteNode()]

@@ -107,9 +107,13 @@ def test_add_worker_plan_failed_join_resets_only_it_then_rerun(rig, containerd_b
         with TIMER.stage("e2e day2: remove-node (refuse node1, plan, remove node3)"):
             refused = run(node1, f"cd {bundle_dir} && ./install.py remove-node node1 -y")
             assert refused.returncode != 0 and "is the serving host" in refused.stdout, refused.stdout[-2000:]
+            node1.write_file("/root/pdb.yaml", "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n"
+                             "  name: blocker\n  namespace: default\nspec:\n  minAvailable: 1\n")
+            node1.sh("kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f /root/pdb.yaml && rm /root/pdb.yaml")
             sums = {n.name: checksums(n, kubectl_log=False) for n in rig.nodes}
             kubectl_before = len(_kubectl_argvs(node1))
             plan = run(node1, f"cd {bundle_dir} && ./install.py plan remove-node node3")
+            assert "PodDisruptionBudget(s) allowing no disruption now: default/blocker" in plan.stdout, plan.stdout
             assert plan.returncode == 0, plan.stdout[-3000:]
             assert {n.name: checksums(n, kubectl_log=False) for n in rig.nodes} == sums  # plan changes nothing
             # it asked the cluster (kubectl get: the state checks) and changed nothing there
@@ -145,18 +149,24 @@ def _kubectl_argvs(node) -> list[list[str]]:  # noqa: ANN001
 
 
 def test_remove_a_dead_control_plane(rig, containerd_bundle, upstream, clean_trap):
-    """node1..3 all control planes; node3 dies; remove-node node3 takes its etcd member out by name (from node1),
-    deletes its Node, and leaves the dead host alone. Removing it while node2 is skipped too is refused (quorum)."""
+    """node1, node2 installed as control planes, node3 added as the third (add-node --control-plane); node3
+    dies; remove-node node3 takes its etcd member out by name (from node1), deletes its Node and leaves the dead
+    host alone. Removing it while node2 is skipped too is refused (no etcd quorum)."""
     tarball, _ = containerd_bundle
     node1, node2, node3 = rig.nodes.nodes
-    cps = f"{node1.ip},{node2.ip},{node3.ip}"
-    with TIMER.stage("e2e day2: install 3 control planes"):
+    with TIMER.stage("e2e day2: install 2 control planes, add-node --control-plane node3"):
         bundle_dir = rig.deliver_bundle(tarball)
         scenario.put_media(node1, upstream)
         node1.exec(["rm", "-f", f"{bundle_dir}/cluster.json"])
-        first = run(node1, scenario.install_command(bundle_dir, ["--control-plane", cps]))
+        first = run(node1, scenario.install_command(bundle_dir, ["--control-plane", f"{node1.ip},{node2.ip}"]))
+        added = run(node1, f"cd {bundle_dir} && ./install.py add-node --control-plane {node3.ip}") \
+            if first.returncode == 0 else first
     try:
         assert first.returncode == 0, first.stdout[-6000:]
+        assert added.returncode == 0, added.stdout[-6000:]
+        cp_join = [c for c in _double_calls(node3, "join") if c.get("result") == "ok"][-1]
+        assert cp_join.get("controlPlane") is True, cp_join
+        assert "test-double" in node3.sh("/usr/local/bin/helm version")  # helm on the new control plane
         with TIMER.stage("e2e day2: remove the dead control plane node3"):
             node3.sh("systemctl stop sshd kubelet")  # dead
             try:
@@ -179,6 +189,7 @@ def test_remove_a_dead_control_plane(rig, containerd_bundle, upstream, clean_tra
                 node3.sh("systemctl start sshd")
     finally:
         with TIMER.stage("e2e day2: reset (3 control planes)"):
+            node3.sh("systemctl start sshd")
             reset = run(node1, f"cd {bundle_dir} && ./install.py reset -y")
             reset3 = run(node1, f"cd {bundle_dir} && ./install.py reset -y --control-plane {node1.ip},{node3.ip}")
     assert reset.returncode == 0 and reset3.returncode == 0, reset.stdout[-2000:] + reset3.stdout[-2000:]

@@ -98,3 +98,14 @@ def test_the_record_drops_the_removed_node(tmp_path, monkeypatch):
     assert written[-1]["history"][-1]["operation"] == "remove-node w1"
     assert written[-1]["history"][-1]["result"] == "ok"
     assert runner.ctx.remove_operator.address == "127.0.0.1" and runner.ctx.remove_target.address == "10.0.0.12"
+
+
+def test_disruption_budgets_that_would_block_the_drain_are_listed():
+    pdbs = {"items": [{"metadata": {"namespace": "db", "name": "pg"}, "status": {"disruptionsAllowed": 0,
+                                                                                  "expectedPods": 3}},
+                      {"metadata": {"namespace": "web", "name": "front"}, "status": {"disruptionsAllowed": 1}},
+                      {"metadata": {"namespace": "x", "name": "empty"}, "status": {"disruptionsAllowed": 0,
+                                                                                  "expectedPods": 0}}]}
+    assert removenode.pdb_blockers(json.dumps(pdbs)) == ["db/pg"]
+    assert removenode.pdb_blockers("not json") == []
+    assert [p.name for p in removenode.remove_node_phases()][0] == "drain_blockers"

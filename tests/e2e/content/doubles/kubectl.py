@@ -4,7 +4,7 @@
 # Talks to the apiserver double (server, CA and token from the kubeconfig: --kubeconfig, $KUBECONFIG
 # or ~/.kube/config) and answers what the installer asks: `apply -f FILE`, `get nodes [-o json|wide]`,
 # `get pods [-n NS|-A] [-o json|wide]`, `rollout restart deployment NAME`, `version`, `cluster-info`,
-# `cordon NODE`, `drain NODE [--timeout=Ns ...]`, `delete node NODE [--ignore-not-found]`, and
+# `get pdb -A -o json`, `cordon NODE`, `drain NODE [--timeout=Ns ...]`, `delete node NODE [--ignore-not-found]`, and
 # `-n kube-system exec etcd-NODE -- etcdctl ... member list -w json | member remove HEXID` (the etcd double's
 # members are the control-plane nodes, kept by the apiserver double).
 # Every call is recorded as a JSON line in /var/log/kubectl-double.log (applied ConfigMaps in full).
@@ -167,7 +167,10 @@ def cmd_get(words: list, flags: dict) -> None:
                                              i["metadata"]["name"], ready, len(st["containerStatuses"]),
                                              st["phase"], i["spec"]["nodeName"]))
         return
-    kd.die(f"error: the kubectl TEST DOUBLE cannot get {what!r} (only nodes and pods)")
+    if what in ("pdb", "poddisruptionbudgets", "poddisruptionbudget") and out == "json":
+        print(json.dumps(_call(flags, "GET", "/apis/policy/v1/poddisruptionbudgets"), indent=2))
+        return
+    kd.die(f"error: the kubectl TEST DOUBLE cannot get {what!r} (only nodes, pods, and pdb -o json)")
 
 
 def cmd_rollout(words: list, flags: dict) -> None:

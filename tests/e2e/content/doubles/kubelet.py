@@ -218,6 +218,13 @@ class Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             if u.path == "/api/v1/nodes":
                 return self._send(200, self.state.nodes_json())
+            if u.path == "/apis/policy/v1/poddisruptionbudgets":
+                # the double does not count pods: an applied budget allows no disruption (what blocks a drain)
+                items = [{"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                          "metadata": {"name": o["name"], "namespace": o["namespace"]},
+                          "status": {"disruptionsAllowed": 0, "expectedPods": 1}}
+                         for o in self.state.data["objects"] if o["kind"] == "PodDisruptionBudget"]
+                return self._send(200, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudgetList", "items": items})
             if u.path == "/etcd/members":
                 members = self.state.etcd_members()
                 return self._send(200, {"members": [{"name": k, "ID": v} for k, v in members.items()]})
