@@ -226,3 +226,24 @@ def test_verify_ignores_pods_on_skipped_nodes():
                        "status": {"phase": "Running"}}]}
     assert pod_problems(pods) == ["kube-proxy-a is Unknown"]
     assert pod_problems(pods, ["node2"]) == []
+
+
+def test_workers_joining_at_once_share_one_token(bundle):
+    import threading
+    import time as _time
+
+    ctx = _day2_ctx(bundle)
+
+    class Slow(TokenConn):
+        def check(self, cmd, what=None, timeout=None):
+            _time.sleep(0.05)  # a slow kubeadm: the other threads arrive while the token is being made
+            return TokenConn.check(self, cmd, what, timeout)
+
+    conn = Slow()
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(operation_token(ctx, conn))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert got == ["abcdef.0123456789abcdef"] * 8 and conn.calls == ["kubeadm token create --ttl 30m"]
