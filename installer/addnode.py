@@ -6,10 +6,12 @@ Preflight runs on the new hosts only; the node phases (repos, host preparation, 
 run on the new hosts only; on failure the new hosts are reset (and nothing else), so a re-run starts clean.
 """
 
+from installer import operations
 from installer import record as rec
 from installer.changes import Service, WriteFile
 from installer.errors import InstallerError
 from installer.inventory import Inventory
+from installer.journal import Journal
 from installer.phases.base import Phase
 from installer.phases.helm import Helm
 from installer.phases.host_prep import CHRONY_CONF, HostPrep
@@ -20,6 +22,7 @@ from installer.phases.preflight import Preflight
 from installer.phases.registry import read_ca
 from installer.phases.runtime import Runtime
 from installer.phases.verify import Verify
+from installer.record import ClusterRecord
 
 
 def check_bundle_matches(data, path, bundle_dir):
@@ -179,3 +182,74 @@ def add_node_phases():
     return [NewHostsPreflight(), OnNewHosts(MediaRepo()), ClusterHosts(), OnNewHosts(HostPrep()),
             OnNewHosts(Runtime()), OnNewHosts(RequestedPackages()), OnNewHosts(JoinControlPlanes()),
             OnNewHosts(JoinWorkers()), OnNewHosts(Helm()), VerifyNew()]
+
+
+def run(runner, new_labels, dry_run=False):
+    """Join the hosts `new_labels` (already in the inventory, which is the recorded cluster plus them). On
+    failure the new hosts are reset and the record keeps the cluster as it was."""
+    ctx = runner.ctx
+    ctx.new_hosts = set(new_labels)
+    refuse = [lb for lb in sorted(ctx.skipped) if lb in ctx.new_hosts or lb in (
+        ctx.serve_host.label, ctx.first_cp.label)]
+    if refuse:
+        raise InstallerError("--skip-unreachable %s: add-node needs that host (the new hosts, the serving "
+                             "host and the first control plane take part)" % ", ".join(refuse),
+                             hint="Skip only hosts the operation does not change; nothing was changed")
+    op = operations.add_node(dry_run)
+    if dry_run:
+        changed = runner.execute(op)
+        total = sum(len(v) for v in changed.values())
+        runner.out.say("plan add-node: %d change(s)" % total if total else "plan add-node: no changes")
+        return total
+    previous = runner.previous_record or {}
+    record = ClusterRecord(previous)
+    started = []
+
+    def begin():
+        record.start("add-node %s" % ",".join(new_labels), ctx, operation_id=runner.operation_id)
+        record.data["inventory"] = previous.get("inventory")  # the new hosts count once they joined
+        runner.write_record(record)
+        started.append(True)
+
+    try:
+        changed = runner.execute(op, before_changes=begin)
+    except InstallerError as e:
+        if started:
+            runner.out.say("add-node failed: resetting the new host(s) %s only" % ", ".join(new_labels))
+            runner.reset_new_hosts(new_labels)
+            record.finish("failed (new hosts reset): %s" % e.message)
+            runner.write_record(record, quiet=True)
+            e.hint = ("The new host(s) were reset; the cluster is as before. %s"
+                      % (e.hint or "Fix the cause and run the same add-node again"))
+        raise
+    if not started:
+        begin()
+    record.set_inventory(ctx)
+    record.finish("ok")
+    runner.write_record(record)
+    total = sum(len(v) for v in changed.values())
+    for label, items in sorted(changed.items()):
+        runner.out.say("%d change(s)" % len(items) if items else "no changes", host=label)
+    runner.out.say("add-node: %s joined; %d change(s); logs in %s" % (", ".join(new_labels), total,
+                                                                    runner.out.shown_dir))
+    return total
+
+
+def reset_new_hosts(runner, labels):
+    """After a failed add-node: the new hosts as found (reset journal), their Node objects deleted."""
+    from installer.constants import KUBECTL
+    from installer.reset import reset_host
+    from installer.ssh import quote
+    ctx = runner.ctx
+    cp = ctx.connections.get(ctx.first_cp.label)
+    for h in ctx.nodes:
+        if h.label not in labels or h.label not in ctx.connections:
+            continue
+        journal = ctx.journals.get(h.label) or Journal.load(ctx.connections[h.label])
+        try:
+            reset_host(ctx.connections[h.label], journal, lambda text, lb=h.label: runner.out.say(
+                "reset: %s" % text, host=lb))
+        except InstallerError as e:
+            runner.out.say("reset failed (%s); run ./install.py reset on it by hand" % e.message, host=h.label)
+        if cp is not None:
+            cp.run("%s delete node %s --ignore-not-found" % (KUBECTL, quote(ctx.node_name(h))), check=False)

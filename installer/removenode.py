@@ -8,11 +8,14 @@ Refused before anything changes: the serving host, the last control plane, and a
 etcd without quorum.
 """
 
+from installer import operations
 from installer.changes import Callback, Command
 from installer.constants import KUBECTL
 from installer.errors import InstallerError
+from installer.inventory import Inventory
 from installer.phases.base import Phase
-from installer.ssh import quote
+from installer.record import ClusterRecord
+from installer.ssh import SSH, quote
 
 ETCD_CERTS = ("--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
               "--cert=/etc/kubernetes/pki/etcd/server.crt --key=/etc/kubernetes/pki/etcd/server.key")
@@ -207,3 +210,64 @@ class DeleteNode(Phase):
 
 def remove_node_phases():
     return [DrainBlockers(), RemoveFromCluster(), ResetRemoved(), DeleteNode()]
+
+
+def run(runner, name, drain_timeout, dry_run=False):
+    """Take node `name` out of the cluster (installer.removenode); the record drops it on success."""
+    ctx = runner.ctx
+    target = find(ctx, name)
+    if target.label in ctx.skipped:
+        ctx.skipped.discard(target.label)  # the target is handled below: reset only if it answers
+    # the target may be dead: it does not stop the operation, it is just not reset
+    unreachable = set(ctx.skipped)
+    if not target.local and not runner._answers(target):
+        unreachable.add(target.label)
+        ctx.skipped.add(target.label)
+        runner.out.say("%s does not answer: it is removed from the cluster but not reset" % target.label)
+    problems = refusals(ctx, target, unreachable)
+    if problems:
+        raise InstallerError("remove-node %s refused: %s" % (name, "; ".join(problems)),
+                             hint="Nothing was changed")
+    ctx.remove_target = target
+    ctx.remove_operator = operator(ctx, target, unreachable)
+    ctx.drain_timeout = drain_timeout
+    op = operations.remove_node(dry_run)
+    if dry_run:
+        changed = runner.execute(op)
+        total = sum(len(v) for v in changed.values())
+        runner.out.say("plan remove-node: %d change(s)" % total if total else "plan remove-node: no changes")
+        return total
+    record = ClusterRecord(runner.previous_record)
+    started = []
+
+    def begin():
+        record.start("remove-node %s" % name, ctx, operation_id=runner.operation_id)
+        runner.write_record(record)
+        started.append(True)
+
+    try:
+        changed = runner.execute(op, before_changes=begin)
+    except InstallerError as e:
+        if started:
+            record.finish("failed: %s" % e.message)
+            runner.write_record(record, quiet=True)
+            e.hint = "%s. Every step checks its state: run the same remove-node again to resume" % (
+                (e.hint or "Fix the cause").rstrip("."))
+        raise
+    if not started:
+        begin()
+    ctx.inventory = Inventory([h for h in ctx.inventory.hosts if h is not target], source=ctx.inventory.source)
+    record.set_inventory(ctx)
+    record.finish("ok")
+    runner.write_record(record)
+    total = sum(len(v) for v in changed.values())
+    runner.out.say("remove-node: %s removed; %d change(s)" % (name, total))
+    return total
+
+
+def answers(runner, host):
+    try:
+        SSH(host, runner.out.logger(host.label)).check("true", "checking the connection")
+        return True
+    except InstallerError:
+        return False

@@ -264,135 +264,22 @@ class Runner(object):
         return total
 
     def add_node(self, new_labels, dry_run=False):
-        """Join the hosts `new_labels` (already in the inventory, which is the recorded cluster plus them). On
-        failure the new hosts are reset and the record keeps the cluster as it was."""
-        ctx = self.ctx
-        ctx.new_hosts = set(new_labels)
-        refuse = [lb for lb in sorted(ctx.skipped) if lb in ctx.new_hosts or lb in (
-            ctx.serve_host.label, ctx.first_cp.label)]
-        if refuse:
-            raise InstallerError("--skip-unreachable %s: add-node needs that host (the new hosts, the serving "
-                                 "host and the first control plane take part)" % ", ".join(refuse),
-                                 hint="Skip only hosts the operation does not change; nothing was changed")
-        op = operations.add_node(dry_run)
-        if dry_run:
-            changed = self.execute(op)
-            total = sum(len(v) for v in changed.values())
-            self.out.say("plan add-node: %d change(s)" % total if total else "plan add-node: no changes")
-            return total
-        previous = self.previous_record or {}
-        record = ClusterRecord(previous)
-        started = []
-
-        def begin():
-            record.start("add-node %s" % ",".join(new_labels), ctx, operation_id=self.operation_id)
-            record.data["inventory"] = previous.get("inventory")  # the new hosts count once they joined
-            self.write_record(record)
-            started.append(True)
-
-        try:
-            changed = self.execute(op, before_changes=begin)
-        except InstallerError as e:
-            if started:
-                self.out.say("add-node failed: resetting the new host(s) %s only" % ", ".join(new_labels))
-                self.reset_new_hosts(new_labels)
-                record.finish("failed (new hosts reset): %s" % e.message)
-                self.write_record(record, quiet=True)
-                e.hint = ("The new host(s) were reset; the cluster is as before. %s"
-                          % (e.hint or "Fix the cause and run the same add-node again"))
-            raise
-        if not started:
-            begin()
-        record.set_inventory(ctx)
-        record.finish("ok")
-        self.write_record(record)
-        total = sum(len(v) for v in changed.values())
-        for label, items in sorted(changed.items()):
-            self.out.say("%d change(s)" % len(items) if items else "no changes", host=label)
-        self.out.say("add-node: %s joined; %d change(s); logs in %s" % (", ".join(new_labels), total,
-                                                                        self.out.shown_dir))
-        return total
-
-    def remove_node(self, name, drain_timeout, dry_run=False):
-        """Take node `name` out of the cluster (installer.removenode); the record drops it on success."""
-        from installer import removenode
-        ctx = self.ctx
-        target = removenode.find(ctx, name)
-        if target.label in ctx.skipped:
-            ctx.skipped.discard(target.label)  # the target is handled below: reset only if it answers
-        # the target may be dead: it does not stop the operation, it is just not reset
-        unreachable = set(ctx.skipped)
-        if not target.local and not self._answers(target):
-            unreachable.add(target.label)
-            ctx.skipped.add(target.label)
-            self.out.say("%s does not answer: it is removed from the cluster but not reset" % target.label)
-        problems = removenode.refusals(ctx, target, unreachable)
-        if problems:
-            raise InstallerError("remove-node %s refused: %s" % (name, "; ".join(problems)),
-                                 hint="Nothing was changed")
-        ctx.remove_target = target
-        ctx.remove_operator = removenode.operator(ctx, target, unreachable)
-        ctx.drain_timeout = drain_timeout
-        op = operations.remove_node(dry_run)
-        if dry_run:
-            changed = self.execute(op)
-            total = sum(len(v) for v in changed.values())
-            self.out.say("plan remove-node: %d change(s)" % total if total else "plan remove-node: no changes")
-            return total
-        record = ClusterRecord(self.previous_record)
-        started = []
-
-        def begin():
-            record.start("remove-node %s" % name, ctx, operation_id=self.operation_id)
-            self.write_record(record)
-            started.append(True)
-
-        try:
-            changed = self.execute(op, before_changes=begin)
-        except InstallerError as e:
-            if started:
-                record.finish("failed: %s" % e.message)
-                self.write_record(record, quiet=True)
-                e.hint = "%s. Every step checks its state: run the same remove-node again to resume" % (
-                    (e.hint or "Fix the cause").rstrip("."))
-            raise
-        if not started:
-            begin()
-        from installer.inventory import Inventory
-        ctx.inventory = Inventory([h for h in ctx.inventory.hosts if h is not target], source=ctx.inventory.source)
-        record.set_inventory(ctx)
-        record.finish("ok")
-        self.write_record(record)
-        total = sum(len(v) for v in changed.values())
-        self.out.say("remove-node: %s removed; %d change(s)" % (name, total))
-        return total
-
-    def _answers(self, host):
-        from installer.ssh import SSH
-        try:
-            SSH(host, self.out.logger(host.label)).check("true", "checking the connection")
-            return True
-        except InstallerError:
-            return False
+        """add-node (installer.addnode.run)."""
+        from installer import addnode
+        return addnode.run(self, new_labels, dry_run)
 
     def reset_new_hosts(self, labels):
-        """After a failed add-node: the new hosts as found (reset journal), their Node objects deleted."""
-        from installer.constants import KUBECTL
-        from installer.reset import reset_host
-        from installer.ssh import quote
-        ctx = self.ctx
-        cp = ctx.connections.get(ctx.first_cp.label)
-        for h in ctx.nodes:
-            if h.label not in labels or h.label not in ctx.connections:
-                continue
-            journal = ctx.journals.get(h.label) or Journal.load(ctx.connections[h.label])
-            try:
-                reset_host(ctx.connections[h.label], journal, lambda text, lb=h.label: self.out.say(
-                    "reset: %s" % text, host=lb))
-            except InstallerError as e:
-                self.out.say("reset failed (%s); run ./install.py reset on it by hand" % e.message, host=h.label)
-            if cp is not None:
-                cp.run("%s delete node %s --ignore-not-found" % (KUBECTL, quote(ctx.node_name(h))), check=False)
+        from installer import addnode
+        return addnode.reset_new_hosts(self, labels)
+
+    def remove_node(self, name, drain_timeout, dry_run=False):
+        """remove-node (installer.removenode.run)."""
+        from installer import removenode
+        return removenode.run(self, name, drain_timeout, dry_run)
+
+    def _answers(self, host):
+        from installer import removenode
+        return removenode.answers(self, host)
 
     def write_record(self, record, quiet=False):
         """Both copies of the cluster record; `quiet`: while failing already, a failure here is not raised."""
