@@ -9,6 +9,7 @@ run on the new hosts only; on failure the new hosts are reset (and nothing else)
 from installer import operations
 from installer import record as rec
 from installer.changes import Service, WriteFile
+from installer.constants import REGISTRY_PORT, REPO_PORT
 from installer.errors import InstallerError
 from installer.inventory import Inventory
 from installer.journal import Journal
@@ -122,6 +123,23 @@ class NewHostsPreflight(Preflight):
     def prepare(self, ctx):
         read_ca(ctx)
 
+    def check_all(self, ctx, facts_by_label):
+        """The install's checks, then: each new host reaches the bundle repo, the registry and the API."""
+        notes = Preflight.check_all(self, ctx, facts_by_label)
+        problems = []
+        for h in self.hosts(ctx):
+            conn = ctx.connections.get(h.label)
+            if conn is None:
+                continue
+            for what, addr, port in reach_targets(ctx):
+                if not conn.run(tcp_probe(addr, port), check=False).ok:
+                    problems.append("%s cannot reach %s at %s:%d" % (h.label, what, addr, port))
+        if problems:
+            raise InstallerError("preflight found %d problem(s): %s" % (len(problems), "; ".join(problems)),
+                                 phase="preflight", hint="Nothing was changed on any host. Open the network path "
+                                                         "(firewalls, routes) and run add-node again")
+        return notes
+
     def check_cluster(self, ctx, facts_by_label):
         errors, notes = [], []
         names = {}
@@ -142,6 +160,19 @@ class NewHostsPreflight(Preflight):
                 errors.append("the clocks of the new host(s) and the serving host differ by %d s; set the time "
                               "first (or pass --force)" % skew)
         return errors, notes
+
+
+def reach_targets(ctx):
+    """(what, address, port) a new node must reach: the repo and registry on the serving host, the API."""
+    host, _, port = ctx.api_endpoint.rpartition(":")
+    return [("the bundle repository", ctx.serve_address, REPO_PORT),
+            ("the image registry", ctx.serve_address, REGISTRY_PORT),
+            ("the Kubernetes API", host.strip("[]"), int(port))]
+
+
+def tcp_probe(addr, port, seconds=5):
+    """A TCP connect from the host (bash's /dev/tcp: no extra tool needed on a minimal EL host)."""
+    return "timeout %d bash -c 'exec 3<>/dev/tcp/%s/%d' 2>/dev/null" % (seconds, addr, port)
 
 
 class ClusterHosts(Phase):

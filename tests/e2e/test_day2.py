@@ -2,11 +2,11 @@
 then remove it; remove a dead control plane from three.
 
 plan add-node first (it lists node3's phases and, for node1/node2, only the /etc/hosts block and node1's time
-clients, and changes nothing: checksums of host files, journals, the record and the doubles' logs), then a
-join that fails (node3 cannot reach the API: an iptables REJECT) and resets node3 only, then the re-run that
-completes; remove-node refuses node1 (the serving host), plans node3's removal (changing nothing) and removes
-it (cordon, drain, host reset, delete). kubeadm/kubelet/kubectl are TEST DOUBLES (tests/e2e/content/doubles):
-they record every call.
+clients, and changes nothing: checksums of host files, journals, the record and the doubles' logs); preflight
+refuses node3 while it cannot reach the API (an iptables REJECT); a join that fails (a kubeadm wrapper) resets
+node3 only; the re-run completes; remove-node refuses node1 (the serving host), plans node3's removal
+(changing nothing) and removes it (cordon, drain, host reset, delete). kubeadm/kubelet/kubectl are TEST
+DOUBLES (tests/e2e/content/doubles): they record every call.
 """
 
 from __future__ import annotations
@@ -59,12 +59,26 @@ def test_add_worker_plan_failed_join_resets_only_it_then_rerun(rig, containerd_b
         assert "plan add-node:" in plan.stdout
 
         with TIMER.stage("e2e day2: add-node, the join fails, node3 reset"):
+            # preflight first: node3 must reach the API (blocked here) before anything changes
             node3.sh(f"iptables -I OUTPUT -d {node1.ip} -p tcp --dport 6443 -j REJECT")
+            try:
+                unreachable = run(node1, add)
+            finally:
+                node3.sh(f"iptables -D OUTPUT -d {node1.ip} -p tcp --dport 6443 -j REJECT")
+            assert unreachable.returncode != 0, unreachable.stdout[-3000:]
+            assert f"{node3.ip} cannot reach the Kubernetes API at {node1.ip}:6443" in unreachable.stdout
+            assert scenario.snapshot(node3) == before3
+            # then a join that fails (a kubeadm wrapper ahead in PATH refuses `join`)
+            node3.write_file("/usr/local/bin/kubeadm", "#!/bin/sh\ncase \"$1\" in join) echo 'injected join "
+                             "failure' >&2; exit 1 ;; esac\nexec /usr/bin/kubeadm \"$@\"\n", mode="0755")
             joins2 = len(_double_calls(node2, "join"))
-            failed = run(node1, add)
-        node3.sh(f"iptables -D OUTPUT -d {node1.ip} -p tcp --dport 6443 -j REJECT")
+            try:
+                failed = run(node1, add)
+            finally:
+                node3.sh("rm -f /usr/local/bin/kubeadm")
         assert failed.returncode != 0, failed.stdout[-3000:]
         assert "The new host(s) were reset; the cluster is as before" in failed.stdout, failed.stdout[-3000:]
+        assert "injected join failure" in failed.stdout
         assert scenario.snapshot(node3) == before3  # node3 as found
         assert node3.exec(["test", "-e", "/var/lib/airgap-installer"], check=False).returncode != 0
         assert len(_double_calls(node2, "join")) == joins2  # nothing re-done on node2

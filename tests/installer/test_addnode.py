@@ -247,3 +247,26 @@ def test_workers_joining_at_once_share_one_token(bundle):
     for t in threads:
         t.join(5)
     assert got == ["abcdef.0123456789abcdef"] * 8 and conn.calls == ["kubeadm token create --ttl 30m"]
+
+
+def test_preflight_checks_the_new_hosts_reach_repo_registry_and_api(bundle):
+    ctx = _day2_ctx(bundle)
+    probes = []
+
+    class Probe(TokenConn):
+        def __init__(self, blocked):
+            TokenConn.__init__(self)
+            self.blocked = blocked
+
+        def run(self, cmd, check=True, timeout=None):
+            probes.append(cmd)
+            return Result(cmd, 1 if self.blocked in cmd else 0, "", "")
+
+    ctx.connections = {"10.0.0.13": Probe("/6443"), "10.0.0.14": Probe("nothing")}
+    pre = addnode.NewHostsPreflight()
+    with pytest.raises(InstallerError) as e:
+        pre.check_all(ctx, ctx.facts)
+    assert "10.0.0.13 cannot reach the Kubernetes API at 10.0.0.11:6443" in str(e.value)
+    assert "10.0.0.14" not in str(e.value) and "Nothing was changed" in str(e.value)
+    assert "timeout 5 bash -c 'exec 3<>/dev/tcp/10.0.0.11/8089'" in probes[0]
+    assert len(probes) == 6  # three targets from each new host, none from the existing ones
