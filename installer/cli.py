@@ -11,24 +11,36 @@ from installer import record as rec
 from installer.bundle import Bundle
 from installer.context import Options, upstream_dns_list
 from installer.errors import InstallerError
+from installer.lock import LOCK
+from installer.lock import abort as abort_lock
 from installer.output import Output
 from installer.runner import DEFAULT_PARALLEL, Runner, default_bundle_dir
 from installer.verify_bundle import verify as verify_bundle
 
-COMMANDS = ("install", "plan", "status", "reset")
+COMMANDS = ("install", "plan", "status", "reset", "add-node", "remove-node")
+DAY2 = ("add-node", "remove-node")  # `plan add-node ...` is their dry run
 #: Commands that act on the bundle check it first, before the inventory is read or any host is contacted.
 #: status only reads the hosts' state, so it still works from a damaged copy.
-CHECKED_COMMANDS = ("install", "plan", "reset")
+CHECKED_COMMANDS = ("install", "plan", "reset", "add-node")
 DESCRIPTIONS = {
     "install": "Install a Kubernetes cluster from this air-gapped bundle (also resumes an interrupted install). "
-               "Other commands: plan (dry run), status, reset; see ./install.py COMMAND --help. After an "
-               "install the cluster is remembered (%s on this host and cluster.json beside install.py): "
-               "later commands need no host options." % rec.SERVE_RECORD,
+               "Other commands: plan (dry run), status, reset, add-node, remove-node; see ./install.py COMMAND "
+               "--help. After an install the cluster is remembered (%s on this host and cluster.json beside "
+               "install.py): later commands need no host options." % rec.SERVE_RECORD,
     "plan": "Dry run of install: connect, run the preflight checks and list what install would change on each "
             "host. Changes nothing (not even python3 on this host). Hosts and options default to the cluster "
             "record of an earlier install.",
     "status": "Show each host's OS, installer phases done and service states, and the cluster's nodes. Reads "
               "only; hosts default to the cluster record of an earlier install.",
+    "add-node": "Join new hosts to the installed cluster from the installed bundle (the one in the cluster "
+                "record): preflight and the node phases run on the new hosts only; existing hosts only learn "
+                "the new names (/etc/hosts) and the serving host its new time clients. A failed add-node resets "
+                "the new hosts only. `./install.py plan add-node ...` shows what it would change.",
+    "remove-node": "Take a node out of the installed cluster: cordon, drain, remove its etcd member (control "
+                   "planes; also when the host is dead), reset the host if it answers, delete the Node. Refuses "
+                   "the serving host, the last control plane and a removal that breaks etcd quorum. Every step "
+                   "checks its state first: a re-run resumes. `./install.py plan remove-node NAME` shows what "
+                   "is left to do.",
     "reset": "Undo everything the installer did (kubeadm reset, restore changed files, remove installed "
              "packages and binaries) on every host of the cluster record, or on the hosts given.",
 }
@@ -69,11 +81,41 @@ def _install_options(p, hidden=False):
     c.add_argument("--verify-timeout", type=int, metavar="SECONDS", help=h("default: 600"))
 
 
+def _new_hosts(p):
+    g = p.add_argument_group("the new hosts (the cluster itself comes from the cluster record)")
+    g.add_argument("--control-plane", metavar="ADDR", help="a new control-plane host (one at a time)")
+    g.add_argument("--workers", metavar="ADDR[,ADDR]", default="", help="new worker hosts")
+    g.add_argument("--ssh-user", default="root", help="SSH login of the new hosts (default root)")
+    g.add_argument("--ssh-key", metavar="FILE", help="SSH private key for the new hosts")
+    g.add_argument("--ssh-port", type=int, default=22)
+    g.add_argument("--bundle", metavar="DIR", default=None, help="the installed bundle (default: next to install.py)")
+    g.add_argument("--skip-unreachable", metavar="NAME[,NAME]", default="",
+                   help="existing hosts that are down: not contacted (only hosts the operation does not change)")
+
+
 def build_parser(command="install"):
-    prog = "install.py" if command == "install" else "install.py %s" % command
-    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTIONS[command])
+    dry = command.startswith("plan-")
+    base = command[5:] if dry else command
+    prog = "install.py" if command == "install" else "install.py %s" % command.replace("-add-", " add-")
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTIONS[base])
     if command == "install":
-        p.usage = "%(prog)s [install|plan|status|reset] [options]"
+        p.usage = "%(prog)s [install|plan|status|reset|add-node|remove-node] [options]"
+    if base == "remove-node":
+        p.add_argument("node", metavar="NAME", help="the node (its name, or its address in the cluster record)")
+        p.add_argument("--drain-timeout", type=_positive, metavar="SECONDS", default=300,
+                       help="give up draining after this long (default 300)")
+        p.add_argument("--skip-unreachable", metavar="NAME[,NAME]", default="",
+                       help="other hosts that are down: not contacted")
+        p.add_argument("--bundle", metavar="DIR", default=None,
+                       help="the installed bundle (default: next to install.py)")
+        if not dry:
+            p.add_argument("-y", "--yes", action="store_true", help="do not ask before removing")
+        _common(p, command)
+        return p
+    if base in DAY2:
+        _new_hosts(p)
+        _common(p, command)
+        return p
     _hosts(p)
     if command in ("install", "plan"):
         _install_options(p)
@@ -81,12 +123,19 @@ def build_parser(command="install"):
         # reset is often typed as the install command line with "reset": those options are accepted and unused
         _install_options(p, hidden=True)
         p.add_argument("-y", "--yes", action="store_true", help="do not ask before reset")
+    _common(p, command)
+    return p
+
+
+def _common(p, command):
     p.add_argument("--parallel", type=_positive, metavar="N", default=DEFAULT_PARALLEL,
                    help="work on at most N hosts at once (default %d)" % DEFAULT_PARALLEL)
+    if command not in ("status", "plan") and not command.startswith("plan-"):
+        p.add_argument("--abort", action="store_true",
+                       help="release the lock left by an interrupted operation (%s) and stop" % LOCK)
     p.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests: redirect local paths
     p.add_argument("--skip-bundle-check", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--version", action="version", version="airgap-installer %s" % __version__)
-    return p
 
 
 def _positive(text):
@@ -110,7 +159,12 @@ def split_command(argv):
     prev = None
     for i, a in enumerate(argv):
         if a in COMMANDS and not (prev in values and "=" not in prev):
-            return a, argv[:i] + argv[i + 1:]
+            rest = argv[:i] + argv[i + 1:]
+            if a == "plan":  # plan add-node ...: the day-2 command's dry run
+                for j, b in enumerate(rest):
+                    if b in DAY2 and not (j and rest[j - 1] in values and "=" not in rest[j - 1]):
+                        return "plan-" + b, rest[:j] + rest[j + 1:]
+            return a, rest
         if a == "--":
             break
         prev = a
@@ -129,7 +183,8 @@ def parse(argv):
                          % " ".join(opts))
         parser.error("unrecognized arguments: %s (see ./install.py %s--help)"
                      % (" ".join(extra), "" if command == "install" else command + " "))
-    args.command = command
+    args.plan = command.startswith("plan-")
+    args.command = command[5:] if args.plan else command
     return args
 
 
@@ -184,6 +239,11 @@ def resolve(args, say):
             if diff:
                 say("note: the hosts given differ from the cluster record %s: %s; the hosts given are used"
                     % (path, "; ".join(diff)))
+    return bundle_dir, inventory, options_of(args, data), data
+
+
+def options_of(args, data):
+    """The options given on the command line; the cluster record's (then the defaults) for the others."""
     recorded = (data or {}).get("options") or {}
     values = {}
     for key, default in rec.OPTION_DEFAULTS.items():
@@ -193,16 +253,88 @@ def resolve(args, say):
         values[key] = v
     opts = Options(force=getattr(args, "force", False), **values)
     upstream_dns_list(opts.upstream_dns)  # a clear error before anything else
-    return bundle_dir, inventory, opts, data
+    return opts
+
+
+def resolve_recorded(args, say):
+    """Day-2 commands on the cluster as recorded (an installed one)."""
+    bundle_dir = os.path.abspath(args.bundle or default_bundle_dir())
+    data, path = rec.find(args.root, bundle_dir)
+    if data is None:
+        raise InstallerError("%s needs the cluster record of an installed cluster (%s on this host, or %s beside "
+                             "install.py), and there is none" % (args.command, rec.SERVE_RECORD, rec.BUNDLE_RECORD),
+                             hint="Run it on the host that installed the cluster, from the installed bundle")
+    if data.get("state") != "installed":
+        raise InstallerError("the cluster record %s says the cluster is %r, not installed" % (path, data.get("state")),
+                             hint="Finish the install first (./install.py)")
+    inventory = rec.inventory_from(data, path)
+    say("using the cluster record %s (%d host(s))" % (path, len(inventory.hosts)))
+    return bundle_dir, inventory, options_of(args, data), data
+
+
+def resolve_add_node(args, say):
+    """add-node: the cluster from the record (required), the bundle checked against it, the new hosts merged
+    in. Returns (bundle dir, merged inventory, options, record, labels of the new hosts)."""
+    from installer import addnode
+    bundle_dir = os.path.abspath(args.bundle or default_bundle_dir())
+    data, path = rec.find(args.root, bundle_dir)
+    if data is None:
+        raise InstallerError("add-node needs the cluster record of an installed cluster (%s on this host, or %s "
+                             "beside install.py), and there is none" % (rec.SERVE_RECORD, rec.BUNDLE_RECORD),
+                             hint="Run add-node on the host that installed the cluster, from the installed bundle")
+    if data.get("state") != "installed":
+        raise InstallerError("the cluster record %s says the cluster is %r, not installed" % (path, data.get("state")),
+                             hint="Finish the install first (./install.py), then add nodes")
+    addnode.check_bundle_matches(data, path, bundle_dir)
+    cps = inv._split_addresses(args.control_plane)
+    if len(cps) > 1 or (cps and inv._split_addresses(args.workers)):
+        raise InstallerError("add-node adds control planes one at a time, and not together with workers",
+                             hint="Run add-node --control-plane ADDR once per control plane, then the workers")
+    if not cps and not inv._split_addresses(args.workers):
+        raise InstallerError("add-node: no new host given", hint="Pass --workers A[,B] or --control-plane A")
+    new = [inv.Host(a, inv.ROLE_CONTROL_PLANE, user=args.ssh_user, port=args.ssh_port, key=args.ssh_key) for a in cps]
+    new += [inv.Host(a, inv.ROLE_WORKER, user=args.ssh_user, port=args.ssh_port, key=args.ssh_key)
+            for a in inv._split_addresses(args.workers)]
+    for h in new:
+        inv._check_address(h.address, "--control-plane/--workers")
+    given = inv.Inventory(new, "--control-plane/--workers", needs_control_plane=False)
+    inventory, labels = addnode.merge(data, path, given)
+    say("using the cluster record %s (%d host(s)); adding %s" % (path, len(inventory.hosts) - len(labels),
+                                                               ", ".join(labels)))
+    return bundle_dir, inventory, options_of(args, data), data, labels
+
+
+def skip_list(args, runner):
+    """--skip-unreachable NAME[,NAME]: the labels of those hosts (by node name, label or address)."""
+    names = [n for n in inv._split_addresses(getattr(args, "skip_unreachable", "")) if n]
+    out = set()
+    for n in names:
+        match = [h for h in runner.ctx.all_hosts
+                 if n in (h.label, h.address, h.alias, h.name, runner.ctx.recorded_names.get(h.address))]
+        if not match:
+            raise InstallerError("--skip-unreachable %s: no such host in the cluster" % n,
+                                 hint="Name a host of the cluster record (./install.py status lists them)")
+        out.update(h.label for h in match)
+    return out
 
 
 def main(argv=None):
     args = parse(sys.argv[1:] if argv is None else argv)
     out = None
     try:
+        if getattr(args, "abort", False):
+            return abort(args)
         notes = []
         checked = check_bundle_first(args, os.path.abspath(args.bundle or default_bundle_dir()))
-        bundle_dir, inventory, opts, previous = resolve(args, notes.append)
+        new_labels = None
+        if args.command == "add-node":
+            bundle_dir, inventory, opts, previous, new_labels = resolve_add_node(args, notes.append)
+        elif args.command == "remove-node":
+            bundle_dir, inventory, opts, previous = resolve_recorded(args, notes.append)
+        else:
+            bundle_dir, inventory, opts, previous = resolve(args, notes.append)
+            if args.command in ("install", "plan"):
+                new_labels = grown_cluster(args, bundle_dir, inventory, previous, notes.append)
         bundle = Bundle.load(bundle_dir)
         out = Output(root=args.root)
         if checked is not None:
@@ -213,7 +345,15 @@ def main(argv=None):
         runner = Runner(bundle, inventory, opts, out, root=args.root, gpg_key=getattr(args, "key", None),
                         skip_verify=args.skip_bundle_check or checked is not None, previous_record=previous,
                         parallel=args.parallel)
-        if args.command == "plan":
+        runner.ctx.skipped = skip_list(args, runner)
+        if args.command == "remove-node":
+            if not args.plan and not args.yes and not _confirm(
+                    "remove-node will drain %s and take it out of the cluster. Continue? [y/N] " % args.node):
+                return 1
+            runner.remove_node(args.node, args.drain_timeout, dry_run=args.plan)
+        elif new_labels:
+            runner.add_node(new_labels, dry_run=args.command == "plan" or args.plan)
+        elif args.command == "plan":
             runner.plan()
         elif args.command == "status":
             runner.status()
@@ -233,6 +373,31 @@ def main(argv=None):
     except KeyboardInterrupt:
         sys.stderr.write("interrupted; run ./install.py again to resume\n")
         return 130
+
+
+def grown_cluster(args, bundle_dir, inventory, previous, say):
+    """install (or plan) with an inventory that is the installed cluster plus new hosts: the labels of the new
+    hosts (the command then adds them like add-node, without --force); None otherwise."""
+    from installer import addnode
+    if not previous or previous.get("state") != "installed" or load_inventory(args) is None:
+        return None
+    recorded = dict((h["address"], h["role"]) for h in previous["inventory"]["hosts"])
+    given = dict((h.address, h.role) for h in inventory.hosts)
+    if any(given.get(a) != r for a, r in recorded.items()) or len(given) == len(recorded):
+        return None
+    addnode.check_bundle_matches(previous, "the cluster record", bundle_dir)
+    labels = [h.label for h in inventory.hosts if h.address not in recorded]
+    say("the hosts given are the installed cluster plus %s: adding them (as ./install.py add-node does)"
+        % ", ".join(labels))
+    return labels
+
+
+def abort(args):
+    """--abort: release a stale host lock and mark the interrupted operation aborted in the record."""
+    sys.stdout.write(abort_lock(args.root) + "\n")
+    for path in rec.mark_aborted(args.root, os.path.abspath(args.bundle or default_bundle_dir())):
+        sys.stdout.write("marked the interrupted operation aborted in %s\n" % path)
+    return 0
 
 
 def _confirm(prompt):

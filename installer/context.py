@@ -57,6 +57,10 @@ class Context(object):
         self.connections = {}
         self.ca_pem = None  # registry CA, once it exists
         self.previous_record = None  # the cluster record of an earlier operation (dict), if any
+        self.new_hosts = None  # add-node: labels of the hosts being added (None: not a day-2 operation)
+        self.skipped = set()   # --skip-unreachable: labels of hosts this operation neither contacts nor changes
+        self.recorded_names = {}  # address -> node name from the cluster record (for hosts without facts)
+        self.join_token = None  # the operation's bootstrap token (installer.phases.join)
         self.serve_python = sys.executable or "/usr/bin/python3"
         self.log = lambda msg: None
 
@@ -83,7 +87,17 @@ class Context(object):
             return host.name
         f = self.facts.get(host.label)
         hostname = f.hostname if f is not None else None
-        return hostname.lower() if hostname else host.address.split(".")[0].lower()
+        if hostname:
+            return hostname.lower()
+        return self.recorded_names.get(host.address) or host.address.split(".")[0].lower()
+
+    def is_new(self, host):
+        """add-node: the host is being added (every host is, for an install)."""
+        return self.new_hosts is None or host.label in self.new_hosts
+
+    @property
+    def reachable_hosts(self):
+        return [h for h in self.all_hosts if h.label not in self.skipped]
 
     # -- addresses ------------------------------------------------------------------------------------
     @property

@@ -84,9 +84,11 @@ class Host(object):
 
 
 class Inventory(object):
-    def __init__(self, hosts, source="command line"):
+    def __init__(self, hosts, source="command line", needs_control_plane=True):
+        """`needs_control_plane` False: hosts joining an existing cluster (add-node) need none among them."""
         self.hosts = list(hosts)
         self.source = source
+        self.needs_control_plane = needs_control_plane
         self.validate()
 
     @property
@@ -102,7 +104,7 @@ class Inventory(object):
         return self.control_planes[0]
 
     def validate(self):
-        if not self.control_planes:
+        if not self.control_planes and self.needs_control_plane:
             raise InstallerError(
                 "the inventory (%s) has no control-plane host" % self.source,
                 hint="Name at least one host under [control_plane], or pass --control-plane ADDRESS")

@@ -6,10 +6,12 @@ from installer.phases import install_phases
 
 class Operation(object):
     """`dry_run`: phases only say what they would change; `media`: the OS media is described first (the
-    repo phase serves it); `check_bundle`: the bundle is checked against SHA256SUMS before connecting."""
+    repo phase serves it); `check_bundle`: the bundle is checked against SHA256SUMS before connecting;
+    `locks`: it changes hosts, so it holds the host lock while it runs."""
 
-    def __init__(self, name, phases, dry_run=False, media=True, check_bundle=True):
+    def __init__(self, name, phases, dry_run=False, media=True, check_bundle=True, locks=None):
         self.name = name
+        self.locks = (not dry_run) if locks is None else locks  # takes the host lock (installer.lock)
         self.phases = list(phases)
         self.dry_run = dry_run
         self.media = media
@@ -29,7 +31,7 @@ def plan():
 
 def status():
     from installer.phases.status import Status
-    return Operation("status", [Status()], media=False, check_bundle=False)
+    return Operation("status", [Status()], media=False, check_bundle=False, locks=False)
 
 
 def reset():
@@ -37,4 +39,15 @@ def reset():
     return Operation("reset", [Reset()], media=False, check_bundle=False)
 
 
-OPERATIONS = {"install": install, "plan": plan, "status": status, "reset": reset}
+def add_node(dry_run=False):
+    from installer.addnode import add_node_phases
+    return Operation("add-node", add_node_phases(), dry_run=dry_run)
+
+
+def remove_node(dry_run=False):
+    from installer.removenode import remove_node_phases
+    return Operation("remove-node", remove_node_phases(), dry_run=dry_run, media=False, check_bundle=False)
+
+
+OPERATIONS = {"install": install, "plan": plan, "status": status, "reset": reset, "add-node": add_node,
+              "remove-node": remove_node}

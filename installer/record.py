@@ -7,6 +7,7 @@ directory still knows its cluster). It is written when an install starts (state 
 install can still be reset without retyping hosts) and again when it finished.
 """
 
+import hashlib
 import json
 import os
 import time
@@ -28,6 +29,15 @@ HISTORY_KEEP = 50
 
 def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def bundle_sha256(bundle_dir):
+    """sha256 of the bundle's bundle.json: what day-2 commands compare to refuse a different bundle."""
+    p = os.path.join(bundle_dir, "bundle.json")
+    if not os.path.exists(p):
+        return None
+    with open(p, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def serve_record_path(root="/"):
@@ -66,11 +76,22 @@ def inventory_from(data, path):
     return Inventory(hosts, source="cluster record %s" % path)
 
 
-def host_entries(inventory):
+def host_entries(inventory, node_name=None):
     # the key as an absolute path: later commands may run from another directory
-    return [{"address": h.address, "role": h.role, "name": h.name, "user": h.user, "port": h.port,
+    out = []
+    for h in inventory.hosts:
+        e = {"address": h.address, "role": h.role, "name": h.name, "user": h.user, "port": h.port,
              "key": os.path.abspath(h.key) if h.key else None, "alias": h.alias, "become": h.become}
-            for h in inventory.hosts]
+        if node_name is not None:
+            e["nodeName"] = node_name(h)  # what the cluster calls it (day-2 commands find it by this name)
+        out.append(e)
+    return out
+
+
+def recorded_names(data):
+    """address -> node name, from a record (for hosts an operation does not reach)."""
+    return dict((h.get("address"), h.get("nodeName")) for h in ((data or {}).get("inventory") or {}).get("hosts", [])
+                if h.get("nodeName"))
 
 
 def differences(recorded, given):
@@ -94,23 +115,30 @@ class ClusterRecord(object):
     def __init__(self, previous=None):
         self.data = dict(previous or {})
 
-    def start(self, operation, ctx, dns=None):
+    def start(self, operation, ctx, dns=None, operation_id=None):
         b = ctx.bundle
         d = self.data
         d["recordVersion"] = RECORD_VERSION
         d["state"] = "installing" if operation == "install" else d.get("state", "installed")
-        d["bundle"] = {"name": b.name, "version": b.data.get("version"), "id": ctx.bundle_id, "os": b.os,
+        d["bundle"] = {"name": b.name, "version": b.data.get("version"), "id": ctx.bundle_id,
+                       "sha256": bundle_sha256(b.root), "os": b.os,
                        "arch": b.arch, "runtime": b.runtime, "cni": b.cni, "dir": b.root}
         d["kubernetes"] = b.k8s_version
-        d["inventory"] = {"source": ctx.inventory.source, "hosts": host_entries(ctx.inventory)}
+        self.set_inventory(ctx)
         d["serveHost"] = {"address": ctx.serve_address, "name": ctx.node_name(ctx.serve_host)}
         d["options"] = dict((k, getattr(ctx.options, k, v)) for k, v in sorted(OPTION_DEFAULTS.items()))
         if dns is not None:
             d["dns"] = dns
         history = list(d.get("history") or [])
-        history.append({"operation": operation, "started": _now(), "result": "in progress", "pid": os.getpid()})
+        entry = {"operation": operation, "started": _now(), "result": "in progress", "pid": os.getpid()}
+        if operation_id:
+            entry["id"] = operation_id
+        history.append(entry)
         d["history"] = history[-HISTORY_KEEP:]
         d["updated"] = _now()
+
+    def set_inventory(self, ctx):
+        self.data["inventory"] = {"source": ctx.inventory.source, "hosts": host_entries(ctx.inventory, ctx.node_name)}
 
     def finish(self, result, state=None):
         if state:
@@ -146,3 +174,27 @@ class ClusterRecord(object):
     def remove_serve_copy(self, serve_conn):
         serve_conn.run("rm -f %s; rmdir %s 2>/dev/null; true" % (
             quote(serve_conn.path(SERVE_RECORD)), quote(serve_conn.path(os.path.dirname(SERVE_RECORD)))), check=False)
+
+
+def mark_aborted(root, bundle_dir):
+    """--abort: the record's operation left "in progress" by an interrupted run is marked aborted (both copies
+    that exist on this host). Returns the paths changed."""
+    changed = []
+    for path in (serve_record_path(root), os.path.join(bundle_dir, BUNDLE_RECORD)):
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (IOError, OSError, ValueError):
+            continue
+        last = (data.get("history") or [None])[-1] if isinstance(data, dict) else None
+        if not isinstance(last, dict) or last.get("result") != "in progress":
+            continue
+        last.update({"result": "aborted", "finished": _now()})
+        data["updated"] = _now()
+        tmp = "%s.tmp-%d" % (path, os.getpid())
+        with open(tmp, "w") as f:
+            f.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, path)
+        changed.append(path)
+    return changed

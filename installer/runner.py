@@ -12,6 +12,8 @@ from installer import operations
 from installer.context import Context
 from installer.errors import InstallerError
 from installer.journal import Journal
+from installer.lock import HostLock
+from installer import record as rec_mod
 from installer.record import ClusterRecord
 from installer.ssh import SSH, Local
 from installer.verify_bundle import verify as verify_bundle
@@ -46,6 +48,7 @@ class Runner(object):
         self.skip_verify = skip_verify
         self.parallel = max(1, int(parallel or DEFAULT_PARALLEL))
         self.local_addrs = local_addrs if local_addrs is not None else local_addresses()
+        self.operation_id = None  # the host lock's id while an operation holds it
         self.phases = None  # install and plan run installer.phases.install_phases() unless a caller gives others
         serve = None
         for h in inventory.hosts:
@@ -63,6 +66,7 @@ class Runner(object):
             serve.local = True
         self.ctx = Context(bundle, inventory, options, serve_host=serve)
         self.ctx.previous_record = previous_record
+        self.ctx.recorded_names = rec_mod.recorded_names(previous_record)
         self.ctx.log = lambda msg: self.out.say(msg)
 
     # -- helpers --------------------------------------------------------------------------------------
@@ -113,7 +117,7 @@ class Runner(object):
             return conn
 
         try:
-            ctx.connections = self.each(ctx.all_hosts, open_conn)
+            ctx.connections = self.each(ctx.reachable_hosts, open_conn)
         except InstallerError as e:
             e.hint = (e.hint or "Fix the connection").rstrip(".") + ". Nothing was changed on any host"
             raise
@@ -133,7 +137,7 @@ class Runner(object):
             ctx.journals[h.label] = Journal.load(conn)
             return f
 
-        got = self.each(hosts or ctx.all_hosts, one)
+        got = self.each([h for h in (hosts or ctx.all_hosts) if h.label not in ctx.skipped], one)
         ctx.facts.update(got)
         return got
 
@@ -151,7 +155,8 @@ class Runner(object):
             self.ctx.media = media_mod.describe(self.options.iso, self.options.media, root=self.root)
             self.out.say("OS media: %s %s (%s)" % (self.ctx.media["kind"], self.ctx.media["path"],
                                                    self.ctx.media.get("label")))
-        self.out.say("connecting to %d host(s) ..." % len(self.ctx.all_hosts))
+        self.out.say("connecting to %d host(s) ...%s" % (len(self.ctx.reachable_hosts), " (skipped: %s)" % ", ".join(
+            sorted(self.ctx.skipped)) if self.ctx.skipped else ""))
         self.connect()
         for phase in op.phases:
             phase.prepare(self.ctx)
@@ -165,10 +170,13 @@ class Runner(object):
         ctx = self.ctx
         changed = {}
         started = []
+        lock = HostLock(op.name, self.root) if op.locks else None
+        if lock is not None:
+            self.operation_id = lock.acquire()
         try:
             self.prepare(op)
             for phase in op.phases:
-                hosts = phase.hosts(ctx)
+                hosts = [h for h in phase.hosts(ctx) if h.label not in ctx.skipped]
                 if not hosts:
                     continue
                 if phase.is_check:
@@ -195,8 +203,12 @@ class Runner(object):
                     changed.setdefault(label, []).extend(done)
                 phase.after(ctx)
         finally:
-            for phase in op.phases:
-                phase.cleanup(ctx)
+            try:
+                for phase in op.phases:
+                    phase.cleanup(ctx)
+            finally:
+                if lock is not None:
+                    lock.release()
         return changed
 
     def run_phase(self, phase, h):
@@ -229,7 +241,7 @@ class Runner(object):
         started = []
 
         def begin():  # the record says "installing" from the first change on, so a failed install can be reset
-            record.start("install", self.ctx, dns=self.ctx.dns)
+            record.start("install", self.ctx, dns=self.ctx.dns, operation_id=self.operation_id)
             self.write_record(record)
             started.append(True)
 
@@ -250,6 +262,24 @@ class Runner(object):
         self.out.say("install: %d change(s); logs in %s" % (total, self.out.shown_dir) if total else
                      "install: no changes")
         return total
+
+    def add_node(self, new_labels, dry_run=False):
+        """add-node (installer.addnode.run)."""
+        from installer import addnode
+        return addnode.run(self, new_labels, dry_run)
+
+    def reset_new_hosts(self, labels):
+        from installer import addnode
+        return addnode.reset_new_hosts(self, labels)
+
+    def remove_node(self, name, drain_timeout, dry_run=False):
+        """remove-node (installer.removenode.run)."""
+        from installer import removenode
+        return removenode.run(self, name, drain_timeout, dry_run)
+
+    def _answers(self, host):
+        from installer import removenode
+        return removenode.answers(self, host)
 
     def write_record(self, record, quiet=False):
         """Both copies of the cluster record; `quiet`: while failing already, a failure here is not raised."""

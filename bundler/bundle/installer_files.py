@@ -53,6 +53,11 @@ def install_md(m: Manifest) -> str:
    cluster names only; pass `--upstream-dns IP` to forward other names to your DNS servers.
 6. `./install.py status` shows each host; `./install.py reset` restores the hosts as they were
    (`./install.py COMMAND --help` for each command's options). `helm` is installed on the control planes.
+7. Add hosts later from this same bundle: `./install.py plan add-node --workers 10.0.0.14` shows what would
+   change (the new host, and only the `/etc/hosts` block on the others), `./install.py add-node --workers
+   10.0.0.14` does it (`--control-plane ADDR` for one more control plane). A failed add-node resets only the
+   new host; run it again. `./install.py remove-node NAME` drains a node and takes it out (also a dead
+   one). One operation at a time: an interrupted run's lock is released by `--abort`.
 
 Contents: `repo/` (yum repository), `images/` (OCI image store), `files/`, `manifests/`, `bundle.json`
 (bill of materials with every checksum), `SHA256SUMS`.

@@ -4,7 +4,7 @@ from installer.phases.cni import CNI
 from installer.phases.coredns import CoreDNS
 from installer.phases.helm import Helm
 from installer.phases.host_prep import HostPrep
-from installer.phases.join import Join
+from installer.phases.join import JoinControlPlanes, JoinWorkers
 from installer.phases.kubeadm_init import KubeadmInit
 from installer.phases.media_repo import MediaRepo
 from installer.phases.packages import RequestedPackages
@@ -17,5 +17,5 @@ from installer.phases.verify import Verify
 def install_phases():
     # the registry comes before the runtime so the runtime can trust its CA on the first run
     return [Preflight(), MediaRepo(), HostPrep(), RegistryPhase(), Runtime(), RequestedPackages(), KubeadmInit(),
-            CNI(), CoreDNS(), Join(), Helm(), Verify()]
+            CNI(), CoreDNS(), JoinControlPlanes(), JoinWorkers(), Helm(), Verify()]
 

@@ -1,4 +1,8 @@
-"""join: workers, and extra control-plane hosts (with certificates uploaded by the first one)."""
+"""join: extra control-plane hosts one at a time (with certificates uploaded by the first one), then the
+workers in parallel (at most --parallel at once). One short-lived bootstrap token serves the whole operation:
+created at the first join, deleted when the operation ends (also after a failure)."""
+
+import threading
 
 from installer import constants as C
 from installer.changes import Callback, Command
@@ -12,9 +16,39 @@ CA_HASH_CMD = ("openssl x509 -pubkey -in /etc/kubernetes/pki/ca.crt | openssl rs
                "| openssl dgst -sha256 -hex | sed 's/^.* //'")
 
 
-def join_material(cp_conn, control_plane):
+TOKEN_TTL = "30m"
+_TOKEN_LOCK = threading.Lock()
+
+
+def operation_token(ctx, cp_conn):
+    """The operation's join token, created on first use (joins of one operation share it)."""
+    with _TOKEN_LOCK:
+        if getattr(ctx, "join_token", None) is None:
+            out = cp_conn.check("kubeadm token create --ttl %s" % TOKEN_TTL, "creating a join token")
+            ctx.join_token = out.stdout.strip().splitlines()[-1]
+        return ctx.join_token
+
+
+def delete_token(ctx):
+    """cleanup: the operation's token is deleted so it cannot be used after the operation."""
+    token = getattr(ctx, "join_token", None)
+    cp_conn = ctx.connections.get(ctx.first_cp.label)
+    if token is None or cp_conn is None:
+        return
+    res = cp_conn.run("kubeadm token delete %s" % token.split(".")[0], check=False)
+    ctx.join_token = None
+    if not res.ok:
+        ctx.log("note: could not delete the join token %s (it expires after %s by itself): %s" % (
+            token.split(".")[0], TOKEN_TTL, res.stderr.strip()[-200:]))
+
+
+def join_material(cp_conn, control_plane, ctx=None):
     """(token, ca_cert_hash, certificate_key or None) fetched from the first control plane."""
-    token = cp_conn.check("kubeadm token create --ttl 30m", "creating a join token").stdout.strip().splitlines()[-1]
+    if ctx is not None:
+        token = operation_token(ctx, cp_conn)
+    else:
+        token = cp_conn.check("kubeadm token create --ttl %s" % TOKEN_TTL,
+                              "creating a join token").stdout.strip().splitlines()[-1]
     ca_hash = "sha256:" + cp_conn.check(CA_HASH_CMD, "reading the CA hash").stdout.strip()
     key = None
     if control_plane:
@@ -24,12 +58,17 @@ def join_material(cp_conn, control_plane):
 
 
 class Join(Phase):
+    """Both kinds of join (JoinControlPlanes, JoinWorkers below split them by role)."""
+
     name = "join"
     title = "join workers and extra control planes"
     parallel = False  # control-plane joins add etcd members one at a time
 
     def hosts(self, ctx):
         return [h for h in ctx.nodes if h is not ctx.first_cp]
+
+    def cleanup(self, ctx):
+        delete_token(ctx)
 
     def should_run(self, ctx, host, facts):
         return not is_joined(facts)
@@ -49,7 +88,7 @@ class Join(Phase):
         cp_conn = ctx.connections.get(ctx.first_cp.label)
         if cp_conn is None:
             raise InstallerError("no connection to the first control plane %s" % ctx.first_cp.label, phase="join")
-        token, ca_hash, key = join_material(cp_conn, host.is_control_plane)
+        token, ca_hash, key = join_material(cp_conn, host.is_control_plane, ctx)
         cfg = kadm.join_config(ctx.bundle.k8s_version, ctx.api_endpoint, token, ca_hash, ctx.node_name(host),
                                host.address, runtime=ctx.bundle.runtime, control_plane=host.is_control_plane,
                                certificate_key=key)
@@ -59,3 +98,18 @@ class Join(Phase):
         conn.check("kubeadm join --config %s" % JOIN_CONFIG, "kubeadm join", timeout=1200)
         conn.run("rm -f %s" % JOIN_CONFIG, check=False)  # holds a token
         return True
+
+
+class JoinControlPlanes(Join):
+    title = "join extra control planes (one at a time)"
+
+    def hosts(self, ctx):
+        return [h for h in Join.hosts(self, ctx) if h.is_control_plane]
+
+
+class JoinWorkers(Join):
+    title = "join workers (in parallel)"
+    parallel = True  # the runner's --parallel bounds how many join at once
+
+    def hosts(self, ctx):
+        return [h for h in Join.hosts(self, ctx) if not h.is_control_plane]

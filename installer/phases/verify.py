@@ -27,9 +27,12 @@ def node_problems(nodes_json, expected_names):
     return problems
 
 
-def pod_problems(pods_json):
+def pod_problems(pods_json, ignore_nodes=()):
+    """Pods not Running; those on `ignore_nodes` (hosts skipped as unreachable) do not count."""
     out = []
     for item in pods_json.get("items", []):
+        if (item.get("spec") or {}).get("nodeName") in ignore_nodes:
+            continue
         phase = item.get("status", {}).get("phase")
         if phase not in ("Running", "Succeeded"):
             out.append("%s is %s" % (item["metadata"]["name"], phase))
@@ -65,23 +68,28 @@ class Verify(Phase):
     def hosts(self, ctx):
         return [ctx.first_cp]
 
+    def expected_names(self, ctx):
+        """The nodes that must be Ready (hosts skipped as unreachable are not expected to be)."""
+        return [ctx.node_name(h) for h in ctx.nodes if h.label not in ctx.skipped]
+
     def check(self, ctx, timeout=None, interval=5):
         """Poll until healthy or `timeout`; raise InstallerError with what is still wrong."""
         conn = ctx.connections[ctx.first_cp.label]
-        names = [ctx.node_name(h) for h in ctx.nodes]
+        names = self.expected_names(ctx)
         deadline = time.time() + (timeout if timeout is not None else ctx.options.verify_timeout)
         while True:
             problems = []
             res = conn.run("%s get nodes -o json" % KUBECTL, check=False)
             problems += node_problems(json.loads(res.stdout), names) if res.ok else ["kubectl get nodes failed"]
             res = conn.run("%s -n kube-system get pods -o json" % KUBECTL, check=False)
-            problems += pod_problems(json.loads(res.stdout)) if res.ok else ["kubectl get pods failed"]
+            skipped = [ctx.node_name(h) for h in ctx.nodes if h.label in ctx.skipped]
+            problems += pod_problems(json.loads(res.stdout), skipped) if res.ok else ["kubectl get pods failed"]
             if not problems or time.time() > deadline:
                 break
             time.sleep(interval)
         refs = [i["ref"] for i in ctx.bundle.images]
         for h in ctx.nodes:
-            c = ctx.connections.get(h.label)
+            c = ctx.connections.get(h.label) if ctx.is_new(h) else None
             res = c.run("crictl images -o json", check=False) if c else None
             if res is not None and res.ok:
                 bad = foreign_images(json.loads(res.stdout), refs)

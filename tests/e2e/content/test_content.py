@@ -257,6 +257,8 @@ def test_the_doubles_make_a_cluster_together(installroot: Path, tmp_path: Path) 
         assert applied_cm["source"] == str(cm) and "forward" not in applied_cm["documents"][0]
         assert "kubernetes cluster.local in-addr.arpa ip6.arpa" in applied_cm["documents"][0]
         assert calls[-1]["argv"][-5:] == ["kube-system", "rollout", "restart", "deployment", "coredns"]
+        # day 2: a deleted join token is refused; etcd members by name; cordon, drain, delete node
+        day2_doubles(installroot, tmp_path, port, ca_hash, kubectl, procs)
     finally:
         for p in procs:
             p.terminate()
@@ -264,6 +266,35 @@ def test_the_doubles_make_a_cluster_together(installroot: Path, tmp_path: Path) 
             p.wait(10)
     log = (n1 / "var/log/kubelet-double.log").read_text()
     assert "apiserver double serving" in log and "--node-ip=127.0.0.1" in log
+
+
+def day2_doubles(installroot: Path, tmp_path: Path, port: int, ca_hash: str, kubectl, procs: list) -> None:  # noqa: ANN001
+    n1 = tmp_path / "node1"
+    token = _kubeadm(installroot, n1, "token", "create", "--ttl", "10m").stdout.strip().splitlines()[-1]
+    assert "deleted" in _kubeadm(installroot, n1, "token", "delete", token.split(".")[0]).stdout
+    again = _kubeadm(installroot, n1, "token", "delete", token.split(".")[0], check=False)
+    assert again.returncode == 1 and "not found" in again.stderr
+    late = tmp_path / "late.yaml"
+    late.write_text(join_config("1.30.4", f"127.0.0.1:{port}", token, ca_hash, "node4", "127.0.0.4"))
+    r = _kubeadm(installroot, tmp_path / "node4", "join", "--config", str(late), "--ignore-preflight-errors=all",
+                 check=False)
+    assert r.returncode == 1 and "refused the join" in r.stderr, r.stderr
+    etcdctl = ("-n", "kube-system", "exec", "etcd-node1", "--", "etcdctl", "--endpoints=https://127.0.0.1:2379")
+    members = json.loads(kubectl(*etcdctl, "member", "list", "-w", "json"))["members"]
+    assert [m["name"] for m in members] == ["node1"]
+    procs[1].terminate()  # node2's kubelet: stopped, as on a reset host (else it registers again)
+    procs[1].wait(10)
+    assert kubectl("cordon", "node2") == "node/node2 cordoned\n"
+    node2 = json.loads(kubectl("get", "nodes", "node2", "-o", "json"))["items"][0]
+    assert node2["spec"]["unschedulable"] is True
+    assert kubectl("drain", "node2", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s") == \
+        "node/node2 drained\n"
+    assert kubectl("delete", "node", "node2") == 'node "node2" deleted\n'
+    assert kubectl("delete", "node", "node2", "--ignore-not-found") == ""
+    assert [n["metadata"]["name"] for n in json.loads(kubectl("get", "nodes", "-o", "json"))["items"]] == ["node1"]
+    mid = "{:x}".format(members[0]["ID"])
+    assert kubectl(*etcdctl, "member", "remove", mid) == f"Member {mid} removed from cluster\n"
+    assert json.loads(kubectl(*etcdctl, "member", "list", "-w", "json"))["members"] == []
 
 
 def kubectl_safe(bindir: Path, root: Path) -> str:

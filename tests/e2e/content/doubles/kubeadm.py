@@ -30,7 +30,8 @@ HELP = f"""kubeadm -- {kd.DOUBLE_BANNER}
 Usage:
   kubeadm init --config FILE [--upload-certs] [--ignore-preflight-errors=all]
   kubeadm join --config FILE | kubeadm join HOST:PORT --token T --discovery-token-ca-cert-hash sha256:H
-  kubeadm token create [--ttl 30m] [--print-join-command]
+  kubeadm token create [--ttl 30m] [--print-join-command] | kubeadm token delete TOKEN (a join with a
+  deleted or expired token is refused by the apiserver double)
   kubeadm init phase upload-certs --upload-certs
   kubeadm reset [-f]
   kubeadm config images list [--kubernetes-version vX.Y.Z] [--image-repository R] [--config FILE]
@@ -487,8 +488,22 @@ def cmd_token(argv: list, flags: dict, words: list) -> None:
         for t, meta in sorted(kd.load_json(kd.STATE_DIR + "/tokens.json", {}).items()):
             print("{}\t{}".format(t, meta.get("expires")))
         return
+    if words[:2] == ["token", "delete"]:
+        tokens = kd.load_json(kd.STATE_DIR + "/tokens.json", {})
+        for t in words[2:]:
+            tid = t.split(".")[0]
+            found = [k for k in tokens if k == t or k.split(".")[0] == tid]
+            if not found:
+                kd.record(LOG, {"argv": argv, "command": "token delete", "token": t, "result": "not found"})
+                kd.die(f'error: bootstrap token "{tid}" not found')
+            for k in found:
+                del tokens[k]
+            kd.write(kd.STATE_DIR + "/tokens.json", json.dumps(tokens, indent=1), 0o600)
+            kd.record(LOG, {"argv": argv, "command": "token delete", "token": t})
+            print(f'bootstrap token "{tid}" deleted')
+        return
     if words[:2] != ["token", "create"]:
-        kd.die("error: the kubeadm double knows 'token create' and 'token list'")
+        kd.die("error: the kubeadm double knows 'token create', 'token delete' and 'token list'")
     st = cluster_state()
     token = words[2] if len(words) > 2 else new_token()
     add_token(token, flags.get("ttl", "24h"))

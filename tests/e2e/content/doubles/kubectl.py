@@ -3,7 +3,10 @@
 #
 # Talks to the apiserver double (server, CA and token from the kubeconfig: --kubeconfig, $KUBECONFIG
 # or ~/.kube/config) and answers what the installer asks: `apply -f FILE`, `get nodes [-o json|wide]`,
-# `get pods [-n NS|-A] [-o json|wide]`, `rollout restart deployment NAME`, `version`, `cluster-info`.
+# `get pods [-n NS|-A] [-o json|wide]`, `rollout restart deployment NAME`, `version`, `cluster-info`,
+# `get pdb -A -o json`, `cordon NODE`, `drain NODE [--timeout=Ns ...]`, `delete node NODE [--ignore-not-found]`, and
+# `-n kube-system exec etcd-NODE -- etcdctl ... member list -w json | member remove HEXID` (the etcd double's
+# members are the control-plane nodes, kept by the apiserver double).
 # Every call is recorded as a JSON line in /var/log/kubectl-double.log (applied ConfigMaps in full).
 import json
 import os
@@ -21,7 +24,8 @@ HELP = f"""kubectl -- {kd.DOUBLE_BANNER} (v{kd.KUBE_VERSION})
     version, cluster-info against the apiserver double; calls are recorded in /var/log/kubectl-double.log.
 """
 SHORT = {"n": "namespace", "o": "output", "f": "filename", "A": "all-namespaces"}
-BOOL = {"all-namespaces", "A", "client", "help", "h", "wide"}
+BOOL = {"all-namespaces", "A", "client", "help", "h", "wide", "ignore-daemonsets", "delete-emptydir-data",
+        "ignore-not-found", "force"}
 
 
 def parse_args(argv: list) -> "tuple[list, dict]":
@@ -163,7 +167,10 @@ def cmd_get(words: list, flags: dict) -> None:
                                              i["metadata"]["name"], ready, len(st["containerStatuses"]),
                                              st["phase"], i["spec"]["nodeName"]))
         return
-    kd.die(f"error: the kubectl TEST DOUBLE cannot get {what!r} (only nodes and pods)")
+    if what in ("pdb", "poddisruptionbudgets", "poddisruptionbudget") and out == "json":
+        print(json.dumps(_call(flags, "GET", "/apis/policy/v1/poddisruptionbudgets"), indent=2))
+        return
+    kd.die(f"error: the kubectl TEST DOUBLE cannot get {what!r} (only nodes, pods, and pdb -o json)")
 
 
 def cmd_rollout(words: list, flags: dict) -> None:
@@ -179,6 +186,50 @@ def cmd_rollout(words: list, flags: dict) -> None:
         kd.die(f"error: the kubectl TEST DOUBLE cannot restart {' '.join(rest)!r} (only a deployment by name)")
     _call(flags, "GET", "/api/v1/nodes")
     print(f"deployment.apps/{name} restarted")
+
+
+def cmd_node(words: list, flags: dict) -> None:
+    """cordon NODE | drain NODE | delete node NODE: a missing node is an error as in kubectl (unless
+    --ignore-not-found for delete)."""
+    verb = words[0]
+    name = words[2] if verb == "delete" and len(words) > 2 else (words[1] if len(words) > 1 else "")
+    if verb == "delete" and (len(words) < 3 or words[1] not in ("node", "nodes", "no")):
+        kd.die("error: the kubectl TEST DOUBLE deletes only nodes (delete node NAME)")
+    if not name:
+        kd.die(f"error: {verb}: a node name is required")
+    server, ca, token = _conn(flags)
+    try:
+        if verb == "delete":
+            kd.api(server, "DELETE", f"/api/v1/nodes/{name}", token=token, ca_pem=ca)
+        else:
+            kd.api(server, "POST", f"/api/v1/nodes/{name}/{verb}", {}, token=token, ca_pem=ca)
+    except kd.APIError as e:
+        if verb == "delete" and flags.get("ignore-not-found") in ("true", "") and e.status == 404:
+            return
+        kd.die(f'Error from server (NotFound): nodes "{name}" not found ({e})')
+    print({"cordon": f"node/{name} cordoned", "drain": f"node/{name} drained",
+           "delete": f'node "{name}" deleted'}[verb])
+
+
+def cmd_exec(argv: list) -> None:
+    """exec etcd-NODE -- etcdctl [flags] member list -w json | member remove HEXID."""
+    if "--" not in argv:
+        kd.die("error: the kubectl TEST DOUBLE runs only `exec etcd-NODE -- etcdctl ...`")
+    words, flags = parse_args(argv[:argv.index("--")])
+    inner = [a for a in argv[argv.index("--") + 1:] if not a.startswith("-")]
+    if not any(w.startswith("etcd-") for w in words) or not inner or inner[0] != "etcdctl":
+        kd.die("error: the kubectl TEST DOUBLE runs only etcdctl in an etcd-NODE pod")
+    if inner[1:3] == ["member", "list"]:
+        print(json.dumps(_call(flags, "GET", "/etcd/members")))
+    elif inner[1:3] == ["member", "remove"] and len(inner) > 3:
+        server, ca, token = _conn(flags)
+        try:
+            kd.api(server, "POST", f"/etcd/members/{inner[3]}/remove", {}, token=token, ca_pem=ca)
+        except kd.APIError as e:
+            kd.die(f"Error: {e}")
+        print(f"Member {inner[3]} removed from cluster")
+    else:
+        kd.die("error: the etcdctl in the kubectl TEST DOUBLE knows `member list` and `member remove ID`")
 
 
 def main(argv: list) -> None:
@@ -202,6 +253,10 @@ def main(argv: list) -> None:
         cmd_get(words, flags)
     elif words[0] == "rollout":
         cmd_rollout(words, flags)
+    elif words[0] in ("cordon", "drain", "delete"):
+        cmd_node(words, flags)
+    elif words[0] == "exec":
+        cmd_exec(argv)
     else:
         kd.die("error: the kubectl TEST DOUBLE does not implement {!r}\n{}".format(" ".join(words), HELP))
 

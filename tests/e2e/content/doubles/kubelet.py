@@ -10,6 +10,7 @@
 #   * everywhere: registers and heartbeats its node every few seconds, and pulls (crictl -> ctr ->
 #     containerd, through the registry mirror config in /etc/containerd/certs.d) the images of the
 #     pods the apiserver double assigns to this node. A pod is "Running" once its images are here.
+import hashlib
 import json
 import os
 import re
@@ -70,6 +71,12 @@ class ApiState:
             out.setdefault(t, "node:" + node)
         return out
 
+    def etcd_members(self) -> "dict[str, int]":
+        """Stacked etcd: one member per control-plane node that joined (or inited), until removed."""
+        gone = set(self.data.get("etcdRemoved") or [])
+        return {name: int(hashlib.sha256(name.encode()).hexdigest()[:15], 16)
+                for name, n in sorted(self.data["nodes"].items()) if n.get("controlPlane") and name not in gone}
+
     def cluster(self) -> dict:
         return kd.load_json(kd.STATE_DIR + "/cluster.json", {}) or {}
 
@@ -96,6 +103,7 @@ class ApiState:
             items.append({
                 "apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": name, "labels": labels, "creationTimestamp": n.get("registered")},
+                "spec": {"unschedulable": bool(n.get("unschedulable"))},
                 "status": {
                     "addresses": [{"type": "InternalIP", "address": n.get("address") or ""},
                                   {"type": "Hostname", "address": name}],
@@ -210,10 +218,35 @@ class Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             if u.path == "/api/v1/nodes":
                 return self._send(200, self.state.nodes_json())
+            if u.path == "/apis/policy/v1/poddisruptionbudgets":
+                # the double does not count pods: an applied budget allows no disruption (what blocks a drain)
+                items = [{"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                          "metadata": {"name": o["name"], "namespace": o["namespace"]},
+                          "status": {"disruptionsAllowed": 0, "expectedPods": 1}}
+                         for o in self.state.data["objects"] if o["kind"] == "PodDisruptionBudget"]
+                return self._send(200, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudgetList", "items": items})
+            if u.path == "/etcd/members":
+                members = self.state.etcd_members()
+                return self._send(200, {"members": [{"name": k, "ID": v} for k, v in members.items()]})
             m = re.match(r"^/api/v1(?:/namespaces/([^/]+))?/pods$", u.path)
             if m:
                 return self._send(200, self.state.pods_json(m.group(1), (q.get("nodeName") or [None])[0]))
         return self._send(404, {"kind": "Status", "message": f"the apiserver double has no {u.path}"})
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        u = urlsplit(self.path)
+        if self._who() != "admin":
+            return self._send(401 if self._who() is None else 403, {"kind": "Status", "message": "forbidden"})
+        m = re.match(r"^/api/v1/nodes/([^/]+)$", u.path)
+        if not m:
+            return self._send(404, {"kind": "Status", "message": f"the apiserver double has no DELETE {u.path}"})
+        with self.state.lock:
+            if self.state.data["nodes"].pop(m.group(1), None) is None:
+                return self._send(404, {"kind": "Status", "message": f'nodes "{m.group(1)}" not found'})
+            self.state.data["nodeTokens"].pop(m.group(1), None)
+            self.state.save()
+        kd.record("kube-apiserver-double.log", {"event": "node deleted", "node": m.group(1)})
+        return self._send(200, {"kind": "Status", "status": "Success"})
 
     def do_POST(self) -> None:  # noqa: N802
         u = urlsplit(self.path)
@@ -251,6 +284,31 @@ class Handler(BaseHTTPRequestHandler):
                     n["controlPlane"] = True
                 st.save()
                 return self._send(200, {"kind": "Node"})
+            m = re.match(r"^/api/v1/nodes/([^/]+)/(cordon|drain)$", u.path)
+            if m:  # the double's stand-ins for kubectl cordon (PATCH spec.unschedulable) and drain (evictions)
+                if who != "admin":
+                    return self._send(403, {"kind": "Status", "message": "forbidden"})
+                n = st.data["nodes"].get(m.group(1))
+                if n is None:
+                    return self._send(404, {"kind": "Status", "message": f'nodes "{m.group(1)}" not found'})
+                n["unschedulable"] = True
+                if m.group(2) == "drain":
+                    n["drained"] = kd.now_iso()
+                st.save()
+                kd.record("kube-apiserver-double.log", {"event": m.group(2), "node": m.group(1)})
+                return self._send(200, {"kind": "Node"})
+            m = re.match(r"^/etcd/members/([0-9a-f]+)/remove$", u.path)
+            if m:
+                if who != "admin":
+                    return self._send(403, {"kind": "Status", "message": "forbidden"})
+                members = st.etcd_members()
+                name = next((k for k, v in members.items() if f"{v:x}" == m.group(1)), None)
+                if name is None:
+                    return self._send(404, {"kind": "Status", "message": f"etcdserver: member not found {m.group(1)}"})
+                st.data.setdefault("etcdRemoved", []).append(name)
+                st.save()
+                kd.record("kube-apiserver-double.log", {"event": "etcd member remove", "member": name})
+                return self._send(200, {"removed": name})
             if u.path == "/apply":
                 if who != "admin":
                     return self._send(403, {"kind": "Status", "message": "forbidden"})
