@@ -258,6 +258,7 @@ def run(runner, new_labels, dry_run=False):
     record.set_inventory(ctx)
     record.finish("ok")
     runner.write_record(record)
+    runner.publish_record(record)
     total = sum(len(v) for v in changed.values())
     for label, items in sorted(changed.items()):
         runner.out.say("%d change(s)" % len(items) if items else "no changes", host=label)

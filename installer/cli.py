@@ -336,7 +336,8 @@ def main(argv=None):
             if args.command in ("install", "plan"):
                 new_labels = grown_cluster(args, bundle_dir, inventory, previous, notes.append)
         bundle = Bundle.load(bundle_dir)
-        out = Output(root=args.root)
+        # plan and status change nothing on the serving host either: their log goes to a temporary directory
+        out = Output(root=args.root, read_only=args.command in ("plan", "status") or bool(args.plan))
         if checked is not None:
             out.say("bundle OK (%d files): %s for %s/%s, Kubernetes %s, %s, %s" % (
                 checked, bundle.name, bundle.os, bundle.arch, bundle.k8s_version, bundle.runtime, bundle.cni))

@@ -9,7 +9,9 @@ from installer.journal import LOG_DIR
 
 
 class Output(object):
-    def __init__(self, root="/", stream=None, quiet=False):
+    def __init__(self, root="/", stream=None, quiet=False, read_only=False):
+        """read_only (plan, status): the run's log goes to a temporary directory, not under LOG_DIR, so that a
+        dry run leaves the serving host exactly as it was."""
         self.lock = threading.Lock()
         self.stream = stream or sys.stdout
         self.quiet = quiet
@@ -18,11 +20,13 @@ class Output(object):
         self.dir = os.path.join(base, stamp)
         self.shown_dir = os.path.join(LOG_DIR, stamp)
         try:
-            os.makedirs(self.dir)
-            os.chmod(self.dir, 0o700)
+            if read_only:
+                self.dir = self.shown_dir = _temp_dir()
+            else:
+                os.makedirs(self.dir)
+                os.chmod(self.dir, 0o700)
         except OSError:
-            import tempfile
-            self.dir = self.shown_dir = tempfile.mkdtemp(prefix="airgap-installer-log-")
+            self.dir = self.shown_dir = _temp_dir()
         self._files = {}
 
     def log_path(self, label):
@@ -46,6 +50,11 @@ class Output(object):
                 self.stream.flush()
             with open(os.path.join(self.dir, "install.log"), "a") as f:
                 f.write("%s %s\n" % (time.strftime("%H:%M:%S"), line))
+
+
+def _temp_dir():
+    import tempfile
+    return tempfile.mkdtemp(prefix="airgap-installer-log-")
 
 
 def _safe(label):

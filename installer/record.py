@@ -12,6 +12,7 @@ import json
 import os
 import time
 
+from installer.constants import KUBECTL
 from installer.errors import InstallerError
 from installer.inventory import Host, Inventory
 from installer.ssh import quote
@@ -25,6 +26,10 @@ OPTION_DEFAULTS = {
     "control_plane_endpoint": None, "serve_address": None, "verify_timeout": 600, "upstream_dns": None,
 }
 HISTORY_KEEP = 50
+# the in-cluster copy (kubectl -n kube-system get configmap airgap-bundler-cluster -o yaml)
+CONFIGMAP_NAMESPACE = "kube-system"
+CONFIGMAP_NAME = "airgap-bundler-cluster"
+CONFIGMAP_KEY = "cluster.json"
 
 
 def _now():
@@ -171,9 +176,33 @@ class ClusterRecord(object):
                 say("note: cannot write the cluster record beside the bundle (%s: %s); the serving host's copy "
                     "%s is kept" % (path, e.strerror or e, SERVE_RECORD))
 
+    def publish(self, cp_conn, say=None):
+        """The in-cluster copy: kubectl apply the ConfigMap kube-system/airgap-bundler-cluster on a control plane,
+        so the cluster itself says which bundle and hosts made it. A copy only: a failure is said, not raised
+        (the serving host's record is the truth, and the operation itself is done). Returns True if applied."""
+        res = cp_conn.run("%s apply -f -" % KUBECTL, input=configmap(self.text()), check=False, timeout=120)
+        if not res.ok and say:
+            say("note: the cluster record's in-cluster copy (ConfigMap %s/%s) was not updated: %s; the serving "
+                "host's %s is" % (CONFIGMAP_NAMESPACE, CONFIGMAP_NAME,
+                                  (_text(res.stderr) or _text(res.stdout)).strip()[-300:], SERVE_RECORD))
+        return res.ok
+
     def remove_serve_copy(self, serve_conn):
         serve_conn.run("rm -f %s; rmdir %s 2>/dev/null; true" % (
             quote(serve_conn.path(SERVE_RECORD)), quote(serve_conn.path(os.path.dirname(SERVE_RECORD)))), check=False)
+
+
+def configmap(record_text):
+    """The record as the ConfigMap kube-system/airgap-bundler-cluster (YAML for kubectl apply; the JSON is
+    one block scalar, its lines are never empty)."""
+    return ("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  namespace: %s\n"
+            "  labels:\n    app.kubernetes.io/managed-by: airgap-bundler\ndata:\n  %s: |\n%s"
+            % (CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, CONFIGMAP_KEY,
+               "".join("    %s\n" % ln for ln in record_text.splitlines())))
+
+
+def _text(b):
+    return b.decode("utf-8", "replace") if isinstance(b, bytes) else (b or "")
 
 
 def mark_aborted(root, bundle_dir):

@@ -260,6 +260,7 @@ def run(runner, name, drain_timeout, dry_run=False):
     record.set_inventory(ctx)
     record.finish("ok")
     runner.write_record(record)
+    runner.publish_record(record)
     total = sum(len(v) for v in changed.values())
     runner.out.say("remove-node: %s removed; %d change(s)" % (name, total))
     return total

@@ -256,6 +256,7 @@ class Runner(object):
             begin()
         record.finish("ok", state="installed")
         self.write_record(record)
+        self.publish_record(record)
         total = sum(len(v) for v in changed.values())
         for label, items in sorted(changed.items()):
             self.out.say("%d change(s)" % len(items) if items else "no changes", host=label)
@@ -288,6 +289,15 @@ class Runner(object):
         except InstallerError:
             if not quiet:
                 raise
+
+    def publish_record(self, record):
+        """The record's in-cluster copy (a ConfigMap), from the first control plane, after an operation."""
+        conn = self.ctx.connections.get(self.ctx.first_cp.label)
+        if conn is None:
+            self.out.say("note: the cluster record's in-cluster copy was not updated: %s is skipped"
+                         % self.ctx.first_cp.label)
+            return False
+        return record.publish(conn, self.out.say)
 
     def status(self):
         self.execute(operations.status())

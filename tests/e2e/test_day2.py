@@ -1,6 +1,10 @@
 """Day 2 on the rig: add node3 as a worker to an installed node1 + node2 cluster (node2 down and skipped),
 then remove it; remove a dead control plane from three.
 
+plan, plan with the recorded hosts and status on the installed cluster change nothing (same checksums, the
+kubectl double only asked `get`); after install, add-node and remove-node the ConfigMap
+kube-system/airgap-bundler-cluster holds the record, as on the serving host.
+
 plan add-node first (it lists node3's phases and, for node1/node2, only the /etc/hosts block and node1's time
 clients, and changes nothing: checksums of host files, journals, the record and the doubles' logs); preflight
 refuses node3 while it cannot reach the API (an iptables REJECT); a join that fails (a kubeadm wrapper) resets
@@ -23,10 +27,11 @@ WATCHED = ("/etc/hosts /etc/chrony.conf /var/lib/airgap-installer/journal.json /
            "/var/log/kubeadm-double.log /var/log/kubectl-double.log /etc/yum.repos.d/* /etc/containerd/config.toml")
 
 
-def checksums(node, kubectl_log: bool = True) -> str:  # noqa: ANN001
+def checksums(node, kubectl_log: bool = True, extra: str = "") -> str:  # noqa: ANN001
+    """Hashes of WATCHED (+ extra), and what is in the installer's state, Kubernetes and log directories."""
     watched = WATCHED if kubectl_log else WATCHED.replace("/var/log/kubectl-double.log ", "")
-    return node.sh(f"sha256sum {watched} 2>/dev/null; ls -A /var/lib/airgap-installer /etc/kubernetes 2>/dev/null; "
-                   "true")
+    return node.sh(f"sha256sum {watched} {extra} 2>/dev/null; ls -A /var/lib/airgap-installer /etc/kubernetes "
+                   "/var/log/airgap-installer 2>/dev/null; true")
 
 
 def test_add_worker_plan_failed_join_resets_only_it_then_rerun(rig, containerd_bundle, upstream, clean_trap):
@@ -42,8 +47,22 @@ def test_add_worker_plan_failed_join_resets_only_it_then_rerun(rig, containerd_b
     assert first.returncode == 0, first.stdout[-6000:]
     record = json.loads(node1.read_file("/etc/airgap-bundler/cluster.json"))
     assert len(record["bundle"]["sha256"]) == 64 and len(record["inventory"]["hosts"]) == 2
+    assert in_cluster_record(node1) == record  # the ConfigMap kube-system/airgap-bundler-cluster
     add = f"cd {bundle_dir} && ./install.py add-node --workers {node3.ip}"
     try:
+        with TIMER.stage("e2e day2: plan and status change nothing"):
+            sums = {n.name: checksums(n, kubectl_log=False, extra=f"{bundle_dir}/cluster.json") for n in rig.nodes}
+            for cmd in (scenario.install_command(bundle_dir, ["--control-plane", node1.ip, "--workers", node2.ip],
+                                                 "plan"),
+                        f"cd {bundle_dir} && ./install.py plan",  # hosts from the cluster record
+                        f"cd {bundle_dir} && ./install.py status"):
+                kubectl_before = len(_kubectl_argvs(node1))
+                res = run(node1, cmd)
+                assert res.returncode == 0, cmd + "\n" + res.stdout[-4000:]
+                after = {n.name: checksums(n, kubectl_log=False, extra=f"{bundle_dir}/cluster.json") for n in rig.nodes}
+                assert after == sums, cmd  # journals, record, host files, kubeadm double's log, log dir: unchanged
+                # the kubectl double logs every call: only reads
+                assert {a[2] for a in _kubectl_argvs(node1)[kubectl_before:]} <= {"get"}, cmd
         with TIMER.stage("e2e day2: plan add-node"):
             sums = {n.name: checksums(n) for n in rig.nodes}
             plan = run(node1, f"cd {bundle_dir} && ./install.py plan add-node --workers {node3.ip}")
@@ -112,6 +131,7 @@ def test_add_worker_plan_failed_join_resets_only_it_then_rerun(rig, containerd_b
         record = json.loads(node1.read_file("/etc/airgap-bundler/cluster.json"))
         assert sorted(h["address"] for h in record["inventory"]["hosts"]) == sorted([node1.ip, node2.ip, node3.ip])
         assert record["history"][-1]["operation"] == f"add-node {node3.ip}" and record["history"][-1]["result"] == "ok"
+        assert in_cluster_record(node1) == record
         assert node3.ip in node1.read_file("/etc/hosts")
         nodes = node1.sh("kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes")
         assert "node3" in nodes, nodes
@@ -151,6 +171,7 @@ def test_add_worker_plan_failed_join_resets_only_it_then_rerun(rig, containerd_b
         record = json.loads(node1.read_file("/etc/airgap-bundler/cluster.json"))
         assert sorted(h["address"] for h in record["inventory"]["hosts"]) == sorted([node1.ip, node2.ip])
         assert record["history"][-1]["operation"] == "remove-node node3"
+        assert in_cluster_record(node1) == record
         resumed = run(node1, f"cd {bundle_dir} && ./install.py plan remove-node {node3.ip}")
         assert resumed.returncode != 0 and "no node" in resumed.stdout  # gone from the record
     finally:
@@ -159,6 +180,16 @@ def test_add_worker_plan_failed_join_resets_only_it_then_rerun(rig, containerd_b
     assert reset.returncode == 0, reset.stdout[-3000:]
     assert scenario.snapshot(node3) == before3
     assert clean_trap.connections() == [], LeakTrap.describe(clean_trap.connections())
+
+
+def in_cluster_record(node) -> dict:  # noqa: ANN001
+    """The record in the last ConfigMap kube-system/airgap-bundler-cluster applied (the kubectl double logs it)."""
+    text = node.exec(["sh", "-c", "cat /var/log/kubectl-double.log 2>/dev/null"], check=False).stdout
+    docs = [d for line in text.splitlines() if line.strip() for d in json.loads(line).get("documents") or []
+            if "name: airgap-bundler-cluster" in d]
+    assert docs, "no ConfigMap airgap-bundler-cluster applied"
+    block = docs[-1].split("cluster.json: |\n", 1)[1]
+    return json.loads("".join(ln[4:] + "\n" for ln in block.splitlines() if ln.startswith("    ")))
 
 
 def _kubectl_argvs(node) -> list[list[str]]:  # noqa: ANN001
@@ -194,12 +225,14 @@ def test_remove_a_dead_control_plane(rig, containerd_bundle, upstream, clean_tra
                 removed = run(node1, f"cd {bundle_dir} && ./install.py remove-node node3 -y")
                 assert removed.returncode == 0, removed.stdout[-4000:]
                 assert "does not answer: it is removed from the cluster but not reset" in removed.stdout
-                calls = [a[2:] for a in _kubectl_argvs(node1)[before:] if a[2] != "get"]
+                calls = [a[2:] for a in _kubectl_argvs(node1)[before:] if a[2:3] not in (["get"], ["apply"], [])]
                 steps = [c[0] if c[0] != "-n" else c[4:][c[4:].index("member"):][:2] for c in calls]
                 assert steps == ["cordon", "drain", ["member", "list"], ["member", "remove"], "delete"], steps
                 members = node1.sh("kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system exec etcd-node1 "
                                    "-- etcdctl member list -w json")
                 assert [m["name"] for m in json.loads(members)["members"]] == ["node1", "node2"]
+                record = json.loads(node1.read_file("/etc/airgap-bundler/cluster.json"))
+                assert in_cluster_record(node1) == record and len(record["inventory"]["hosts"]) == 2
                 assert "node3" not in node1.sh("kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes")
                 again = run(node1, f"cd {bundle_dir} && ./install.py remove-node {node3.ip} -y")
                 assert again.returncode != 0 and "no node" in again.stdout  # gone from the record

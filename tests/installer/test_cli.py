@@ -57,7 +57,7 @@ def test_el9_bundle_on_this_host_is_refused(tmp_path, capsys):
     assert rc == 1, out
     assert "preflight found" in err and "the bundle is for el9 but the host runs" in err
     assert "bundle OK" in out
-    assert not (root / "etc").exists()  # nothing written
+    assert not (root / "etc").exists() and not (root / "var").exists()  # nothing written, not even a log
 
 
 def test_missing_media(tmp_path, capsys):
@@ -78,3 +78,18 @@ def test_unreachable_host(tmp_path, capsys):
                               "--bundle", b.root, "--media", str(media), "--root", str(tmp_path / "r")])
     assert rc == 1
     assert "127.0.0.2" in err and ("refused" in err or "unreachable" in err)
+
+
+def test_plan_and_status_keep_their_log_out_of_the_hosts_log_dir(tmp_path):
+    """plan/status change nothing, not even the serving host's /var/log/airgap-installer: a temporary log."""
+    from installer.output import Output
+
+    root = tmp_path / "r"
+    ro = Output(root=str(root), quiet=True, read_only=True)
+    ro.say("hello")
+    assert not (root / "var").exists() and os.path.isfile(os.path.join(ro.dir, "install.log"))
+    assert ro.shown_dir == ro.dir and "airgap-installer-log-" in ro.dir
+    rw = Output(root=str(root), quiet=True)
+    assert rw.dir.startswith(str(root / "var" / "log" / "airgap-installer"))
+    import shutil
+    shutil.rmtree(ro.dir)

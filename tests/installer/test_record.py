@@ -192,3 +192,37 @@ def test_record_keeps_the_ssh_key_as_an_absolute_path(tmp_path, monkeypatch):
     monkeypatch.chdir(str(tmp_path))
     inventory = from_flags("10.0.0.11", "", key="keys/id_ed25519")
     assert rec.host_entries(inventory)[0]["key"] == str(tmp_path / "keys" / "id_ed25519")
+
+
+def test_in_cluster_copy_is_a_configmap_holding_the_record_json():
+    """install/add-node/remove-node kubectl-apply the record as kube-system/airgap-bundler-cluster; a failure
+    there is a note, not an error (the serving host's record is the truth)."""
+    import json as _json
+    from types import SimpleNamespace
+
+    import yaml
+
+    from installer.record import ClusterRecord, configmap
+
+    r = ClusterRecord({"inventory": {"hosts": [{"address": "10.0.0.1"}]}, "history": [{"operation": "install"}],
+                       "note": "a: b | c\n  - d"})
+    doc = yaml.safe_load(configmap(r.text()))
+    assert (doc["kind"], doc["metadata"]["namespace"], doc["metadata"]["name"]) == \
+        ("ConfigMap", "kube-system", "airgap-bundler-cluster")
+    assert _json.loads(doc["data"]["cluster.json"]) == r.data
+
+    calls, said = [], []
+
+    class Conn:
+        def __init__(self, ok):
+            self.ok = ok
+
+        def run(self, cmd, input=None, check=True, timeout=None):
+            calls.append((cmd, input))
+            return SimpleNamespace(ok=self.ok, stdout=b"", stderr=b"" if self.ok else b"connection refused")
+
+    assert r.publish(Conn(True), said.append) is True and not said
+    assert calls[0][0].endswith("apply -f -") and "--kubeconfig /etc/kubernetes/admin.conf" in calls[0][0]
+    assert calls[0][1] == configmap(r.text())
+    assert r.publish(Conn(False), said.append) is False
+    assert "ConfigMap kube-system/airgap-bundler-cluster" in said[0] and "connection refused" in said[0]

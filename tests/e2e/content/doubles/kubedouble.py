@@ -60,6 +60,9 @@ def p(path: str) -> str:
     return path if r in ("", "/") else os.path.join(r, path.lstrip("/"))
 
 
+STARTED = time.time()  # when this double's process imported its helpers (≈ its start)
+
+
 def now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -68,7 +71,9 @@ def record(log: str, entry: dict) -> None:
     """Append one JSON line to /var/log/<log> (every invocation of a double is recorded)."""
     path = p("/var/log/" + log)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    entry = dict(entry, time=now_iso(), pid=os.getpid())
+    # t0/elapsed: this invocation's start (epoch) and seconds so far, for bench/rig_scale.py's doubles' time
+    entry = dict(entry, time=now_iso(), pid=os.getpid(), t0=round(STARTED, 3),
+                 elapsed=round(time.time() - STARTED, 3))
     with open(path, "a") as f:
         f.write(json.dumps(entry, sort_keys=True) + "\n")
 
