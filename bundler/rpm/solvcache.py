@@ -9,8 +9,11 @@ atomically (temporary name, then rename); a read-only cache just skips the write
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import solv
@@ -37,27 +40,35 @@ def load(repo: solv.Repo, path: Path) -> bool:
     return bool(ok)
 
 
-def save(repo: solv.Repo, path: Path) -> None:
-    """Write the repo as `path`, atomically; any OSError (read-only cache, disk full) only skips the cache."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def _write_best_effort(dest: Path, write: Callable[[Path], bool]) -> None:
+    """write(tmp) then rename to dest, atomically; any OSError (read-only cache, disk full) only skips the cache.
+
+    The temp name is per process and thread, so concurrent plans on one cache never share one."""
+    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}-{threading.get_ident()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        f = solv.xfopen(str(tmp), "w")
-        if not f:
-            return
-        try:
-            ok = repo.write(f)
-        finally:
-            f.close()
-        if ok:
-            os.replace(tmp, path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if write(tmp):
+            os.replace(tmp, dest)
     except OSError:
         pass
     finally:
-        try:
+        with contextlib.suppress(OSError):
             tmp.unlink()
-        except OSError:
-            pass
+
+
+def save(repo: solv.Repo, path: Path) -> None:
+    """Write the repo as `path` (best effort, atomic)."""
+
+    def write(tmp: Path) -> bool:
+        f = solv.xfopen(str(tmp), "w")
+        if not f:
+            return False
+        try:
+            return bool(repo.write(f))
+        finally:
+            f.close()
+
+    _write_best_effort(path, write)
 
 
 ARCHES = ".arches"  # beside the .solv, see load_arches
@@ -77,17 +88,10 @@ def load_arches(path: Path, nsolvables: int) -> dict | None:
 
 
 def save_arches(index: dict, path: Path) -> None:
-    """Write the arch index beside the .solv `path` (atomically; an OSError only skips it)."""
-    dest = path.with_name(path.name + ARCHES)
-    tmp = path.with_name(f".{dest.name}.tmp{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the arch index beside the .solv `path` (best effort, atomic)."""
+
+    def write(tmp: Path) -> bool:
         tmp.write_text(json.dumps(index, separators=(",", ":")))
-        os.replace(tmp, dest)
-    except OSError:
-        pass
-    finally:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+        return True
+
+    _write_best_effort(path.with_name(path.name + ARCHES), write)
