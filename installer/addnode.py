@@ -234,31 +234,21 @@ def run(runner, new_labels, dry_run=False):
         return total
     previous = runner.previous_record or {}
     record = ClusterRecord(previous)
-    started = []
 
-    def begin():
-        record.start("add-node %s" % ",".join(new_labels), ctx, operation_id=runner.operation_id)
-        record.data["inventory"] = previous.get("inventory")  # the new hosts count once they joined
-        runner.write_record(record)
-        started.append(True)
+    def start(r):
+        r.start("add-node %s" % ",".join(new_labels), ctx, operation_id=runner.operation_id)
+        r.data["inventory"] = previous.get("inventory")  # the new hosts count once they joined
 
-    try:
-        changed = runner.execute(op, before_changes=begin)
-    except InstallerError as e:
-        if started:
-            runner.out.say("add-node failed: resetting the new host(s) %s only" % ", ".join(new_labels))
-            runner.reset_new_hosts(new_labels)
-            record.finish("failed (new hosts reset): %s" % e.message)
-            runner.write_record(record, quiet=True)
-            e.hint = ("The new host(s) were reset; the cluster is as before. %s"
-                      % (e.hint or "Fix the cause and run the same add-node again"))
-        raise
-    if not started:
-        begin()
+    def failed(e):
+        runner.out.say("add-node failed: resetting the new host(s) %s only" % ", ".join(new_labels))
+        runner.reset_new_hosts(new_labels)
+        e.hint = ("The new host(s) were reset; the cluster is as before. %s"
+                  % (e.hint or "Fix the cause and run the same add-node again"))
+        return "failed (new hosts reset): %s" % e.message
+
+    changed = runner.execute_recorded(op, record, start, on_failure=failed)
     record.set_inventory(ctx)
-    record.finish("ok")
-    runner.write_record(record)
-    runner.publish_record(record)
+    runner.finish_record(record)
     total = sum(len(v) for v in changed.values())
     for label, items in sorted(changed.items()):
         runner.out.say("%d change(s)" % len(items) if items else "no changes", host=label)

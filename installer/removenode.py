@@ -238,29 +238,18 @@ def run(runner, name, drain_timeout, dry_run=False):
         runner.out.say("plan remove-node: %d change(s)" % total if total else "plan remove-node: no changes")
         return total
     record = ClusterRecord(runner.previous_record)
-    started = []
 
-    def begin():
-        record.start("remove-node %s" % name, ctx, operation_id=runner.operation_id)
-        runner.write_record(record)
-        started.append(True)
+    def failed(e):
+        e.hint = "%s. Every step checks its state: run the same remove-node again to resume" % (
+            (e.hint or "Fix the cause").rstrip("."))
+        return "failed: %s" % e.message
 
-    try:
-        changed = runner.execute(op, before_changes=begin)
-    except InstallerError as e:
-        if started:
-            record.finish("failed: %s" % e.message)
-            runner.write_record(record, quiet=True)
-            e.hint = "%s. Every step checks its state: run the same remove-node again to resume" % (
-                (e.hint or "Fix the cause").rstrip("."))
-        raise
-    if not started:
-        begin()
+    changed = runner.execute_recorded(
+        op, record, lambda r: r.start("remove-node %s" % name, ctx, operation_id=runner.operation_id),
+        on_failure=failed)
     ctx.inventory = Inventory([h for h in ctx.inventory.hosts if h is not target], source=ctx.inventory.source)
     record.set_inventory(ctx)
-    record.finish("ok")
-    runner.write_record(record)
-    runner.publish_record(record)
+    runner.finish_record(record)
     total = sum(len(v) for v in changed.values())
     runner.out.say("remove-node: %s removed; %d change(s)" % (name, total))
     return total

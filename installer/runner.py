@@ -236,27 +236,41 @@ class Runner(object):
         self.out.say("plan: %d change(s)" % total if total else "plan: no changes")
         return total
 
-    def install(self):
-        record = ClusterRecord(self.previous_record)
+    def execute_recorded(self, op, record, start, on_failure=None):
+        """Run op keeping the cluster record: `start(record)` just before the first change (the record then says
+        the operation is under way, so a failed one can be reset or resumed); on failure the result
+        (`on_failure(error)`, else "failed: ...") is written and the error raised. The caller finishes the record
+        on success (finish_record). Returns what execute returns."""
         started = []
 
-        def begin():  # the record says "installing" from the first change on, so a failed install can be reset
-            record.start("install", self.ctx, dns=self.ctx.dns, operation_id=self.operation_id)
+        def begin():
+            start(record)
             self.write_record(record)
             started.append(True)
 
         try:
-            changed = self.execute(operations.install(), before_changes=begin)
+            changed = self.execute(op, before_changes=begin)
         except InstallerError as e:
             if started:
-                record.finish("failed: %s" % e.message)
+                record.finish(on_failure(e) if on_failure else "failed: %s" % e.message)
                 self.write_record(record, quiet=True)
             raise
         if not started:
             begin()
-        record.finish("ok", state="installed")
+        return changed
+
+    def finish_record(self, record, **kw):
+        """A successful operation: the record finished, both copies written, the in-cluster copy updated."""
+        record.finish("ok", **kw)
         self.write_record(record)
         self.publish_record(record)
+
+    def install(self):
+        record = ClusterRecord(self.previous_record)
+        changed = self.execute_recorded(
+            operations.install(), record,
+            lambda r: r.start("install", self.ctx, dns=self.ctx.dns, operation_id=self.operation_id))
+        self.finish_record(record, state="installed")
         total = sum(len(v) for v in changed.values())
         for label, items in sorted(changed.items()):
             self.out.say("%d change(s)" % len(items) if items else "no changes", host=label)
