@@ -6,6 +6,7 @@ import os
 import sys
 
 from installer import __version__
+from installer import commands as extra_commands
 from installer import inventory as inv
 from installer import record as rec
 from installer.bundle import Bundle
@@ -17,8 +18,21 @@ from installer.output import Output
 from installer.runner import DEFAULT_PARALLEL, Runner, default_bundle_dir
 from installer.verify_bundle import verify as verify_bundle
 
-COMMANDS = ("install", "plan", "status", "reset", "add-node", "remove-node")
+BUILTIN = ("install", "plan", "status", "reset", "add-node", "remove-node")
 DAY2 = ("add-node", "remove-node")  # `plan add-node ...` is their dry run
+
+
+def all_commands():
+    """The built-in commands, then one per module in installer/commands/ (installer.commands)."""
+    return BUILTIN + tuple(extra_commands.available())
+
+
+def plannable():
+    """Commands whose dry run is `./install.py plan COMMAND ...`."""
+    return DAY2 + tuple(w for w, m in extra_commands.available().items() if getattr(m, "PLAN", False))
+
+
+COMMANDS = BUILTIN  # kept for callers that only mean the built-in ones
 #: Commands that act on the bundle check it first, before the inventory is read or any host is contacted.
 #: status only reads the hosts' state, so it still works from a damaged copy.
 CHECKED_COMMANDS = ("install", "plan", "reset", "add-node")
@@ -96,10 +110,17 @@ def _new_hosts(p):
 def build_parser(command="install"):
     dry = command.startswith("plan-")
     base = command[5:] if dry else command
-    prog = "install.py" if command == "install" else "install.py %s" % command.replace("-add-", " add-")
+    prog = "install.py" if command == "install" else "install.py %s" % (
+        "plan " + base if dry else command)
+    extra = extra_commands.get(base)
+    if extra is not None:
+        p = argparse.ArgumentParser(prog=prog, description=extra.DESCRIPTION)
+        extra.add_arguments(p, dry)
+        _common(p, command, locks=getattr(extra, "LOCKS", True) and not dry)
+        return p
     p = argparse.ArgumentParser(prog=prog, description=DESCRIPTIONS[base])
     if command == "install":
-        p.usage = "%(prog)s [install|plan|status|reset|add-node|remove-node] [options]"
+        p.usage = "%%(prog)s [%s] [options]" % "|".join(all_commands())
     if base == "remove-node":
         p.add_argument("node", metavar="NAME", help="the node (its name, or its address in the cluster record)")
         p.add_argument("--drain-timeout", type=_positive, metavar="SECONDS", default=300,
@@ -127,10 +148,12 @@ def build_parser(command="install"):
     return p
 
 
-def _common(p, command):
+def _common(p, command, locks=None):
     p.add_argument("--parallel", type=_positive, metavar="N", default=DEFAULT_PARALLEL,
                    help="work on at most N hosts at once (default %d)" % DEFAULT_PARALLEL)
-    if command not in ("status", "plan") and not command.startswith("plan-"):
+    if locks is None:
+        locks = command not in ("status", "plan") and not command.startswith("plan-")
+    if locks:
         p.add_argument("--abort", action="store_true",
                        help="release the lock left by an interrupted operation (%s) and stop" % LOCK)
     p.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests: redirect local paths
@@ -156,13 +179,14 @@ def split_command(argv):
     """(command, the other arguments): the first word that names a command and is not an option's value
     (./install.py reset -y and ./install.py -y reset both work); no such word means install."""
     values = _takes_value(build_parser("install"))
+    words = all_commands()
     prev = None
     for i, a in enumerate(argv):
-        if a in COMMANDS and not (prev in values and "=" not in prev):
+        if a in words and not (prev in values and "=" not in prev):
             rest = argv[:i] + argv[i + 1:]
             if a == "plan":  # plan add-node ...: the day-2 command's dry run
                 for j, b in enumerate(rest):
-                    if b in DAY2 and not (j and rest[j - 1] in values and "=" not in rest[j - 1]):
+                    if b in plannable() and not (j and rest[j - 1] in values and "=" not in rest[j - 1]):
                         return "plan-" + b, rest[:j] + rest[j + 1:]
             return a, rest
         if a == "--":
@@ -204,7 +228,9 @@ def load_inventory(args):
 def check_bundle_first(args, bundle_dir):
     """For the commands that act on the bundle: the files checked, before anything else reads it or any host is
     contacted (raises, naming every bad path). None when this command does not check."""
-    if args.command not in CHECKED_COMMANDS or args.skip_bundle_check:
+    extra = extra_commands.get(args.command)
+    checks = getattr(extra, "CHECKS_BUNDLE", False) if extra is not None else args.command in CHECKED_COMMANDS
+    if not checks or args.skip_bundle_check:
         return None
     key = getattr(args, "key", None)
     sys.stdout.write("checking the bundle in %s against SHA256SUMS%s ...\n"
@@ -325,7 +351,10 @@ def main(argv=None):
         if getattr(args, "abort", False):
             return abort(args)
         notes = []
-        checked = check_bundle_first(args, os.path.abspath(args.bundle or default_bundle_dir()))
+        checked = check_bundle_first(args, os.path.abspath(getattr(args, "bundle", None) or default_bundle_dir()))
+        if extra_commands.get(args.command) is not None:
+            args.bundle_checked = checked  # the number of files checked, or None
+            return extra_commands.get(args.command).run(args)
         new_labels = None
         if args.command == "add-node":
             bundle_dir, inventory, opts, previous, new_labels = resolve_add_node(args, notes.append)
@@ -396,7 +425,7 @@ def grown_cluster(args, bundle_dir, inventory, previous, say):
 def abort(args):
     """--abort: release a stale host lock and mark the interrupted operation aborted in the record."""
     sys.stdout.write(abort_lock(args.root) + "\n")
-    for path in rec.mark_aborted(args.root, os.path.abspath(args.bundle or default_bundle_dir())):
+    for path in rec.mark_aborted(args.root, os.path.abspath(getattr(args, "bundle", None) or default_bundle_dir())):
         sys.stdout.write("marked the interrupted operation aborted in %s\n" % path)
     return 0
 
