@@ -10,8 +10,9 @@ from urllib.parse import quote
 
 
 def _enc(text: str) -> str:
-    """Percent-encode everything but the unreserved characters (so `+`, `~`, `:` and `/` are escaped)."""
-    return quote(text, safe="")
+    """Percent-encode all but the unreserved characters and ':' (never encoded in the canonical form the
+    reference implementation, packageurl-python, writes: `@sha256:...`); `+` and `/` are escaped."""
+    return quote(text, safe=":")
 
 
 def _qualifiers(pairs: dict[str, str | None]) -> str:
@@ -29,7 +30,7 @@ def rpm_purl(vendor: str, name: str, version: str, release: str, arch: str, epoc
 
 def oci_purl(repository_url: str, digest: str, tag: str | None = None, arch: str | None = None,
              os: str | None = None, variant: str | None = None) -> str:
-    """pkg:oci/NAME@sha256%3A...?arch=..&repository_url=HOST/PATH&tag=..: the name is the last path segment."""
+    """pkg:oci/NAME@sha256:...?arch=..&repository_url=HOST/PATH&tag=..: the name is the last path segment."""
     name = repository_url.rsplit("/", 1)[-1].lower()
     return (f"pkg:oci/{_enc(name)}@{_enc(digest)}"
             + _qualifiers({"arch": arch, "os": os, "variant": variant, "repository_url": repository_url,

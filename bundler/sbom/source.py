@@ -40,9 +40,15 @@ def _index_digests(bom: dict[str, Any]) -> set[str]:
             if i.get("mediaType") in INDEX_TYPES}
 
 
+def _created(recorded: float) -> int:
+    """SOURCE_DATE_EPOCH when set, else bundle.json's mtime: the tarball's entries carry the build's
+    SOURCE_DATE_EPOCH (and `tar -x` restores it), so an intact bundle regenerates its own documents' bytes."""
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    return int(env) if env and env.isdigit() else int(recorded)
+
+
 def tree_inventory(top: Path, created: int | None = None) -> Inventory:
-    """The inventory of an unpacked bundle whose top directory is `top`, dated `created` (default: bundle.json's
-    mtime, which tar restores to the build's SOURCE_DATE_EPOCH)."""
+    """The inventory of an unpacked bundle whose top directory is `top`, dated `created` (default: _created)."""
     bom = read_bundle_json(top)
     installer: dict[str, FileHash] = {}
     for path in [top / "install.py", *sorted((top / "installer").rglob("*"))]:
@@ -55,13 +61,13 @@ def tree_inventory(top: Path, created: int | None = None) -> Inventory:
         p = top / BLOBS / digest.partition(":")[2]
         return p.read_bytes() if p.is_file() and p.stat().st_size <= MAX_INDEX else None
 
-    when = created if created is not None else int((top / BOM).stat().st_mtime)
+    when = created if created is not None else _created((top / BOM).stat().st_mtime)
     return collect(bom, blob, installer, when)
 
 
 def _tar_inventory(path: Path) -> Inventory:
     bom: dict[str, Any] | None = None
-    created = 0
+    created = 0.0
     wanted: set[str] | None = None
     blobs: dict[str, bytes] = {}
     installer: dict[str, FileHash] = {}
@@ -74,7 +80,7 @@ def _tar_inventory(path: Path) -> Inventory:
                     continue
                 rel = parts[1]
                 if rel == BOM and bom is None:
-                    bom, created = read_bundle_json_bytes(tar, m), int(m.mtime)
+                    bom, created = read_bundle_json_bytes(tar, m), m.mtime
                     wanted = _index_digests(bom)
                 elif rel.startswith(BLOBS) and m.size <= MAX_INDEX:
                     hexd = rel[len(BLOBS):]
@@ -90,7 +96,7 @@ def _tar_inventory(path: Path) -> Inventory:
         raise SbomError(f"cannot read {path} ({e}): the tarball is truncated or corrupt; copy it again.") from e
     if bom is None:
         raise SbomError(f"{path} has no <top>/{BOM}: it is not a bundle written by `bundler build`.")
-    return collect(bom, lambda d: blobs.get(d.partition(":")[2]), installer, created)
+    return collect(bom, lambda d: blobs.get(d.partition(":")[2]), installer, _created(created))
 
 
 def read_bundle_json_bytes(tar: Any, member: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import hashlib
 import re
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 from .licenses import spdx_expression
 from .model import Component, Inventory, walk
@@ -20,6 +21,8 @@ NOASSERTION = "NOASSERTION"
 _PURPOSE = {"rpm": "INSTALL", "image": "CONTAINER", "platform": "CONTAINER", "installer": "APPLICATION"}
 _FILE_PURPOSE = {"binary": "APPLICATION", "archive": "ARCHIVE", "rpm": "INSTALL"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
+# SPDX 2.3 (appendix, download location) accepts a URL only with a DNS name ending in a 2-5 letter label
+_SPDX_HOST = re.compile(r"^[a-z0-9]+([.-][a-z0-9]+)*\.[a-z]{2,5}$", re.IGNORECASE)
 
 
 def timestamp(epoch: int) -> str:
@@ -63,8 +66,19 @@ class _Licenses:
         return ident
 
 
+def _location(url: str | None) -> str | None:
+    """`url` when SPDX accepts it as a downloadLocation; an IP address or a bare host name it does not."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    ok = parts.scheme in ("http", "https", "ftp", "sftp") and _SPDX_HOST.match(parts.hostname or "")
+    return url if ok else None
+
+
 def _comment(c: Component) -> str | None:
     parts = [f"platform {c.platform}"] if c.platform and c.kind in ("image", "platform") else []
+    if c.source and not _location(c.source):
+        parts.append(f"downloaded from {c.source}")
     parts += [f"{k} {v}" for k, v in c.properties if v]
     return "; ".join(parts) or None
 
@@ -75,7 +89,7 @@ def _package(c: Component, ident: str, license_of: _Licenses) -> dict[str, Any]:
         pkg["versionInfo"] = c.version
     if c.path and c.kind != "installer":
         pkg["packageFileName"] = c.path
-    pkg["downloadLocation"] = c.source or NOASSERTION
+    pkg["downloadLocation"] = _location(c.source) or NOASSERTION
     purpose = _FILE_PURPOSE.get(c.file_kind or "", "FILE") if c.kind == "file" else _PURPOSE.get(c.kind, "OTHER")
     pkg["primaryPackagePurpose"] = purpose
     if c.kind == "installer":
