@@ -227,6 +227,8 @@ def test_same_content_same_identity_other_content_other_identity(tmp_path: Path)
     one = bundle_inventory(write_bundle(tmp_path / "a", content()))
     again = bundle_inventory(write_bundle(tmp_path / "b", content()))
     assert render(one, "spdx") == render(again, "spdx") and render(one, "cyclonedx") == render(again, "cyclonedx")
+    shipped = content(sbom=True)  # what tests/bundle's synthetic bundle carries
+    assert {rel: render(one, fmt) for fmt, rel in PATHS.items()} == {rel: shipped[rel] for rel in PATHS.values()}
     other = bundle_inventory(write_bundle(tmp_path, content(version="1.0.1")))
     assert other.uuid != one.uuid
 
