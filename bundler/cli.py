@@ -336,7 +336,11 @@ def sbom_cmd(bundle: Path, fmt: str, output: Path | None) -> None:
     from .bundle.sums import atomic_write_bytes
 
     try:
-        atomic_write_bytes(output, data)
+        if output.exists() and not output.is_file():  # /dev/stdout, a FIFO: write into it, never replace it
+            with open(output, "wb") as f:
+                f.write(data)
+        else:
+            atomic_write_bytes(output, data)
     except OSError as e:
         raise BundlerError(f"cannot write {output} ({e.strerror}): check that its directory exists and is "
                            "writable, or print to standard output without -o.") from None

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +250,20 @@ def test_sbom_of_a_non_bundle_says_what_is_wrong(tmp_path: Path, make, message: 
     assert message in r.stderr.replace("\n", " ")
     r = bundler("sbom", str(write_bundle(tmp_path, content())), "-o", str(tmp_path / "no" / "dir" / "x.json"))
     assert r.returncode == 1 and "cannot write" in r.stderr and not (tmp_path / "no").exists(), r.stderr
+
+
+def test_output_into_a_fifo_writes_into_it_and_leaves_it_a_fifo(tmp_path: Path) -> None:
+    """-o /dev/stdout or a pipe must not be replaced by a regular file (the atomic rename is for files only)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    tarball = write_bundle(tmp_path, content())
+    r = bundler("sbom", str(tarball), "--format", "cyclonedx", "-o", str(fifo))
+    reader.join(timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and got == [render(bundle_inventory(tarball), "cyclonedx")]
 
 
 def test_synthetic_top_is_found_from_the_unpack_directory(tmp_path: Path) -> None:
