@@ -84,10 +84,13 @@ def _tar_inventory(path: Path) -> Inventory:
                     wanted = _index_digests(bom)
                 elif rel.startswith(BLOBS) and m.size <= MAX_INDEX:
                     hexd = rel[len(BLOBS):]
-                    if wanted is None or hexd in wanted:  # bundle.json not seen yet (a repacked tarball): keep
+                    if wanted is None or hexd in wanted:
                         f = tar.extractfile(m)
                         assert f is not None  # a regular member always has content
-                        blobs[hexd] = f.read()
+                        data = f.read()
+                        # before bundle.json (a repacked tarball): keep the JSON blobs only, not small layers
+                        if wanted is not None or data.startswith(b"{"):
+                            blobs[hexd] = data
                 elif _is_installer(rel):
                     f = tar.extractfile(m)
                     assert f is not None

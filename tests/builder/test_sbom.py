@@ -159,7 +159,7 @@ def test_a_real_build_carries_valid_reproducible_sboms_of_everything_it_ships(tm
     assert not report.ok and PATHS["cyclonedx"] in report.format()
 
 
-def _multiarch_bundle(tmp_path: Path, license_text: str) -> Path:
+def _multiarch_bundle(tmp_path: Path, license_text: str, bundle_json_last: bool = False) -> Path:
     """The synthetic bundle of tests/bundle with a multi-arch image (an index: amd64, arm64/v8, an attestation)
     and a kubeadm whose License tag is `license_text`."""
     files = content()
@@ -179,7 +179,7 @@ def _multiarch_bundle(tmp_path: Path, license_text: str) -> Path:
     bom["packages"][1]["license"] = "MIT AND (BSD-3-Clause OR Apache-2.0)"
     bom["packages"][2].update(epoch=1, version="1.4.7+git~1")
     files["bundle.json"] = json.dumps(bom, indent=2).encode()
-    return write_bundle(tmp_path, files)
+    return write_bundle(tmp_path, files, bundle_json_last=bundle_json_last)
 
 
 def test_multi_arch_images_licenses_and_purls(tmp_path: Path) -> None:
@@ -189,6 +189,9 @@ def test_multi_arch_images_licenses_and_purls(tmp_path: Path) -> None:
     cdx_text = render(inv, "cyclonedx").decode()
     assert validate_spdx(spdx_file) == []
     assert validate_cyclonedx(cdx_text) is None
+    (tmp_path / "repacked").mkdir()  # bundle.json after the blobs: the same document from one read
+    repacked = _multiarch_bundle(tmp_path / "repacked", "ASL 2.0 and GPLv2+", bundle_json_last=True)
+    assert render(bundle_inventory(repacked), "cyclonedx").decode() == cdx_text
 
     # one component per platform manifest under the index; the attestation is not a platform
     cdx = json.loads(cdx_text)
