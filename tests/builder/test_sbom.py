@@ -273,3 +273,16 @@ def test_synthetic_top_is_found_from_the_unpack_directory(tmp_path: Path) -> Non
     subprocess.run(["tar", "-xzf", str(write_bundle(tmp_path, content())), "-C", str(tmp_path)], check=True)
     from_dir = render(bundle_inventory(tmp_path / SYNTHETIC_TOP), "cyclonedx")
     assert json.loads(from_dir)["metadata"]["component"]["name"] == "k8s-1.30-el9"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("MIT", "MIT"),
+    ("MIT AND (BSD-3-Clause OR Apache-2.0)", "MIT AND (BSD-3-Clause OR Apache-2.0)"),
+    ("GPL-2.0-or-later WITH Classpath-exception-2.0", "GPL-2.0-or-later WITH Classpath-exception-2.0"),
+    ("ASL 2.0", None), ("GPLv2+", None), ("MIT and BSD", None), ("mit", None), ("(MIT", None), ("MIT AND", None),
+    ("MIT WITH Apache-2.0", None), ("", None), (None, None),
+])
+def test_only_spdx_expressions_over_known_ids_pass_as_expressions(text: str | None, expected: str | None) -> None:
+    from bundler.sbom.licenses import spdx_expression
+
+    assert spdx_expression(text) == expected
