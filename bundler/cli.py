@@ -324,7 +324,8 @@ def sbom_cmd(bundle: Path, fmt: str, output: Path | None) -> None:
     """The SBOM of a bundle (tarball or directory): every RPM, image, file and the installer, with digests.
 
     Generated from the bundle's bundle.json; for an intact bundle the bytes are those of the document it carries
-    (sbom/bundle.spdx.json, sbom/bundle.cdx.json). Exit code 2: BUNDLE does not exist or is not a bundle.
+    (sbom/bundle.spdx.json, sbom/bundle.cdx.json). Exit code 1: not a bundle, or damaged; 2: BUNDLE does not
+    exist.
     """
     from .sbom import render
     from .sbom.source import bundle_inventory

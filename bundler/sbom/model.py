@@ -31,7 +31,7 @@ class SbomError(BundlerError):
 
 
 class NoBundle(SbomError):
-    """BUNDLE does not exist or is not a bundle at all (exit 2, like `bundler verify`)."""
+    """BUNDLE does not exist (exit 2, like `bundler verify`; not a bundle, or a damaged one, is 1)."""
 
     exit_code = 2
 

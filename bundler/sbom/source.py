@@ -123,5 +123,6 @@ def bundle_inventory(path: str | os.PathLike[str]) -> Inventory:
     if not path.is_file():
         raise NoBundle(f"{path} does not exist. Give the bundle tarball or its unpacked directory.")
     if not is_tar_file(path):
-        raise NoBundle(f"{path} is neither a directory nor a tar archive (.tar, .tar.gz or .tar.xz).")
+        raise SbomError(f"{path} is neither a directory nor a tar archive (.tar, .tar.gz or .tar.xz): give the "
+                        "bundle tarball written by `bundler build` or its unpacked directory.")
     return _tar_inventory(path)

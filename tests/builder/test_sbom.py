@@ -240,12 +240,13 @@ def test_same_content_same_identity_other_content_other_identity(tmp_path: Path)
 
 @pytest.mark.parametrize("make, message, code", [
     (lambda d: d / "missing.tar.gz", "does not exist", 2),
-    (lambda d: (d / "x.txt").write_text("not a bundle") and d / "x.txt", "neither a directory nor a tar", 2),
+    (lambda d: (d / "x.txt").write_text("not a bundle") and d / "x.txt", "neither a directory nor a tar", 1),
+    (lambda d: d, "has no bundle.json", 1),
     (lambda d: write_bundle(d, {k: v for k, v in content().items() if not k.startswith("images/blobs")}
                             | {"bundle.json": json.dumps({**json.loads(content()["bundle.json"]), "images": [
                                 {"ref": "r.example/a:1", "digest": "sha256:" + "0" * 64, "mediaType": INDEX}]})
                                .encode()}), "is not in images/blobs/sha256", 1),
-], ids=["missing", "not-a-bundle", "index-blob-missing"])
+], ids=["missing", "not-a-bundle", "empty-dir", "index-blob-missing"])
 def test_sbom_of_a_non_bundle_says_what_is_wrong(tmp_path: Path, make, message: str, code: int) -> None:
     path = make(tmp_path)
     r = bundler("sbom", str(path))
