@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,12 +86,23 @@ class Inventory:
         return str(uuid.UUID(bytes=bytes.fromhex(self.digest[:32]), version=5))
 
 
-def _hex(digest: str, what: str) -> str:
-    algo, _, value = (digest or "").partition(":")
-    if algo != "sha256" or len(value) != 64:
-        raise SbomError(f"bundle.json: {what} has digest {digest!r}, not sha256:<64 hex>. The bundle is damaged or "
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _sha256(value: object, what: str) -> str:
+    """A sha256 hex digest from bundle.json, or a clear error (an SBOM entry without its digest is useless)."""
+    if not isinstance(value, str) or not _SHA256.match(value):
+        raise SbomError(f"bundle.json: {what} has sha256 {value!r}, not 64 hex digits. The bundle is damaged or "
                         "was not written by `bundler build`; run `bundler verify` on it.")
     return value
+
+
+def _hex(digest: str, what: str) -> str:
+    algo, _, value = (digest or "").partition(":")
+    if algo != "sha256":
+        raise SbomError(f"bundle.json: {what} has digest {digest!r}, not sha256:<64 hex>. The bundle is damaged or "
+                        "was not written by `bundler build`; run `bundler verify` on it.")
+    return _sha256(value, what)
 
 
 def _evr(p: Mapping[str, Any]) -> str:
@@ -102,7 +114,7 @@ def _rpm(p: Mapping[str, Any], distro: str) -> Component:
     try:
         purl = rpm_purl(str(p.get("repo") or "unknown"), p["name"], p["version"], p["release"], p["arch"],
                         p.get("epoch"), distro)
-        sha256 = p["sha256"]
+        sha256 = _sha256(p["sha256"], f"package {p['name']}")
     except KeyError as e:
         raise SbomError(f"bundle.json: package {p.get('name', '?')} has no {e.args[0]!r}. The bundle is damaged "
                         "or was not written by `bundler build`.") from None
@@ -132,7 +144,12 @@ def _image(i: Mapping[str, Any], blob: Callable[[str], bytes | None]) -> Compone
         if data is None:
             raise SbomError(f"image {ref_text}: its index {digest} is not in images/blobs/sha256. The bundle is "
                             "incomplete; run `bundler verify` on it and copy it again.")
-        for desc in json.loads(data).get("manifests") or []:
+        try:
+            descriptors = list(json.loads(data).get("manifests") or [])
+        except (ValueError, AttributeError, TypeError):
+            raise SbomError(f"image {ref_text}: its index {digest} in images/blobs/sha256 is not an image index. "
+                            "The bundle is damaged; run `bundler verify` on it and copy it again.") from None
+        for desc in descriptors:
             plat = desc.get("platform") or {}
             if plat.get("os") in (None, "unknown"):  # attestations and other non-runnable entries
                 continue
@@ -155,8 +172,9 @@ def _file(f: Mapping[str, Any]) -> Component:
     props = [("sourceSha256", str(f["sourceSha256"]))] if f.get("extract") and f.get("sourceSha256") else []
     if f.get("extract"):
         props.append(("extract", str(f["extract"])))
-    return Component(ref=f"file:{f.get('path')}", kind="file", name=str(f.get("name")), sha256=str(f.get("sha256")),
-                     size=f.get("size"), purl=generic_purl(str(f.get("name")), str(f.get("sha256")), f.get("source")),
+    sha256 = _sha256(f.get("sha256"), f"file {f.get('name')}")
+    return Component(ref=f"file:{f.get('path')}", kind="file", name=str(f.get("name")), sha256=sha256,
+                     size=f.get("size"), purl=generic_purl(str(f.get("name")), sha256, f.get("source")),
                      source=f.get("source"), path=f.get("path"), file_kind=f.get("kind"), properties=tuple(props))
 
 

@@ -246,7 +246,10 @@ def test_same_content_same_identity_other_content_other_identity(tmp_path: Path)
                             | {"bundle.json": json.dumps({**json.loads(content()["bundle.json"]), "images": [
                                 {"ref": "r.example/a:1", "digest": "sha256:" + "0" * 64, "mediaType": INDEX}]})
                                .encode()}), "is not in images/blobs/sha256", 1),
-], ids=["missing", "not-a-bundle", "empty-dir", "index-blob-missing"])
+    (lambda d: write_bundle(d, content() | {"bundle.json": json.dumps({**json.loads(content()["bundle.json"]),
+                                                                       "files": [{"name": "helm", "sha256": None}]})
+                                            .encode()}), "file helm has sha256 None", 1),
+], ids=["missing", "not-a-bundle", "empty-dir", "index-blob-missing", "file-without-sha256"])
 def test_sbom_of_a_non_bundle_says_what_is_wrong(tmp_path: Path, make, message: str, code: int) -> None:
     path = make(tmp_path)
     r = bundler("sbom", str(path))
