@@ -327,10 +327,14 @@ def sbom_cmd(bundle: Path, fmt: str, output: Path | None) -> None:
     (sbom/bundle.spdx.json, sbom/bundle.cdx.json). Exit code 1: not a bundle, or damaged; 2: BUNDLE does not
     exist.
     """
+    from .progress import ByteProgress
     from .sbom import render
     from .sbom.source import bundle_inventory
 
-    data = render(bundle_inventory(bundle), fmt)
+    total = bundle.stat().st_size if bundle.is_file() else 0  # a tarball is read once, start to end
+    with ByteProgress(total, "reading", enabled=bool(total)) as bar:
+        inventory = bundle_inventory(bundle, progress=bar.callback if total else None)
+    data = render(inventory, fmt)
     if output is None:
         click.echo(data.decode("utf-8"), nl=False)
         return

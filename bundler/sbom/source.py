@@ -65,14 +65,14 @@ def tree_inventory(top: Path, created: int | None = None) -> Inventory:
     return collect(bom, blob, installer, when)
 
 
-def _tar_inventory(path: Path) -> Inventory:
+def _tar_inventory(path: Path, progress: Callable[[int], None] | None) -> Inventory:
     bom: dict[str, Any] | None = None
     created = 0.0
     wanted: set[str] | None = None
     blobs: dict[str, bytes] = {}
     installer: dict[str, FileHash] = {}
     try:
-        tar, raw = open_tar_stream(path)
+        tar, raw = open_tar_stream(path, progress)
         with raw:
             for m in tar:
                 parts = strip_dot(m.name).split("/", 1)
@@ -115,8 +115,9 @@ def read_bundle_json_bytes(tar: Any, member: Any) -> dict[str, Any]:
     return bom
 
 
-def bundle_inventory(path: str | os.PathLike[str]) -> Inventory:
-    """The inventory of a bundle tarball or unpacked directory (or the directory it was unpacked into)."""
+def bundle_inventory(path: str | os.PathLike[str], progress: Callable[[int], None] | None = None) -> Inventory:
+    """The inventory of a bundle tarball or unpacked directory (or the directory it was unpacked into);
+    progress(compressed bytes read) while a tarball is read."""
     path = Path(path)
     if path.is_dir():
         return tree_inventory(find_top_dir(path))
@@ -125,4 +126,4 @@ def bundle_inventory(path: str | os.PathLike[str]) -> Inventory:
     if not is_tar_file(path):
         raise SbomError(f"{path} is neither a directory nor a tar archive (.tar, .tar.gz or .tar.xz): give the "
                         "bundle tarball written by `bundler build` or its unpacked directory.")
-    return _tar_inventory(path)
+    return _tar_inventory(path, progress)
