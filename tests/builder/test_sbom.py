@@ -193,6 +193,18 @@ def test_multi_arch_images_licenses_and_purls(tmp_path: Path) -> None:
     repacked = _multiarch_bundle(tmp_path / "repacked", "ASL 2.0 and GPLv2+", bundle_json_last=True)
     assert render(bundle_inventory(repacked), "cyclonedx").decode() == cdx_text
 
+    # an index the bundle does not ship (a delta bundle relies on the site's copy) is listed without children
+    files = content()
+    bom = json.loads(files["bundle.json"])
+    bom["images"].append({"ref": "docker.io/calico/node:v3.28.1", "digest": "sha256:" + "1" * 64,
+                          "mediaType": INDEX, "size": 3000, "platforms": ["linux/amd64", "linux/arm64/v8"]})
+    (tmp_path / "delta").mkdir()
+    delta = write_bundle(tmp_path / "delta", files | {"bundle.json": json.dumps(bom).encode()})
+    [node] = [c for c in json.loads(render(bundle_inventory(delta), "cyclonedx"))["components"]
+              if c["name"] == "docker.io/calico/node"]
+    assert "components" not in node and cdx_sha256(node) == "1" * 64
+    assert {"name": "airgap-bundler:platformManifests", "value": "not in this bundle"} in node["properties"]
+
     # one component per platform manifest under the index; the attestation is not a platform
     cdx = json.loads(cdx_text)
     [node] = [c for c in cdx["components"] if c["name"] == "docker.io/calico/node"]
@@ -242,14 +254,16 @@ def test_same_content_same_identity_other_content_other_identity(tmp_path: Path)
     (lambda d: d / "missing.tar.gz", "does not exist", 2),
     (lambda d: (d / "x.txt").write_text("not a bundle") and d / "x.txt", "neither a directory nor a tar", 1),
     (lambda d: d, "has no bundle.json", 1),
-    (lambda d: write_bundle(d, {k: v for k, v in content().items() if not k.startswith("images/blobs")}
-                            | {"bundle.json": json.dumps({**json.loads(content()["bundle.json"]), "images": [
-                                {"ref": "r.example/a:1", "digest": "sha256:" + "0" * 64, "mediaType": INDEX}]})
-                               .encode()}), "is not in images/blobs/sha256", 1),
+    (lambda d: write_bundle(d, content() | {f"images/blobs/sha256/{'0' * 64}": b"\x1f\x8b not json",
+                                            "bundle.json": json.dumps({**json.loads(content()["bundle.json"]),
+                                                                       "images": [{"ref": "r.example/a:1",
+                                                                                   "digest": "sha256:" + "0" * 64,
+                                                                                   "mediaType": INDEX}]})
+                                            .encode()}), "is not an image index", 1),
     (lambda d: write_bundle(d, content() | {"bundle.json": json.dumps({**json.loads(content()["bundle.json"]),
                                                                        "files": [{"name": "helm", "sha256": None}]})
                                             .encode()}), "file helm has sha256 None", 1),
-], ids=["missing", "not-a-bundle", "empty-dir", "index-blob-missing", "file-without-sha256"])
+], ids=["missing", "not-a-bundle", "empty-dir", "index-not-json", "file-without-sha256"])
 def test_sbom_of_a_non_bundle_says_what_is_wrong(tmp_path: Path, make, message: str, code: int) -> None:
     path = make(tmp_path)
     r = bundler("sbom", str(path))
