@@ -15,6 +15,7 @@ RUNS = [
     ["registry_populate.py"],
     ["write_vs_cp.py", "--old"],
     ["write_vs_cp.py", "--full"],
+    ["sbom_scale.py"],
 ]
 
 if __name__ == "__main__":

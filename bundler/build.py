@@ -30,7 +30,7 @@ from . import __version__
 from .bundle.installer_files import add_installer
 from .bundle.space import SpaceCheck
 from .bundle.sums import DigestMismatch
-from .bundle.tarball import FORMATS, write_tarball
+from .bundle.tarball import FORMATS, source_epoch, write_tarball
 from .bundle.workspace import DISK_ERRNOS, Workspace, clean_legacy_staging, clean_stale
 from .errors import BundlerError, FetchError
 from .fetch.cache import Cache
@@ -559,6 +559,9 @@ def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, 
         "modules": inputs.module_streams,  # NAME:STREAM the solve used; the installer enables exactly these
     }
     (root / "bundle.json").write_text(json.dumps(bom, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    from .sbom import write_into
+
+    write_into(root, source_epoch())  # SPDX and CycloneDX documents from bundle.json, listed in SHA256SUMS
     return expected, sources
 
 

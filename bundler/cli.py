@@ -314,6 +314,44 @@ def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
     click.echo(json.dumps(d, indent=2) if as_json else format_diff(d))
 
 
+@main.command("sbom")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["spdx", "cyclonedx"]), default="spdx", show_default=True,
+              help="SPDX 2.3 JSON or CycloneDX 1.6 JSON.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the document to FILE (atomically) instead of printing it.")
+def sbom_cmd(bundle: Path, fmt: str, output: Path | None) -> None:
+    """The SBOM of a bundle (tarball or directory): every RPM, image, file and the installer, with digests.
+
+    Generated from the bundle's bundle.json; for an intact bundle the bytes are those of the document it carries
+    (sbom/bundle.spdx.json, sbom/bundle.cdx.json). Exit code 1: not a bundle, or damaged; 2: BUNDLE does not
+    exist.
+    """
+    from .progress import ByteProgress
+    from .sbom import render
+    from .sbom.source import bundle_inventory
+
+    total = bundle.stat().st_size if bundle.is_file() else 0  # a tarball is read once, start to end
+    with ByteProgress(total, "reading", enabled=bool(total)) as bar:
+        inventory = bundle_inventory(bundle, progress=bar.callback if total else None)
+    data = render(inventory, fmt)
+    if output is None:
+        click.echo(data.decode("utf-8"), nl=False)
+        return
+    from .bundle.sums import atomic_write_bytes
+
+    try:
+        if output.exists() and not output.is_file():  # /dev/stdout, a FIFO: write into it, never replace it
+            with open(output, "wb") as f:
+                f.write(data)
+        else:
+            atomic_write_bytes(output, data)
+    except OSError as e:
+        raise BundlerError(f"cannot write {output} ({e.strerror}): check that its directory exists and is "
+                           "writable, or print to standard output without -o.") from None
+    click.echo(f"wrote {output} ({fmt}, {_human(len(data))})", err=True)
+
+
 def _split_and_report(tarball: Path, size: str, index: Path | None = None) -> None:
     from .bundle.split import FAT32_MAX, parse_size, read_index, split
 

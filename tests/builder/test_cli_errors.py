@@ -29,7 +29,7 @@ COMMANDS = list(leaves(main))
 
 def test_the_tree_has_the_documented_commands() -> None:
     names = {" ".join(p) for p, _ in COMMANDS}
-    assert {"plan", "build", "lock", "verify", "cache info", "cache prune", "split", "join"} <= names
+    assert {"plan", "build", "lock", "verify", "cache info", "cache prune", "split", "join", "sbom"} <= names
 
 
 @pytest.mark.parametrize("error, code", [(FetchError("upstream gone: fix the mirror"), 1),

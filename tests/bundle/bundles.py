@@ -16,6 +16,7 @@ TOP = "k8s-1.30-el9-1.0.0-el9-x86_64"
 PACKAGES = [("kubeadm", 0, "1.30.4", "150500.1.1", "x86_64"), ("containerd.io", 0, "1.7.20", "3.1.el9", "x86_64"),
             ("conntrack-tools", 0, "1.4.7", "2.el9", "x86_64")]
 IMAGES = [("registry.k8s.io/pause:3.9", b"pause-3.9"), ("registry.k8s.io/etcd:3.5.15-0", b"etcd-3.5.15")]
+MTIME = 1_700_000_000  # of every tar entry
 
 
 def sha(data: bytes) -> str:
@@ -24,8 +25,9 @@ def sha(data: bytes) -> str:
 
 def content(packages: Iterable[tuple[str, int, str, str, str]] = PACKAGES,
             images: Iterable[tuple[str, bytes]] = IMAGES, version: str = "1.0.0",
-            kubernetes: str = "1.30.4") -> dict[str, bytes]:
-    """Files of a bundle (relative paths -> bytes) including a bundle.json that describes them."""
+            kubernetes: str = "1.30.4", sbom: bool = False) -> dict[str, bytes]:
+    """Files of a bundle (relative paths -> bytes) including a bundle.json that describes them (and with sbom,
+    the SBOM documents generated from it, as `bundler build` writes them)."""
     files: dict[str, bytes] = {
         "install.py": b"#!/bin/sh\necho install\n",
         "installer/__init__.py": b"",
@@ -60,12 +62,25 @@ def content(packages: Iterable[tuple[str, int, str, str, str]] = PACKAGES,
                    "size": len(files["files/registry"]), "sha256": sha(files["files/registry"])}],
     }
     files["bundle.json"] = json.dumps(bom, indent=2).encode()
+    if sbom:
+        files.update(sbom_documents(files, bom))
     return files
+
+
+def sbom_documents(files: dict[str, bytes], bom: dict[str, Any]) -> dict[str, bytes]:
+    """The SBOM documents `bundler build` would write for these files (dated like the tar entries below)."""
+    from bundler.sbom import PATHS, render
+    from bundler.sbom.model import FileHash, collect
+
+    installer = {p: FileHash(hashlib.sha1(d).hexdigest(), sha(d), len(d)) for p, d in files.items()
+                 if p == "install.py" or p.startswith("installer/")}
+    inv = collect(bom, lambda d: files.get(f"images/blobs/sha256/{d.partition(':')[2]}"), installer, MTIME)
+    return {rel: render(inv, fmt) for fmt, rel in PATHS.items()}
 
 
 def _info(name: str, size: int = 0, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
     ti = tarfile.TarInfo(name)
-    ti.size, ti.type, ti.linkname, ti.mtime = size, kind, link, 1_700_000_000
+    ti.size, ti.type, ti.linkname, ti.mtime = size, kind, link, MTIME
     ti.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
     return ti
 

@@ -188,6 +188,9 @@ def tree_cases() -> list[Case]:
         Case("SHA256SUMS replaced by a FIFO (never opened)",
              lambda t, s: replace(t, "SHA256SUMS", lambda p: os.mkfifo(p)), ("SHA256SUMS",)),
         Case("bundle.json edited", lambda t, s: (t / "bundle.json").write_text("{}"), ("bundle.json",)),
+        Case("SBOM edited (one byte of the CycloneDX document)", lambda t, s: flip(t, "sbom/bundle.cdx.json"),
+             ("sbom/bundle.cdx.json",)),
+        Case("SBOM removed", lambda t, s: (t / "sbom/bundle.spdx.json").unlink(), ("sbom/bundle.spdx.json",)),
         Case("bundle.json removed and dropped from SHA256SUMS",
              lambda t, s: ((t / "bundle.json").unlink(), resum(t)), ("bundle.json",)),
         Case("bundle.json edited and SHA256SUMS recomputed, unsigned (nothing can tell: accepted)",
@@ -298,7 +301,7 @@ def tree_digest(top: Path) -> dict[str, str]:
 
 def test_both_verifiers_give_the_same_verdict_on_every_tampered_bundle(tmp_path: Path, gpg_keys) -> None:
     signer, stranger = gpg_keys
-    files = content()
+    files = content(sbom=True)
     pristine = operator_unpack(write_bundle(tmp_path, files), tmp_path / "pristine")[0]
     assert pristine is not None
     rows: list[tuple[str, str, bool, bool, tuple[str, ...], str, str]] = []  # form, case, bundler, installer, ...
