@@ -139,7 +139,7 @@ def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
     check_kubernetes_release(manifest, packages)
     warnings = list(solver.warnings)
     hops: dict[str, list[Package]] = {}
-    for hop in manifest.upgrade_through if requests else ():
+    for hop in manifest.upgrade_through:
         hop_packages = _solve_hop(manifest, solver, hop, hidden, modular, modular_names)
         warnings += solver.warnings
         hops[hop] = [p for p in hop_packages if p.name in KUBE_PACKAGES]
