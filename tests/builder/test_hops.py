@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from bundler.build import build, lock, plan
+from bundler.bundle.verify import verify
 from bundler.errors import ResolveError
 from bundler.fetch.cache import Cache
 from bundler.manifest import load_manifest
+from installer.verify_bundle import verify as installer_verify
 from tests.upstream.yumrepos import KUBEADM_DOUBLE_ETCD
 
 TARGET, HOP = "1.30.4", "1.29.8"
@@ -83,6 +85,9 @@ def test_a_hop_ships_both_releases_rpms_and_images_and_locked_builds_are_identic
                              text=True, check=True).stdout
     assert primary.count("<name>kubeadm</name>") == 2  # both versions side by side in the repo's metadata
     assert bom["lock"]["hops"] == k8s["hops"]
+    # the bundle verifies as any other (bundler verify, and the installer's own check of the unpacked tree)
+    assert verify(first.path).ok
+    assert installer_verify(str(top)) > len(bom["packages"])  # raises, naming every bad path, otherwise
 
 
 def test_plan_shows_the_hops(tmp_path, hop_stack):
