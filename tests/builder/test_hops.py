@@ -15,6 +15,7 @@ from bundler.build import build, lock, plan
 from bundler.bundle.verify import verify
 from bundler.errors import ResolveError
 from bundler.fetch.cache import Cache
+from bundler.lock import manifest_dict, manifest_digest
 from bundler.manifest import load_manifest
 from installer.verify_bundle import verify as installer_verify
 from tests.upstream.yumrepos import KUBEADM_DOUBLE_ETCD
@@ -115,3 +116,12 @@ def test_hopless_bundle_json_says_no_hops(tmp_path, stack):
     data = plan(load_manifest(path), Cache(tmp_path / "cache"))
     assert data["kubernetes"] == {"version": TARGET, "imagesFrom": data["kubeadmImagesFrom"], "upgradeFrom": "1.29",
                                   "hops": []}
+
+
+def test_the_lock_digest_covers_hops_and_is_unchanged_for_manifests_without(tmp_path, stack):
+    (tmp_path / "p.yaml").write_text(stack.manifest(packages=K8S, cni="none"))
+    plain = load_manifest(tmp_path / "p.yaml")
+    hopped = load_manifest(hop_manifest(stack, tmp_path))
+    assert "upgrade_through" not in manifest_dict(plain)  # locks written before hops existed stay valid
+    assert manifest_dict(hopped)["upgrade_through"] == [HOP]
+    assert manifest_digest(plain) != manifest_digest(hopped)  # a lock without the hops is refused for this one
