@@ -134,8 +134,9 @@ def _dnf(root: Path, reposdir: Path, *args: str) -> subprocess.CompletedProcess:
     conf.write_text("[main]\n")
     # --noplugins: the host's dnf plugins (e.g. `local`, which keeps installed RPMs in a host-wide repo) stay out
     cmd = ["dnf", "-c", str(conf), "--installroot", str(root), "--releasever", "9", f"--setopt=reposdir={reposdir}",
-           "--noplugins", "--nogpgcheck", "-y", f"--setopt=cachedir={root}/var/cache/dnf", "--setopt=install_weak_deps=False",
-           "--setopt=best=True", "--setopt=metadata_expire=0", "--setopt=module_platform_id=platform:el9", *args]
+           "--noplugins", "--nogpgcheck", "-y", f"--setopt=cachedir={root}/var/cache/dnf",
+           "--setopt=install_weak_deps=False", "--setopt=best=True", "--setopt=metadata_expire=0",
+           "--setopt=module_platform_id=platform:el9", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=dict(os.environ, LC_ALL="C.UTF-8"))
 
 
