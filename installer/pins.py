@@ -87,11 +87,12 @@ def lock_change(names):
                    undo=delete_command(names), unless=unless)
 
 
-def relock_commands(nevras):
+def relock_commands(nevras, facts=None):
     """After an upgrade installed new versions (NEVRAs as the bundle names them): move their versionlock entries
-    to exactly those versions. Each command does nothing on a host without the plugin."""
+    to exactly those versions. [] when the host's facts show no plugin; without facts, each command checks for
+    the plugin itself and does nothing on a host without it."""
     nevras = sorted(set(nevras))
-    if not nevras:
+    if not nevras or (facts is not None and not has_versionlock(facts)):
         return []
     return [delete_command([name_of(n) for n in nevras]),
             _guarded("%s -q versionlock add %s" % (PKG_TOOL, " ".join(quote(n) for n in nevras)))]

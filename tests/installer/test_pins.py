@@ -108,6 +108,9 @@ def test_relock_moves_the_entries_to_the_upgraded_versions():
             "kubelet-1.31.5-150500.1.1.x86_64") in add
     assert all(c.startswith("if ") for c in (delete, add))  # nothing happens on a host without the plugin
     assert pins.relock_commands([]) == []
+    assert pins.relock_commands(nevras, probe("probe-rocky-9.3.txt")) == []  # the host has no plugin
+    with_plugin = probe("probe-rocky-9.3.txt", {EL9_CONF: "[main]\nenabled = 1\n"})
+    assert pins.relock_commands(nevras, with_plugin) == [delete, add]
 
 
 def test_status_reports_each_pinned_package_and_names_drift(tmp_path):
