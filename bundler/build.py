@@ -38,6 +38,7 @@ from .fetch.download import Item, Stats, cancel_downloads, fetch, fetch_all
 from .fetch.http import apply_mirrors, make_session
 from .fetch.lease import Lease
 from .files.fetch import FileRecord, fetch_files, file_specs
+from .hops import Hop, kubernetes_section, resolve_hop
 from .lock import PackageEntry, lock_path, make_lock, manifest_dict, read_lock
 from .manifest.model import Manifest
 from .progress import ByteProgress, Stages
@@ -65,6 +66,7 @@ class Inputs:
     cached: dict[str, Path] = field(default_factory=dict)  # nevra -> RPM in the cache, once downloaded
     module_streams: list[str] = field(default_factory=list)  # NAME:STREAM solved with; the hosts enable them
     warnings: list[str] = field(default_factory=list)
+    hops: list[Hop] = field(default_factory=list)  # spec.kubernetes.upgradeThrough, each named in bundle.json
 
 
 STEP_ORDER = ("resolve", "files", "packages", "images", "write")  # the summary's rows, always in this order
@@ -130,6 +132,7 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
         inputs.image_refs = [i["ref"] for i in lock["images"]]
         inputs.image_pins = {i["ref"]: i["digest"] for i in lock["images"]}
         inputs.kubeadm_images_from = lock.get("kubeadmImagesFrom", "the lock") if m.kubernetes_version else None
+        inputs.hops = [Hop.from_json(h) for h in lock.get("hops") or []]
         return inputs
     with stages.stage("resolve", f"resolve: reading the metadata of {len(m.repos)} repos and solving"):
         closure = resolve(m, RepoReader(session, cache, m.mirrors))
@@ -148,10 +151,17 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
         download = ask_kubeadm == "download" or not table_knows(m.kubernetes_version)
         with stages.stage("resolve", "resolve: asking the shipped kubeadm which images it needs"):
             asked = shipped_kubeadm_images(m, shipped, files, session, cache, download=download, stats=stats)
+    hops = []
+    for version in m.upgrade_through if m.kubernetes_version else ():
+        with stages.stage("resolve", f"resolve: asking the kubeadm of hop {version} which images it needs"):
+            hops.append(resolve_hop(m, version, closure.hops.get(version, []), shipped, session, cache,
+                                    ask_kubeadm=ask_kubeadm, stats=stats))
     cni = [_checked_text(m, f, cache, session, stats) for f in files if f.kind == "manifest"]
     refs, source = image_list(m.kubernetes_version, cni, m.images, asked)
+    refs = list(dict.fromkeys([*refs, *(i for h in hops for i in h.images)]))
     return Inputs(shipped, media, modules_yaml, files, refs, used_filelists=closure.used_filelists,
-                  kubeadm_images_from=source, module_streams=closure.host_streams(), warnings=closure.warnings)
+                  kubeadm_images_from=source, module_streams=closure.host_streams(), warnings=closure.warnings,
+                  hops=hops)
 
 
 def resolve_packages(m: Manifest, cache: Cache) -> Closure:
@@ -179,6 +189,7 @@ def plan(m: Manifest, cache: Cache, stages: Stages | None = None, insecure: tupl
         "bundle": m.bundle_basename,
         "target": {"os": m.target.os, "arch": m.target.arch},
         "prefer": m.prefer,
+        "kubernetes": kubernetes_section(m, inputs.kubeadm_images_from, inputs.hops),
         "packages": [_public(p) for p in inputs.packages],
         "fromMedia": [_public(p) for p in inputs.from_media],
         "modules": inputs.module_streams,
@@ -219,7 +230,7 @@ def lock(m: Manifest, cache: Cache, stages: Stages | None = None,
         inputs = resolve_inputs(m, cache, session, stages=stages)
         data = make_lock(m, inputs.packages, inputs.modules_yaml, _plan_images(m, inputs, cache, client),
                          [f.to_json() for f in inputs.files], inputs.module_streams,
-                         images_from=inputs.kubeadm_images_from)
+                         images_from=inputs.kubeadm_images_from, hops=[h.to_json() for h in inputs.hops])
     finally:
         cache.close_scratch()  # a read-only cache's temporary files
     path = lock_path(m.file)
@@ -291,7 +302,8 @@ def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: SpaceC
         t = time.monotonic()
         lock_used = lock_data or make_lock(m, inputs.packages, inputs.modules_yaml, images,
                                            [f.to_json() for f in inputs.files], inputs.module_streams,
-                                           images_from=inputs.kubeadm_images_from)
+                                           images_from=inputs.kubeadm_images_from,
+                                           hops=[h.to_json() for h in inputs.hops])
         sums_file = out_dir / f"{m.bundle_basename}.{fmt}.sha256"
         sums_file.unlink(missing_ok=True)  # never a stale checksum beside a new tarball
         result_path, digest = _assemble_and_write(m, inputs, images, lock_used, ws, cache, session, fmt, sign_key,
@@ -541,8 +553,7 @@ def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, 
         "name": m.name,
         "version": m.version,
         "target": {"os": m.target.os, "arch": m.target.arch},
-        "kubernetes": {"version": m.kubernetes_version, "imagesFrom": inputs.kubeadm_images_from}
-        if m.kubernetes_version else None,
+        "kubernetes": kubernetes_section(m, inputs.kubeadm_images_from, inputs.hops),
         "runtime": m.runtime,
         "cni": m.cni,
         "install": m.install,

@@ -114,6 +114,12 @@ def format_plan(data: dict) -> str:
     if data["fromMedia"]:
         out.append(f"taken from the install media (not shipped): {len(data['fromMedia'])}")
         out += columns([(p["name"], _evr(p), p["arch"], p["repo"]) for p in data["fromMedia"]])
+    k8s = data.get("kubernetes") or {}
+    if k8s.get("hops"):
+        out.append(f"Kubernetes {k8s['version']}, upgrades clusters from {k8s['upgradeFrom']} through "
+                   f"{len(k8s['hops'])} hop(s):")
+        out += columns([(f"hop {h['version']}", ", ".join(h["packages"]) or "(no packages)",
+                         f"{len(h['images'])} images from {h['imagesFrom']}") for h in k8s["hops"]])
     source = f" (Kubernetes' own as listed by {data['kubeadmImagesFrom']})" if data.get("kubeadmImagesFrom") else ""
     out.append(f"images: {t['images']}, {_human(t['imageBytes'])}{source}")
     out += columns([(i["ref"], i["digest"][:19], _human(i["size"])) for i in data["images"]], right=(2,))

@@ -49,6 +49,8 @@ def manifest_dict(m: Manifest) -> dict[str, Any]:
     d = dataclasses.asdict(m)
     d.pop("file")
     d.pop("registries", None)  # how registries are reached (CA, credentials) is not content: no new lock for it
+    if not d.get("upgrade_through"):
+        d.pop("upgrade_through", None)  # absent as before hops existed: locks of hop-less manifests stay valid
     return json.loads(json.dumps(d, sort_keys=True, default=str))
 
 
@@ -57,9 +59,12 @@ def manifest_digest(m: Manifest) -> str:
 
 
 def make_lock(m: Manifest, packages: list[PackageEntry], modules_yaml: str | None, images: list[dict],
-              files: list[dict], modules: Sequence[str] = (), images_from: str | None = None) -> dict[str, Any]:
-    """images_from: where Kubernetes' image list came from, so a --locked build reports the same as the first."""
-    return {
+              files: list[dict], modules: Sequence[str] = (), images_from: str | None = None,
+              hops: Sequence[dict] = ()) -> dict[str, Any]:
+    """images_from: where Kubernetes' image list came from, so a --locked build reports the same as the first.
+    hops: spec.kubernetes.upgradeThrough as bundle.json names them (the key only when there are some, so the
+    lock of a manifest without hops is what it was before hops existed)."""
+    lock = {
         "lockVersion": LOCK_VERSION,
         "manifest": {"name": m.name, "version": m.version, "sha256": manifest_digest(m)},
         "packages": sorted(packages, key=lambda p: (p["name"], p["arch"], p["nevra"])),
@@ -69,6 +74,9 @@ def make_lock(m: Manifest, packages: list[PackageEntry], modules_yaml: str | Non
         "files": sorted(files, key=lambda f: f["name"]),
         "kubeadmImagesFrom": images_from,
     }
+    if hops:
+        lock["hops"] = list(hops)
+    return lock
 
 
 def write_lock(path: Path, lock: dict[str, Any]) -> None:

@@ -143,8 +143,11 @@ class InstallPackages(Change):
         return "install packages: %s" % " ".join(self.names)
 
     def command(self):
+        from installer import pins  # pins builds on this module
         enable = " ".join("--enablerepo=%s" % quote(r) for r in self.repos)
-        return "%s -y --disablerepo='*' %s install %s" % (PKG_TOOL, enable, " ".join(quote(n) for n in self.names))
+        flags = pins.install_flags() + " " if any(pins.is_pinned(n) for n in self.names) else ""
+        return "%s -y --disablerepo='*' %s install %s%s" % (PKG_TOOL, enable, flags,
+                                                            " ".join(quote(n) for n in self.names))
 
     def apply(self, conn, journal):
         missing = [n for n in self.names if not conn.run("%s %s" % (self.query, quote(n)), check=False).ok]

@@ -16,7 +16,7 @@ WATCHED_RPMS = (
     "chrony", "containerd.io", "containerd", "docker-ce", "docker-ce-cli", "docker", "moby-engine", "cri-dockerd",
     "kubeadm", "kubelet", "kubectl", "cri-tools", "kubernetes-cni", "container-selinux", "conntrack-tools",
     "socat", "iptables", "ebtables", "ethtool", "iproute", "iproute-tc", "tar", "openssl", "python3",
-    "httpd-tools", "ca-certificates",
+    "httpd-tools", "ca-certificates", "runc",
 )
 WATCHED_SERVICES = (
     "chronyd", "ntpd", "containerd", "docker", "cri-docker.socket", "cri-docker", "kubelet", "firewalld",

@@ -57,10 +57,14 @@ def shipped_kubeadm_images(
     *,
     download: bool = True,
     stats: Stats | None = None,
+    version: str | None = None,
 ) -> list[str] | None:
     """The shipped kubeadm's image list; None when there is no kubeadm to ask, this machine cannot run it,
-    it is another release than spec.kubernetes.version, or it fails (the caller falls back to the table)."""
-    if not m.kubernetes_version or not can_run(m.target.arch):
+    it is another release than `version` (default spec.kubernetes.version; a hop's for upgradeThrough), or it
+    fails (the caller falls back to the table). A bundle with hops ships several kubeadm RPMs: the one of
+    `version` is asked."""
+    version = version or m.kubernetes_version
+    if not version or not can_run(m.target.arch):
         return None
     if cache.writable:
         cache.root.mkdir(parents=True, exist_ok=True)
@@ -74,7 +78,7 @@ def shipped_kubeadm_images(
             exe.parent.mkdir(parents=True)
             shutil.copyfile(rec.cached, exe)
         else:
-            pkg = next((p for p in packages if p["name"] == "kubeadm"), None)
+            pkg = next((p for p in packages if p["name"] == "kubeadm" and p["version"] == version), None)
             if pkg is None:
                 return None
             rpm = cache.get(pkg["algo"], pkg["digest"])
@@ -92,4 +96,4 @@ def shipped_kubeadm_images(
             if not exe.is_file():
                 return None
         exe.chmod(0o755)
-        return kubeadm_images_from_binary(m.kubernetes_version, str(exe))
+        return kubeadm_images_from_binary(version, str(exe))

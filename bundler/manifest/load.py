@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ManifestError
+from .hops import hop_problem
 from .model import (
     ARCH_CHOICES,
     CNI_CHOICES,
@@ -263,15 +264,21 @@ def load_manifest(file: str | Path) -> Manifest:
     )
 
     k8s_version = None
+    hops: tuple[str, ...] = ()
     if spec.get("kubernetes") is not None:
-        k8s = c.mapping(spec["kubernetes"], ("spec", "kubernetes"), {"version"}, ("version",))
+        k8s = c.mapping(spec["kubernetes"], ("spec", "kubernetes"), {"version", "upgradeThrough"}, ("version",))
         k8s_version = c.string(k8s["version"], ("spec", "kubernetes", "version"), K8S_VERSION_RE,
                                "a full version such as 1.30.4").lstrip("v")
+        hops = _upgrade_through(c, k8s.get("upgradeThrough"), k8s_version)
 
     runtime = c.choice(spec.get("runtime", "containerd"), ("spec", "runtime"), RUNTIME_CHOICES)
     cni = c.choice(spec.get("cni", "calico" if k8s_version else "none"), ("spec", "cni"), CNI_CHOICES)
     prefer = c.choice(spec.get("prefer", "media"), ("spec", "prefer"), PREFER_CHOICES)
     install = c.choice(spec.get("install", "packages"), ("spec", "install"), INSTALL_CHOICES)
+    if hops and install != "packages":
+        raise c.fail(("spec", "kubernetes", "upgradeThrough"),
+                     f"hops are shipped as packages (each hop's kubeadm, kubelet and kubectl RPMs), but spec.install "
+                     f"is {install}. Use install: packages, or remove upgradeThrough.")
 
     repos: list[Repo] = []
     for i, r in enumerate(c.seq(spec.get("repos"), ("spec", "repos"))):
@@ -322,8 +329,22 @@ def load_manifest(file: str | Path) -> Manifest:
     }
 
     return Manifest(
-        file=path, name=name, version=version, target=target, kubernetes_version=k8s_version,
+        file=path, name=name, version=version, target=target, kubernetes_version=k8s_version, upgrade_through=hops,
         runtime=runtime, cni=cni, prefer=prefer, install=install, repos=tuple(repos), packages=packages,
         modules=modules, images=images, files=tuple(files), mirrors=mirrors, solver_best=best,
         registries=parse_registries(c, spec.get("registries")),
     )
+
+
+def _upgrade_through(c: _Checker, raw: Any, target: str) -> tuple[str, ...]:
+    """spec.kubernetes.upgradeThrough: full versions forming a chain of minors up to the target's."""
+    path = ("spec", "kubernetes", "upgradeThrough")
+    if isinstance(raw, str):
+        raise c.fail(path, f"must be a list of full versions, e.g. [{raw}] (written as a list even for one hop).")
+    hops = [c.string(v, path + (i,), K8S_VERSION_RE, "a full version such as 1.31.5").lstrip("v")
+            for i, v in enumerate(c.seq(raw, path))]
+    problem = hop_problem(target, hops)
+    if problem:
+        i, msg = problem
+        raise c.fail(path + (i,), msg)
+    return tuple(hops)

@@ -82,6 +82,7 @@ class Manifest:
     version: str
     target: Target
     kubernetes_version: str | None = None
+    upgrade_through: tuple[str, ...] = ()  # spec.kubernetes.upgradeThrough: hop releases, ascending, one per minor
     runtime: str = "containerd"
     cni: str = "none"
     prefer: str = "media"

@@ -36,6 +36,7 @@ class Closure:
     stream_reasons: dict[str, str] = field(default_factory=dict)  # module -> why its stream is active
     media_repos: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)  # said loudly by plan/build (e.g. spec.solver.best: false)
+    hops: dict[str, list[Package]] = field(default_factory=dict)  # hop version -> its kubeadm, kubelet, kubectl
 
     def host_streams(self) -> list[str]:
         """NAME:STREAM the installer enables on the hosts: the streams this closure was solved with."""
@@ -136,10 +137,44 @@ def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
         used_filelists = True
         packages = attempt()
     check_kubernetes_release(manifest, packages)
-    for w in solver.warnings:
+    warnings = list(solver.warnings)
+    hops: dict[str, list[Package]] = {}
+    for hop in manifest.upgrade_through:
+        hop_packages = _solve_hop(manifest, solver, hop, hidden, modular, modular_names)
+        warnings += solver.warnings
+        hops[hop] = [p for p in hop_packages if p.name in KUBE_PACKAGES]
+        packages = _union(packages, hop_packages)
+    for w in warnings:
         log.warning(w)
     return Closure(packages, metadata, modules, requests, used_filelists, active, reasons,
-                   {r.name for r in manifest.media_repos}, list(solver.warnings))
+                   {r.name for r in manifest.media_repos}, warnings, hops)
+
+
+def _solve_hop(manifest: Manifest, solver: Solver, hop: str, hidden: set[str], modular: set[str],
+               modular_names: set[str]) -> list[Package]:
+    """The closure of one hop's kubeadm, kubelet and kubectl (their own dependencies, e.g. the kubernetes-cni
+    that release requires), solved in the pool of the main solve; exactly that release or a clear error."""
+    where = f"{manifest.file}: spec.kubernetes.upgradeThrough {hop}"
+    try:
+        got = solver.solve([f"{name}-{hop}" for name in KUBE_PACKAGES], prefer_media=manifest.prefer == "media",
+                           considered=solver.visible(hidden, modular, modular_names), best=manifest.solver_best)
+    except ResolveError as e:
+        raise ResolveError(f"{where}: {str(e).replace('spec.packages: ', '', 1)} Each hop needs kubeadm, kubelet "
+                           f"and kubectl {hop} in spec.repos (pkgs.k8s.io has one repository per minor: add the "
+                           f"v{'.'.join(hop.split('.')[:2])} one).") from None
+    wrong = sorted(f"{p.name}-{p.version}" for p in got if p.name in KUBE_PACKAGES and p.version != hop)
+    if wrong:
+        raise ResolveError(f"{where}: the hop's packages resolve to {', '.join(wrong)}; a hop ships exactly "
+                           f"kubeadm, kubelet and kubectl {hop}. Check the repos in spec.repos.")
+    return got
+
+
+def _union(a: list[Package], b: list[Package]) -> list[Package]:
+    """Both closures, each NEVRA once, in the solver's order."""
+    seen = {p.nevra: p for p in a}
+    for p in b:
+        seen.setdefault(p.nevra, p)
+    return sorted(seen.values(), key=lambda p: (p.name, p.arch, p.nevra))
 
 
 def _module_key(stream: str) -> tuple[str, str]:

@@ -1,6 +1,7 @@
 """media + repo: local yum repos from the OS media and the bundle, served to the other hosts over HTTP."""
 
 from installer import constants as C
+from installer import pins
 from installer.changes import PKG_TOOL, Command, MoveAside, Service, WriteFile
 from installer.errors import InstallerError
 from installer.phases.base import Phase, firewall_change
@@ -95,7 +96,8 @@ class MediaRepo(Phase):
         for rid, name, sub in yumrepo.media_subdirs(b.el_major, (ctx.media or {}).get("repos")):
             sections.append((rid, name, media_url + ("/" + sub if sub else ""), mkeys))
         return {
-            yumrepo.BUNDLE_REPO_FILE: yumrepo.bundle_repo(bundle_url, bundle_keys, b.el_major),
+            yumrepo.BUNDLE_REPO_FILE: yumrepo.bundle_repo(bundle_url, bundle_keys, b.el_major,
+                                                          exclude=pins.exclude_value(b)),
             yumrepo.MEDIA_REPO_FILE: yumrepo.media_repo(sections),
         }
 

@@ -4,6 +4,7 @@ bundle's RPMs or, for `install: binaries` bundles, its static binaries with unit
 import os
 
 from installer import constants as C
+from installer import pins
 from installer.changes import Callback, Command, InstallPackages, PutFile, Service, WriteFile
 from installer.phases.base import Phase
 from installer.render import containerd as ctd
@@ -95,7 +96,7 @@ class Runtime(Phase):
                   systemd.UNIT_DIR + "/kubelet.service.d/10-kubeadm.conf", systemd.UNIT_DIR + "/docker.service"]
         files += sorted(systemd.cri_dockerd_units("x"))
         files += [extracted_marker(f) for f in ctx.bundle.files if f.get("kind") == "archive"]
-        return files
+        return files + list(pins.VERSIONLOCK_CONFS)
 
     def hosts_files(self, ctx):
         ca = "%s/%s/ca.crt" % (ctd.CERTS_D, ctx.registry)
@@ -114,6 +115,8 @@ class Runtime(Phase):
             missing = [p for p in runtime_packages(b) if not facts.rpm(p)]
             if missing:
                 out.append(InstallPackages(missing))
+            if pins.has_versionlock(facts):  # the pinned ones also get versionlock entries where the plugin is
+                out.append(pins.lock_change([p for p in runtime_packages(b) if pins.is_pinned(p)]))
         # 2. trust the registry CA (system store; runtime specific below)
         ca = ctx.ca_pem
         if ca is None:

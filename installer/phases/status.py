@@ -1,6 +1,7 @@
 """status (a check phase): each host's OS, the install phases done and service states, and the cluster's nodes.
 Reads only."""
 
+from installer import pins
 from installer.constants import KUBECTL
 from installer.phases.base import Phase
 
@@ -14,6 +15,9 @@ class Status(Phase):
 
     def hosts(self, ctx):
         return ctx.all_hosts
+
+    def watched_files(self, ctx, host):
+        return list(pins.VERSIONLOCK_CONFS)
 
     def check(self, ctx):
         from installer.phases import install_phases
@@ -33,8 +37,23 @@ class Status(Phase):
                                for s in SHOWN_SERVICES if f.service(s).get("exists"))
             lines.append((h.label, "%s %s; phases done: %s; %s" % (f.os_pretty, f.arch,
                                                                    ", ".join(done) or "none", states)))
+            lines += [(h.label, line) for line in pin_report(ctx.bundle, f, r)]
         cp = ctx.connections[ctx.first_cp.label]
         res = cp.run("%s get nodes -o wide" % KUBECTL, check=False)
         if res.ok:
             lines.append((None, res.stdout.rstrip()))
         return lines
+
+
+def pin_report(bundle, facts, record):
+    """Version pins on one host: each pinned package's installed version against the cluster record / bundle,
+    and whether versionlock backs the repo's exclude."""
+    if bundle.install_mode == "binaries":
+        return []
+    lines, drifted = pins.drift_lines(bundle, facts, record)
+    if not lines:
+        return []
+    lock = "versionlock entries" if pins.has_versionlock(facts) else "no versionlock plugin (repo exclude only)"
+    head = "version pins: %s; %s" % ("%d drifted (%s)" % (len(drifted), ", ".join(drifted)) if drifted
+                                     else "all ok", lock)
+    return [head] + ["  " + line for line in lines]

@@ -5,7 +5,7 @@ BUNDLE_REPO_FILE = REPO_DIR + "/airgap-bundle.repo"
 MEDIA_REPO_FILE = REPO_DIR + "/airgap-media.repo"
 
 
-def repo_section(repo_id, name, baseurl, gpgkeys=(), module_hotfixes=False):
+def repo_section(repo_id, name, baseurl, gpgkeys=(), module_hotfixes=False, exclude=""):
     lines = ["[%s]" % repo_id, "name=%s" % name, "baseurl=%s" % baseurl, "enabled=1"]
     if gpgkeys:
         lines += ["gpgcheck=1", "gpgkey=%s" % "\n       ".join(gpgkeys)]
@@ -14,12 +14,17 @@ def repo_section(repo_id, name, baseurl, gpgkeys=(), module_hotfixes=False):
     if module_hotfixes:
         # bundle packages must win over modular filtering of the media (EL8+)
         lines.append("module_hotfixes=1")
+    if exclude:
+        # version pins (installer/pins.py): `yum update` cannot move these; the installer installs them with
+        # --disableexcludes
+        lines.append("exclude=%s" % exclude)
     return "\n".join(lines) + "\n"
 
 
-def bundle_repo(baseurl, gpgkeys=(), el_major=9):
+def bundle_repo(baseurl, gpgkeys=(), el_major=9, exclude=""):
     return ("# Written by airgap-installer.\n" +
-            repo_section("airgap-bundle", "air-gapped bundle", baseurl, gpgkeys, module_hotfixes=el_major >= 8))
+            repo_section("airgap-bundle", "air-gapped bundle", baseurl, gpgkeys, module_hotfixes=el_major >= 8,
+                         exclude=exclude))
 
 
 def media_repo(sections):

@@ -49,7 +49,8 @@ def test_tarball_unpacks_with_plain_tar_and_has_the_layout(tmp_path, stack):
     assert listed == present
 
     bom = json.loads((top / "bundle.json").read_text())
-    assert bom["kubernetes"] == {"version": "1.30.4", "imagesFrom": "the shipped kubeadm"}  # a TEST DOUBLE, asked
+    assert bom["kubernetes"] == {"version": "1.30.4", "imagesFrom": "the shipped kubeadm",  # a TEST DOUBLE, asked
+                                 "upgradeFrom": "1.29", "hops": []}
     assert bom["target"] == {"os": "el9", "arch": "x86_64"}
     assert {i["ref"]: i["digest"] for i in bom["images"]} == {r: stack.images[r] for r in k8s_images("1.30.4",
                                                                                                       "calico")}
@@ -196,7 +197,8 @@ def test_images_follow_the_kubeadm_the_bundle_ships(tmp_path, stack, caplog):
         result = build(m, tmp_path / "out", cache, quiet=True, fmt="dir")
     bom = json.loads((result.path / "bundle.json").read_text())
     assert etcd(i["ref"] for i in bom["images"]) == ["registry.k8s.io/etcd:3.5.99-0"]
-    assert bom["kubernetes"] == {"version": "1.30.3", "imagesFrom": "the shipped kubeadm"}
+    assert bom["kubernetes"] == {"version": "1.30.3", "imagesFrom": "the shipped kubeadm", "upgradeFrom": "1.29",
+                                 "hops": []}
     assert "the shipped kubeadm lists other images for 1.30.3 than the built-in table" in caplog.text
     assert etcd(i["ref"] for i in plan(m, cache)["images"]) == ["registry.k8s.io/etcd:3.5.99-0"]  # now cached
     assert not list(cache.root.glob("kubeadm-*"))  # the scratch root is gone

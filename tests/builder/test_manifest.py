@@ -190,3 +190,44 @@ def test_reference_manifest_with_quoted_versions_still_loads(tmp_path: Path) -> 
     m = load_manifest(write(tmp_path, HEAD.replace("'1'", '"1.10"') + "spec:\n  target: {os: el9, arch: x86_64}\n"
                                                                       "  kubernetes: {version: \"1.30.4\"}\n"))
     assert (m.version, m.kubernetes_version) == ("1.10", "1.30.4")
+
+
+HOPS_HEAD = HEAD + "spec:\n  target: {os: el9, arch: x86_64}\n  kubernetes:\n    version: 1.32.1\n"
+
+
+@pytest.mark.parametrize(("hops", "loaded"), [
+    ("[1.31.5]", ("1.31.5",)),
+    ("[v1.30.2, 1.31.5]", ("1.30.2", "1.31.5")),
+    ("[]", ()),
+    ("null", ()),
+])
+def test_upgrade_through_known_good(tmp_path: Path, hops: str, loaded: tuple) -> None:
+    m = load_manifest(write(tmp_path, HOPS_HEAD + f"    upgradeThrough: {hops}\n"))
+    assert m.upgrade_through == loaded
+
+
+@pytest.mark.parametrize(("hops", "expected"), [
+    ("[1.31.5, 1.30.2]", "upgradeThrough[1]: 1.30.2 comes after 1.31.5 but is older: list the hops in ascending"),
+    ("[1.31.2, 1.31.5]", "upgradeThrough[1]: 1.31.2 and 1.31.5 are two hops in one minor (1.31)"),
+    ("[1.29.3, 1.31.5]", "upgradeThrough[1]: there is a gap between 1.29.3 and 1.31.5: kubeadm upgrades one minor at "
+                         "a time, so the chain needs a hop in 1.30 too"),
+    ("[1.30.2]", "upgradeThrough[0]: the last hop 1.30.2 must be one minor below version 1.32.1 (1.31.x), but the "
+                 "chain skips 1.31: add a hop in 1.31."),
+    ("[1.31.5, 1.32.0]", "upgradeThrough[1]: the last hop 1.32.0 must be one minor below version 1.32.1 (1.31.x), but "
+                         "it is in the target's own minor (1.32)"),
+    ("[1.33.0]", "upgradeThrough[0]: 1.33.0 is not older than version 1.32.1"),
+    ("[1.32.1]", "upgradeThrough[0]: 1.32.1 is not older than version 1.32.1"),
+    ("[1.31]", "upgradeThrough[0]: '1.31' is not valid: expected a full version such as 1.31.5."),
+    ("[1.30]", "upgradeThrough[0]: 1.30 was read as the number 1.3 (the number lost its trailing zero)"),
+    ("'1.31.5'", "upgradeThrough: must be a list of full versions, e.g. [1.31.5]"),
+    ("[latest]", "upgradeThrough[0]: 'latest' is not valid: expected a full version such as 1.31.5."),
+])
+def test_upgrade_through_known_bad(tmp_path: Path, hops: str, expected: str) -> None:
+    path = write(tmp_path, HOPS_HEAD + f"    upgradeThrough: {hops}\n")
+    msg = error_of(path)
+    assert f"{path} line 8: spec.kubernetes.upgradeThrough" in msg and expected in msg and "\n" not in msg
+
+
+def test_upgrade_through_needs_install_packages(tmp_path: Path) -> None:
+    msg = error_of(write(tmp_path, HOPS_HEAD + "    upgradeThrough: [1.31.5]\n  install: binaries\n"))
+    assert "spec.kubernetes.upgradeThrough: hops are shipped as packages" in msg and "install: packages" in msg

@@ -37,6 +37,11 @@ TAGGED = [
     "!!set {a, b}", "!!omap [a: 1]", "!!timestamp 2024-01-01", "!!int notanint", "!!float 1.x", "!<tag:x> y",
     "!!str 1.30", "!!merge x",
 ]
+# spec.kubernetes.upgradeThrough values for the "version" mutation: known-good chains (for 1.30.4), known-bad ones
+# (descending, two in a minor, a gap, the target's minor, newer than the target) and hostile shapes
+UPGRADE_THROUGH = ["[]", "[1.29.8]", "[1.28.1, 1.29.8]", "[1.29.8, 1.28.1]", "[1.29.1, 1.29.8]", "[1.27.1, 1.29.8]",
+                   "[1.30.1]", "[1.31.0]", "[1.29]", "1.29.8", "{a: 1}", "[[1.29.8]]", "[null]", "[2.29.0]",
+                   "[" + ", ".join(f"1.{m}.0" for m in range(0, 30)) + "]"]
 BOMB = ("bomb:\n  a0: &a0 ['lol', 'lol', 'lol', 'lol', 'lol', 'lol', 'lol', 'lol', 'lol', 'lol']\n"
         + "".join(f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10)))
 
@@ -174,9 +179,10 @@ def make_case(rng: random.Random, ref: Path, case_dir: Path, n: int) -> tuple[Pa
         text = _inject(text, rng, rng.choice(["1" * 5000, "1e999", "-.inf", ".nan", "0x" + "f" * 100, "0o777",
                                               "1_000_000", "1:30:00", "9" * 64, "1." + "0" * 100]))
     elif kind == "version":
-        doc.setdefault("spec", {})["kubernetes"] = {"version": "@K@"}
+        doc.setdefault("spec", {})["kubernetes"] = {"version": "@K@", "upgradeThrough": "@H@"}
         doc["metadata"]["version"] = "@M@"
         text = _dump(doc).replace("'@K@'", rng.choice(["1.30", "1.3", "1.29", "1.30.4", "10", "1.300", "v1.30"]))
+        text = text.replace("'@H@'", rng.choice(UPGRADE_THROUGH))
         text = text.replace("'@M@'", rng.choice(["1.10", "1.0", "2.50", "1", "1.0.0", "010"]))
     target.write_bytes(data if data is not None else text.encode("utf-8", "surrogatepass"))
     return target, f"{n}:{ref.name}:{kind}{name_suffix}", names

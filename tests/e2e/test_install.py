@@ -122,6 +122,13 @@ def test_install_second_run_and_reset_on_three_hosts(rig, containerd_bundle, ups
             assert "gpgcheck" in bundle_repo
             expect = "file:///opt/airgap/repo" if node.ip == NODE1 else f"http://{NODE1}:8089/repo"
             assert expect in bundle_repo
+            # version pins: the bundle repo hides kubelet & co from dnf (the installer used --disableexcludes)
+            assert "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni containerd.io" in bundle_repo
+            hidden = host.run("dnf -q --disablerepo='*' --enablerepo=airgap-bundle repoquery kubelet")
+            assert hidden.rc == 0 and hidden.stdout.strip() == "", hidden.stdout + hidden.stderr
+            kube = host.run("rpm -q kubelet kubeadm kubectl containerd.io").stdout
+            update = host.run("dnf -y --disablerepo='*' --enablerepo='airgap-*' update")
+            assert update.rc == 0 and host.run("rpm -q kubelet kubeadm kubectl containerd.io").stdout == kube
             # sysctl, modules, swap
             assert host.file("/etc/sysctl.d/99-airgap-kubernetes.conf").contains("net.ipv4.ip_forward *= *1")
             assert host.run("sysctl -n net.ipv4.ip_forward").stdout.strip() == "1"
