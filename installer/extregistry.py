@@ -45,13 +45,13 @@ def parse_target(text, option="--registry"):
         raw = raw[len("https://"):]
     if "://" in raw or not raw:
         raise InstallerError("%s %r is not HOST[:PORT][/PREFIX]" % (option, text),
-                             hint="Give the registry as e.g. harbor.example.com/k8s or 10.0.0.5:5000 (HTTPS only)")
+                             hint="Give the registry as e.g. harbor.example.com/k8s or 10.0.0.5:8443 (HTTPS only)")
     host, _, prefix = raw.partition("/")
     prefix = prefix.strip("/")
     m = _HOST.match(host)
     if not m or (m.group(4) and not 0 < int(m.group(4)) < 65536):
         raise InstallerError("%s %r: %r is not a host name or address with an optional port" % (option, text, host),
-                             hint="Give the registry as e.g. harbor.example.com/k8s or 10.0.0.5:5000")
+                             hint="Give the registry as e.g. harbor.example.com/k8s or 10.0.0.5:8443")
     if prefix and not _PREFIX.match(prefix):
         raise InstallerError("%s %r: the path %r is not a valid repository prefix (lower-case letters, digits, "
                              "'.', '_', '-' and '/')" % (option, text, prefix),
@@ -170,6 +170,22 @@ class OwnRegistry(object):
             repo = "%s/%s" % (self.target.prefix, PREFLIGHT_REPO) if self.target.prefix else PREFLIGHT_REPO
             reg.check_push(repo)
         return reg
+
+    def check_anonymous_pull(self, repo, reference):
+        """The hosts pull without credentials (containerd's hosts.toml and docker's mirrors carry none): a read
+        of repo:reference without them must not be refused."""
+        from installer.registry_push import Registry
+        anon = Registry("https://%s" % self.target.address, cafile=self.ca_file, timeout=60)
+        status, _, _ = anon.request("HEAD", "/v2/%s/manifests/%s" % (repo, reference),
+                                    headers={"Accept": "application/vnd.oci.image.index.v1+json, "
+                                                       "application/vnd.oci.image.manifest.v1+json"})
+        if status in (401, 403):
+            raise InstallerError("your registry %s refuses reads without credentials (HTTP %d for %s), but the "
+                                 "hosts pull anonymously (containerd's hosts.toml and docker's mirrors carry no "
+                                 "credentials)" % (self.target.path, status, repo), phase="registry",
+                                 hint="Allow anonymous pulls where the images go (Harbor: make the project public; "
+                                      "distribution: a read-only instance without auth on the same storage), or "
+                                      "use the bundled registry (no --registry). Nothing was changed on any host")
 
     def describe(self):
         """What is safe to show and record: address, prefix and the CA fingerprint (never credentials)."""

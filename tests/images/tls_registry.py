@@ -17,7 +17,7 @@ from pathlib import Path
 import bcrypt
 import requests
 
-from .helpers import Img, digest_of, free_port, layer, multi, single
+from .helpers import Img, TokenServer, digest_of, free_port, layer, multi, single
 
 USER, PASSWORD = "pushuser", "Pu5h-Secret-Pw"
 FULL_REF = "io.airgap-bundler.image.ref"
@@ -55,21 +55,28 @@ def make_ca(work: Path, name: str = "ca") -> tuple[Path, Path, Path]:
 
 
 class TLSRegistry:
-    """docker-registry serve on 127.0.0.1:<ephemeral> with TLS and htpasswd (USER/PASSWORD)."""
+    """docker-registry serve on 127.0.0.1:<ephemeral> with TLS and htpasswd (USER/PASSWORD); with
+    public=True, token auth instead, anonymous pulls allowed and pushes for USER only (a Harbor public project)."""
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, public: bool = False):
         work.mkdir(parents=True, exist_ok=True)
         self.work = work
+        self.tokens = None
         self.ca, cert, key = make_ca(work)
         htpasswd = work / "htpasswd"
         htpasswd.write_text(f"{USER}:{bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(5)).decode()}\n")
+        auth: dict = {"htpasswd": {"realm": "push-test", "path": str(htpasswd)}}
+        if public:
+            self.tokens = TokenServer(work, {USER: PASSWORD})
+            self.tokens.anonymous_pull = True  # type: ignore[attr-defined]
+            auth = self.tokens.registry_auth()
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.storage = work / "storage"
         cfg = {"version": 0.1, "log": {"level": "error", "accesslog": {"disabled": True}},
                "storage": {"filesystem": {"rootdirectory": str(self.storage)}, "delete": {"enabled": True}},
                "http": {"addr": self.host, "tls": {"certificate": str(cert), "key": str(key)}},
-               "auth": {"htpasswd": {"realm": "push-test", "path": str(htpasswd)}}}
+               "auth": auth}
         (work / "registry.yml").write_text(json.dumps(cfg))
         self.log = open(work / "registry.log", "wb")  # closed in stop()
         self.proc = subprocess.Popen(["/usr/bin/docker-registry", "serve", str(work / "registry.yml")],
@@ -122,6 +129,8 @@ class TLSRegistry:
                 self.proc.kill()
                 self.proc.wait(10)
         self.log.close()
+        if self.tokens is not None:
+            self.tokens.stop()
 
 
 def bundle_images() -> dict[str, Img]:

@@ -169,3 +169,161 @@ def test_push_images_errors_name_the_fix(tls_registry, tmp_path, capsys):
 
 def test_digest_helper_is_the_registrys():
     assert digest_of(b"") == "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+# -- install/plan --registry ------------------------------------------------------------------------------
+def _bundle_with_images(tmp_path, runtime="containerd"):
+    from tests.installer.conftest import make_bundle
+    b = make_bundle(str(tmp_path / "bundle"), runtime=runtime, k8s="1.28.2" if runtime == "docker" else "1.30.4")
+    src = write_bundle(tmp_path / "imgs", bundle_images())
+    shutil.rmtree(b.path("images"))
+    shutil.copytree(str(src / "images"), b.path("images"))
+    return b
+
+
+def test_install_registry_options_parse_and_come_back_from_the_record(tmp_path):
+    ca = make_ca(tmp_path)[0]
+    creds = tmp_path / "creds"
+    creds.write_text("u:SECRETPW\n")
+    args = cli.parse(["install", "--control-plane", "10.0.0.11", "--registry", "harbor.example.com/k8s",
+                      "--registry-ca", str(ca), "--registry-credentials", str(creds)])
+    opts = cli.options_of(args, None)
+    assert (opts.registry, opts.registry_ca, opts.registry_credentials) == ("harbor.example.com/k8s", str(ca),
+                                                                           str(creds))
+    recorded = {"options": {"registry": "harbor.example.com/k8s", "registry_ca": str(ca)}}
+    again = cli.options_of(cli.parse(["plan"]), recorded)  # add-node, re-runs: from the cluster record
+    assert again.registry == "harbor.example.com/k8s" and again.registry_ca == str(ca)
+    assert again.registry_credentials is None
+    with pytest.raises(InstallerError, match="need --registry"):
+        cli.options_of(cli.parse(["install", "--registry-ca", str(ca)]), None)
+    with pytest.raises(InstallerError, match="--registry 'http://x'"):
+        cli.options_of(cli.parse(["plan", "--registry", "http://x"]), None)
+
+
+def test_runtime_config_points_at_your_registry_with_its_ca(tmp_path):
+    from installer.changes import Callback, WriteFile
+    from installer.phases.registry import read_ca
+    from installer.phases.runtime import Runtime
+    from tests.installer.conftest import make_bundle, make_ctx
+    ca = make_ca(tmp_path)[0]
+    ctx = make_ctx(make_bundle(str(tmp_path / "b")), registry="harbor.example.com/k8s", registry_ca=str(ca))
+    read_ca(ctx)
+    w = ctx.inventory.workers[0]
+    changes = Runtime().plan(ctx, w, ctx.facts[w.label])
+    files = dict((c.path, c.content) for c in changes if isinstance(c, WriteFile))
+    k8s = files["/etc/containerd/certs.d/registry.k8s.io/hosts.toml"]
+    assert '[host."https://harbor.example.com/v2/k8s/registry.k8s.io"]' in k8s and "override_path = true" in k8s
+    assert 'ca = "/etc/containerd/certs.d/harbor.example.com/ca.crt"' in k8s
+    assert '[host."https://harbor.example.com/v2/k8s/docker.io"]' in \
+        files["/etc/containerd/certs.d/docker.io/hosts.toml"]
+    assert files["/etc/containerd/certs.d/harbor.example.com/ca.crt"] == ca.read_text()
+    assert files["/etc/pki/ca-trust/source/anchors/airgap-registry-ca.crt"] == ca.read_text()
+    assert not any("10.0.0.11:5000" in p for p in files)
+    assert ctx.local_ref("registry.k8s.io/pause:3.9") == "harbor.example.com/k8s/registry.k8s.io/pause:3.9"
+    # no CA given: the system trust store is enough, nothing is written for it and no late CA step
+    ctx = make_ctx(make_bundle(str(tmp_path / "c")), registry="reg.example.com:8443")
+    read_ca(ctx)
+    changes = Runtime().plan(ctx, w, ctx.facts[w.label])
+    files = dict((c.path, c.content) for c in changes if isinstance(c, WriteFile))
+    assert '[host."https://reg.example.com:8443/v2/registry.k8s.io"]' in \
+        files["/etc/containerd/certs.d/registry.k8s.io/hosts.toml"]
+    assert "ca = " not in files["/etc/containerd/certs.d/registry.k8s.io/hosts.toml"]
+    assert not [c for c in changes if isinstance(c, Callback)]
+    assert "/etc/pki/ca-trust/source/anchors/airgap-registry-ca.crt" not in files
+
+
+def test_docker_runtime_and_kubeadm_use_the_prefix(tmp_path):
+    from installer.changes import WriteFile
+    from installer.phases.kubeadm_init import kubeadm_config
+    from installer.phases.registry import read_ca
+    from installer.phases.runtime import Runtime
+    from tests.installer.conftest import make_bundle, make_ctx
+    ca = make_ca(tmp_path)[0]
+    ctx = make_ctx(make_bundle(str(tmp_path / "b"), runtime="docker", k8s="1.28.2"),
+                   registry="harbor.example.com/k8s", registry_ca=str(ca))
+    read_ca(ctx)
+    w = ctx.inventory.workers[0]
+    files = dict((c.path, c.content) for c in Runtime().plan(ctx, w, ctx.facts[w.label]) if isinstance(c, WriteFile))
+    assert files["/etc/docker/certs.d/harbor.example.com/ca.crt"] == ca.read_text()
+    assert "--pod-infra-container-image=harbor.example.com/k8s/registry.k8s.io/pause:3.9" in \
+        files["/etc/systemd/system/cri-docker.service.d/10-airgap.conf"]
+    assert "imageRepository: harbor.example.com/k8s/registry.k8s.io" in kubeadm_config(ctx, ctx.first_cp)
+
+
+def test_record_keeps_address_and_ca_fingerprint_never_credentials(tmp_path):
+    from installer.record import ClusterRecord
+    from tests.installer.conftest import make_bundle, make_ctx
+    ca = make_ca(tmp_path)[0]
+    creds = tmp_path / "creds"
+    creds.write_text("robot:SECRETPW\n")
+    ctx = make_ctx(make_bundle(str(tmp_path / "b")), registry="harbor.example.com/k8s", registry_ca=str(ca),
+                   registry_credentials=str(creds))
+    rec = ClusterRecord()
+    rec.start("install", ctx)
+    assert rec.data["registry"] == {"address": "harbor.example.com", "prefix": "k8s",
+                                    "ca_sha256": fingerprint(ca.read_text())}
+    assert rec.data["options"]["registry"] == "harbor.example.com/k8s"
+    text = json.dumps(rec.data)
+    assert "SECRETPW" not in text and str(creds) not in text and "robot" not in text
+
+
+def test_add_node_probes_your_registry(tmp_path):
+    from installer.addnode import reach_targets
+    from tests.installer.conftest import make_bundle, make_ctx
+    ctx = make_ctx(make_bundle(str(tmp_path / "b")), registry="harbor.example.com/k8s")
+    assert ("the image registry", "harbor.example.com", 443) in reach_targets(ctx)
+    ctx = make_ctx(make_bundle(str(tmp_path / "c")), registry="[fd00::5]:5000")
+    assert ("the image registry", "fd00::5", 5000) in reach_targets(ctx)
+
+
+@pytest.fixture
+def public_registry(tmp_path):
+    r = TLSRegistry(tmp_path / "public", public=True)
+    yield r
+    r.stop()
+
+
+@needs_registry
+def test_registry_phase_checks_then_pushes_only_what_is_missing(public_registry, tmp_path):
+    from installer.changes import Callback
+    from installer.phases.registry import RegistryPhase
+    from tests.installer.conftest import make_ctx
+    b = _bundle_with_images(tmp_path)
+    target = "%s/k8s" % public_registry.host
+    ctx = make_ctx(b, registry=target, registry_ca=str(public_registry.ca))
+    with pytest.raises(InstallerError) as e:  # images missing, no credentials: stop before any host change
+        RegistryPhase().prepare(ctx)
+    assert "3 of the bundle's images are missing" in str(e.value) and "push-images --to %s" % target in str(e.value)
+    ctx = make_ctx(b, registry=target, registry_ca=str(public_registry.ca),
+                   registry_credentials=str(public_registry.credentials_file()))
+    phase = RegistryPhase()
+    phase.prepare(ctx)
+    cp = ctx.first_cp
+    assert phase.watched_files(ctx, cp) == []
+    [push] = phase.plan(ctx, cp, ctx.facts[cp.label])
+    assert isinstance(push, Callback) and "push 3 image(s)" in push.describe()
+    assert push.apply(None, None)
+    for ref, img in bundle_images().items():
+        host, rest = ref.split("/", 1)
+        assert public_registry.skopeo_raw("k8s/%s/%s@%s" % (host, rest.rsplit(":", 1)[0], img.digest)) == img.top[0]
+    ctx = make_ctx(b, registry=target, registry_ca=str(public_registry.ca))  # everything there: no credentials needed
+    RegistryPhase().prepare(ctx)
+    assert ctx.own_missing == [] and RegistryPhase().plan(ctx, cp, ctx.facts[cp.label]) == []
+    other = make_ca(tmp_path, "other")[0]
+    with pytest.raises(InstallerError) as e:
+        RegistryPhase().prepare(make_ctx(b, registry=target, registry_ca=str(other)))
+    assert "is not trusted" in str(e.value) and "--registry-ca FILE" in str(e.value)
+    assert "--registry-ca" in str(e.value)
+
+
+@needs_registry
+def test_your_registry_must_allow_anonymous_pulls(tls_registry, tmp_path):
+    from installer.phases.registry import RegistryPhase
+    from tests.installer.conftest import make_ctx
+    ctx = make_ctx(_bundle_with_images(tmp_path), registry=tls_registry.host, registry_ca=str(tls_registry.ca),
+                   registry_credentials=str(tls_registry.credentials_file()))
+    with pytest.raises(InstallerError) as e:
+        RegistryPhase().prepare(ctx)
+    msg = str(e.value)
+    assert "refuses reads without credentials (HTTP 401" in msg and "make the project public" in msg
+    assert PASSWORD not in msg
