@@ -24,8 +24,8 @@ FULL_REF = "io.airgap-bundler.image.ref"
 REF_NAME = "org.opencontainers.image.ref.name"
 
 
-def make_ca(work: Path, name: str = "ca") -> tuple[Path, Path, Path]:
-    """(CA pem, server cert pem, server key pem) for 127.0.0.1, valid for two days."""
+def make_ca(work: Path, name: str = "ca", ip: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """(CA pem, server cert pem, server key pem) for the address ip, valid for two days."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -40,10 +40,10 @@ def make_ca(work: Path, name: str = "ca") -> tuple[Path, Path, Path]:
           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ip)]))
             .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - day).not_valid_after(now + 2 * day)
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
                            critical=False)
             .sign(ca_key, hashes.SHA256()))
     paths = work / f"{name}.pem", work / f"{name}-server.pem", work / f"{name}-server.key"
@@ -131,6 +131,10 @@ class TLSRegistry:
         self.log.close()
         if self.tokens is not None:
             self.tokens.stop()
+
+
+def htpasswd_line(user: str = USER, password: str = PASSWORD) -> str:
+    return f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(5)).decode()}\n"
 
 
 def bundle_images() -> dict[str, Img]:
