@@ -124,3 +124,19 @@ def test_errors_name_the_fix(reg: TLSRegistry, bundle, tmp_path, monkeypatch) ->
     assert code == 2 and "is not REGISTRY[/PREFIX]" in _flat(out), out
     code, out = _push(str(root), "--to", reg.host, "--image", "nope:1")
     assert code == 2 and "not in the bundle" in _flat(out), out
+
+
+def test_trust_and_credentials_from_a_manifests_registries_section(reg: TLSRegistry, bundle, tmp_path,
+                                                                    monkeypatch) -> None:
+    root, images = bundle
+    (tmp_path / "ca.pem").write_bytes(reg.ca.read_bytes())
+    m = tmp_path / "m.yaml"
+    m.write_text("apiVersion: bundler/v1\nkind: Bundle\nmetadata: {name: a, version: '1'}\nspec:\n"
+                 "  target: {os: el9, arch: x86_64}\n  registries:\n"
+                 f"    \"{reg.host}\":\n      caFile: ca.pem\n"
+                 "      credentials: {fromEnv: {username: PUSH_USER, password: PUSH_PASS}}\n")
+    monkeypatch.setenv("PUSH_USER", USER)
+    monkeypatch.setenv("PUSH_PASS", PASSWORD)
+    code, out = _push(str(root), "--to", f"{reg.host}/site", "--registries", str(m), "-q")
+    assert code == 0 and "pushed 3 image(s)" in out and PASSWORD not in out, out
+    assert digest_of(reg.skopeo_raw("site/registry.k8s.io/pause:3.9")) == images["registry.k8s.io/pause:3.9"].digest
