@@ -293,6 +293,8 @@ def options_of(args, data):
     if opts.registry:
         from installer.extregistry import parse_target
         parse_target(opts.registry)  # a clear error before any host is contacted
+        if opts.registry_ca:
+            opts.registry_ca = os.path.abspath(opts.registry_ca)  # recorded: later commands run elsewhere
     return opts
 
 
