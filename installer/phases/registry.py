@@ -138,6 +138,16 @@ def own_registry_preflight(ctx):
     """--registry: reachable, TLS trusted, the images it lacks listed, and (when some are missing) credentials
     allowed to push, before any host changes. Raises naming the fix."""
     own = ctx.own_registry
+    if ctx.bundle.runtime == "docker" and own.target.prefix:
+        raise InstallerError("--registry %s: with the docker runtime the registry cannot have a path (%s): docker's "
+                             "registry-mirrors take a host only, so docker.io images would not be found"
+                             % (own.target.path, own.target.prefix), phase="registry",
+                             hint="Give the registry without a path (--registry %s), or use a containerd bundle. "
+                                  "Nothing was changed on any host" % own.target.address)
+    recorded = ((ctx.previous_record or {}).get("registry") or {}).get("ca_sha256")
+    if recorded and own.ca and own.ca_fingerprint != recorded:
+        ctx.log("note: the registry CA %s (SHA-256 %s) is not the one recorded at install (%s); the hosts get "
+                "this one" % (own.ca_file, own.ca_fingerprint, recorded))
     reg = own.preflight(push=False)
     from installer.registry_push import Layout, Pusher
     pusher = Pusher(reg, Layout(ctx.bundle.path("images")), prefix=own.target.prefix)

@@ -232,7 +232,7 @@ def test_runtime_config_points_at_your_registry_with_its_ca(tmp_path):
     assert "/etc/pki/ca-trust/source/anchors/airgap-registry-ca.crt" not in files
 
 
-def test_docker_runtime_and_kubeadm_use_the_prefix(tmp_path):
+def test_docker_runtime_and_kubeadm_use_your_registry(tmp_path):
     from installer.changes import WriteFile
     from installer.phases.kubeadm_init import kubeadm_config
     from installer.phases.registry import read_ca
@@ -240,14 +240,15 @@ def test_docker_runtime_and_kubeadm_use_the_prefix(tmp_path):
     from tests.installer.conftest import make_bundle, make_ctx
     ca = make_ca(tmp_path)[0]
     ctx = make_ctx(make_bundle(str(tmp_path / "b"), runtime="docker", k8s="1.28.2"),
-                   registry="harbor.example.com/k8s", registry_ca=str(ca))
+                   registry="harbor.example.com", registry_ca=str(ca))
     read_ca(ctx)
     w = ctx.inventory.workers[0]
     files = dict((c.path, c.content) for c in Runtime().plan(ctx, w, ctx.facts[w.label]) if isinstance(c, WriteFile))
     assert files["/etc/docker/certs.d/harbor.example.com/ca.crt"] == ca.read_text()
-    assert "--pod-infra-container-image=harbor.example.com/k8s/registry.k8s.io/pause:3.9" in \
+    assert '"https://harbor.example.com"' in files["/etc/docker/daemon.json"]
+    assert "--pod-infra-container-image=harbor.example.com/registry.k8s.io/pause:3.9" in \
         files["/etc/systemd/system/cri-docker.service.d/10-airgap.conf"]
-    assert "imageRepository: harbor.example.com/k8s/registry.k8s.io" in kubeadm_config(ctx, ctx.first_cp)
+    assert "imageRepository: harbor.example.com/registry.k8s.io" in kubeadm_config(ctx, ctx.first_cp)
 
 
 def test_record_keeps_address_and_ca_fingerprint_never_credentials(tmp_path):
@@ -327,3 +328,13 @@ def test_your_registry_must_allow_anonymous_pulls(tls_registry, tmp_path):
     msg = str(e.value)
     assert "refuses reads without credentials (HTTP 401" in msg and "make the project public" in msg
     assert PASSWORD not in msg
+
+
+def test_docker_runtime_refuses_a_registry_path_before_contacting_it(tmp_path):
+    from installer.phases.registry import RegistryPhase
+    from tests.installer.conftest import make_bundle, make_ctx
+    ctx = make_ctx(make_bundle(str(tmp_path / "b"), runtime="docker", k8s="1.28.2"),
+                   registry="127.0.0.1:%d/k8s" % free_port())
+    with pytest.raises(InstallerError) as e:
+        RegistryPhase().prepare(ctx)
+    assert "registry-mirrors take a host only" in str(e.value) and "--registry 127.0.0.1:" in str(e.value)
