@@ -149,7 +149,9 @@ class OwnRegistry(object):
         hint_ca = ("The CA file %s did not sign the certificate of %s: give the right CA with %s FILE (PEM)"
                    % (self.ca_file, self.target.address, self.options[1]) if self.ca_file else
                    "Give the CA that signed the registry's certificate with %s FILE (PEM)" % self.options[1])
-        hint_cred = ("Check the user and password in %s (%s FILE)" % (self.credentials_file, self.options[2])
+        hint_cred = ("Check the user and password in %s (%s FILE), and that the account may push under %s/ (a "
+                     "token registry such as Harbor answers 401 when the project does not exist or the account "
+                     "lacks the Developer role there)" % (self.credentials_file, self.options[2], self.target.path)
                      if self.credentials_file else
                      "The registry wants credentials: give them with %s FILE (user:password or a Docker "
                      "config.json)" % self.options[2])

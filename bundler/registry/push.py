@@ -346,7 +346,9 @@ def make_pusher(target: Target, ca: Path | None = None, credentials: Path | None
         auth.allow(target.host)
     fix_tls = (f"--ca {ca} did not sign its certificate: give the right CA (PEM)." if ca else
                "Give the CA that signed its certificate with --ca FILE (PEM), or its caFile under spec.registries.")
-    fix_auth = (f"Check the user and password in {credentials}." if credentials else
+    fix_auth = (f"Check the user and password in {credentials}, and that the account may push under {target}/ (a "
+                "token registry such as Harbor answers 401 when the project does not exist or the account lacks the "
+                "Developer role there)." if credentials else
                 f"Give them with --credentials FILE (user:password or a Docker config.json), `docker login "
                 f"{target.host}`, or credentials under spec.registries.")
     scheme = "http" if insecure and _plain_http(session, target.host) else "https"
