@@ -120,8 +120,9 @@ class Stats:
 class Layout:
     """The bundle's OCI image layout (images/): index.json and blobs/sha256/<hex>."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, runtime: str = "containerd"):
         self.root = root
+        self.runtime = runtime  # bundle.json's: docker bundles also get docker.io images at the bare repository
         try:
             self.index = json.loads((root / "index.json").read_text())
         except (OSError, ValueError) as e:
@@ -153,16 +154,22 @@ def open_layout(bundle: Path) -> Iterator[Layout]:
     """The images/ layout of an unpacked bundle, or of a tarball (its images/ unpacked to a temporary dir)."""
     if bundle.is_dir():
         root = bundle / "images" if (bundle / "images" / "index.json").is_file() else bundle
-        yield Layout(root)
+        yield Layout(root, _runtime((root.parent / "bundle.json").read_bytes()
+                                    if (root.parent / "bundle.json").is_file() else b"{}"))
         return
     if not bundle.is_file():
         raise UsageError(f"{bundle}: no such bundle (give the tarball or the unpacked directory).")
     with tempfile.TemporaryDirectory(prefix="bundler-push-") as tmp:
         found = None
+        bom = b"{}"
         try:
             with tarfile.open(bundle, "r:*") as tar:
                 for m in tar:
                     parts = m.name.split("/")
+                    if parts[-1] == "bundle.json" and len(parts) <= 2 and m.isfile():
+                        src = tar.extractfile(m)
+                        bom = src.read(4 << 20) if src is not None else bom
+                        continue
                     if "images" not in parts[:2] or not m.isfile() or ".." in parts:
                         continue
                     rel = parts[parts.index("images") + 1:]
@@ -178,7 +185,14 @@ def open_layout(bundle: Path) -> Iterator[Layout]:
             raise UsageError(f"{bundle}: cannot read the tarball ({e}).") from None
         if not found:
             raise UsageError(f"{bundle}: the tarball has no images/ directory (a bundle without images?).")
-        yield Layout(Path(tmp))
+        yield Layout(Path(tmp), _runtime(bom))
+
+
+def _runtime(bundle_json: bytes) -> str:
+    try:
+        return str(json.loads(bundle_json).get("runtime") or "containerd")
+    except (ValueError, AttributeError):
+        return "containerd"
 
 
 class Pusher:
@@ -315,7 +329,11 @@ class Pusher:
         for n, (ref, desc) in enumerate(images, 1):
             repo = self.target.repository(ref)
             tag = parse_reference(ref).tag or desc["digest"]
-            self.push_manifest(layout, repo, desc, tag, dry)
+            repos = [repo]
+            if layout.runtime == "docker" and repo.startswith("docker.io/") and not self.target.prefix:
+                repos.append(repo[len("docker.io/"):])  # docker's registry-mirrors look there (install --registry)
+            for r in repos:
+                self.push_manifest(layout, r, desc, tag, dry)
             self.stats.images += 1
             self.progress(f"[{n}/{len(images)}] {ref} -> {self.target.host}/{repo}:{tag}")
         return self.stats

@@ -140,3 +140,16 @@ def test_trust_and_credentials_from_a_manifests_registries_section(reg: TLSRegis
     code, out = _push(str(root), "--to", f"{reg.host}/site", "--registries", str(m), "-q")
     assert code == 0 and "pushed 3 image(s)" in out and PASSWORD not in out, out
     assert digest_of(reg.skopeo_raw("site/registry.k8s.io/pause:3.9")) == images["registry.k8s.io/pause:3.9"].digest
+
+
+def test_docker_bundles_also_get_docker_io_images_at_the_bare_repository(reg: TLSRegistry, tmp_path) -> None:
+    images = bundle_images()
+    root = write_bundle(tmp_path / "docker-bundle", images)
+    bom = json.loads((root / "bundle.json").read_text())
+    (root / "bundle.json").write_text(json.dumps({**bom, "runtime": "docker"}))
+    code, out = _push(str(root), "--to", reg.host, "--ca", str(reg.ca), "--credentials", str(reg.credentials_file()),
+                      "-q")
+    assert code == 0, out
+    calico = images["docker.io/calico/node:v3.28.0"]
+    assert digest_of(reg.skopeo_raw("calico/node:v3.28.0")) == calico.digest  # what docker's mirror asks for
+    assert digest_of(reg.skopeo_raw("docker.io/calico/node:v3.28.0")) == calico.digest
