@@ -13,7 +13,7 @@ from installer.errors import InstallerError
 from installer.extregistry import OwnRegistry, fingerprint, load_credentials, parse_target
 from installer.registry_push import Layout, Pusher, Registry, parse_challenge, scope_for
 from tests.images.helpers import Registry as PlainRegistry
-from tests.images.helpers import TokenServer, digest_of, free_port
+from tests.images.helpers import TokenServer, free_port
 from tests.images.tls_registry import PASSWORD, USER, TLSRegistry, bundle_images, make_ca, write_bundle
 
 needs_registry = pytest.mark.skipif(not (shutil.which("docker-registry") and shutil.which("skopeo")),
@@ -166,9 +166,6 @@ def test_push_images_errors_name_the_fix(tls_registry, tmp_path, capsys):
     code, out = _run(capsys, *base, "--to", "x/Bad", "--ca", str(tls_registry.ca))
     assert code == 1 and "--to 'x/Bad'" in out, out
 
-
-def test_digest_helper_is_the_registrys():
-    assert digest_of(b"") == "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
 # -- install/plan --registry ------------------------------------------------------------------------------
