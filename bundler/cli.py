@@ -357,6 +357,58 @@ def sbom_cmd(bundle: Path, fmt: str, output: Path | None) -> None:
                            "writable, or print to standard output without -o.") from None
     click.echo(f"wrote {output} ({fmt}, {_human(len(data))})", err=True)
 
+@main.command("push")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--to", "to", required=True, metavar="REGISTRY[/PREFIX]",
+              help="Target registry host[:port], optionally a path such as a Harbor project.")
+@click.option("--ca", type=click.Path(path_type=Path), default=None, help="CA certificate (PEM) of the registry.")
+@click.option("--credentials", type=click.Path(path_type=Path), default=None,
+              help="File with user:password, or a Docker config.json (default: spec.registries, then docker login).")
+@click.option("--registries", "registries_from", type=click.Path(path_type=Path), default=None, metavar="MANIFEST",
+              help="Take TLS trust and credentials from this manifest's spec.registries.")
+@click.option("--insecure", is_flag=True, help="Plain HTTP or unverified TLS for the target registry.")
+@click.option("--image", "only", multiple=True, metavar="REF", help="Push only this image (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Only report what is missing in the registry; send nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="No per-image progress.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def push_cmd(bundle: Path, to: str, ca: Path | None, credentials: Path | None, registries_from: Path | None,
+             insecure: bool, only: tuple[str, ...], dry_run: bool, quiet: bool, as_json: bool) -> None:
+    """Copy BUNDLE's images (tarball or unpacked directory) into a registry of yours.
+
+    Images land at REGISTRY[/PREFIX]/<upstream host>/<repository>:<tag> (what `install.py --registry` points
+    the runtime at). Only missing blobs and manifests are sent (HEAD first, shared layers mounted), manifests
+    and indexes keep their exact bytes (pull by digest works, multi-arch intact), tags are kept; run it again
+    to resume. Exit code 0: done; 1: the registry cannot be reached, is not trusted or refused; 2: bad options.
+    """
+    from .registry.push import make_pusher, open_layout, parse_target
+
+    target = parse_target(to)
+    settings = {}
+    if registries_from is not None:
+        from .manifest import load_manifest
+
+        settings = dict(load_manifest(registries_from).registries)
+    say = (lambda _: None) if quiet or as_json else (lambda text: click.echo(text, err=True))
+    pusher = make_pusher(target, ca, credentials, settings, insecure, progress=say)
+    with open_layout(bundle) as layout:
+        names = {ref for ref, _ in layout.images()}
+        unknown = sorted(set(only) - names)
+        if unknown:
+            from .registry.push import UsageError
+
+            raise UsageError(f"--image {', '.join(unknown)}: not in the bundle. It has: {', '.join(sorted(names))}.")
+        pusher.ping()
+        stats = pusher.push(layout, set(only) or None, dry=dry_run)
+    if as_json:
+        click.echo(json.dumps({"target": str(target), "dry_run": dry_run, **stats.to_json()}, indent=2))
+    elif dry_run:
+        click.echo(f"{stats.images} image(s): {stats.manifests_put} manifest(s) and {len(stats.missing)} blob(s) "
+                   f"({_human(sum(stats.missing.values()))}) missing in {target}; nothing was sent.")
+    else:
+        click.echo(f"pushed {stats.images} image(s) to {target}: {stats.blobs_uploaded} blob(s) uploaded "
+                   f"({_human(stats.bytes_uploaded)}), {stats.blobs_mounted} mounted, {stats.blobs_present} already "
+                   f"there; {stats.manifests_put} manifest(s) written, {stats.manifests_present} already there.")
+
 
 def _split_and_report(tarball: Path, size: str, index: Path | None = None) -> None:
     from .bundle.split import FAT32_MAX, parse_size, read_index, split

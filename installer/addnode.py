@@ -165,8 +165,13 @@ class NewHostsPreflight(Preflight):
 def reach_targets(ctx):
     """(what, address, port) a new node must reach: the repo and registry on the serving host, the API."""
     host, _, port = ctx.api_endpoint.rpartition(":")
+    reg_host, reg_port = ctx.serve_address, REGISTRY_PORT
+    if ctx.own_registry is not None:  # --registry: your own registry, port 443 unless given
+        name, _, p = ctx.registry.rpartition(":") if not ctx.registry.endswith("]") else ("", "", "")
+        reg_host, reg_port = (name, int(p)) if p.isdigit() and name else (ctx.registry, 443)
+        reg_host = reg_host.strip("[]")
     return [("the bundle repository", ctx.serve_address, REPO_PORT),
-            ("the image registry", ctx.serve_address, REGISTRY_PORT),
+            ("the image registry", reg_host, reg_port),
             ("the Kubernetes API", host.strip("[]"), int(port))]
 
 

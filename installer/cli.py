@@ -93,6 +93,13 @@ def _install_options(p, hidden=False):
                           "hosts' /etc/resolv.conf; without any, CoreDNS answers cluster names only)"))
     c.add_argument("--force", action="store_true", help=h("install over an existing Kubernetes"))
     c.add_argument("--verify-timeout", type=int, metavar="SECONDS", help=h("default: 600"))
+    r = p if hidden else p.add_argument_group("your own registry (instead of the bundled one; see docs/installer.md)")
+    r.add_argument("--registry", metavar="HOST[:PORT][/PREFIX]",
+                   help=h("use this registry (Harbor, distribution; HTTPS): the images it lacks are pushed under "
+                          "PREFIX (e.g. a Harbor project) and every host pulls from it"))
+    r.add_argument("--registry-ca", metavar="FILE", help=h("its CA certificate, PEM (default: the system trust)"))
+    r.add_argument("--registry-credentials", metavar="FILE",
+                   help=h("user:password or a Docker config.json, to push (never printed or recorded)"))
 
 
 def _new_hosts(p):
@@ -277,8 +284,17 @@ def options_of(args, data):
         if v is None:
             v = recorded.get(key, default)
         values[key] = v
-    opts = Options(force=getattr(args, "force", False), **values)
+    opts = Options(force=getattr(args, "force", False),
+                   registry_credentials=getattr(args, "registry_credentials", None), **values)
     upstream_dns_list(opts.upstream_dns)  # a clear error before anything else
+    if not opts.registry and (opts.registry_ca or opts.registry_credentials):
+        raise InstallerError("--registry-ca and --registry-credentials need --registry HOST[:PORT][/PREFIX]",
+                             hint="Name your registry with --registry, or drop those options to use the bundled one")
+    if opts.registry:
+        from installer.extregistry import parse_target
+        parse_target(opts.registry)  # a clear error before any host is contacted
+        if opts.registry_ca:
+            opts.registry_ca = os.path.abspath(opts.registry_ca)  # recorded: later commands run elsewhere
     return opts
 
 

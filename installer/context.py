@@ -24,6 +24,10 @@ class Options(object):
         self.serve_address = kw.get("serve_address")
         self.verify_timeout = kw.get("verify_timeout", 600)
         self.upstream_dns = kw.get("upstream_dns")  # "IP[,IP]": where CoreDNS forwards non-cluster names
+        # your own registry instead of the bundled one (installer.extregistry); credentials are never recorded
+        self.registry = kw.get("registry")  # HOST[:PORT][/PREFIX]
+        self.registry_ca = kw.get("registry_ca")
+        self.registry_credentials = kw.get("registry_credentials")
 
 
 def upstream_dns_list(text):
@@ -62,6 +66,8 @@ class Context(object):
         self.recorded_names = {}  # address -> node name from the cluster record (for hosts without facts)
         self.join_token = None  # the operation's bootstrap token (installer.phases.join)
         self.serve_python = sys.executable or "/usr/bin/python3"
+        self.own_missing = None  # --registry: [(ref, target, manifests, blobs)] the registry lacks (registry phase)
+        self._own = None
         self.log = lambda msg: None
 
     # -- hosts --------------------------------------------------------------------------------------
@@ -105,8 +111,26 @@ class Context(object):
         return self.options.serve_address or self.serve_host.address
 
     @property
+    def own_registry(self):
+        """installer.extregistry.OwnRegistry when --registry names the operator's registry (None: the bundled one)."""
+        if not self.options.registry:
+            return None
+        if self._own is None:
+            from installer.extregistry import OwnRegistry
+            self._own = OwnRegistry(self.options.registry, self.options.registry_ca, self.options.registry_credentials)
+        return self._own
+
+    @property
     def registry(self):
-        return "%s:%d" % (self.serve_address, REGISTRY_PORT)
+        """host:port of the registry the hosts pull from (how containerd's certs.d and docker name it)."""
+        own = self.own_registry
+        return own.target.address if own else "%s:%d" % (self.serve_address, REGISTRY_PORT)
+
+    @property
+    def registry_path(self):
+        """registry[/PREFIX]: where the bundle's images are (the prefix is a Harbor project or path)."""
+        own = self.own_registry
+        return own.target.path if own else self.registry
 
     @property
     def repo_url(self):
@@ -147,4 +171,4 @@ class Context(object):
         """The same image in the local registry, namespaced by its original registry host."""
         host, repo, tag = split_ref(ref)
         sep = "" if tag.startswith("@") else ":"
-        return "%s/%s/%s%s%s" % (self.registry, host, repo, sep, tag)
+        return "%s/%s/%s%s%s" % (self.registry_path, host, repo, sep, tag)

@@ -24,6 +24,7 @@ RECORD_VERSION = 1
 OPTION_DEFAULTS = {
     "selinux": "enforcing", "firewalld": "on", "timezone": None, "iso": None, "media": None, "pod_subnet": None,
     "control_plane_endpoint": None, "serve_address": None, "verify_timeout": 600, "upstream_dns": None,
+    "registry": None, "registry_ca": None,  # your own registry (its credentials are never recorded)
 }
 HISTORY_KEEP = 50
 # the in-cluster copy (kubectl -n kube-system get configmap airgap-bundler-cluster -o yaml)
@@ -134,6 +135,11 @@ class ClusterRecord(object):
         d["options"] = dict((k, getattr(ctx.options, k, v)) for k, v in sorted(OPTION_DEFAULTS.items()))
         if dns is not None:
             d["dns"] = dns
+        own = getattr(ctx, "own_registry", None)
+        if own is not None:
+            d["registry"] = own.describe()  # address, prefix, CA fingerprint
+        else:
+            d.pop("registry", None)
         history = list(d.get("history") or [])
         entry = {"operation": operation, "started": _now(), "result": "in progress", "pid": os.getpid()}
         if operation_id:

@@ -15,7 +15,7 @@ def kubeadm_config(ctx, host):
     b = ctx.bundle
     image_repo = b.kube_image_repository()
     if b.runtime == "docker":
-        image_repo = "%s/%s" % (ctx.registry, image_repo)  # docker cannot mirror registry.k8s.io
+        image_repo = "%s/%s" % (ctx.registry_path, image_repo)  # docker cannot mirror registry.k8s.io
     return kadm.init_config(
         b.k8s_version, host.address, ctx.node_name(host), runtime=b.runtime, pod_subnet=ctx.pod_subnet,
         cni=b.cni, image_repository=image_repo, control_plane_endpoint=ctx.api_endpoint)
@@ -41,7 +41,7 @@ def image_check(ctx):
     """kubeadm init pulls what the installed kubeadm lists, not what the builder's table said: compare before
     init, so a difference stops here with the fix instead of as an image pull timeout inside kubeadm."""
     b = ctx.bundle
-    prefix = ctx.registry if b.runtime == "docker" else None
+    prefix = ctx.registry_path if b.runtime == "docker" else None
 
     def check(conn, journal):
         res = conn.check("kubeadm config images list --config %s" % CONFIG, "listing kubeadm's images", timeout=120)

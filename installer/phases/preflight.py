@@ -95,6 +95,8 @@ class Preflight(Phase):
             wanted.update(CP_PORTS if host.is_control_plane else WORKER_PORTS)
         if ctx.is_serve_host(host):
             wanted.update(SERVE_PORTS)
+            if ctx.own_registry is not None:  # --registry: the bundled registry's ports are not used
+                wanted.difference_update(SERVE_PORTS[1:])
         listening = set(facts.listening_ports)
         ours = any(facts.service(s).get("active") for s in OUR_SERVICES)
         if ours:

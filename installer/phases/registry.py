@@ -1,5 +1,7 @@
 """registry: the bundled registry on the serving host, TLS with an installer-made CA, filled from the
-bundle's OCI store by laying out its storage (installer.registry_layout)."""
+bundle's OCI store by laying out its storage (installer.registry_layout). With --registry (your own
+registry, installer.extregistry) none of that is installed: the phase checks that registry before any host
+changes and pushes the images it lacks."""
 
 import os
 import time
@@ -64,7 +66,11 @@ def bcrypt_hash(password, conn=None):
 
 
 def read_ca(ctx):
-    """ctx.ca_pem: the registry CA from the serving host, if the registry phase made it (None before)."""
+    """ctx.ca_pem: the registry CA from the serving host, if the registry phase made it (None before); with
+    your own registry, the CA given with --registry-ca (None: the system trust store is enough)."""
+    if ctx.own_registry is not None:
+        ctx.ca_pem = ctx.own_registry.ca
+        return
     serve_conn = ctx.connections.get(ctx.serve_host.label)
     if serve_conn is not None:
         ca = serve_conn.read_file(C.CA_CERT)
@@ -128,6 +134,55 @@ def fill_registry(ctx, conn, journal):
     return storage.stats["changed"] > 0
 
 
+def own_registry_preflight(ctx):
+    """--registry: reachable, TLS trusted, the images it lacks listed, and (when some are missing) credentials
+    allowed to push, before any host changes. Raises naming the fix."""
+    own = ctx.own_registry
+    if ctx.bundle.runtime == "docker" and own.target.prefix:
+        raise InstallerError("--registry %s: with the docker runtime the registry cannot have a path (%s): docker's "
+                             "registry-mirrors take a host only, so docker.io images would not be found"
+                             % (own.target.path, own.target.prefix), phase="registry",
+                             hint="Give the registry without a path (--registry %s), or use a containerd bundle. "
+                                  "Nothing was changed on any host" % own.target.address)
+    recorded = ((ctx.previous_record or {}).get("registry") or {}).get("ca_sha256")
+    if recorded and own.ca and own.ca_fingerprint != recorded:
+        ctx.log("note: the registry CA %s (SHA-256 %s) is not the one recorded at install (%s); the hosts get "
+                "this one" % (own.ca_file, own.ca_fingerprint, recorded))
+    reg = own.preflight(push=False)
+    from installer.registry_push import Layout, Pusher
+    pusher = Pusher(reg, Layout(ctx.bundle.path("images")), prefix=own.target.prefix)
+    first = pusher.selected()[:1]
+    if first:
+        own.check_anonymous_pull(first[0][2], first[0][3])
+    ctx.own_missing = [m for m in pusher.missing(docker_bare=(ctx.bundle.runtime == "docker")) if m[2] or m[3]]
+    if ctx.own_missing and own.credentials is None:
+        raise InstallerError("%d of the bundle's images are missing in your registry %s (e.g. %s) and no "
+                             "--registry-credentials were given to push them" % (
+                                 len(ctx.own_missing), own.target.path, ctx.own_missing[0][0]), phase="registry",
+                             hint="Give --registry-credentials FILE (user:password, with push permission), or "
+                                  "push them first with ./install.py push-images --to %s. Nothing was changed on "
+                                  "any host" % own.target.path)
+    if ctx.own_missing:
+        own.preflight(reg, push=True)
+    ctx.log("your registry %s: reachable, TLS %s, %s" % (
+        own.target.path, "trusted with CA %s" % own.ca_fingerprint if own.ca else "trusted by the system store",
+        "%d image(s) to push (credentials accepted for push)" % len(ctx.own_missing) if ctx.own_missing else
+        "every image of the bundle present"))
+
+
+def push_to_own(ctx, conn, journal):
+    """Push the images your registry lacks (HEAD first: a re-run sends only what is still missing)."""
+    from installer.registry_push import Layout, Pusher
+    own = ctx.own_registry
+    reg = own.client()
+    pusher = Pusher(reg, Layout(ctx.bundle.path("images")), log=ctx.log, prefix=own.target.prefix)
+    pusher.push_all(docker_bare=(ctx.bundle.runtime == "docker"))
+    ctx.log("pushed into %s: %d blob(s) uploaded (%.1f MB), %d already present, %d mounted, %d manifest(s)" % (
+        own.target.path, reg.stats["blobs_uploaded"], reg.stats["bytes_uploaded"] / 1e6, reg.stats["blobs_skipped"],
+        reg.stats["blobs_mounted"], reg.stats["manifests"]))
+    return reg.stats["blobs_uploaded"] + reg.stats["manifests"] > 0
+
+
 class RegistryPhase(Phase):
     name = "registry"
     title = "local image registry"
@@ -137,14 +192,24 @@ class RegistryPhase(Phase):
 
     def prepare(self, ctx):
         read_ca(ctx)  # from an earlier run: the runtime phase's watched files and plan depend on it
+        if ctx.own_registry is not None:
+            own_registry_preflight(ctx)
 
     def after(self, ctx):
         read_ca(ctx)  # the CA now exists
 
     def watched_files(self, ctx, host):
+        if ctx.own_registry is not None:
+            return []
         return [PUBLIC_CFG, PUSH_CFG, PUBLIC_UNIT, PUSH_UNIT, C.CA_CERT, CREDENTIALS]
 
     def plan(self, ctx, host, facts):
+        if ctx.own_registry is not None:
+            if not ctx.own_missing:
+                return []
+            return [Callback("push %d image(s) the registry %s lacks (only missing blobs and manifests)"
+                             % (len(ctx.own_missing), ctx.own_registry.target.path),
+                             lambda conn, j: push_to_own(ctx, conn, j))]
         out = []
         f = ctx.bundle.file("registry")
         if f is None:

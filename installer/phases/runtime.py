@@ -100,8 +100,12 @@ class Runtime(Phase):
 
     def hosts_files(self, ctx):
         ca = "%s/%s/ca.crt" % (ctd.CERTS_D, ctx.registry)
-        out = ctd.hosts_files(ctx.bundle.image_registries(), ctx.registry, ca)
-        if ctx.ca_pem is not None:
+        own = ctx.own_registry
+        if own is not None and ctx.ca_pem is None:
+            ca = None  # your own registry with a certificate the system trust store already accepts
+        out = ctd.hosts_files(ctx.bundle.image_registries(), ctx.registry, ca,
+                              prefix=own.target.prefix if own is not None else "")
+        if ca is not None and ctx.ca_pem is not None:
             out[ca] = ctx.ca_pem
         return out
 
@@ -119,11 +123,13 @@ class Runtime(Phase):
                 out.append(pins.lock_change([p for p in runtime_packages(b) if pins.is_pinned(p)]))
         # 2. trust the registry CA (system store; runtime specific below)
         ca = ctx.ca_pem
-        if ca is None:
+        if ca is None and ctx.own_registry is not None:
+            pass  # your own registry, trusted by the system store (no --registry-ca)
+        elif ca is None:
             out.append(Callback("write %s (the registry CA, made in the registry phase)" % C.TRUST_ANCHOR,
                                 lambda conn, j: _late_ca(ctx, conn, j)))
         elif facts.file(C.TRUST_ANCHOR) != ca:
-            out.append(WriteFile(C.TRUST_ANCHOR, ca, why="trust the local registry"))
+            out.append(WriteFile(C.TRUST_ANCHOR, ca, why="trust the image registry's CA"))
             out.append(Command("update-ca-trust extract", title="update the system trust store"))
         # 3. runtime config
         if b.runtime == "docker":

@@ -50,18 +50,19 @@ def config_toml(sandbox_image, containerd_major=1, certs_dir=CERTS_D):
     ])
 
 
-def hosts_toml(upstream, registry, ca_path=None, namespaced=True):
+def hosts_toml(upstream, registry, ca_path=None, namespaced=True, prefix=""):
     """hosts.toml that sends pulls of `upstream` (e.g. registry.k8s.io) to the local `registry` (host:port).
 
     With namespaced=True the image is looked up under /v2/<upstream>/<repo> in the local registry (how the
-    installer pushes them), so registry.k8s.io/pause and docker.io/library/pause can never collide.
+    installer pushes them), so registry.k8s.io/pause and docker.io/library/pause can never collide; under
+    /v2/<prefix>/<upstream>/<repo> with a prefix (a Harbor project of your own registry).
     """
     server = UPSTREAM_SERVERS.get(upstream, "https://%s" % upstream)
     if upstream == registry:
         url = "https://%s" % registry
         override = False
     elif namespaced:
-        url = "https://%s/v2/%s" % (registry, upstream)
+        url = "https://%s/v2/%s" % (registry, "/".join(p for p in (prefix.strip("/"), upstream) if p))
         override = True
     else:
         url = "https://%s" % registry
@@ -80,9 +81,9 @@ def hosts_toml(upstream, registry, ca_path=None, namespaced=True):
     return "\n".join(lines) + "\n"
 
 
-def hosts_files(upstreams, registry, ca_path, certs_dir=CERTS_D):
+def hosts_files(upstreams, registry, ca_path, certs_dir=CERTS_D, prefix=""):
     """{path: content} for every upstream registry plus the local registry itself."""
     out = {}
     for up in sorted(set(upstreams) | {registry}):
-        out["%s/%s/hosts.toml" % (certs_dir, up)] = hosts_toml(up, registry, ca_path)
+        out["%s/%s/hosts.toml" % (certs_dir, up)] = hosts_toml(up, registry, ca_path, prefix=prefix)
     return out
