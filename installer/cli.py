@@ -236,7 +236,12 @@ def check_bundle_first(args, bundle_dir):
     sys.stdout.write("checking the bundle in %s against SHA256SUMS%s ...\n"
                      % (os.path.abspath(bundle_dir), " and its signature" if key else ""))
     sys.stdout.flush()
-    return verify_bundle(bundle_dir, key)
+    from installer import delta  # a delta bundle: checked against the site, completed from it (installer/delta.py)
+    delta.clean_partial(bundle_dir)
+    checked = verify_bundle(bundle_dir, key)
+    delta.before_use(args.command, bundle_dir, args.root, dry_run=args.plan or args.command == "plan",
+                     say=lambda msg: sys.stdout.write(msg + "\n"))
+    return checked
 
 
 def resolve(args, say):
