@@ -196,7 +196,18 @@ def test_delta_from_a_site_state_completes_on_that_site_into_the_whole_bundle(pa
     assert _tree(top) == before
     planned = _install_py(top, "plan", "complete-delta", "--root", str(root))
     assert planned.returncode == 2 and gone[:16] in planned.stderr
+    # the same check runs on its own before a command that uses the bundle: before any host (192.0.2.1 would hang)
+    for args in (("plan", "--control-plane", "192.0.2.1"), ("add-node", "--workers", "192.0.2.1")):
+        r = _install_py(top, *args, "--root", str(root))
+        assert r.returncode == 2 and gone[:16] in r.stderr and "connecting" not in r.stdout, (args, r.stderr)
+    assert _tree(top) == before
     os.rename(aside, blob)
+
+    # add-node completes the delta first (then refuses it: it is not the installed bundle), touching no host
+    auto = _install_py(_unpack(d.path, tmp_path / "auto"), "add-node", "--workers", "192.0.2.1", "--root", str(root))
+    assert "delta bundle: completed" in auto.stdout and auto.returncode == 1, auto.stdout + auto.stderr
+    assert "is not the one installed" in auto.stderr, auto.stderr
+    assert verify(tmp_path / "auto" / d.path.name[: -len(".tar.gz")]).omitted == 0
 
     planned = _install_py(top, "plan", "complete-delta", "--root", str(root))
     assert planned.returncode == 0 and "changes nothing" in planned.stdout, planned.stdout + planned.stderr
