@@ -29,12 +29,13 @@ def run(args):
     if not items:
         print("%s is a whole bundle (not a delta): nothing to complete" % bundle_dir)
         return 0
+    verified = getattr(args, "bundle_checked", None) is not None  # the files present were just hashed
     if args.plan:
-        todo, present = delta.check(bundle_dir, args.root)
+        todo, present = delta.check(bundle_dir, args.root, verified)
         print("plan complete-delta: all %d item(s) the delta left out are on this site; %d to copy in, %d already "
               "in place (changes nothing)" % (len(items), len(todo), present))
         return 0
-    done, present = delta.complete(bundle_dir, args.root)
+    done, present = delta.complete(bundle_dir, args.root, verified=verified)
     checked = verify_bundle(bundle_dir)
     print("delta bundle completed: %d item(s) copied in from this site, %d already in place; the whole bundle "
           "(%d files) matches SHA256SUMS" % (done, present, checked))
