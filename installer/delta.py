@@ -236,7 +236,7 @@ def clean_partial(bundle_dir):
                     _remove(os.path.join(dirpath, f))
 
 
-def before_use(command, bundle_dir, root="/", dry_run=False, say=None):
+def before_use(command, bundle_dir, root="/", dry_run=False, say=None, verified=True):
     """The automatic step at the start of a command that uses the bundle (called right after the bundle check,
     so the files present are verified): a
     delta bundle is checked against the site (exit 2 naming what is missing) and, unless dry_run, completed.
@@ -245,9 +245,9 @@ def before_use(command, bundle_dir, root="/", dry_run=False, say=None):
         return None
     say = say or (lambda msg: None)
     if dry_run:
-        todo, present = check(bundle_dir, root, verified=True)
+        todo, present = check(bundle_dir, root, verified)
         if todo:
             say("delta bundle: the %d item(s) it left out are on this site; the command itself would copy them "
                 "in (./install.py complete-delta)" % len(todo))
         return 0
-    return complete(bundle_dir, root, say, verified=True)[0]
+    return complete(bundle_dir, root, say, verified)[0]
