@@ -432,7 +432,7 @@ def _assemble_and_write(m: Manifest, inputs: Inputs, images: list[dict], lock_us
             if base is not None:
                 from .bundle.delta import omit
 
-                omitted = omit(ws.staging, expected, sources, base)
+                omitted = omit(ws.staging, expected, sources, base, m.bundle_basename)
                 expected = {k: v for k, v in expected.items() if k not in omitted}
             return _write_output(m, ws, fmt, sign_key, quiet, expected, space, omitted)
         except DigestMismatch as e:

@@ -127,19 +127,19 @@ def _read(path: Path) -> bytes | None:
 def _entry(rel: str, digest: str, source: tuple[str, object] | None) -> dict:
     entry = {"path": rel, "sha256": digest}
     kind, obj = source or ("", None)
-    if kind == "package":
-        entry["nevra"] = obj["nevra"]  # type: ignore[index]
+    if kind == "package" and isinstance(obj, dict):
+        entry["nevra"] = obj["nevra"]
     elif kind == "file":
-        entry["name"] = obj.name  # type: ignore[attr-defined]
+        entry["name"] = getattr(obj, "name", rel.rsplit("/", 1)[-1])
     elif rel.startswith(BLOBS):
         entry["digest"] = f"sha256:{digest}"
     return entry
 
 
 def omit(staging: Path, expected: dict[str, str], sources: dict[str, tuple[str, object]],
-         base: Base) -> dict[str, str]:
+         base: Base, stem: str) -> dict[str, str]:
     """Take what the base holds out of the assembled staging tree and record it in bundle.json's `delta`
-    section. Returns {path: sha256} of the omitted files (SHA256SUMS still lists them)."""
+    section (and INSTALL.md). Returns {path: sha256} of the omitted files (SHA256SUMS still lists them)."""
     omitted: dict[str, str] = {}
     section: dict[str, list[dict]] = {"packages": [], "blobs": [], "files": []}
     for rel in sorted(expected):
@@ -166,9 +166,24 @@ def omit(staging: Path, expected: dict[str, str], sources: dict[str, tuple[str, 
         "omittedBytes": sum(sizes.values()),
     }
     bom_path.write_text(json.dumps(bom, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _install_md(staging / "INSTALL.md", stem, base)
     base.summary = {kind: {"count": len(entries), "bytes": sum(sizes[e["path"]] for e in entries)}
                     for kind, entries in section.items()}
     return omitted
+
+
+def _install_md(path: Path, stem: str, base: Base) -> None:
+    """The operator guide names the delta tarball and says where the rest comes from."""
+    if not path.is_file():
+        return
+    names = ", ".join(f"{b.get('name')} {b.get('version')}" for b in base.bundles) or "its base"
+    text = path.read_text(encoding="utf-8").replace(stem, stem + SUFFIX)
+    text += (f"\nThis is a DELTA bundle: it leaves out the RPMs, image blobs and files the site already holds (from "
+             f"{names}; listed in bundle.json `delta`). Unpack it on the serving host of that site and run "
+             "`./install.py complete-delta` (install, plan, add-node and the other commands do it on their own): "
+             "it checks that the site holds every omitted item, names what is missing (exit 2) before any change, "
+             "and copies the rest in.\n")
+    path.write_text(text, encoding="utf-8")
 
 
 def check_target(base: Base, os_: str, arch: str) -> None:

@@ -120,11 +120,14 @@ def test_delta_from_an_old_bundle_ships_only_what_changed(pair, tmp_path):
     full_top = _unpack(full, tmp_path / "full")
     sums, full_sums = (parse_sums((t / "SHA256SUMS").read_text()) for t in (top, full_top))
     assert sums.keys() == full_sums.keys()
-    assert {k: v for k, v in sums.items() if k != "bundle.json"} == {
-        k: v for k, v in full_sums.items() if k != "bundle.json"}
+    guides = ("bundle.json", "INSTALL.md")  # the delta's own: its `delta` section, its name and how to complete it
+    assert {k: v for k, v in sums.items() if k not in guides} == {
+        k: v for k, v in full_sums.items() if k not in guides}
     base = bom["delta"]["base"]
     assert base["kind"] == "bundle" and base["bundles"][0]["version"] == "1.0" and len(base["sha256"]) == 64
     assert r.delta and r.delta["packages"]["count"] == len(omitted["packages"])
+    guide = (top / "INSTALL.md").read_text()
+    assert "tar -xzf delta-1.1-el9-x86_64-delta.tar.gz" in guide and "complete-delta" in guide
     # much smaller than the whole bundle
     print(f"\nfull {full.stat().st_size} bytes, delta {r.path.stat().st_size} bytes")
     assert r.path.stat().st_size < full.stat().st_size / 2
@@ -217,7 +220,7 @@ def test_delta_from_a_site_state_completes_on_that_site_into_the_whole_bundle(pa
     assert "delta bundle completed" in r.stdout
     full_top = _unpack(full, tmp_path / "full")
     completed, whole = _tree(top), _tree(full_top)
-    differ = ("bundle.json", "SHA256SUMS")  # the delta's bundle.json has its `delta` section, and is listed
+    differ = ("bundle.json", "INSTALL.md", "SHA256SUMS")  # the delta's own guide and bill of materials
     assert {k: v for k, v in completed.items() if k not in differ} == {
         k: v for k, v in whole.items() if k not in differ}
     assert verify(top).ok and verify(top).omitted == 0
