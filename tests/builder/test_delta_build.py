@@ -137,9 +137,19 @@ def test_delta_from_an_unpacked_old_bundle_equals_the_one_from_its_tarball(pair,
     old, _, new_manifest, cache, _ = pair
     old_dir = _unpack(old, tmp_path / "old")
     a = build(load_manifest(new_manifest), tmp_path / "a", cache, quiet=True, delta_from=old)
-    b = build(load_manifest(new_manifest), tmp_path / "b", cache, quiet=True, delta_from=old_dir)
-    ja, jb = (json.loads(tarfile.open(p).extractfile(f"{p.name[:-7]}/bundle.json").read()) for p in (a.path, b.path))
+    cli = subprocess.run([sys.executable, "-m", "bundler.cli", "build", str(new_manifest), "-o", str(tmp_path / "b"),
+                          "--cache", str(cache.root), "--delta-from", str(old_dir), "--json"],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert cli.returncode == 0, cli.stderr
+    summary = json.loads(cli.stdout)
+    b = Path(summary["bundle"])
+    assert b.name.endswith("-delta.tar.gz") and summary["delta"]["packages"]["count"] > 0
+    ja, jb = (json.loads(tarfile.open(p).extractfile(f"{p.name[:-7]}/bundle.json").read()) for p in (a.path, b))
     assert ja["delta"]["omitted"] == jb["delta"]["omitted"]
+    missing = subprocess.run([sys.executable, "-m", "bundler.cli", "build", str(new_manifest), "--delta-from",
+                              str(tmp_path / "nope.json")], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert missing.returncode == 2 and "nope.json" in missing.stderr
 
 
 def _site_from(old_top: Path, root: Path) -> None:
