@@ -48,12 +48,24 @@ def omitted_items(bundle_dir):
             doc = json.loads(f.read().decode("utf-8"))
     except (IOError, OSError, ValueError):
         return []  # the bundle check names an unreadable bundle.json
+    try:
+        return _items(path, doc)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise InstallerError("%s has a malformed delta section (%r)" % (path, e),
+                             hint="The bundle is damaged or was not written by bundler build") from None
+
+
+def _items(path, doc):
     omitted = ((doc.get("delta") or {}).get("omitted") or {}) if isinstance(doc, dict) else {}
     out = []
     for kind, _ in KINDS:
         for e in omitted.get(kind) or []:
-            label = e.get("nevra") or e.get("name") or e.get("digest") or e["path"]
-            out.append((kind, rules.strip_dot(e["path"]), str(e["sha256"]).lower(), label))
+            rel = rules.strip_dot(str(e["path"]))
+            if rel.startswith("/") or ".." in rel.split("/") or not rel.startswith(rules.DELTA_DIRS):
+                raise InstallerError("%s: the delta section omits %r: %s" % (path, rel, rules.DELTA_NOT_OMITTABLE),
+                                     hint="The bundle is damaged or was not written by bundler build")
+            label = e.get("nevra") or e.get("name") or e.get("digest") or rel
+            out.append((kind, rel, str(e["sha256"]).lower(), label))
     return out
 
 
@@ -223,8 +235,11 @@ def _remove(path):
 
 def clean_partial(bundle_dir):
     """Remove the temporary files a completion killed midway left (they would fail rule R4). Only in a delta
-    bundle, and only names of that exact form: called before the bundle check."""
-    if not omitted_items(bundle_dir):
+    bundle, and only names of that exact form: called before the bundle check (which names a bad bundle.json)."""
+    try:
+        if not omitted_items(bundle_dir):
+            return
+    except InstallerError:
         return
     for sub in rules.DELTA_DIRS:
         top = os.path.join(bundle_dir, sub)

@@ -125,3 +125,16 @@ def test_a_whole_bundle_has_nothing_to_complete(tmp_path, capsys):
     subprocess.run(["tar", "-xzf", str(tmp_path / f"{TOP}.tar.gz"), "-C", str(tmp_path)], check=True)
     assert main(["complete-delta", "--root", str(tmp_path / "site"), "--bundle", str(tmp_path / TOP)]) == 0
     assert "not a delta" in capsys.readouterr().out
+
+
+def test_a_delta_section_omitting_the_installer_is_refused_by_the_bundle_check(tmp_path, capsys):
+    from tests.bundle.test_conformance import delta_cases
+
+    top, omitted = _delta(tmp_path)
+    case = next(c for c in delta_cases(omitted) if "install.py removed" in c.name)
+    case.damage(top, tmp_path)
+    root = _site(tmp_path, omitted)
+    assert main(["complete-delta", "--root", str(root), "--bundle", str(top)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the bundle in ") and "install.py: bundle.json's delta section omits it" in err, err
+    assert err.count("\n") == 1
