@@ -48,6 +48,7 @@ from .rpm.repomd import RepoReader
 from .rpm.solver import Package
 
 if TYPE_CHECKING:  # imported when first used: `bundler plan` of a manifest without images needs no registry code
+    from .bundle.delta import Base
     from .registry.client import RegistryClient
 
 
@@ -101,6 +102,7 @@ class BuildResult:
     stats: Stats
     sha256: str | None = None  # of the tarball, also written beside it as NAME.sha256 (sha256sum -c format)
     sha256_path: Path | None = None
+    delta: dict | None = None  # a delta bundle: what it left out, per kind ({"packages": {"count", "bytes"}, ...})
 
 
 def _pkg_entry(p: Package, original_baseurl: str) -> PackageEntry:
@@ -249,20 +251,29 @@ def build(
     fmt: str = "tar.gz",
     sign_key: str | None = None,
     insecure: tuple[str, ...] = (),
+    delta_from: Path | None = None,
 ) -> BuildResult:
+    """Resolve, download and write the bundle; with delta_from (an export-state JSON or an older bundle), a
+    delta bundle that leaves out the content the base holds (bundle/delta.py)."""
     if fmt not in (*FORMATS, "dir"):
         raise BundlerError(f"--format {fmt!r} is not one of {', '.join((*FORMATS, 'dir'))}.")
     if sign_key:  # before any download: a missing key must not cost the operator the whole build
         from .bundle.signkey import check_sign_key
 
         check_sign_key(sign_key)
+    base = None
+    if delta_from is not None:  # before any download, like the key: a bad base must not cost a whole build
+        from .bundle.delta import check_target, load_base
+
+        base = load_base(Path(delta_from))
+        check_target(base, m.target.os, m.target.arch)
     space = SpaceCheck(Path(out_dir), cache, fmt)
-    ws = Workspace(Path(out_dir), m.bundle_basename)
+    ws = Workspace(Path(out_dir), _basename(m, base))
     cache.scratch_in(ws.scratch)  # a read-only cache's temporary files: beside the staging tree, gone at the end
     try:
         with cache.lease() as lease:
             return _build(m, Path(out_dir), cache, lease, space, ws, jobs=jobs, quiet=quiet, locked=locked,
-                          fmt=fmt, sign_key=sign_key, insecure=insecure)
+                          fmt=fmt, sign_key=sign_key, insecure=insecure, base=base)
     except OSError as e:
         if e.errno in DISK_ERRNOS:
             raise space.error(e) from None
@@ -271,8 +282,16 @@ def build(
         cache.close_scratch()
 
 
+def _basename(m: Manifest, base: object | None) -> str:
+    """The tarball's stem and top directory; a delta bundle says so in its name."""
+    from .bundle.delta import SUFFIX
+
+    return m.bundle_basename + (SUFFIX if base is not None else "")
+
+
 def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: SpaceCheck, ws: Workspace, *, jobs: int,
-           quiet: bool, locked: bool, fmt: str, sign_key: str | None, insecure: tuple[str, ...]) -> BuildResult:
+           quiet: bool, locked: bool, fmt: str, sign_key: str | None, insecure: tuple[str, ...],
+           base: Base | None = None) -> BuildResult:
     """The build under its cache lease (so a concurrent `cache prune` leaves its files alone)."""
     steps: dict[str, StepStat] = {}
     stats = Stats()
@@ -304,10 +323,10 @@ def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: SpaceC
                                            [f.to_json() for f in inputs.files], inputs.module_streams,
                                            images_from=inputs.kubeadm_images_from,
                                            hops=[h.to_json() for h in inputs.hops])
-        sums_file = out_dir / f"{m.bundle_basename}.{fmt}.sha256"
+        sums_file = out_dir / f"{ws.base}.{fmt}.sha256"
         sums_file.unlink(missing_ok=True)  # never a stale checksum beside a new tarball
         result_path, digest = _assemble_and_write(m, inputs, images, lock_used, ws, cache, session, fmt, sign_key,
-                                                  quiet, stats, client, space)
+                                                  quiet, stats, client, space, base)
         if digest is not None:
             _write_sha256(result_path, digest, sums_file)
         steps["write"] = StepStat.of(1, fmt, result_path.stat().st_size if result_path.is_file() else 0,
@@ -316,7 +335,7 @@ def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: SpaceC
         ws.close()
     steps = {k: steps.get(k, StepStat()) for k in STEP_ORDER}
     return BuildResult(result_path, inputs, images, lock_used, steps, stats, digest,
-                       sums_file if digest else None)
+                       sums_file if digest else None, base.summary if base is not None else None)
 
 
 def _add_stats(total: Stats, part: Stats) -> None:
@@ -409,7 +428,8 @@ def _package_item(m: Manifest, p: PackageEntry) -> Item:
 
 def _assemble_and_write(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, ws: Workspace,
                         cache: Cache, session: requests.Session, fmt: str, sign_key: str | None, quiet: bool,
-                        stats: Stats, client: RegistryClient, space: SpaceCheck) -> tuple[Path, str | None]:
+                        stats: Stats, client: RegistryClient, space: SpaceCheck,
+                        base: Base | None = None) -> tuple[Path, str | None]:
     """Assemble and write, checking every shipped file against bundle.json as it is written; return the bundle
     and, for a tarball, its sha256 (computed while writing).
 
@@ -420,7 +440,13 @@ def _assemble_and_write(m: Manifest, inputs: Inputs, images: list[dict], lock_us
     for attempt in (1, 2):
         try:
             expected, sources = _assemble(m, inputs, images, lock_used, ws.staging, cache)
-            return _write_output(m, ws, fmt, sign_key, quiet, expected, space)
+            omitted: dict[str, str] = {}
+            if base is not None:
+                from .bundle.delta import omit
+
+                omitted = omit(ws.staging, expected, sources, base, m.bundle_basename)
+                expected = {k: v for k, v in expected.items() if k not in omitted}
+            return _write_output(m, ws, fmt, sign_key, quiet, expected, space, omitted)
         except DigestMismatch as e:
             if attempt == 2:
                 raise BundlerError(
@@ -587,17 +613,18 @@ def _two_digests(path: Path, algo: str) -> tuple[str, str]:
 
 
 def _write_output(m: Manifest, ws: Workspace, fmt: str, sign_key: str | None, quiet: bool,
-                  expected: dict[str, str], space: SpaceCheck) -> tuple[Path, str | None]:
+                  expected: dict[str, str], space: SpaceCheck,
+                  omitted: dict[str, str] | None = None) -> tuple[Path, str | None]:
     """Check and write the staging tree: the tarball (streamed, hashed once; its own sha256 returned) or, for
     dir, the tree itself."""
     from .bundle.sums import seal_tree
 
-    base, staging = m.bundle_basename, ws.staging
+    base, staging = ws.base, ws.staging
     total = space.before_write(staging)
     if fmt == "dir":
         final = ws.out_dir / base
         with ByteProgress(total, "checking bundle", enabled=not quiet) as bar:
-            seal_tree(staging, expected, progress=bar)
+            seal_tree(staging, expected, progress=bar, omitted=omitted)
         if final.exists():
             shutil.rmtree(final)
         os.rename(staging, final)
@@ -614,7 +641,7 @@ def _write_output(m: Manifest, ws: Workspace, fmt: str, sign_key: str | None, qu
         with ByteProgress(total, "writing bundle", enabled=not quiet) as bar:
             written: list[str] = []
             write_tarball(staging, tmp, top=base, fmt=fmt, sign=sign, progress=bar, expected=expected,
-                          on_written=written.append)
+                          on_written=written.append, omitted=omitted)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -178,10 +178,16 @@ def lock(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...]) -> N
               show_default=True, help="tar.gz unpacks on any host (CentOS 7 has no zstd); dir is for development.")
 @click.option("--sign", "sign_key", metavar="KEYID", help="Sign SHA256SUMS with this GPG key (detached, armored).")
 @click.option("--split-size", metavar="SIZE", help="Also cut the tarball into parts of at most SIZE (e.g. 4G, 4095M).")
+@click.option("--delta-from", "delta_from", metavar="STATE.json|OLD_BUNDLE",
+              type=click.Path(exists=True, path_type=Path),
+              help="Write a delta bundle (NAME-delta.tar.gz): leave out every RPM, image blob and file the site "
+                   "already holds, by content digest, as measured by `./install.py export-state` there (or as "
+                   "shipped in the bundle it installed). install.py completes it from the site.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], output: Path, jobs: int, locked: bool,
-          fmt: str, sign_key: str | None, split_size: str | None, quiet: bool, as_json: bool) -> None:
+          fmt: str, sign_key: str | None, split_size: str | None, delta_from: Path | None, quiet: bool,
+          as_json: bool) -> None:
     """Resolve, download (verified, cached, resumable) and write the bundle atomically."""
     from .build import build as run_build
     from .manifest import load_manifest
@@ -194,7 +200,7 @@ def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], out
             raise click.UsageError("--split-size cuts a tarball; it does not go with --format dir.")
     m = load_manifest(manifest)
     r = run_build(m, output, _cache(cache_dir), jobs=jobs, quiet=quiet or as_json, locked=locked, fmt=fmt,
-                  sign_key=sign_key, insecure=insecure)
+                  sign_key=sign_key, insecure=insecure, delta_from=delta_from)
     split_index = None
     if split_size:
         from .bundle.split import split
@@ -210,6 +216,7 @@ def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], out
         "cacheHits": r.stats.cache_hits,
         "retries": r.stats.retries,
         "splitIndex": str(split_index) if split_index else None,
+        "delta": r.delta,
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -223,6 +230,9 @@ def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], out
     click.echo(_summary_table(r.steps))
     click.echo(f"  downloaded {r.stats.downloaded} objects ({_human(r.stats.downloaded_bytes)}), "
                f"{r.stats.cache_hits} cache hits, {r.stats.retries} retries")
+    if r.delta is not None:
+        click.echo("  delta bundle: left out what the base holds: " + ", ".join(
+            f"{v['count']} {k} ({_human(v['bytes'])})" for k, v in r.delta.items()))
     if r.inputs.from_media:
         click.echo(f"  {len(r.inputs.from_media)} dependencies are taken from the install media (not shipped)")
     if split_size and split_index:

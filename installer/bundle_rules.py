@@ -15,12 +15,17 @@ verifiers cannot drift apart. A tree is accepted only when every rule holds:
   R6  a symbolic link must resolve to a regular file inside the tree (it is then judged by that file's content)
   R7  bundle.json is listed
   R8  (with a key) SHA256SUMS.asc is a valid signature of SHA256SUMS by that key: gpg, run by each side
+  R9  a delta bundle (bundle.json has a `delta` section) may lack a listed file only when its bundle.json,
+      itself matching SHA256SUMS, names that path with the same sha256 under delta.omitted, and the path is
+      an RPM (repo/Packages/), an image blob (images/blobs/sha256/) or a file (files/): the site already holds
+      it (install.py completes the bundle from there, installer/delta.py). Everything present is still checked.
 
 Unlisted files fail R4 from the directory listing alone; they are never opened (an unlisted 1 GiB file costs
 nothing to refuse, and a FIFO is never read).
 """
 
 import hashlib
+import json
 import os
 import re
 import stat
@@ -53,6 +58,14 @@ MISSING = "listed in " + SUMS + " but missing from the bundle"
 CHANGED = "content differs from " + SUMS + " (expected sha256 %s..., got %s...)"
 UNLISTED = "not listed in " + SUMS + ": a file nobody vouches for (added after the build?)"
 NOT_COVERED = "not covered by " + SUMS + ": every bundle has a bill of materials"
+BUNDLE_JSON = "bundle.json"
+#: What a delta bundle may leave out (R9): content the site holds by digest. Never the installer, bundle.json,
+#: the repodata, the image index or the manifests.
+DELTA_DIRS = ("repo/Packages/", "images/blobs/sha256/", "files/")
+DELTA_KINDS = ("packages", "blobs", "files")
+DELTA_NOT_OMITTABLE = ("bundle.json's delta section omits it, but a delta bundle may only omit RPMs (repo/Packages/), "
+                       "image blobs (images/blobs/sha256/) and files (files/)")
+DELTA_DISAGREES = "bundle.json's delta section omits it with another sha256 than " + SUMS + " lists"
 
 
 class SumsSyntaxError(ValueError):
@@ -71,6 +84,8 @@ class Scan(object):
         self.reported = set()  # paths already named with a problem
         self.sums = None  # SHA256SUMS bytes
         self.sig = None  # SHA256SUMS.asc bytes
+        self.bundle_json = None  # bundle.json bytes, when a tarball reader kept them (a tree reads the file)
+        self.omitted = 0  # listed files a delta bundle left out (R9), after check()
 
     def add(self, path, problem):
         self.problems.append((path, problem))
@@ -209,6 +224,7 @@ def check(scan, progress=None):
     except SumsSyntaxError as e:
         return [(SUMS, str(e))], 0, 0
     listed = set()
+    omitted = _trusted_omissions(scan, sums, problems)
     for raw_name in sorted(sums):
         expected = sums[raw_name]
         name = strip_dot(raw_name)
@@ -222,7 +238,10 @@ def check(scan, progress=None):
         if name in scan.reported:
             continue
         if name not in scan.present:
-            problems.append((name, MISSING))
+            if omitted.get(name) == expected:
+                scan.omitted += 1  # R9: a delta bundle's omission, vouched for by its checked bundle.json
+            else:
+                problems.append((name, MISSING))
             continue
         got = scan.digests.get(name)
         if got is None and name in scan.files:
@@ -244,6 +263,49 @@ def check(scan, progress=None):
         if name not in listed and name not in scan.reported:
             problems.append((name, NOT_COVERED))
     return problems, checked, hashed[0]
+
+
+def delta_omitted(data):
+    """{path: sha256} of what bundle.json's `delta` section says was left out ({} for a whole bundle).
+    Raises ValueError (or KeyError/TypeError) when the section is malformed."""
+    doc = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+    delta = doc.get("delta") if isinstance(doc, dict) else None
+    if not delta:
+        return {}
+    out = {}
+    for kind in DELTA_KINDS:
+        for entry in (delta.get("omitted") or {}).get(kind) or []:
+            out[strip_dot(str(entry["path"]))] = str(entry["sha256"]).lower()
+    return out
+
+
+def _bundle_json_bytes(scan):
+    if scan.bundle_json is not None:
+        return scan.bundle_json
+    path = scan.files.get(BUNDLE_JSON)
+    return _read_control(path) if path else None
+
+
+def _trusted_omissions(scan, sums, problems):
+    """R9: the omissions of a delta bundle, trusted only from a bundle.json whose bytes match SHA256SUMS (a
+    changed bundle.json is named by R3, and then every file it omits is missing as well)."""
+    want = dict((strip_dot(k), v) for k, v in sums.items())
+    data = _bundle_json_bytes(scan) if BUNDLE_JSON in want and BUNDLE_JSON not in scan.reported else None
+    if data is None or hashlib.sha256(data).hexdigest() != want[BUNDLE_JSON]:
+        return {}
+    try:
+        claimed = delta_omitted(data)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}  # not a delta section we can read: nothing is omitted, a missing file is missing
+    out = {}
+    for path, digest in sorted(claimed.items()):
+        if path.startswith("/") or ".." in path.split("/") or not path.startswith(DELTA_DIRS):
+            problems.append((path, DELTA_NOT_OMITTABLE))
+        elif want.get(path) != digest:
+            problems.append((path, DELTA_DISAGREES))
+        else:
+            out[path] = digest
+    return out
 
 
 def check_tree(top, progress=None):

@@ -238,12 +238,21 @@ def check_bundle_first(args, bundle_dir):
     extra = extra_commands.get(args.command)
     checks = getattr(extra, "CHECKS_BUNDLE", False) if extra is not None else args.command in CHECKED_COMMANDS
     if not checks or args.skip_bundle_check:
+        if checks:  # tests skip the check; a delta bundle is still checked against the site and completed
+            from installer import delta
+            delta.before_use(args.command, bundle_dir, args.root, dry_run=args.plan or args.command == "plan",
+                             verified=False)
         return None
     key = getattr(args, "key", None)
     sys.stdout.write("checking the bundle in %s against SHA256SUMS%s ...\n"
                      % (os.path.abspath(bundle_dir), " and its signature" if key else ""))
     sys.stdout.flush()
-    return verify_bundle(bundle_dir, key)
+    from installer import delta  # a delta bundle: checked against the site, completed from it (installer/delta.py)
+    delta.clean_partial(bundle_dir)
+    checked = verify_bundle(bundle_dir, key)
+    delta.before_use(args.command, bundle_dir, args.root, dry_run=args.plan or args.command == "plan",
+                     say=lambda msg: sys.stdout.write(msg + "\n"))
+    return checked
 
 
 def resolve(args, say):

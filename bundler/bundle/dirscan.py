@@ -29,4 +29,5 @@ def scan_dir(top: Path, report: Report, progress: Callable[[int], None] | None) 
     for path, problem in problems:
         report.add(path, problem)
     report.files_checked, report.bytes_hashed = checked, hashed
+    report.omitted = scan.omitted
     return scan

@@ -39,6 +39,7 @@ class Report:
     files_checked: int = 0
     bytes_hashed: int = 0
     signed_by: str | None = None
+    omitted: int = 0  # a delta bundle's files left out because the base site holds them (rule R9)
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -56,7 +57,9 @@ class Report:
         """Human text: a verdict line, then one line per problem (every one of them)."""
         if self.ok:
             sig = f"; signature by {self.signed_by} is valid" if self.signed_by else ""
-            return f"{self.bundle}: OK, {self.files_checked} files match {SUMS}{sig}"
+            delta = (f"; delta bundle: {self.omitted} more listed files are omitted (the base site holds them; "
+                     "install.py completes the bundle from there)") if self.omitted else ""
+            return f"{self.bundle}: OK, {self.files_checked} files match {SUMS}{sig}{delta}"
         n = len(self.problems)
         head = (f"{self.bundle}: BAD, {n} problem{'s' if n != 1 else ''}. Do not install from it: copy the "
                 "tarball again from the original (or rebuild it) and verify again.")
@@ -64,5 +67,5 @@ class Report:
 
     def to_json(self) -> dict:
         return {"bundle": str(self.bundle), "ok": self.ok, "top": self.top, "filesChecked": self.files_checked,
-                "bytesHashed": self.bytes_hashed, "signedBy": self.signed_by,
+                "bytesHashed": self.bytes_hashed, "omitted": self.omitted, "signedBy": self.signed_by,
                 "problems": [{"path": p.path, "problem": p.problem} for p in self.problems]}

@@ -70,13 +70,15 @@ def parse_sums(text: str, source: str = SUMS) -> dict[str, str]:
 
 
 def seal_tree(tree: Path, expected: Mapping[str, str] | None = None,
-              progress: Callable[[int], None] | None = None) -> dict[str, str]:
+              progress: Callable[[int], None] | None = None,
+              omitted: Mapping[str, str] | None = None) -> dict[str, str]:
     """Hash every file of an unpacked bundle once, check it against expected, write SHA256SUMS; return the sums.
+    `omitted` (a delta bundle's files left out, {relpath: sha256}) are listed without being present.
 
     Raises DigestMismatch naming every file that differs from expected (SHA256SUMS is then not written).
     """
     expected = expected or {}
-    sums: dict[str, str] = {}
+    sums: dict[str, str] = dict(omitted or {})
     bad: dict[str, tuple[str, str]] = {}
     for p in sorted(tree.rglob("*")):
         rel = p.relative_to(tree).as_posix()

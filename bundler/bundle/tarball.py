@@ -258,6 +258,7 @@ def write_tarball(
     compresslevel: int = 6,
     expected: Mapping[str, str] | None = None,
     on_written: Callable[[str], None] | None = None,
+    omitted: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Write tree (the staging directory) as dest; return {relpath: sha256} as listed in SHA256SUMS.
 
@@ -266,7 +267,8 @@ def write_tarball(
     is checked in the same pass that writes each member: after a first mismatch the tarball is abandoned,
     the remaining expected members are only hashed (to name every bad one at once) and DigestMismatch is
     raised, so SHA256SUMS can never disagree with bundle.json. on_written receives the sha256 of dest itself,
-    computed while writing.
+    computed while writing. omitted ({relpath: sha256}) are files a delta bundle leaves out: listed in
+    SHA256SUMS all the same (see bundle/delta.py).
     """
     expected = expected or {}
     epoch = source_epoch()
@@ -275,7 +277,7 @@ def write_tarball(
     if "bundle.json" in files:
         files.remove("bundle.json")
         files.insert(0, "bundle.json")
-    sums: dict[str, str] = {}
+    sums: dict[str, str] = dict(omitted or {})
     with open(dest, "wb", buffering=0) as dest_file:
         raw = _Out(dest_file.fileno())
         try:

@@ -50,6 +50,7 @@ class _Scan:
     reported: set[str] = field(default_factory=set)  # paths already named with a problem
     sums: bytes | None = None
     sig: bytes | None = None
+    bundle_json: bytes | None = None  # kept for R9 (a delta bundle's omissions) and for `--delta-from` a tarball
     unreadable: bool = False  # nothing could be read: per-file checks would only add noise
 
 
@@ -103,7 +104,7 @@ def scan_tar(path: Path, report: Report, progress: Callable[[int], None] | None)
                     members.append((name, "hard", m.linkname))
                 elif m.isreg():
                     f = tar.extractfile(m)
-                    if parts[-1] in (SUMS, SIG) and len(parts) <= 2:
+                    if parts[-1] in (SUMS, SIG, "bundle.json") and len(parts) <= 2:
                         data = _read_small(f, m.size) or b""
                         control[name] = data
                         digest = sha256_stream(io.BytesIO(data))
@@ -136,6 +137,7 @@ def scan_tar(path: Path, report: Report, progress: Callable[[int], None] | None)
         return scan
     report.top = top
     scan.sums, scan.sig = control.get(f"{top}/{SUMS}"), control.get(f"{top}/{SIG}")
+    scan.bundle_json = control.get(f"{top}/bundle.json")
     for other in tops:
         if other != top:
             report.add(other, f"a second top-level entry beside {top}/: a bundle unpacks into exactly one directory")
@@ -184,7 +186,9 @@ def check_against_sums(scan: _Scan, report: Report) -> None:
     rules = bundle_rules()
     shared = rules.Scan()
     shared.present, shared.digests, shared.reported, shared.sums = scan.present, scan.hashes, scan.reported, scan.sums
+    shared.bundle_json = scan.bundle_json
     problems, checked, _ = rules.check(shared)
+    report.omitted += shared.omitted
     for path, problem in problems:
         report.add(path, problem)
     report.files_checked += checked

@@ -27,7 +27,7 @@ from bundler.bundle.sign import sign_bytes
 from bundler.bundle.sums import format_sums, parse_sums, sha256_file
 from bundler.bundle.verify import verify
 
-from .bundles import TOP, add_file, add_link, content, write_bundle
+from .bundles import TOP, add_file, add_link, content, sha, write_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 RPM = "repo/Packages/kubeadm-1.30.4-150500.1.1.x86_64.rpm"
@@ -428,3 +428,101 @@ def test_shipped_install_py_refuses_a_tampered_tree_before_touching_anything(tmp
         assert all(f"{p}: " in r.stderr for p in bad), r.stderr
         assert "Nothing was changed on any host" in r.stderr and "connecting" not in r.stdout
         assert not root.exists()  # not even the log directory
+
+
+# ---- delta bundles (rule R9): omitted files are not missing, and tampering is still refused -------------------
+
+BLOB_OMITTED = 0  # index into the image blobs of bundles.content(): the first is omitted, the second shipped
+
+
+def delta_files() -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """(files of a delta bundle, the omitted ones): one RPM, one image blob and files/registry left out, listed
+    in bundle.json's delta section with their sha256 (and, as the builder does, still in SHA256SUMS)."""
+    files = content()
+    blobs = sorted(p for p in files if p.startswith("images/blobs/sha256/"))
+    omitted = {p: files.pop(p) for p in (RPM, blobs[BLOB_OMITTED], "files/registry")}
+    bom = json.loads(files["bundle.json"])
+    section: dict[str, list[dict]] = {"packages": [], "blobs": [], "files": []}
+    for p, data in omitted.items():
+        kind = "packages" if p.startswith("repo/") else "blobs" if p.startswith("images/") else "files"
+        section[kind].append({"path": p, "sha256": sha(data)})
+    bom["delta"] = {"deltaVersion": 1, "base": {"kind": "state", "sha256": "0" * 64, "bundles": []},
+                    "omitted": section}
+    files["bundle.json"] = json.dumps(bom, indent=2).encode()
+    return files, omitted
+
+
+def edit_delta(top: Path, change: Callable[[dict], None], resum_json: bool = True) -> None:
+    """Edit bundle.json's delta section; with resum_json, also its line in SHA256SUMS (covering the tracks)."""
+    bom = json.loads((top / "bundle.json").read_text())
+    change(bom["delta"])
+    (top / "bundle.json").write_text(json.dumps(bom))
+    if resum_json:
+        edit_sums(top, lambda x: x.replace(parse_sums(x)["bundle.json"], sha256_file(top / "bundle.json")))
+
+
+def delta_cases(omitted: dict[str, bytes]) -> list[Case]:
+    blob = next(p for p in omitted if p.startswith("images/"))
+
+    def put_back(t: Path, rel: str, data: bytes) -> None:
+        (t / rel).parent.mkdir(parents=True, exist_ok=True)
+        (t / rel).write_bytes(data)
+
+    def omit_more(rel: str) -> Callable[[dict], None]:
+        return lambda d: d["omitted"]["files"].append({"path": rel, "sha256": sha256_file(REPO / "README.md")})
+
+    def omit_installer(t: Path, s: Path) -> None:
+        digest = parse_sums((t / "SHA256SUMS").read_text())["install.py"]
+        (t / "install.py").unlink()
+        edit_delta(t, lambda d: d["omitted"]["files"].append({"path": "install.py", "sha256": digest}))
+
+    def wrong_digest(d: dict) -> None:
+        d["omitted"]["blobs"][0]["sha256"] = "1" * 64
+
+    return [
+        Case("delta: pristine (omitted files listed, not present: accepted)", lambda t, s: None),
+        Case("delta: completed on site (every omitted file put back: accepted)",
+             lambda t, s: [put_back(t, p, d) for p, d in omitted.items()]),
+        Case("delta: one omitted file put back (a completion in progress: accepted)",
+             lambda t, s: put_back(t, RPM, omitted[RPM])),
+        Case("delta: an omitted file put back with other bytes", lambda t, s: put_back(t, blob, b"evil"), (blob,)),
+        Case("delta: a shipped file missing (not omitted)", lambda t, s: (t / "manifests/calico.yaml").unlink(),
+             ("manifests/calico.yaml",)),
+        Case("delta: bundle.json edited to omit a shipped file, SHA256SUMS not recomputed",
+             lambda t, s: (edit_delta(t, omit_more("files/extra"), resum_json=False),
+                           (t / "INSTALL.md").unlink()), ("bundle.json", "INSTALL.md")),
+        Case("delta: install.py removed and declared omitted, SHA256SUMS recomputed (only content may be omitted)",
+             omit_installer, ("install.py",)),
+        Case("delta: the delta section's digest differs from SHA256SUMS", lambda t, s: edit_delta(t, wrong_digest),
+             (next(p for p in omitted if p.startswith("images/")),)),
+        Case("delta: the omitted RPM dropped from SHA256SUMS", lambda t, s: edit_sums(
+            t, lambda x: "".join(ln for ln in x.splitlines(True) if not ln.endswith(f"  {RPM}\n"))), (RPM,)),
+    ]
+
+
+def test_both_verifiers_accept_a_delta_bundle_and_still_refuse_tampering(tmp_path: Path) -> None:
+    files, omitted = delta_files()
+    tarball = write_bundle(tmp_path, files, also_listed=omitted)
+    rep = verify(tarball)
+    assert rep.ok and rep.omitted == len(omitted), rep.format()
+    pristine = operator_unpack(tarball, tmp_path / "pristine")[0]
+    assert pristine is not None and not (pristine / RPM).exists()
+    cases = delta_cases(omitted)
+    trees = []
+    for n, case in enumerate(cases):
+        top = tmp_path / f"d{n:02d}" / "t" / TOP
+        shutil.copytree(pristine, top, symlinks=True)
+        case.damage(top, tmp_path)
+        trees.append(top)
+    rows = []
+    for case, top, iv in zip(cases, trees, installer_verdicts(trees, None)):
+        rows.append(("tree", case, verify(top), iv["ok"], iv.get("message", "")))
+        tb = retar(top, top.parent.parent / "b.tar.gz")
+        unpacked, err = operator_unpack(tb, top.parent.parent / "x")
+        chained = installer_verdicts([unpacked], None)[0] if unpacked else {"ok": False, "message": err}
+        rows.append(("tar", case, verify(tb), chained["ok"], chained.get("message", "")))
+    for form, case, rep, i_ok, i_text in rows:
+        print(f"{form:5} {'accept' if rep.ok else 'refuse':8} {'accept' if i_ok else 'refuse':8} {case.name}")
+        assert rep.ok == i_ok == (not case.bad), (form, case.name, rep.format(), i_text)
+        for path in case.bad:
+            assert path in rep.format() and path in i_text, (form, case.name, path, rep.format(), i_text)
