@@ -125,6 +125,9 @@ def build_parser(command="install"):
         p.add_argument("node", metavar="NAME", help="the node (its name, or its address in the cluster record)")
         p.add_argument("--drain-timeout", type=_positive, metavar="SECONDS", default=300,
                        help="give up draining after this long (default 300)")
+        p.add_argument("--ignore-pdb", "--force", dest="ignore_pdb", action="store_true",
+                       help="drain even when PodDisruptionBudgets allowing no disruption cover pods on the node "
+                            "(their pods are deleted, not evicted); without it remove-node refuses them")
         p.add_argument("--skip-unreachable", metavar="NAME[,NAME]", default="",
                        help="other hosts that are down: not contacted")
         p.add_argument("--bundle", metavar="DIR", default=None,
@@ -380,7 +383,7 @@ def main(argv=None):
             if not args.plan and not args.yes and not _confirm(
                     "remove-node will drain %s and take it out of the cluster. Continue? [y/N] " % args.node):
                 return 1
-            runner.remove_node(args.node, args.drain_timeout, dry_run=args.plan)
+            runner.remove_node(args.node, args.drain_timeout, dry_run=args.plan, ignore_pdb=args.ignore_pdb)
         elif new_labels:
             runner.add_node(new_labels, dry_run=args.command == "plan" or args.plan)
         elif args.command == "plan":

@@ -287,10 +287,10 @@ class Runner(object):
         from installer import addnode
         return addnode.reset_new_hosts(self, labels)
 
-    def remove_node(self, name, drain_timeout, dry_run=False):
+    def remove_node(self, name, drain_timeout, dry_run=False, ignore_pdb=False):
         """remove-node (installer.removenode.run)."""
         from installer import removenode
-        return removenode.run(self, name, drain_timeout, dry_run)
+        return removenode.run(self, name, drain_timeout, dry_run, ignore_pdb)
 
     def _answers(self, host):
         from installer import removenode
