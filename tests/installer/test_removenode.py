@@ -138,7 +138,7 @@ def test_selector_semantics():
     assert not m(expr, {"t": "y"})
 
 
-class _Answers(object):
+class _Answers:
     """A connection to the operator control plane answering kubectl with the recorded JSON fixtures."""
 
     def __init__(self, pdbs_ok=True):
