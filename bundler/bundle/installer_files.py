@@ -28,6 +28,12 @@ def add_installer(root: Path, m: Manifest) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
         target.chmod(0o644)
+    # the Ansible playbook driving `install.py node prepare/apply/finish` (installer/ansible/: YAML, README)
+    for path in sorted((src / "ansible").glob("*")) if (src / "ansible").is_dir() else []:
+        if path.is_file():
+            (dest / "ansible").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest / "ansible" / path.name)
+            (dest / "ansible" / path.name).chmod(0o644)
     shutil.copyfile(src / "install.py", root / "install.py")
     (root / "install.py").chmod(0o755)
     (root / "INSTALL.md").write_text(install_md(m), encoding="utf-8")
