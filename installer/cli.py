@@ -141,6 +141,10 @@ def build_parser(command="install"):
         _common(p, command)
         return p
     _hosts(p)
+    if command == "status":
+        p.add_argument("--skip-unreachable", metavar="NAME[,NAME]", default="",
+                       help="hosts that are down: not contacted (status also goes on without a host that does not "
+                            "answer, and says so)")
     if command in ("install", "plan"):
         _install_options(p)
     elif command == "reset":
@@ -246,13 +250,19 @@ def resolve(args, say):
     """Inventory, options and the previous cluster record: what is given wins, the record fills the rest."""
     bundle_dir = os.path.abspath(args.bundle or default_bundle_dir())
     given = load_inventory(args)
+    status = args.command == "status"
     try:
         data, path = rec.find(args.root, bundle_dir)
     except InstallerError as e:
-        if given is None:
+        data, path = (status and rec.in_cluster_fallback(args.root, e.message, say)) or (None, None)
+        if data is None and given is None:
             raise
-        say("note: %s; the hosts given are used and the next install rewrites it" % e.message)
-        data, path = None, None
+        if data is None:
+            say("note: %s; the hosts given are used and the next install rewrites it" % e.message)
+    else:
+        if data is None and status and given is None:  # status falls back to the in-cluster copy
+            data, path = rec.in_cluster_fallback(args.root, "no cluster record on this host (%s)"
+                                                 % rec.SERVE_RECORD, say) or (None, None)
     if given is None:
         if data is None:
             raise InstallerError(
