@@ -132,6 +132,7 @@ def prepare(args, out):
                     % (args.ttl, ctx.first_cp.label, path, ", ".join(addresses)))
             return 0
         cp = ctx.connections[ctx.first_cp.label]
+        _supersede(cp, path, out)
         token = cp.check("kubeadm token create --ttl %s" % args.ttl, "creating a join token").stdout.strip()
         token = token.splitlines()[-1].strip()
         ca_hash = "sha256:" + cp.check(CA_HASH_CMD, "reading the CA hash").stdout.strip()
@@ -158,6 +159,22 @@ def prepare(args, out):
             "installer/ (or the bundle) to each new host and run there: ./install.py node apply --join %s; then "
             "here: ./install.py node finish --join %s" % (path, content["expires"], os.path.basename(path), path))
     return 0
+
+
+def _supersede(cp, path, out):
+    """A join file already at `path` (an earlier prepare that was not finished): its token is deleted first, so a
+    re-run leaves one live token."""
+    if not os.path.exists(path):
+        return
+    try:
+        old = joinfile.load(path)
+    except InstallerError as e:
+        raise InstallerError("%s; node prepare does not overwrite a file it cannot read" % e.message,
+                             hint="Remove it or give another --join FILE") from None
+    res = cp.run("kubeadm token delete %s" % joinfile.token_id(old), check=False)
+    out.say("the earlier join file %s is replaced; its token %s %s" % (
+        path, joinfile.token_id(old), "is deleted" if res.ok else "could not be deleted (it expires at %s)"
+        % old["expires"]))
 
 
 def _history(runner, data, operation, result):

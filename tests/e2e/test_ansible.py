@@ -1,8 +1,10 @@
 """The Ansible playbook installer/ansible/site.yml on the rig, run with ansible-core from the test machine over
 SSH with the rig's key: node1 + node2 installed, then the playbook adds node3 (node prepare on node1, node
-apply on node3 from only install.py + installer/ and the join file, node finish on node1). Asserted: node3 Ready
-in the apiserver double's view, the record and its ConfigMap list node3, one token created and deleted, the join
-file gone everywhere, node2 not re-joined, nothing leaks; reset gives node3 back as found.
+apply on node3 from only install.py + installer/ and the join file, node finish on node1). A first run stopped
+before finish (--skip-tags finish) joins node3 without recording it; the full re-run replaces the join file
+(its token deleted), re-applies on node3 with 0 changes and finishes. Asserted: node3 Ready in the apiserver
+double's view, the record and its ConfigMap list node3, every token deleted, the join file gone everywhere,
+node2 not re-joined, nothing leaks; reset gives node3 back as found.
 kubeadm/kubelet/kubectl are TEST DOUBLES (tests/e2e/content/doubles)."""
 
 from __future__ import annotations
@@ -62,11 +64,23 @@ def test_playbook_adds_node3(rig, containerd_bundle, upstream, clean_trap, tmp_p
                    ANSIBLE_SSH_ARGS="-o ControlMaster=no", ANSIBLE_FORCE_COLOR="0")
         joins2 = len(_double_calls(node2, "join"))
         tokens_before = len(_double_calls(node1, "token create"))
-        with TIMER.stage("e2e ansible: playbook adds node3"):
-            play = subprocess.run([exe, "-i", str(inventory), str(PLAYBOOK), "-e", "airgap_batch=5"], cwd=tmp_path,
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+        (tmp_path / "local").mkdir()
+        playbook = [exe, "-i", str(inventory), str(PLAYBOOK), "-e", "airgap_batch=5", "-e",
+                    f"airgap_local_tmp={tmp_path / 'local'}"]
+        with TIMER.stage("e2e ansible: playbook stopped before finish (--skip-tags finish)"):
+            stopped = subprocess.run(playbook + ["--skip-tags", "finish"], cwd=tmp_path, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+        assert stopped.returncode == 0, stopped.stdout[-8000:]
+        assert "node apply: " in stopped.stdout and " 0 change(s)" not in stopped.stdout, stopped.stdout[-4000:]
+        record = json.loads(node1.read_file("/etc/airgap-bundler/cluster.json"))
+        assert node3.ip not in {h["address"] for h in record["inventory"]["hosts"]}  # not finished: not recorded
+        with TIMER.stage("e2e ansible: playbook again, complete"):
+            play = subprocess.run(playbook, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, timeout=900)
         assert play.returncode == 0, play.stdout[-8000:]
         assert "node finish: node3" in play.stdout, play.stdout[-4000:]
+        # node apply is idempotent: on node3, already joined, the second run changed nothing
+        assert f"node apply: {node3.ip} joined as node3; 0 change(s)" in play.stdout, play.stdout[-4000:]
         nodes = node1.sh("kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes")
         assert any(ln.split()[:2] == ["node3", "Ready"] for ln in nodes.splitlines()), nodes
         record = json.loads(node1.read_file("/etc/airgap-bundler/cluster.json"))
@@ -75,14 +89,17 @@ def test_playbook_adds_node3(rig, containerd_bundle, upstream, clean_trap, tmp_p
         ops = [(e["operation"], e["result"].split(" ")[0]) for e in record["history"][-2:]]
         assert ops == [(f"node prepare {node3.ip}", "ok"), (f"node finish {node3.ip}", "ok")], ops
         assert in_cluster_record(node1) == record  # the ConfigMap kube-system/airgap-bundler-cluster
-        # one token for the whole run, deleted by node finish; node3 joined with it
+        # one token per prepare: the first one deleted when the second prepare replaced its join file, the second
+        # by node finish; node3 joined (once) with the first
         created = _double_calls(node1, "token create")[tokens_before:]
-        assert len(created) == 1, created
-        tid = created[0]["token"].split(".")[0]
-        assert [c for c in _double_calls(node1, "token delete") if c.get("token") == tid]
-        assert tid not in node1.sh("kubeadm token list")
-        join = [c for c in _double_calls(node3, "join") if c.get("config")][-1]
-        assert created[0]["token"] in join["config"]
+        assert len(created) == 2, created
+        for c in created:
+            tid = c["token"].split(".")[0]
+            assert [d for d in _double_calls(node1, "token delete") if d.get("token") == tid], tid
+            assert tid not in node1.sh("kubeadm token list")
+        joins3 = [c for c in _double_calls(node3, "join") if c.get("config")]
+        assert len(joins3) == 1 and created[0]["token"] in joins3[0]["config"]
+        assert not list((tmp_path / "local").iterdir())  # the Ansible machine's working directory is gone
         assert len(_double_calls(node2, "join")) == joins2  # nothing re-done on node2
         for node, path in ((node1, "/root/airgap-node-join.json"), (node3, "/root/airgap-node/node-join.json")):
             assert node.exec(["test", "-e", path], check=False).returncode != 0, path  # no token left behind

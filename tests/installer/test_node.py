@@ -186,3 +186,17 @@ def test_prepare_refuses_no_hosts_and_a_join_file_inside_the_bundle(tmp_path, ca
     assert "node prepare: no new host given" in capsys.readouterr().err
     assert main(["node", "prepare", "--hosts", "10.0.0.13", "--ttl", "2d", "--root", str(tmp_path)]) == 1
     assert "--ttl '2d' is not a duration" in capsys.readouterr().err
+
+
+def test_prepare_replaces_an_unfinished_join_file_deleting_its_token(tmp_path, bundle, capsys):
+    conn = _Nodes([])
+    node._supersede(conn, str(tmp_path / "none.json"), Output(root=str(tmp_path), quiet=True))
+    assert conn.calls == []
+    path = joinfile.write(str(tmp_path / "j.json"), _join(bundle))
+    node._supersede(conn, path, Output(root=str(tmp_path)))
+    assert conn.calls == ["kubeadm token delete abcdef"]
+    assert "the earlier join file %s is replaced; its token abcdef is deleted" % path in capsys.readouterr().out
+    (tmp_path / "j.json").write_text("garbage")
+    with pytest.raises(InstallerError) as e:
+        node._supersede(conn, path, Output(root=str(tmp_path), quiet=True))
+    assert "does not overwrite a file it cannot read" in e.value.message
