@@ -18,6 +18,24 @@ from installer.phases.runtime import Runtime
 from installer.ssh import quote
 
 
+MAX_CLOCK_BEHIND = 600
+
+
+class LocalPreflight(NewHostsPreflight):
+    """add-node's preflight for this host; the clock is compared with the join file's creation time (the serving
+    host's clock then), since the serving host is not contacted."""
+
+    def check_cluster(self, ctx, facts_by_label):
+        errors, notes = NewHostsPreflight.check_cluster(self, ctx, facts_by_label)
+        created = joinfile.parse_iso(ctx.join_file["created"])
+        for h in self.hosts(ctx):
+            f = facts_by_label.get(h.label)
+            if f is not None and f.time and f.time < created - MAX_CLOCK_BEHIND and not ctx.options.force:
+                errors.append("the clock of %s is %d s behind the serving host's (the join file was made at %s); set "
+                              "the time first" % (h.label, created - f.time, ctx.join_file["created"]))
+        return errors, notes
+
+
 class JoinFromFile(JoinWorkers):
     """kubeadm join with the join file's token and CA hash (no connection to a control plane needed)."""
 
@@ -70,7 +88,7 @@ class KubeletUp(Phase):
 
 def node_apply_phases():
     """add-node's phases for one new host, run on it (preflight also probes the repo, registry and API)."""
-    return [NewHostsPreflight(), OnNewHosts(MediaRepo()), OnNewHosts(HostPrep()), OnNewHosts(Runtime()),
+    return [LocalPreflight(), OnNewHosts(MediaRepo()), OnNewHosts(HostPrep()), OnNewHosts(Runtime()),
             OnNewHosts(RequestedPackages()), JoinFromFile(), KubeletUp()]
 
 

@@ -19,7 +19,7 @@ from installer.output import Output
 from installer.runner import Runner
 from installer.ssh import Result
 
-from .conftest import make_bundle
+from .conftest import el9_facts, make_bundle
 
 NOW = time.time()
 
@@ -118,6 +118,13 @@ def test_apply_contacts_only_this_host_with_the_files_token(tmp_path, monkeypatc
     assert "expired" in e.value.message and "node prepare --hosts 10.0.0.13" in e.value.hint
     ctx.connections = {}
     join.cleanup(ctx)  # the token is not node apply's to delete
+    # preflight: this host's clock against the join file's creation (the serving host's clock then)
+    ctx.join_file = _join(bundle)
+    ctx.facts = {me.label: el9_facts(time=int(NOW) - 3600)}
+    errors, _ = op.phases[0].check_cluster(ctx, ctx.facts)
+    assert any("the clock of 10.0.0.13 is 3600 s behind the serving host's" in e for e in errors), errors
+    ctx.facts = {me.label: el9_facts(time=int(NOW))}
+    assert op.phases[0].check_cluster(ctx, ctx.facts)[0] == []
 
 
 def test_apply_refuses_another_bundle_and_a_host_not_in_the_file(tmp_path, monkeypatch, bundle):
