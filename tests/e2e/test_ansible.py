@@ -18,7 +18,7 @@ from pathlib import Path
 from rig import TIMER, LeakTrap
 
 from tests.e2e import scenario
-from tests.e2e.test_day2 import in_cluster_record
+from tests.e2e.test_day2 import checksums, in_cluster_record
 from tests.e2e.test_install import _double_calls, run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,6 +74,13 @@ def test_playbook_adds_node3(rig, containerd_bundle, upstream, clean_trap, tmp_p
         assert "node apply: " in stopped.stdout and " 0 change(s)" not in stopped.stdout, stopped.stdout[-4000:]
         record = json.loads(node1.read_file("/etc/airgap-bundler/cluster.json"))
         assert node3.ip not in {h["address"] for h in record["inventory"]["hosts"]}  # not finished: not recorded
+        # the plan form on the joined host, from the kit the playbook left there: nothing to change, nothing changed
+        node3.write_file("/root/j.json", node1.read_file("/root/airgap-node-join.json"), "0600")
+        sums = checksums(node3)
+        plan = run(node3, "cd /root/airgap-node && ./install.py plan node apply --join /root/j.json")
+        node3.exec(["rm", "-f", "/root/j.json"])
+        assert plan.returncode == 0 and "plan node apply: no changes" in plan.stdout, plan.stdout[-3000:]
+        assert checksums(node3) == sums
         with TIMER.stage("e2e ansible: playbook again, complete"):
             play = subprocess.run(playbook, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True, timeout=900)
