@@ -107,7 +107,8 @@ def ready_nodes(nodes_json):
 
 class NodesJoined(Phase):
     """node finish, first: which new hosts are Nodes and Ready (by address; waits up to --wait). Those are
-    named from the API and kept; the others are dropped from the operation (said, not recorded)."""
+    named from the API and kept; the others are dropped from the operation (said, not recorded), and the token is
+    then kept for them (ctx.finish_token None)."""
 
     name = "nodes_joined"
     title = "new nodes joined and Ready"
@@ -142,10 +143,14 @@ class NodesJoined(Phase):
                 lines.append((h.label, "%s: not recorded; run ./install.py node apply on it, then node finish again"
                               % ("not Ready" if name else "has not joined")))
         left = [h for h in new if h not in joined]
+        ctx.finish_left = [h.label for h in left]
+        if left:  # the token stays for them (until it expires): apply on them, then finish again
+            ctx.finish_token = None
         if left and not joined:
             raise InstallerError("none of the new hosts (%s) is a Ready node" % ", ".join(h.label for h in new),
-                                 phase=self.name, hint="Run ./install.py node apply --join FILE on each of them "
-                                                       "(the token stays until node finish or its expiry)")
+                                 phase=self.name, hint="Nothing was changed; the join token and file are kept. Run "
+                                                       "./install.py node apply --join FILE on each of them, then "
+                                                       "node finish again")
         ctx.inventory = Inventory([h for h in ctx.inventory.hosts if h not in left], source=ctx.inventory.source)
         ctx.new_hosts = set(h.label for h in joined)
         return lines

@@ -120,7 +120,8 @@ def prepare(args, out):
         runner.prepare(Operation("node prepare", [], dry_run=args.plan, check_bundle=False))
         read_ca(ctx)
         if ctx.ca_pem is None:
-            raise InstallerError("the registry CA %s is missing on the serving host" % "/etc/airgap-registry/ca",
+            from installer.constants import CA_CERT
+            raise InstallerError("the registry CA %s is missing on the serving host" % CA_CERT,
                                  hint="Finish the install first (./install.py), then prepare nodes")
         path = os.path.abspath(args.join)
         if path.startswith(runner.bundle.root.rstrip("/") + "/"):
@@ -311,14 +312,19 @@ def finish(args, out):
     runner.execute_recorded(op, record, start)
     record.set_inventory(ctx)
     runner.finish_record(record)
+    joined = ", ".join("%s (%s)" % (ctx.node_name(h), h.address) for h in ctx.nodes if ctx.is_new(h))
+    left = getattr(ctx, "finish_left", [])
+    if left:
+        out.say("node finish: %s recorded; %s not yet: the join token %s and %s are kept (until %s) for them: run "
+                "node apply on them, then node finish again" % (joined, ", ".join(left), joinfile.token_id(join),
+                                                                 path, join["expires"]))
+        return 0
     try:
         os.unlink(path)
     except OSError as e:
         out.say("note: could not remove the join file %s (%s); its token is deleted" % (path, e.strerror))
-    joined = [h for h in ctx.nodes if ctx.is_new(h)]
     out.say("node finish: %s recorded; join token %s deleted; join file removed" % (
-        ", ".join("%s (%s)" % (ctx.node_name(h), h.address) for h in joined) or "no new host",
-        joinfile.token_id(join)))
+        joined or "no new host", joinfile.token_id(join)))
     return 0
 
 

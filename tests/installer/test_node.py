@@ -170,7 +170,9 @@ def test_finish_keeps_only_the_new_hosts_that_are_ready_nodes(tmp_path, bundle):
     conn = _Nodes([_node("cp1", "127.0.0.1", "True"), _node("worker-13", "10.0.0.13", "True"),
                    _node("worker-14", "10.0.0.14", "False")])
     ctx.connections = {"127.0.0.1": conn}
+    ctx.finish_token = "abcdef"
     lines = dict(nodeapply.NodesJoined().check(ctx))
+    assert ctx.finish_token is None and ctx.finish_left == ["10.0.0.14"]  # kept for the host still to join
     assert lines["10.0.0.13"] == "joined as worker-13, Ready" and "not Ready" in lines["10.0.0.14"]
     assert [h.address for h in ctx.nodes] == ["127.0.0.1", "10.0.0.13"] and ctx.new_hosts == {"10.0.0.13"}
     assert ctx.node_name(ctx.nodes[1]) == "worker-13"  # the record gets the API's name
@@ -179,6 +181,7 @@ def test_finish_keeps_only_the_new_hosts_that_are_ready_nodes(tmp_path, bundle):
     with pytest.raises(InstallerError) as e:
         nodeapply.NodesJoined().check(none)
     assert "none of the new hosts (10.0.0.13, 10.0.0.14) is a Ready node" in e.value.message
+    assert "the join token and file are kept" in e.value.hint
     # the token: deleted at the end of node finish, once
     ctx.finish_token = "abcdef"
     nodeapply.DeleteJoinToken().cleanup(ctx)
