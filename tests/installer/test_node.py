@@ -210,3 +210,50 @@ def test_prepare_replaces_an_unfinished_join_file_deleting_its_token(tmp_path, b
     with pytest.raises(InstallerError) as e:
         node._supersede(conn, path, Output(root=str(tmp_path), quiet=True))
     assert "does not overwrite a file it cannot read" in e.value.message
+
+
+def _served(tmp_path, b):
+    """A serving host (this machine, under --root) with the record of an installed 2-host cluster."""
+    root = tmp_path / "root"
+    os.makedirs(str(root / "etc" / "airgap-bundler"))
+    data = _join(b)["record"]
+    data["inventory"]["hosts"][0]["address"] = "127.0.0.1"
+    (root / "etc" / "airgap-bundler" / "cluster.json").write_text(json.dumps(data))
+    return root
+
+
+@pytest.mark.parametrize("ready", [("10.0.0.13", "10.0.0.14"), ("10.0.0.13",)])
+def test_finish_records_the_joined_hosts_and_deletes_the_token_only_when_none_is_left(tmp_path, monkeypatch, ready,
+                                                                                      capsys):
+    b = make_bundle(str(tmp_path / "b"))
+    root = _served(tmp_path, b)
+    path = joinfile.write(str(tmp_path / "j.json"), _join(b, hosts=("10.0.0.13", "10.0.0.14")))
+    written, seen = [], {}
+
+    def execute(self, op, before_changes=None):
+        ctx = self.ctx
+        seen["skipped"], seen["new"] = set(ctx.skipped), set(ctx.new_hosts)
+        before_changes()
+        ctx.finish_left = [a for a in ("10.0.0.13", "10.0.0.14") if a not in ready]
+        for a in ready:
+            ctx.recorded_names[a] = "w" + a[-2:]
+        if ctx.finish_left:
+            ctx.finish_token = None
+        ctx.inventory = Inventory([h for h in ctx.inventory.hosts if h.label not in ctx.finish_left], "t")
+        ctx.new_hosts = set(ready)
+        return {}
+
+    monkeypatch.setattr(Runner, "execute", execute)
+    monkeypatch.setattr(Runner, "write_record", lambda self, r, quiet=False: written.append(json.loads(r.text())))
+    monkeypatch.setattr(Runner, "publish_record", lambda self, r: True)
+    assert main(["node", "finish", "--join", path, "--bundle", b.root, "--root", str(root), "--skip-bundle-check"]) == 0
+    out = capsys.readouterr().out
+    assert seen["skipped"] == seen["new"] == {"10.0.0.13", "10.0.0.14"}  # the new hosts are not contacted
+    hosts = [h["address"] for h in written[-1]["inventory"]["hosts"]]
+    assert hosts == ["127.0.0.1", "10.0.0.12"] + list(ready)
+    assert written[-1]["history"][-1]["operation"] == "node finish 10.0.0.13,10.0.0.14"
+    assert written[-1]["inventory"]["hosts"][2]["nodeName"] == "w13"
+    if len(ready) == 2:
+        assert not os.path.exists(path) and "join token abcdef deleted; join file removed" in out
+    else:
+        assert os.path.exists(path) and "10.0.0.14 not yet: the join token abcdef and %s are kept" % path in out
