@@ -132,6 +132,9 @@ def build_parser(command="install"):
         p.add_argument("node", metavar="NAME", help="the node (its name, or its address in the cluster record)")
         p.add_argument("--drain-timeout", type=_positive, metavar="SECONDS", default=300,
                        help="give up draining after this long (default 300)")
+        p.add_argument("--ignore-pdb", "--force", dest="ignore_pdb", action="store_true",
+                       help="drain even when PodDisruptionBudgets allowing no disruption cover pods on the node "
+                            "(their pods are deleted, not evicted); without it remove-node refuses them")
         p.add_argument("--skip-unreachable", metavar="NAME[,NAME]", default="",
                        help="other hosts that are down: not contacted")
         p.add_argument("--bundle", metavar="DIR", default=None,
@@ -145,6 +148,10 @@ def build_parser(command="install"):
         _common(p, command)
         return p
     _hosts(p)
+    if command == "status":
+        p.add_argument("--skip-unreachable", metavar="NAME[,NAME]", default="",
+                       help="hosts that are down: not contacted (status also goes on without a host that does not "
+                            "answer, and says so)")
     if command in ("install", "plan"):
         _install_options(p)
     elif command == "reset":
@@ -259,13 +266,19 @@ def resolve(args, say):
     """Inventory, options and the previous cluster record: what is given wins, the record fills the rest."""
     bundle_dir = os.path.abspath(args.bundle or default_bundle_dir())
     given = load_inventory(args)
+    status = args.command == "status"
     try:
         data, path = rec.find(args.root, bundle_dir)
     except InstallerError as e:
-        if given is None:
+        data, path = (status and rec.in_cluster_fallback(args.root, e.message, say)) or (None, None)
+        if data is None and given is None:
             raise
-        say("note: %s; the hosts given are used and the next install rewrites it" % e.message)
-        data, path = None, None
+        if data is None:
+            say("note: %s; the hosts given are used and the next install rewrites it" % e.message)
+    else:
+        if data is None and status and given is None:  # status falls back to the in-cluster copy
+            data, path = rec.in_cluster_fallback(args.root, "no cluster record on this host (%s)"
+                                                 % rec.SERVE_RECORD, say) or (None, None)
     if given is None:
         if data is None:
             raise InstallerError(
@@ -405,7 +418,7 @@ def main(argv=None):
             if not args.plan and not args.yes and not _confirm(
                     "remove-node will drain %s and take it out of the cluster. Continue? [y/N] " % args.node):
                 return 1
-            runner.remove_node(args.node, args.drain_timeout, dry_run=args.plan)
+            runner.remove_node(args.node, args.drain_timeout, dry_run=args.plan, ignore_pdb=args.ignore_pdb)
         elif new_labels:
             runner.add_node(new_labels, dry_run=args.command == "plan" or args.plan)
         elif args.command == "plan":

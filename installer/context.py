@@ -63,6 +63,7 @@ class Context(object):
         self.previous_record = None  # the cluster record of an earlier operation (dict), if any
         self.new_hosts = None  # add-node: labels of the hosts being added (None: not a day-2 operation)
         self.skipped = set()   # --skip-unreachable: labels of hosts this operation neither contacts nor changes
+        self.unreachable = {}  # status: label -> why a host that was tried did not answer
         self.recorded_names = {}  # address -> node name from the cluster record (for hosts without facts)
         self.join_token = None  # the operation's bootstrap token (installer.phases.join)
         self.serve_python = sys.executable or "/usr/bin/python3"

@@ -1,10 +1,11 @@
 #!/bin/sh
 # airgap-installer entry point: a POSIX sh preamble, then Python (the same file).
 # The sh part finds python3 (or EL8's platform-python). On a host without one (CentOS 7 minimal), only the
-# commands that change hosts anyway (install, the default, and reset) install it: they say so, check the
+# commands that change hosts anyway (install, the default, reset, add-node, remove-node, and the command
+# modules that take the host lock, e.g. node apply; see changes_hosts) install it: they say so, check the
 # bundle's SHA256SUMS, install python3 from the OS media (--iso/--media, or the disc in /dev/sr0) and this
 # bundle's own repo/ with temporary repo definitions, and re-execute this file with that interpreter.
-# --help, --version, plan and status change nothing: they say how to proceed and stop.
+# --help, --version, plan, status and read-only command modules change nothing: they say how to proceed and stop.
 # Python sees the sh part as a string literal.
 ''''true
 set -e
@@ -18,15 +19,55 @@ find_python() {
     done
     return 1
 }
+module_of() {
+    # the installer/commands/ module whose COMMAND is $1 (pure sh: no grep on a minimal host)
+    for f in "$here"/installer/commands/*.py; do
+        [ -f "$f" ] || continue
+        while IFS= read -r line || [ -n "$line" ]; do
+            case "$line" in "COMMAND = \"$1\""*|"COMMAND = '$1'"*) echo "$f"; return 0 ;; esac
+        done < "$f"
+    done
+    return 1
+}
+module_value() {
+    # module_value FILE NAME: the text after "NAME = " on its top-level line (empty when absent)
+    while IFS= read -r line || [ -n "$line" ]; do
+        case "$line" in "$2 = "*) echo "${line#"$2 = "}"; return 0 ;; esac
+    done < "$1"
+}
 command_of() {
-    # what the Python part will do: -h/--help/--version anywhere, else the first command word, else install
+    # what the Python part will do: -h/--help/--version anywhere, else the first command word (with the
+    # sub-action after it for a command module, e.g. "node apply"), else install
     for a in "$@"; do
         case "$a" in -h|--help|--version) echo "$a"; return 0 ;; esac
     done
+    word=""
     for a in "$@"; do
-        case "$a" in install|plan|status|reset) echo "$a"; return 0 ;; esac
+        case "$a" in -*) continue ;; esac
+        if [ -n "$word" ]; then echo "$word $a"; return 0; fi
+        case "$a" in
+            install|plan|status|reset|add-node|remove-node) echo "$a"; return 0 ;;
+        esac
+        if module_of "$a" >/dev/null; then word=$a; fi
     done
-    echo install
+    echo "${word:-install}"
+}
+changes_hosts() {
+    # true for the commands that change hosts anyway (they may install python3 first): install, reset,
+    # add-node, remove-node, and a command module with LOCKS (default True) unless its sub-action is one of
+    # its READ_ONLY_ACTIONS; plan, status, --help, --version and read-only modules (LOCKS = False) change nothing
+    case "$1" in
+        install|reset|add-node|remove-node) return 0 ;;
+        plan|status|-h|--help|--version) return 1 ;;
+    esac
+    f=$(module_of "${1%% *}") || return 1
+    case "$(module_value "$f" LOCKS)" in False*) return 1 ;; esac
+    case "$1" in
+        *" "*) case "$(module_value "$f" READ_ONLY_ACTIONS)" in
+                   *\"${1#* }\"*|*\'${1#* }\'*) return 1 ;;
+               esac ;;
+    esac
+    return 0
 }
 media_arg() {
     # the OS media named on the command line, as --iso=FILE or --media=DIR (empty: the optical drive)
@@ -109,13 +150,11 @@ if [ -z "$py" ]; then
         exit 2
     fi
     cmd=$(command_of "$@")
-    case "$cmd" in
-        install|reset) ;;
-        *)
-            echo "error: python3 is missing on this host. '$0 $cmd' changes nothing, so it does not install it." >&2
-            echo "To proceed: run 'sh $0 install [options]' (or reset): it first installs python3 from this bundle's repo/ and the OS media (--iso FILE or --media DIR; default: the disc in /dev/sr0); or install python3 from the OS media yourself (yum install python3) and run '$0 $cmd' again." >&2
-            exit 2 ;;
-    esac
+    if ! changes_hosts "$cmd"; then
+        echo "error: python3 is missing on this host. '$0 $cmd' changes nothing, so it does not install it." >&2
+        echo "To proceed: run 'sh $0 install [options]' (or another command that changes hosts: reset, add-node, remove-node, node apply): it first installs python3 from this bundle's repo/ and the OS media (--iso FILE or --media DIR; default: the disc in /dev/sr0); or install python3 from the OS media yourself (yum install python3) and run '$0 $cmd' again." >&2
+        exit 2
+    fi
     install_python "$@" || exit 2
     py=$(find_python || true)
     if [ -z "$py" ]; then

@@ -207,6 +207,45 @@ def configmap(record_text):
                "".join("    %s\n" % ln for ln in record_text.splitlines())))
 
 
+def configmap_record(kubectl_json):
+    """The record held by `kubectl get configmap airgap-bundler-cluster -o json` output; None when it holds none."""
+    data = (json.loads(kubectl_json).get("data") or {}).get(CONFIGMAP_KEY)
+    record = json.loads(data) if data else None
+    if not isinstance(record, dict) or not isinstance(record.get("inventory"), dict) or \
+            not record["inventory"].get("hosts"):
+        return None
+    return record
+
+
+def read_configmap(conn):
+    """The in-cluster copy of the record, read with the admin kubeconfig on `conn` (a control plane); None when it
+    cannot be read (no API, no ConfigMap, not a record)."""
+    res = conn.run("%s -n %s get configmap %s -o json" % (KUBECTL, CONFIGMAP_NAMESPACE, CONFIGMAP_NAME),
+                   check=False, timeout=60)
+    if not res.ok:
+        return None
+    try:
+        return configmap_record(res.stdout)
+    except ValueError:
+        return None
+
+
+def in_cluster_fallback(root, why, say):
+    """status without a readable record on this host: the ConfigMap copy, when this host is a control plane
+    (its admin kubeconfig). Returns (record, description) or None."""
+    from installer.constants import ADMIN_CONF
+    from installer.ssh import Local
+    conn = Local("localhost", root)
+    if not conn.exists(ADMIN_CONF):
+        return None
+    data = read_configmap(conn)
+    if data is None:
+        return None
+    where = "the in-cluster copy (ConfigMap %s/%s)" % (CONFIGMAP_NAMESPACE, CONFIGMAP_NAME)
+    say("note: %s; status uses %s" % (why, where))
+    return data, where
+
+
 def _text(b):
     return b.decode("utf-8", "replace") if isinstance(b, bytes) else (b or "")
 

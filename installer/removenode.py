@@ -63,13 +63,15 @@ def operator(ctx, target, unreachable):
 
 
 def node_steps(ctx, name, is_cp, drain_timeout):
-    """The operator's Commands before the host reset: cordon, drain, etcd member remove."""
+    """The operator's Commands before the host reset: cordon, drain (--ignore-pdb: deleting instead of
+    evicting, so no budget holds it), etcd member remove."""
     get = "%s get nodes %s -o json" % (KUBECTL, quote(name))
     absent = "! %s 2>/dev/null | grep -q '\"name\": \"%s\"'" % (get, name)
     out = [Command("%s cordon %s" % (KUBECTL, quote(name)), title="cordon %s" % name,
                    unless="%s || %s | grep -q '\"unschedulable\": true'" % (absent, get)),
-           Command("%s drain %s --ignore-daemonsets --delete-emptydir-data --timeout=%ds" % (
-               KUBECTL, quote(name), drain_timeout), title="drain %s (timeout %d s)" % (name, drain_timeout),
+           Command("%s drain %s --ignore-daemonsets --delete-emptydir-data --timeout=%ds%s" % (
+               KUBECTL, quote(name), drain_timeout, " --disable-eviction" if getattr(ctx, "ignore_pdb", False) else ""),
+               title="drain %s (timeout %d s)" % (name, drain_timeout),
                unless=absent, timeout=drain_timeout + 60)]  # draining a drained node changes nothing
     if is_cp:
         out.append(Callback("remove the etcd member %s" % name, lambda conn, j: remove_member(ctx, conn, name)))
@@ -110,21 +112,80 @@ def member_present(ctx, conn, name):
     return not res.ok or member_id(res.stdout, name) is not None
 
 
-def pdb_blockers(pdb_list_json):
-    """PodDisruptionBudgets that allow no disruption now (`kubectl get pdb -A -o json`): a drain waits on them."""
+def _items(text, what):
     import json
     try:
-        items = json.loads(pdb_list_json).get("items") or []
+        data = json.loads(text)
     except ValueError:
-        return []
-    return ["%s/%s" % (i["metadata"].get("namespace"), i["metadata"].get("name")) for i in items
-            if (i.get("status") or {}).get("disruptionsAllowed", 1) == 0
-            and (i.get("status") or {}).get("expectedPods", 1) > 0]
+        raise InstallerError("kubectl get %s did not answer JSON: %r" % (what, (text or "")[:200])) from None
+    return (data or {}).get("items") or []
+
+
+def selector_matches(selector, labels):
+    """A label selector (matchLabels, matchExpressions) against a pod's labels, as the API server does. A
+    missing selector matches nothing; an empty one ({}) every pod of the namespace (policy/v1)."""
+    if selector is None:
+        return False
+    labels = labels or {}
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def evicted_pods(pods_json, node):
+    """The pods a drain of `node` evicts (`kubectl get pods -A -o json`): on that node, not DaemonSet-owned
+    (--ignore-daemonsets), not static (mirror pods), not finished (no budget applies to those)."""
+    out = []
+    for p in _items(pods_json, "pods"):
+        meta, spec, status = p.get("metadata") or {}, p.get("spec") or {}, p.get("status") or {}
+        if spec.get("nodeName") != node or status.get("phase") in ("Succeeded", "Failed"):
+            continue
+        if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
+            continue
+        if any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or []):
+            continue
+        out.append(p)
+    return out
+
+
+def pdb_blockers(pdb_list_json, pods_json=None, node=None):
+    """[(namespace/budget, [namespace/pod on `node` it covers])] of the PodDisruptionBudgets that allow no
+    disruption now and select a pod a drain of `node` evicts (pods_json None: every budget at 0, no pods)."""
+    pods = evicted_pods(pods_json, node) if pods_json is not None else None
+    out = []
+    for i in _items(pdb_list_json, "pdb"):
+        meta, status = i.get("metadata") or {}, i.get("status") or {}
+        if status.get("disruptionsAllowed", 1) != 0:
+            continue
+        ns = meta.get("namespace")
+        name = "%s/%s" % (ns, meta.get("name"))
+        if pods is None:
+            if status.get("expectedPods", 1) > 0:
+                out.append((name, []))
+            continue
+        hit = ["%s/%s" % (ns, (p["metadata"] or {}).get("name")) for p in pods
+               if p["metadata"].get("namespace") == ns
+               and selector_matches((i.get("spec") or {}).get("selector"), p["metadata"].get("labels"))]
+        if hit:
+            out.append((name, hit))
+    return out
 
 
 class DrainBlockers(Phase):
-    """A check, before anything changes: the budgets a drain would wait on, listed (the drain still runs and
-    gives up after --drain-timeout; a re-run resumes)."""
+    """A check, before anything changes: the PodDisruptionBudgets that allow no disruption and cover a pod on
+    the node being drained (the node's pods' labels against each budget's selector). Listed in the plan;
+    remove-node refuses them unless --ignore-pdb (then the drain deletes the pods instead of evicting them)."""
 
     name = "drain_blockers"
     title = "disruption budgets"
@@ -135,13 +196,31 @@ class DrainBlockers(Phase):
 
     def check(self, ctx):
         conn = ctx.connections[ctx.remove_operator.label]
-        res = conn.run("%s get pdb -A -o json" % KUBECTL, check=False)
-        blockers = pdb_blockers(res.stdout) if res.ok else []
+        node = ctx.node_name(ctx.remove_target)
+        pdbs = conn.run("%s get pdb -A -o json" % KUBECTL, check=False, timeout=120)
+        pods = conn.run("%s get pods -A -o json --field-selector spec.nodeName=%s" % (KUBECTL, quote(node)),
+                        check=False, timeout=120)
+        if not (pdbs.ok and pods.ok):
+            return [(None, "note: could not list the PodDisruptionBudgets and the pods of %s (%s): the drain "
+                           "may wait on a budget (at most --drain-timeout %d s)" % (
+                               node, (pdbs.stderr or pods.stderr or "").strip()[-200:], ctx.drain_timeout))]
+        try:
+            blockers = pdb_blockers(pdbs.stdout, pods.stdout, node)
+        except InstallerError as e:
+            return [(None, "note: %s: the drain may wait on a budget" % e.message)]
         if not blockers:
             return []
-        return [(None, "note: PodDisruptionBudget(s) allowing no disruption now: %s; draining %s waits for them "
-                       "(at most --drain-timeout %d s; then fix them and run remove-node again)" % (
-                           ", ".join(blockers), ctx.node_name(ctx.remove_target), ctx.drain_timeout))]
+        text = "; ".join("%s (allows no disruption; covers %s)" % (b, ", ".join(p)) for b, p in blockers)
+        if getattr(ctx, "ignore_pdb", False):
+            return [(None, "note: --ignore-pdb: PodDisruptionBudget(s) %s are bypassed: the drain of %s deletes "
+                           "their pods instead of evicting them" % (text, node))]
+        if getattr(ctx, "dry_run", False):
+            return [(None, "PodDisruptionBudget(s) blocking the drain of %s: %s; remove-node refuses until they "
+                           "allow a disruption (or with --ignore-pdb)" % (node, text))]
+        raise InstallerError(
+            "remove-node %s refused: draining it would wait on PodDisruptionBudget(s) %s" % (node, text),
+            phase=self.name, hint="Nothing was changed. Scale up or move those workloads (or relax the budgets) and "
+                                  "run remove-node again, or pass --ignore-pdb to delete the pods anyway")
 
 
 class RemoveFromCluster(Phase):
@@ -212,9 +291,11 @@ def remove_node_phases():
     return [DrainBlockers(), RemoveFromCluster(), ResetRemoved(), DeleteNode()]
 
 
-def run(runner, name, drain_timeout, dry_run=False):
+def run(runner, name, drain_timeout, dry_run=False, ignore_pdb=False):
     """Take node `name` out of the cluster (installer.removenode); the record drops it on success."""
     ctx = runner.ctx
+    ctx.ignore_pdb = ignore_pdb
+    ctx.dry_run = dry_run
     target = find(ctx, name)
     if target.label in ctx.skipped:
         ctx.skipped.discard(target.label)  # the target is handled below: reset only if it answers

@@ -116,6 +116,16 @@ class Runner(object):
                 raise InstallerError("install.py must run as root on this host", hint="Run: sudo ./install.py")
             return conn
 
+        if getattr(self, "tolerate_unreachable", False):  # status: a host that does not answer is said, skipped
+            ctx.connections = {}
+            for label, got in self.each(ctx.reachable_hosts, lambda h: _or_error(open_conn, h)).items():
+                if isinstance(got, InstallerError):
+                    ctx.skipped.add(label)
+                    ctx.unreachable[label] = got.message
+                    self.out.say("does not answer (%s): status goes on without it" % got.message, host=label)
+                else:
+                    ctx.connections[label] = got
+            return
         try:
             ctx.connections = self.each(ctx.reachable_hosts, open_conn)
         except InstallerError as e:
@@ -287,10 +297,10 @@ class Runner(object):
         from installer import addnode
         return addnode.reset_new_hosts(self, labels)
 
-    def remove_node(self, name, drain_timeout, dry_run=False):
+    def remove_node(self, name, drain_timeout, dry_run=False, ignore_pdb=False):
         """remove-node (installer.removenode.run)."""
         from installer import removenode
-        return removenode.run(self, name, drain_timeout, dry_run)
+        return removenode.run(self, name, drain_timeout, dry_run, ignore_pdb)
 
     def _answers(self, host):
         from installer import removenode
@@ -314,6 +324,8 @@ class Runner(object):
         return record.publish(conn, self.out.say)
 
     def status(self):
+        """Reads only; hosts that do not answer (or are given to --skip-unreachable) are reported, not fatal."""
+        self.tolerate_unreachable = True
         self.execute(operations.status())
         return 0
 
@@ -328,6 +340,13 @@ class Runner(object):
         record.remove_serve_copy(ctx.connections[ctx.serve_host.label])
         self.out.say("reset done; logs in %s" % self.out.shown_dir)
         return 0
+
+
+def _or_error(func, host):
+    try:
+        return func(host)
+    except InstallerError as e:
+        return e
 
 
 def several(errors, of):

@@ -28,6 +28,12 @@ def add_installer(root: Path, m: Manifest) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
         target.chmod(0o644)
+    # the Ansible playbook driving `install.py node prepare/apply/finish` (installer/ansible/: YAML, README)
+    for path in sorted((src / "ansible").glob("*")) if (src / "ansible").is_dir() else []:
+        if path.is_file():
+            (dest / "ansible").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest / "ansible" / path.name)
+            (dest / "ansible" / path.name).chmod(0o644)
     shutil.copyfile(src / "install.py", root / "install.py")
     (root / "install.py").chmod(0o755)
     (root / "INSTALL.md").write_text(install_md(m), encoding="utf-8")
@@ -57,7 +63,9 @@ def install_md(m: Manifest) -> str:
    change (the new host, and only the `/etc/hosts` block on the others), `./install.py add-node --workers
    10.0.0.14` does it (`--control-plane ADDR` for one more control plane). A failed add-node resets only the
    new host; run it again. `./install.py remove-node NAME` drains a node and takes it out (also a dead
-   one). One operation at a time: an interrupted run's lock is released by `--abort`.
+   one). One operation at a time: an interrupted run's lock is released by `--abort`. Many hosts that join
+   themselves: `./install.py node prepare --hosts A,B`, then `node apply` on each, then `node finish`;
+   `installer/ansible/site.yml` (see its README) does that across an Ansible inventory, in batches.
 
 Contents: `repo/` (yum repository), `images/` (OCI image store), `files/`, `manifests/`, `bundle.json`
 (bill of materials with every checksum), `SHA256SUMS`.

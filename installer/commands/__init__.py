@@ -8,6 +8,9 @@ A command module defines:
     PLAN = True                    `./install.py plan COMMAND ...` is its dry run (run() gets args.plan True)
     CHECKS_BUNDLE = True           the bundle is checked against SHA256SUMS before anything else
     LOCKS = True                   it changes hosts: --abort is offered (the command takes installer.lock itself)
+    READ_ONLY_ACTIONS = ("check",) optional: sub-actions (the word after COMMAND) that change nothing; install.py's
+                                   sh preamble reads LOCKS and this to decide whether a host without python3 gets
+                                   it installed (only commands that change hosts do): keep both on one line each
     def add_arguments(parser, dry_run): ...
     def run(args): ...             returns the exit code; raises InstallerError for a clear one-paragraph error
 Modules are imported only when listed for --help or run: keep their top level cheap (stdlib, no host access).

@@ -84,11 +84,15 @@ class Join(Phase):
                 C.ADMIN_CONF, C.ROOT_KUBECONFIG, C.ROOT_KUBECONFIG), title="kubeconfig for root"))
         return out
 
-    def join(self, ctx, host, conn, journal):
+    def material(self, ctx, host):
+        """(token, CA hash, certificate key or None) for this host's join (node apply: from its join file)."""
         cp_conn = ctx.connections.get(ctx.first_cp.label)
         if cp_conn is None:
             raise InstallerError("no connection to the first control plane %s" % ctx.first_cp.label, phase="join")
-        token, ca_hash, key = join_material(cp_conn, host.is_control_plane, ctx)
+        return join_material(cp_conn, host.is_control_plane, ctx)
+
+    def join(self, ctx, host, conn, journal):
+        token, ca_hash, key = self.material(ctx, host)
         cfg = kadm.join_config(ctx.bundle.k8s_version, ctx.api_endpoint, token, ca_hash, ctx.node_name(host),
                                host.address, runtime=ctx.bundle.runtime, control_plane=host.is_control_plane,
                                certificate_key=key)

@@ -1,11 +1,20 @@
 """status (a check phase): each host's OS, the install phases done and service states, and the cluster's nodes.
-Reads only."""
+Reads only. A host that does not answer (or is given to --skip-unreachable) is listed as such; without a record
+on the serving host the in-cluster copy (ConfigMap kube-system/airgap-bundler-cluster) is shown."""
 
 from installer import pins
+from installer import record as rec
 from installer.constants import KUBECTL
 from installer.phases.base import Phase
 
 SHOWN_SERVICES = ("containerd", "docker", "kubelet", "airgap-registry", "airgap-repo")
+
+
+def record_line(r, source=None):
+    last = (r.get("history") or [{}])[-1]
+    return "cluster record%s: bundle %s %s (Kubernetes %s), state %s; last operation: %s %s (%s)" % (
+        " (%s)" % source if source else "", (r.get("bundle") or {}).get("name"), (r.get("bundle") or {}).get("version"),
+        r.get("kubernetes"), r.get("state"), last.get("operation"), last.get("started"), last.get("result"))
 
 
 class Status(Phase):
@@ -22,14 +31,22 @@ class Status(Phase):
     def check(self, ctx):
         from installer.phases import install_phases
         lines = []
+        cps = [h for h in ctx.inventory.control_planes if h.label in ctx.connections]
+        cp = ctx.connections[cps[0].label] if cps else None
         r = ctx.previous_record
         if r:
-            last = (r.get("history") or [{}])[-1]
-            lines.append((None, "cluster record: bundle %s %s (Kubernetes %s), state %s; last operation: %s %s (%s)" % (
-                (r.get("bundle") or {}).get("name"), (r.get("bundle") or {}).get("version"), r.get("kubernetes"),
-                r.get("state"), last.get("operation"), last.get("started"), last.get("result"))))
+            lines.append((None, record_line(r)))
+        elif cp is not None:
+            r = rec.read_configmap(cp)
+            if r:
+                lines.append((None, record_line(r, "no record on the serving host; the in-cluster copy, ConfigMap "
+                                                   "%s/%s" % (rec.CONFIGMAP_NAMESPACE, rec.CONFIGMAP_NAME))))
         names = [p.name for p in install_phases() if not p.is_check]
         for h in ctx.all_hosts:
+            if h.label not in ctx.connections:
+                why = ctx.unreachable.get(h.label) or "skipped (--skip-unreachable)"
+                lines.append((h.label, "not contacted: %s" % why))
+                continue
             j = ctx.journals[h.label]
             f = ctx.facts[h.label]
             done = [p for p in names if j.phase_done(p)]
@@ -38,7 +55,9 @@ class Status(Phase):
             lines.append((h.label, "%s %s; phases done: %s; %s" % (f.os_pretty, f.arch,
                                                                    ", ".join(done) or "none", states)))
             lines += [(h.label, line) for line in pin_report(ctx.bundle, f, r)]
-        cp = ctx.connections[ctx.first_cp.label]
+        if cp is None:
+            lines.append((None, "no control plane answers: the cluster's nodes are not shown"))
+            return lines
         res = cp.run("%s get nodes -o wide" % KUBECTL, check=False)
         if res.ok:
             lines.append((None, res.stdout.rstrip()))

@@ -38,7 +38,7 @@ def test_tarball_unpacks_with_plain_tar_and_has_the_layout(tmp_path, stack):
     top = tmp_path / TOP
     for rel in ("install.py", "installer/cli.py", "repo/repodata/repomd.xml", "images/oci-layout",
                 "images/index.json", "files/registry", "files/helm", "manifests/calico.yaml", "bundle.json",
-                "SHA256SUMS", "INSTALL.md"):
+                "SHA256SUMS", "INSTALL.md", "installer/ansible/site.yml", "installer/ansible/README.md"):
         assert (top / rel).is_file(), rel
     assert (top / "install.py").stat().st_mode & 0o111 and (top / "files/registry").stat().st_mode & 0o111
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(TOP)] == [TOP]  # one top-level directory

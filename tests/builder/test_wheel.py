@@ -94,4 +94,5 @@ def test_a_wheel_install_builds_locks_and_verifies(wheel_venv, tmp_path, stack):
     assert r.returncode == 0, r.stdout + r.stderr
     listing = subprocess.run(["tar", "-tzf", str(tarball)], capture_output=True, text=True, check=True).stdout
     names = set(listing.split())
-    assert {"stack-1.0-el9-x86_64/install.py", "stack-1.0-el9-x86_64/installer/cli.py"} <= names
+    assert {"stack-1.0-el9-x86_64/install.py", "stack-1.0-el9-x86_64/installer/cli.py",
+            "stack-1.0-el9-x86_64/installer/ansible/site.yml"} <= names  # package data: the playbook ships too

@@ -147,7 +147,8 @@ def test_add_worker_plan_failed_join_resets_only_it_then_rerun(rig, containerd_b
             sums = {n.name: checksums(n, kubectl_log=False) for n in rig.nodes}
             kubectl_before = len(_kubectl_argvs(node1))
             plan = run(node1, f"cd {bundle_dir} && ./install.py plan remove-node node3")
-            assert "PodDisruptionBudget(s) allowing no disruption now: default/blocker" in plan.stdout, plan.stdout
+            # a budget that covers no pod on node3 (no selector: it selects nothing) does not block its drain
+            assert "default/blocker" not in plan.stdout, plan.stdout
             assert plan.returncode == 0, plan.stdout[-3000:]
             assert {n.name: checksums(n, kubectl_log=False) for n in rig.nodes} == sums  # plan changes nothing
             # it asked the cluster (kubectl get: the state checks) and changed nothing there

@@ -215,3 +215,51 @@ def test_no_python_install_says_so_before_changing_anything(tmp_path):
     lines = err.splitlines()
     first = lines.index(f"python3 is missing: installing it from {d}/repo (the bundle repo) ...")
     assert first < lines.index("YUM-RAN")
+
+
+def _with_modules(tmp_path):
+    """A bundle whose installer/commands/ also has a read-only command module (LOCKS = False) and one with a
+    read-only sub-action (READ_ONLY_ACTIONS), as other command modules declare themselves."""
+    d = _bundle_dir(tmp_path, repo=True)
+    cmds = d / "installer" / "commands"
+    (cmds / "zz_lookx.py").write_text('"""test"""\nCOMMAND = "lookx"\nLOCKS = False\n')
+    (cmds / "zz_certx.py").write_text('"""test"""\nCOMMAND = \'certx\'\nREAD_ONLY_ACTIONS = ("check", "list")\n')
+    write_sums(str(d))
+    return d
+
+
+@pytest.mark.parametrize("args", [["add-node", "--workers", "10.0.0.12"], ["remove-node", "node3", "-y"],
+                                  ["node", "apply", "--join", "join.json"], ["--parallel", "2", "certx", "renew"]])
+def test_no_python_commands_that_change_hosts_install_it(tmp_path, args):
+    """add-node, remove-node and command modules that take the host lock (node apply, a renew) install python3
+    like install does."""
+    d = _with_modules(tmp_path)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "yum.log"
+    _fake(bindir, "yum", f"echo called > {log}\nexit 1\n")
+    rc, _, err = _run(d, _env(bindir), *args)
+    assert rc == 2 and log.exists(), err
+    assert f"python3 is missing: installing it from {d}/repo (the bundle repo) ..." in err
+    assert "changes nothing" not in err
+
+
+@pytest.mark.parametrize("args,word", [
+    (["lookx", "--json"], "lookx"), (["certx", "check"], "certx check"), (["-y", "certx", "list"], "certx list"),
+    (["plan", "add-node", "--workers", "10.0.0.12"], "plan"), (["plan", "node", "apply"], "plan"),
+    (["remove-node", "--help"], "--help")])
+def test_no_python_read_only_commands_say_how_to_proceed(tmp_path, args, word):
+    """Read-only commands (plan of anything, a module with LOCKS = False, a module's READ_ONLY_ACTIONS) run no
+    yum, change nothing and say how to proceed."""
+    d = _with_modules(tmp_path)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "calls.log"
+    for tool in ("yum", "dnf", "mount", "sha256sum"):
+        _fake(bindir, tool, f"echo {tool} >> {log}\n")
+    before = _tree(d)
+    rc, _, err = _run(d, _env(bindir), *args)
+    assert rc == 2 and not log.exists(), err
+    assert _tree(d) == before
+    assert f"'{d}/install.py {word}' changes nothing" in err, err
+    assert "To proceed: run 'sh " in err

@@ -100,12 +100,100 @@ def test_the_record_drops_the_removed_node(tmp_path, monkeypatch):
     assert runner.ctx.remove_operator.address == "127.0.0.1" and runner.ctx.remove_target.address == "10.0.0.12"
 
 
-def test_disruption_budgets_that_would_block_the_drain_are_listed():
-    pdbs = {"items": [{"metadata": {"namespace": "db", "name": "pg"}, "status": {"disruptionsAllowed": 0,
-                                                                                  "expectedPods": 3}},
-                      {"metadata": {"namespace": "web", "name": "front"}, "status": {"disruptionsAllowed": 1}},
-                      {"metadata": {"namespace": "x", "name": "empty"}, "status": {"disruptionsAllowed": 0,
-                                                                                  "expectedPods": 0}}]}
-    assert removenode.pdb_blockers(json.dumps(pdbs)) == ["db/pg"]
-    assert removenode.pdb_blockers("not json") == []
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "kubectl")
+
+
+def _fixture(name):
+    with open(os.path.join(FIXTURES, name)) as f:
+        return f.read()
+
+
+def test_disruption_budgets_are_matched_against_the_pods_on_that_node():
+    """kubectl get pdb -A / get pods -A JSON: only budgets at 0 allowed disruptions whose selector (matchLabels,
+    matchExpressions, {} = the whole namespace, none = nothing) covers a pod the drain evicts from THAT node
+    (DaemonSet, static and finished pods are not evicted) block it."""
+    pdbs, pods = _fixture("pdb-all-namespaces.json"), _fixture("pods-all-namespaces.json")
+    assert removenode.pdb_blockers(pdbs, pods, "node3") == [
+        ("db/pg", ["db/pg-primary-0"]), ("web/api", ["web/api-5f8d7c9b6-kq2lm"]),
+        ("batch/everything", ["batch/etl-5c7f9-abcde"])]
+    assert removenode.pdb_blockers(pdbs, pods, "node2") == [("cache/redis", ["cache/redis-0"])]
+    assert removenode.pdb_blockers(pdbs, pods, "node1") == [("kube-system/coredns",
+                                                             ["kube-system/coredns-76f75df574-abcde"])]
+    assert removenode.pdb_blockers(pdbs, pods, "node9") == []
+    assert [b for b, _ in removenode.pdb_blockers(pdbs)] == [  # without pods: every budget at 0 expecting pods
+        "db/pg", "web/api", "kube-system/coredns", "cache/redis", "batch/everything"]
+    with pytest.raises(InstallerError) as e:
+        removenode.pdb_blockers("not json", pods, "node3")
+    assert "kubectl get pdb did not answer JSON" in e.value.message
     assert [p.name for p in removenode.remove_node_phases()][0] == "drain_blockers"
+
+
+def test_selector_semantics():
+    m = removenode.selector_matches
+    assert m({}, {"a": "1"}) and not m(None, {"a": "1"})
+    assert m({"matchLabels": {"a": "1"}}, {"a": "1", "b": "2"}) and not m({"matchLabels": {"a": "1"}}, {"a": "2"})
+    expr = {"matchExpressions": [{"key": "t", "operator": "NotIn", "values": ["x"]},
+                                 {"key": "e", "operator": "Exists"}]}
+    assert m(expr, {"e": ""}) and m(expr, {"e": "", "t": "y"}) and not m(expr, {"e": "", "t": "x"})
+    assert not m(expr, {"t": "y"})
+
+
+class _Answers:
+    """A connection to the operator control plane answering kubectl with the recorded JSON fixtures."""
+
+    def __init__(self, pdbs_ok=True):
+        self.calls = []
+        self.pdbs_ok = pdbs_ok
+
+    def run(self, cmd, check=True, timeout=None, input=None):
+        from installer.ssh import Result
+        self.calls.append(cmd)
+        if " get pdb " in cmd:
+            return Result(cmd, 0 if self.pdbs_ok else 1, _fixture("pdb-all-namespaces.json") if self.pdbs_ok else "",
+                          "" if self.pdbs_ok else "the server doesn't have a resource type \"pdb\"")
+        if " get pods " in cmd:
+            return Result(cmd, 0, _fixture("pods-all-namespaces.json"), "")
+        raise AssertionError("unexpected command %s" % cmd)
+
+
+def _drain_ctx(bundle, name="node3", **kw):
+    ctx = Context(bundle, from_flags("10.0.0.11", "10.0.0.13"), Options())
+    ctx.recorded_names = {"10.0.0.11": "node1", "10.0.0.13": name}
+    ctx.remove_operator, ctx.remove_target = ctx.inventory.control_planes[0], ctx.inventory.workers[0]
+    ctx.drain_timeout = 300
+    conn = _Answers(**kw)
+    ctx.connections = {ctx.remove_operator.label: conn}
+    return ctx, conn
+
+
+def test_drain_blockers_refuse_before_any_change_unless_ignored(bundle):
+    ctx, conn = _drain_ctx(bundle)
+    with pytest.raises(InstallerError) as e:
+        removenode.DrainBlockers().check(ctx)
+    msg = str(e.value)
+    assert "remove-node node3 refused" in msg and "db/pg (allows no disruption; covers db/pg-primary-0)" in msg
+    assert "web/api" in msg and "batch/everything" in msg and "web/front" not in msg and "redis" not in msg
+    assert "Nothing was changed" in e.value.hint and "--ignore-pdb" in e.value.hint
+    assert all(" get " in c for c in conn.calls) and "--field-selector spec.nodeName=node3" in conn.calls[1]
+    ctx.dry_run = True  # plan: listed, and said that remove-node would refuse
+    [(_, text)] = removenode.DrainBlockers().check(ctx)
+    assert "blocking the drain of node3: db/pg" in text and "refuses" in text
+    ctx.dry_run, ctx.ignore_pdb = False, True
+    [(_, text)] = removenode.DrainBlockers().check(ctx)
+    assert text.startswith("note: --ignore-pdb") and "db/pg" in text
+    drain = removenode.node_steps(ctx, "node3", False, 300)[1]
+    assert drain.cmd.endswith(" --disable-eviction")
+    ctx.ignore_pdb = False
+    assert "--disable-eviction" not in removenode.node_steps(ctx, "node3", False, 300)[1].cmd
+    quiet, _ = _drain_ctx(bundle, name="node9")  # nothing of a budget at 0 on that node: no word, no refusal
+    assert removenode.DrainBlockers().check(quiet) == []
+    unknown, _ = _drain_ctx(bundle, pdbs_ok=False)  # cannot tell: said, not refused
+    [(_, text)] = removenode.DrainBlockers().check(unknown)
+    assert text.startswith("note: could not list the PodDisruptionBudgets") and "node3" in text
+
+
+def test_parse_ignore_pdb():
+    assert parse(["remove-node", "w1"]).ignore_pdb is False
+    assert parse(["remove-node", "w1", "--ignore-pdb"]).ignore_pdb is True
+    assert parse(["remove-node", "w1", "--force"]).ignore_pdb is True
+    assert parse(["plan", "remove-node", "w1", "--ignore-pdb"]).ignore_pdb is True
