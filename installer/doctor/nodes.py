@@ -66,7 +66,7 @@ def probe_script(api, registry, repo_url):
         "echo '==> time'; date +%s",
         "echo '==> sysctl'; for k in net.bridge.bridge-nf-call-iptables net.ipv4.ip_forward; do "
         "echo \"$k $(sysctl -n $k 2>&1)\"; done",
-        "echo '==> modules'; lsmod 2>/dev/null | grep -e '^br_netfilter' -e '^overlay' | cut -d' ' -f1; "
+        "echo '==> modules'; grep -e '^br_netfilter ' -e '^overlay ' /proc/modules 2>/dev/null | cut -d' ' -f1; "
         "[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && echo bridge-nf-call-iptables",
         "echo '==> firewalld'; if [ \"$(systemctl is-active firewalld 2>/dev/null)\" = active ]; then "
         "firewall-cmd --list-ports 2>&1; fi",
@@ -249,10 +249,10 @@ def classify_kernel(sysctl_text, modules_text, firewalld_text, services_text, ho
         out.append(finding("NODE-BR-NETFILTER-MISSING", ERROR, LAYER, host, "br_netfilter is not loaded: bridged "
                            "pod traffic bypasses the service rules", "modprobe br_netfilter and list it in "
                            "/etc/modules-load.d/ (the installer's host_prep phase does)",
-                           "lsmod | grep br_netfilter", modules_text.strip() or "(not loaded)", host))
+                           "grep br_netfilter /proc/modules", modules_text.strip() or "(not loaded)", host))
     for key in ("net.bridge.bridge-nf-call-iptables", "net.ipv4.ip_forward"):
         v = values.get(key, "").strip()
-        if v and v != "1":
+        if v.isdigit() and v != "1":
             out.append(finding("NODE-SYSCTL", ERROR, LAYER, host, "%s = %s (must be 1)" % (key, v),
                                "sysctl -w %s=1 and keep it in /etc/sysctl.d/ (the installer's host_prep phase does)"
                                % key, "sysctl -n %s" % key, "%s %s" % (key, v), host))

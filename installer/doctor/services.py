@@ -128,26 +128,27 @@ def classify_iptables(nat, filt, svc, ready, target, host):
         m = re.search(r"-j (KUBE-SVC-\w+|KUBE-EXT-\w+)", ln)
         if m:
             chains.add(m.group(1))
-    seps, dnat = [], []
+    seps, dnat, empty = [], [], []
     for ch in sorted(chains):
-        for ln in lines:
-            if ln.startswith("-A %s " % ch):
-                m = re.search(r"-j (KUBE-SEP-\w+)", ln)
-                if m:
-                    seps.append(m.group(1))
+        mine = [re.search(r"-j (KUBE-SEP-\w+)", ln).group(1) for ln in lines
+                if ln.startswith("-A %s " % ch) and re.search(r"-j (KUBE-SEP-\w+)", ln)]
+        if not mine:
+            empty.append(ch)
+        seps += mine
     for sep in seps:
         for ln in lines:
             if ln.startswith("-A %s " % sep):
                 m = re.search(r"--to-destination (\S+)", ln)
                 if m:
                     dnat.append(m.group(1))
-    if not seps:
+    if empty:
+        shown = [ln for ln in svc_rules if any(("-j %s" % c) in ln for c in empty)]
+        shown += [ln for ln in lines if any(ln.startswith((":%s " % c, "-A %s " % c)) for c in empty)]
         out.append(finding("SVC-IPTABLES-NO-BACKENDS", ERROR, LAYER, "%s@%s" % (target, host), "the chain %s for "
-                           "%s jumps to no endpoint (KUBE-SEP-*) chain" % (", ".join(sorted(chains)), ip),
+                           "%s jumps to no endpoint (KUBE-SEP-*) chain" % (", ".join(empty), ip),
                            "kube-proxy's rules on this host are broken or half-written: restart its pod on this "
                            "host (kubectl -n kube-system delete pod kube-proxy-...) and check its logs", NAT,
-                           "\n".join(svc_rules[:3] + [ln for ln in lines if any(ln.startswith("-A %s" % c)
-                                                                                for c in chains)][:4]), host))
+                           "\n".join(shown[:6]), host))
     elif want and sorted(set(dnat)) != want:
         out.append(finding("SVC-IPTABLES-STALE", ERROR, LAYER, "%s@%s" % (target, host), "the rules DNAT to %s but "
                            "the ready endpoints are %s" % (", ".join(sorted(set(dnat))) or "nothing", ", ".join(want)),
