@@ -8,6 +8,7 @@ import time
 
 from installer import constants as C
 from installer.bundle import split_ref
+from installer.inventory import ROLE_CONTROL_PLANE
 from installer.doctor.findings import ERROR, INFO, WARNING, excerpt, finding
 from installer.ssh import quote
 
@@ -267,7 +268,7 @@ def check(env, state):
                                  env.kubectl(etcdctl_args(node, "alarm list")), where)
     # certificates: kubeadm's on control planes, the kubelet's everywhere, the registry's on the serving host
     for h in env.hosts:
-        paths = list(CERT_GLOBS) if h.role == "control-plane" else list(CERT_GLOBS[2:])
+        paths = list(CERT_GLOBS) if h.role == ROLE_CONTROL_PLANE else list(CERT_GLOBS[2:])
         if h is env.ctx.serve_host:
             paths += list(REGISTRY_CERTS)
         script = cert_dates_script(paths)

@@ -7,29 +7,28 @@ import threading
 
 from installer.constants import KUBECTL
 from installer.errors import InstallerError
+from installer.inventory import ROLE_CONTROL_PLANE
 
 # A command is a read when every part of it (split on pipes, ;, &&, ||) starts with one of these. Writing
 # redirections (> file other than /dev/null) are refused too.
 READ_PREFIXES = (
-    "kubectl --kubeconfig /etc/kubernetes/admin.conf get ",
-    "kubectl --kubeconfig /etc/kubernetes/admin.conf logs ",
-    "kubectl --kubeconfig /etc/kubernetes/admin.conf -n kube-system exec etcd-",  # etcdctl reads only, below
-    "kubectl --kubeconfig /etc/kubernetes/admin.conf version",
     "systemctl is-active ", "systemctl is-enabled ", "systemctl show ", "journalctl ", "crictl info",
     "crictl images", "crictl ps", "ls ", "cat ", "test ", "openssl x509 ", "iptables-save", "ip6tables-save",
     "ipvsadm -Ln", "ipvsadm -S -n", "conntrack -L", "conntrack -C", "sysctl -n ", "df ", "date ", "curl ",
     "firewall-cmd --state", "firewall-cmd --list-", "head ", "tail ", "grep ", "sed -n ", "wc ", "echo ", "for ",
     "do ", "done", "if ", "then ", "else ", "elif ", "fi", "timeout ", "command -v ", "nslookup ", "dig ", "getent ",
-    "tar -c", "base64", "sort", "uniq", "[ ", "true", "cut ", "awk ", "printf ", "lsmod", "find ",
+    "export LC_ALL=C", "base64", "sort", "uniq", "[ ", "true", "cut ", "awk ", "printf ", "lsmod", "find ",
 )
 ETCDCTL_READS = ("endpoint health", "endpoint status", "alarm list", "member list")
+KUBECTL_READS = ("get", "logs", "version", "describe")  # and `exec etcd-NODE -- etcdctl` with ETCDCTL_READS
 _WRITE_REDIRECT = re.compile(r"(?<![0-9&])>{1,2}\s*(?!/dev/null|&)\S")
 _SPLIT = re.compile(r"\|\||&&|[|;\n]|\$\(|`")
 
 
 def is_read(cmd):
     """True when `cmd` only reads (see READ_PREFIXES); doctor refuses to run anything else."""
-    if _WRITE_REDIRECT.search(cmd.replace("2>&1", "").replace("2>/dev/null", "").replace(">/dev/null", "")):
+    unquoted = re.sub(r"'[^']*'", "''", cmd).replace("==>", "")  # '==> section' markers are text
+    if _WRITE_REDIRECT.search(unquoted.replace("2>&1", "").replace("2>/dev/null", "").replace(">/dev/null", "")):
         return False
     if " -i " in cmd and "sed" in cmd:
         return False
@@ -37,11 +36,24 @@ def is_read(cmd):
         part = part.strip().lstrip("(").strip()
         if not part or part in (")", "}", "{"):
             continue
-        if not part.startswith(READ_PREFIXES):
-            return False
-        if " exec etcd-" in part and not any(r in part for r in ETCDCTL_READS):
+        if part.startswith(KUBECTL + " "):
+            if not _kubectl_read(part[len(KUBECTL) + 1:].split()):
+                return False
+        elif not part.startswith(READ_PREFIXES):
             return False
     return True
+
+
+def _kubectl_read(words):
+    """kubectl's verb (after -n NS) is a read, or exec of etcdctl's reads in an etcd pod."""
+    while words and words[0] in ("-n", "--namespace"):
+        words = words[2:]
+    if not words:
+        return False
+    if words[0] == "exec":
+        rest = " ".join(words)
+        return len(words) > 1 and words[1].startswith("etcd-") and any(r in rest for r in ETCDCTL_READS)
+    return words[0] in KUBECTL_READS
 
 
 class Env(object):
@@ -71,7 +83,7 @@ class Env(object):
 
     @property
     def control_planes(self):
-        return [h for h in self.hosts if h.role == "control-plane"]
+        return [h for h in self.hosts if h.role == ROLE_CONTROL_PLANE]
 
     @property
     def kube_host(self):

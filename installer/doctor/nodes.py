@@ -9,6 +9,7 @@ import re
 from installer import constants as C
 from installer.doctor.findings import ERROR, INFO, WARNING, excerpt, finding
 from installer.facts import split_sections
+from installer.inventory import ROLE_CONTROL_PLANE
 
 LAYER = "nodes"
 RUNTIMES = ("containerd", "docker", "cri-docker")
@@ -68,7 +69,7 @@ def probe_script(api, registry, repo_url):
         "echo \"$k $(sysctl -n $k 2>&1)\"; done",
         "echo '==> modules'; grep -e '^br_netfilter ' -e '^overlay ' /proc/modules 2>/dev/null | cut -d' ' -f1; "
         "[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && echo bridge-nf-call-iptables",
-        "echo '==> firewalld'; if [ \"$(systemctl is-active firewalld 2>/dev/null)\" = active ]; then "
+        "echo '==> firewalld'; if systemctl is-active -q firewalld 2>/dev/null; then "
         "firewall-cmd --list-ports 2>&1; fi",
         "echo '==> reach_api'; curl -s -k -o /dev/null -w '%%{http_code}' --max-time 5 "
         "https://%s/readyz 2>&1; echo \" rc=$?\"" % api,
@@ -339,7 +340,7 @@ def check(env, state):
         if ref is not None and h is not ctx.serve_host:
             out += classify_clock(p.get("time", ""), ref, h.label)
         out += classify_kernel(p.get("sysctl", ""), p.get("modules", ""), p.get("firewalld", ""),
-                               p.get("services", ""), h.label, h.role == "control-plane")
+                               p.get("services", ""), h.label, h.role == ROLE_CONTROL_PLANE)
         out += classify_reach(p.get("reach_api", ""), p.get("reach_registry", ""), p.get("reach_repo", ""),
                               p.get("trust", ""), h.label, ctx)
     return out
