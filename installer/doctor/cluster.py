@@ -129,6 +129,31 @@ def classify_cert_dates(text, host, command):
     return out
 
 
+CHECK_EXPIRATION = "kubeadm certs check-expiration"
+
+
+def classify_check_expiration(text, now, host):
+    """`kubeadm certs check-expiration`: the kubeconfig files' embedded client certificates (*.conf), which
+    openssl on the PKI directory does not see. Lines: NAME  Mon DD, YYYY HH:MM UTC  RESIDUAL  [CA]  no."""
+    out = []
+    for ln in text.splitlines():
+        m = re.match(r"^(\S+\.conf)\s+(\w{3} \d{2}, \d{4} \d{2}:\d{2}) UTC", ln)
+        if not m:
+            continue
+        end = calendar.timegm(time.strptime(m.group(2), "%b %d, %Y %H:%M"))
+        days = (end - now) / 86400.0
+        target = "%s:/etc/kubernetes/%s" % (host, m.group(1))
+        if days < 0:
+            out.append(finding("CERT-EXPIRED", ERROR, LAYER, target, "the client certificate in %s expired %d "
+                               "day(s) ago" % (m.group(1), int(-days)), _cert_fix(m.group(1)), CHECK_EXPIRATION,
+                               ln.rstrip(), host))
+        elif days < CERT_WARN_DAYS:
+            out.append(finding("CERT-EXPIRING", ERROR if days < CERT_ERROR_DAYS else WARNING, LAYER, target,
+                               "the client certificate in %s expires in %d day(s)" % (m.group(1), int(days)),
+                               _cert_fix(m.group(1)), CHECK_EXPIRATION, ln.rstrip(), host))
+    return out
+
+
 def _cert_fix(path):
     if path.startswith(C.PKI_DIR):
         return "Renew the registry certificate (./install.py certs renew, see docs/installer.md)"
@@ -274,6 +299,11 @@ def check(env, state):
         script = cert_dates_script(paths)
         rc, text = env.run(h.label, script)
         out += classify_cert_dates(text, h.label, "openssl x509 -noout -enddate -in CERT (for %s)" % " ".join(paths))
+        if h.role == ROLE_CONTROL_PLANE:
+            rc, text = env.run(h.label, "%s 2>&1; date +%%s" % CHECK_EXPIRATION)
+            lines = text.strip().splitlines()
+            if lines and lines[-1].isdigit():
+                out += classify_check_expiration(text, int(lines[-1]), h.label)
     # static pod images against kubeadm's configuration (the ConfigMap, else the installer's kubeadm.yaml)
     version, source = None, None
     if api_ok:

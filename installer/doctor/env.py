@@ -17,7 +17,8 @@ READ_PREFIXES = (
     "ipvsadm -Ln", "ipvsadm -S -n", "conntrack -L", "conntrack -C", "sysctl -n ", "df ", "date ", "curl ",
     "firewall-cmd --state", "firewall-cmd --list-", "head ", "tail ", "grep ", "sed -n ", "wc ", "echo ", "for ",
     "do ", "done", "if ", "then ", "else ", "elif ", "fi", "timeout ", "command -v ", "nslookup ", "dig ", "getent ",
-    "export LC_ALL=C", "base64", "sort", "uniq", "[ ", "true", "cut ", "awk ", "printf ", "lsmod", "find ",
+    "export LC_ALL=C", "base64", "kubeadm certs check-expiration", "sort", "uniq", "[ ", "true", "cut ", "awk ",
+    "printf ", "lsmod", "find ",
 )
 ETCDCTL_READS = ("endpoint health", "endpoint status", "alarm list", "member list")
 KUBECTL_READS = ("get", "logs", "version", "describe")  # and `exec etcd-NODE -- etcdctl` with ETCDCTL_READS

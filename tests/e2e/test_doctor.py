@@ -3,8 +3,9 @@ error; then host-level faults injected all at once (containerd stopped on node2,
 removed, one image's tag deleted from the bundled registry, a KUBE-SVC chain of kube-dns emptied on node2, a
 certificate valid 10 days where kubeadm's front-proxy-client.crt is on node1) and doctor names each with its
 evidence; restored, doctor is clean again. Every doctor run changes nothing (checksums of host files, the
-installer's journals, the cluster record, the kubeadm double's log and iptables before and after; the kubectl
-double was asked only reads). --collect writes a 0600 support bundle with a manifest and redacted Secrets.
+installer's journals, the cluster record and iptables before and after; the kubectl double was asked only
+reads, the kubeadm double only `certs check-expiration`). --collect writes a 0600 support bundle with a
+manifest and redacted Secrets.
 
 What the doubles do not run is put in place by the test as the real component would write it: the CNI
 configuration calico's install-cni writes, and kube-proxy's iptables rules for kube-dns (10.96.0.10, the
@@ -58,10 +59,15 @@ def remove_kube_proxy_rules(node) -> None:  # noqa: ANN001
 def checksums(node) -> str:  # noqa: ANN001
     """What doctor must leave alone: host files, journals, the record, the kubeadm double's log, the PKI, the
     CNI configuration and the iptables rules (without counters)."""
-    watched = WATCHED.replace("/var/log/kubectl-double.log ", "")
+    watched = WATCHED.replace("/var/log/kubectl-double.log ", "").replace("/var/log/kubeadm-double.log ", "")
     return node.sh(f"sha256sum {watched} /etc/kubernetes/pki/*.crt /etc/cni/net.d/* 2>/dev/null; "
                    "iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//' | sha256sum; "
                    "ls -A /var/lib/airgap-installer /etc/kubernetes /var/log/airgap-installer 2>/dev/null; true")
+
+
+def kubeadm_calls(node) -> list[list[str]]:  # noqa: ANN001
+    text = node.exec(["sh", "-c", "cat /var/log/kubeadm-double.log 2>/dev/null"], check=False).stdout
+    return [json.loads(line).get("argv") or [] for line in text.splitlines() if line.strip()]
 
 
 def doctor(node1, bundle_dir: str, extra: str = "") -> tuple[int, dict]:  # noqa: ANN001
@@ -112,13 +118,15 @@ def test_doctor_finds_injected_faults_and_changes_nothing(rig, containerd_bundle
             n.exec(["iptables-restore", "--noflush"], input=kube_proxy_rules(), timeout=30)
         with TIMER.stage("e2e doctor: healthy cluster, --collect"):
             sums = {n.name: checksums(n) for n in (node1, node2)}
-            before = len(_kubectl_argvs(node1))
+            before, kubeadm_before = len(_kubectl_argvs(node1)), len(kubeadm_calls(node1))
             code, report = doctor(node1, bundle_dir, "--pod kube-system/coredns-0 --collect /root/support.tar.gz")
             assert code == 0 and not errors(report), errors(report)
             assert {n.name: checksums(n) for n in (node1, node2)} == sums  # doctor changed nothing
             calls = [verb(a) for a in _kubectl_argvs(node1)[before:]]  # the kubectl double asked only reads
             assert calls and all(c[0] == "get" or (c[0] == "exec" and c[1].startswith("etcd-") and
                                                    ("health" in c or "alarm" in c)) for c in calls), calls
+            # the kubeadm double (its log is watched otherwise) was asked only `certs check-expiration`
+            assert [c[:2] for c in kubeadm_calls(node1)[kubeadm_before:]] == [["certs", "check-expiration"]]
             assert {"cluster", "nodes", "pods", "services"} <= set(report["checked"])
             ids = by_id(report)
             assert ids["KUBE-PROXY-MODE"][0]["severity"] == "info"

@@ -170,6 +170,19 @@ def test_certificate_expiry():
     assert "certs renew" in found[2].fix
 
 
+def test_kubeadm_check_expiration_covers_the_kubeconfig_files():
+    text = fixture("kubeadm-check-expiration.txt")
+    now = 1712000000  # 2024-04-01: 8 days before the kubeconfigs' certificates expire
+    found = cluster.classify_check_expiration(text, now, "10.0.0.11")
+    assert [(f.id, f.severity, f.target) for f in found] == [
+        ("CERT-EXPIRING", "error", "10.0.0.11:/etc/kubernetes/%s" % n)
+        for n in ("admin.conf", "controller-manager.conf", "scheduler.conf")]
+    assert found[0].evidence[0].command == "kubeadm certs check-expiration"
+    assert found[0].evidence[0].excerpt.startswith("admin.conf                 Apr 09, 2024 09:17 UTC")
+    assert ids(cluster.classify_check_expiration(text, now + 30 * 86400, "h")) == ["CERT-EXPIRED"] * 3
+    assert cluster.classify_check_expiration(text, now - 200 * 86400, "h") == []
+
+
 def test_static_pods_against_kubeadm_config_and_version_skew():
     text = "/etc/kubernetes/manifests/kube-apiserver.yaml     image: registry.k8s.io/kube-apiserver:v1.30.4\n" \
            "/etc/kubernetes/manifests/etcd.yaml image: registry.k8s.io/etcd:3.5.12-0\n"
