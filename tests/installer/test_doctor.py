@@ -147,6 +147,21 @@ def test_selector_endpoints_and_target_port():
     assert ids(found) == ["SVC-TARGETPORT-MISMATCH"]
 
 
+@pytest.mark.parametrize("name,fails", [("nslookup-ok.txt", False), ("nslookup-timeout.txt", True),
+                                        ("nslookup-busybox-fail.txt", True)])
+def test_dns_lookups(name, fails):
+    found = services.classify_lookup(fixture(name), "10.0.0.12", "service 10.96.0.10", "service", "nslookup ...")
+    assert ids(found) == (["DNS-LOOKUP-FAILED"] if fails else [])
+
+
+def test_dns_option_looks_up_against_the_service_and_each_coredns_pod(bundle):
+    env, conns = fake_env(bundle)
+    found = services.check(env, {}, None, dns=True)
+    lookups = [c for c in conns["10.0.0.12"].commands if "nslookup" in c]
+    assert len(lookups) == 3 and any("10.96.0.10" in c for c in lookups)  # the service and the two pods
+    assert [f.id for f in found if f.severity != "info"] == []
+
+
 # -- nodes: CNI, certificates, kernel -----------------------------------------------------------------------------
 def test_cni_config_missing_with_the_runtime_s_own_words():
     found = nodes.classify_cni("", fixture("crictl-info-cni-not-ready.json"), "10.0.0.12")
@@ -313,6 +328,8 @@ def healthy_answers(faults=()):
             refs = [ln.rsplit(" ", 1)[-1].rstrip('"') for ln in cmd.split("; ")]
             return Result(cmd, 0, "\n".join("%s %s" % ("404" if "image" in faults and "pause" in r else "200", r)
                                             for r in refs), "")
+        if "nslookup" in cmd:
+            return Result(cmd, 0, fixture("nslookup-ok.txt"), "")
         if cmd.startswith("iptables-save -t nat"):
             return Result(cmd, 0, nat, "")
         if cmd.startswith("iptables-save -t filter") or cmd.startswith("conntrack"):
