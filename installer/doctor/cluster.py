@@ -103,8 +103,9 @@ def parse_enddate(text):
     return calendar.timegm(t)
 
 
-def classify_cert_dates(text, host, command):
-    """The output of cert_dates_script: one 'PATH notAfter=...' line per certificate, then the host's clock."""
+def classify_cert_dates(text, host, command="openssl x509 -noout -enddate -in"):
+    """The output of cert_dates_script: one 'PATH notAfter=...' line per certificate, then the host's clock.
+    Each finding's evidence is `command PATH`."""
     lines = [ln for ln in text.splitlines() if ln.strip()]
     try:
         now = int(lines[-1])
@@ -121,11 +122,11 @@ def classify_cert_dates(text, host, command):
         if days < 0:
             out.append(finding("CERT-EXPIRED", ERROR, LAYER, "%s:%s" % (host, path),
                                "the certificate expired %d day(s) ago" % int(-days), _cert_fix(path),
-                               command, ln, host))
+                               "%s %s" % (command, path), ln, host))
         elif days < CERT_WARN_DAYS:
             out.append(finding("CERT-EXPIRING", ERROR if days < CERT_ERROR_DAYS else WARNING, LAYER,
                                "%s:%s" % (host, path), "the certificate expires in %d day(s)" % int(days),
-                               _cert_fix(path), command, ln, host))
+                               _cert_fix(path), "%s %s" % (command, path), ln, host))
     return out
 
 
@@ -238,12 +239,15 @@ def registry_script(registry, refs):
     """One HEAD per image of the bundle against the bundled registry, with the installer's CA: 'CODE REF'."""
     parts = []
     for ref in refs:
-        host, repo, tag = split_ref(ref)
-        ref_part = tag[1:] if tag.startswith("@") else tag
-        url = "https://%s/v2/%s/%s/manifests/%s" % (registry, host, repo, ref_part)
+        url = manifest_url(registry, ref)
         parts.append("echo \"$(curl -s -o /dev/null -I -w '%%{http_code}' --max-time 10 --cacert %s -H %s %s) %s\""
                      % (C.CA_CERT, quote("Accept: " + MANIFEST_ACCEPT), quote(url), ref))
     return "; ".join(parts) if parts else "true"
+
+
+def manifest_url(registry, ref):
+    host, repo, tag = split_ref(ref)
+    return "https://%s/v2/%s/%s/manifests/%s" % (registry, host, repo, tag[1:] if tag.startswith("@") else tag)
 
 
 def classify_registry(text, registry, host):
@@ -252,17 +256,16 @@ def classify_registry(text, registry, host):
         code, _, ref = ln.strip().partition(" ")
         if not ref:
             continue
+        curl = "curl -sI --cacert %s %s" % (C.CA_CERT, manifest_url(registry, ref))
         if code == "404":
             out.append(finding("REGISTRY-IMAGE-MISSING", ERROR, LAYER, ref, "the bundled registry %s has no %s"
                                % (registry, ref), "Put the bundle's images back: ./install.py (the registry phase "
                                "lays them out again from the bundle; it changes nothing else when all is done)",
-                               "curl -I https://%s/v2/.../manifests/... (one per bundle image)" % registry, ln,
-                               host))
+                               curl, ln, host))
         elif code != "200":
             out.append(finding("REGISTRY-UNREACHABLE", ERROR, LAYER, registry, "the bundled registry answered %s "
                                "for %s" % (code, ref), "Check airgap-registry.service on %s (systemctl status "
-                               "airgap-registry; journalctl -u airgap-registry)" % host,
-                               "curl -I https://%s/v2/.../manifests/..." % registry, ln, host))
+                               "airgap-registry; journalctl -u airgap-registry)" % host, curl, ln, host))
     if len(out) > 1 and all(f.id == "REGISTRY-UNREACHABLE" for f in out):
         first = out[0]
         first.summary = "the bundled registry did not answer for %d image(s)" % len(out)
@@ -298,7 +301,7 @@ def check(env, state):
             paths += list(REGISTRY_CERTS)
         script = cert_dates_script(paths)
         rc, text = env.run(h.label, script)
-        out += classify_cert_dates(text, h.label, "openssl x509 -noout -enddate -in CERT (for %s)" % " ".join(paths))
+        out += classify_cert_dates(text, h.label)
         if h.role == ROLE_CONTROL_PLANE:
             rc, text = env.run(h.label, "%s 2>&1; date +%%s" % CHECK_EXPIRATION)
             lines = text.strip().splitlines()

@@ -90,8 +90,8 @@ def classify_pod(pod, events_json, target, command, events_command, bundle_refs=
                 out.append(finding("POD-IMAGE-NOT-IN-REGISTRY", ERROR, LAYER, target, "%s is in the bundle but the "
                                    "bundled registry answers %s for it" % (ref, code),
                                    "Put the bundle's images back into the registry: ./install.py (registry phase)",
-                                   command, text).add("curl -I https://%s/v2/.../manifests/..." % registry,
-                                                      "%s %s" % (code, ref)))
+                                   command, text).add("curl -sI --cacert %s %s" % (
+                                       C.CA_CERT, cluster.manifest_url(registry, ref)), "%s %s" % (code, ref)))
                 continue
             out.append(finding("POD-IMAGE-PULL-FAILED", ERROR, LAYER, target, "%s cannot be pulled (%s) although "
                                "it is in the bundle and the registry" % (image, reason),

@@ -183,6 +183,7 @@ def test_certificate_expiry():
         ("CERT-EXPIRING", "warning", "/etc/airgap-registry/pki/registry.crt")]
     assert found[0].summary == "the certificate expires in 10 day(s)" and "notAfter=" in found[0].evidence[0].excerpt
     assert "certs renew" in found[2].fix
+    assert found[1].evidence[0].command == "openssl x509 -noout -enddate /etc/kubernetes/pki/front-proxy-client.crt"
 
 
 def test_kubeadm_check_expiration_covers_the_kubeconfig_files():
@@ -372,7 +373,8 @@ def test_faults_are_found_with_their_evidence(bundle):
     got = dict(((f.id, f.target), f) for f in report.findings if f.severity == "error")
     assert "containerd inactive" in got[("NODE-RUNTIME-DOWN", "10.0.0.12")].evidence[0].excerpt
     assert ("NODE-CNI-CONFIG-MISSING", "10.0.0.12") in got
-    assert ("REGISTRY-IMAGE-MISSING", "registry.k8s.io/pause:3.9") in got
+    missing = got[("REGISTRY-IMAGE-MISSING", "registry.k8s.io/pause:3.9")]
+    assert missing.evidence[0].command.endswith("https://10.0.0.11:5000/v2/registry.k8s.io/pause/manifests/3.9")
     assert ("SVC-IPTABLES-NO-BACKENDS", "service/kube-system/kube-dns@10.0.0.11") in got
     assert got[("CERT-EXPIRING", "10.0.0.11:/etc/kubernetes/pki/apiserver.crt")].summary.endswith("10 day(s)")
     # runbook order: cluster, nodes, then services
