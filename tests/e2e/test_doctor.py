@@ -20,6 +20,7 @@ from rig import TIMER, LeakTrap
 
 from tests.e2e import scenario
 from tests.e2e.test_day2 import WATCHED, _kubectl_argvs
+from tests.e2e.test_install import _wait as scenario_wait
 from tests.e2e.test_install import run
 
 CONFLIST = '{"name": "k8s-pod-network", "cniVersion": "0.3.1", "plugins": [{"type": "bridge"}]}\n'
@@ -31,6 +32,22 @@ PORTS = (("dns", "udp", 53, "TCOU7JCQXEZGVUNU"), ("dns-tcp", "tcp", 53, "ERIFXIS
 ENDPOINTS = ("10.244.0.10", "10.244.0.11")
 CERT = "/etc/kubernetes/pki/front-proxy-client.crt"
 REPOSITORIES = "/var/lib/airgap-registry/docker/registry/v2/repositories"
+
+
+def deployment(image: str) -> str:
+    return ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\nspec:\n"
+            "  replicas: 1\n  template:\n    spec:\n      containers:\n      - name: web\n"
+            f"        image: {image}\n")
+
+
+def pod_waiting(node, name: str) -> str:  # noqa: ANN001
+    res = node.exec(["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "get", "pods", "-o", "json"],
+                    check=False, timeout=30)
+    for p in json.loads(res.stdout or '{"items": []}')["items"]:
+        if p["metadata"]["name"] == name:
+            return ((p["status"].get("containerStatuses") or [{}])[0].get("state") or {}).get("waiting", {}).get(
+                "reason", "")
+    return ""
 
 
 def kube_proxy_rules() -> str:
@@ -145,13 +162,20 @@ def test_doctor_finds_injected_faults_and_changes_nothing(rig, containerd_bundle
             node2.sh("systemctl stop containerd")
             node2.sh(f"mv {CNI_FILE} /root/cni.saved")
             node1.sh(f"mv {tags_dir} /root/coredns-tags.saved")
+            # a workload whose image (the bundle's CoreDNS, spelt with the registry's address) is now missing from
+            # the registry: the kubelet double's pull fails, the pod waits in ErrImagePull
+            bom = json.loads(node1.read_file(f"{bundle_dir}/bundle.json"))
+            coredns = next(i["ref"] for i in bom["images"] if "/coredns" in i["ref"])
+            node1.write_file("/root/web.yaml", deployment(f"{node1.ip}:5000/{coredns}"))
+            node1.sh("kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f /root/web.yaml && rm /root/web.yaml")
+            assert scenario_wait(lambda: pod_waiting(node1, "web-0") == "ErrImagePull", 90), pod_waiting(node1, "web-0")
             broken = f"KUBE-SVC-{PORTS[0][3]}"
             node2.sh(f"iptables -t nat -F {broken}")  # kube-dns:dns now jumps to a chain with no endpoint
             node1.sh(f"[ -f {CERT} ] && cp -p {CERT} /root/front-proxy-client.crt.saved; true")
             node1.sh(f"openssl req -x509 -newkey rsa:2048 -nodes -keyout /root/fp.key -out {CERT} -days 10 "
                      "-subj /CN=front-proxy-client 2>/dev/null && rm -f /root/fp.key")
             sums = {n.name: checksums(n) for n in (node1, node2)}
-            code, report = doctor(node1, bundle_dir)
+            code, report = doctor(node1, bundle_dir, "--pod default/web-0")
             assert {n.name: checksums(n) for n in (node1, node2)} == sums  # changed nothing, faults or not
         ids = by_id(report)
         assert code == 1, report
@@ -170,6 +194,9 @@ def test_doctor_finds_injected_faults_and_changes_nothing(rig, containerd_bundle
         cert = [f for f in ids.get("CERT-EXPIRING", []) if f["target"] == f"{node1.ip}:{CERT}"]
         assert cert and cert[0]["severity"] == "error" and "notAfter=" in cert[0]["evidence"][0]["excerpt"], ids.keys()
         assert cert[0]["summary"] in ("the certificate expires in 9 day(s)", "the certificate expires in 10 day(s)")
+        pulled = ids.get("POD-IMAGE-NOT-IN-REGISTRY", [])
+        assert pulled and pulled[0]["target"] == "pod/default/web-0", ids.keys()
+        assert [e["excerpt"] for e in pulled[0]["evidence"]][-1] == f"404 {coredns}"
         text = run(node1, f"cd {bundle_dir} && ./install.py doctor")  # the human form names them too
         assert text.returncode == 1
         for fid in ("NODE-RUNTIME-DOWN", "NODE-CNI-CONFIG-MISSING", "REGISTRY-IMAGE-MISSING", "CERT-EXPIRING"):
