@@ -435,3 +435,21 @@ def test_bad_pod_argument(tmp_path, capsys):
     from installer import cli
     assert cli.main(["doctor", "--pod", "a/b/c", "--root", str(tmp_path)]) == 1
     assert "expected NAMESPACE/NAME" in capsys.readouterr().err
+
+
+def test_the_command_prints_json_collects_and_exits_1_on_errors(bundle, tmp_path, capsys, monkeypatch):
+    from installer import cli
+    from installer.doctor import run as doctor_run
+    env, _ = fake_env(bundle, faults=("runtime",))
+    monkeypatch.setattr(doctor_run, "run", lambda args, say: (env, run_all(env), None))
+    out = tmp_path / "s.tar.gz"
+    code = cli.main(["doctor", "--json", "--collect", str(out), "--root", str(tmp_path)])
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert code == 1 == doc["exit_code"] and doc["cluster"]["collect"] == str(out)
+    assert "support bundle: %s" % out in captured.err  # notes go to stderr with --json
+    assert out.exists()
+    env, _ = fake_env(bundle)
+    monkeypatch.setattr(doctor_run, "run", lambda args, say: (env, run_all(env), None))
+    assert cli.main(["doctor", "--root", str(tmp_path)]) == 0
+    assert "doctor: 0 error(s)" in capsys.readouterr().out
