@@ -61,12 +61,13 @@ class Env(object):
     """The connections (host label -> connection; hosts that did not answer are in `unreachable`), the
     context (bundle, inventory, addresses) and the cluster record."""
 
-    def __init__(self, ctx, connections, unreachable=None, record=None, node_names=None):
+    def __init__(self, ctx, connections, unreachable=None, record=None, node_names=None, parallel=16):
         self.ctx = ctx
         self.connections = connections
         self.unreachable = dict(unreachable or {})  # label -> why
         self.record = record or {}
         self.node_names = dict(node_names or {})  # label -> Kubernetes node name
+        self.parallel = parallel  # hosts probed at once (--parallel)
         self.ran = []  # (host, command, rc)
         self._cache = {}
         self._lock = threading.Lock()

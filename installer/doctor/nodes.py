@@ -3,6 +3,7 @@ active, the kubelet journal classified, runtime and CNI status, disk, swap, cloc
 host, reachability of the API, the registry (with the installer's CA) and the repo; and the kernel settings
 the service layer relies on (br_netfilter, sysctls, firewalld)."""
 
+import concurrent.futures
 import json
 import re
 
@@ -316,9 +317,9 @@ def check(env, state):
     expected = dict((env.node_name(h), h.label) for h in ctx.nodes if h.label not in getattr(ctx, "skipped", ()))
     if state.get("nodes_json") is not None:
         out += classify_node_objects(state["nodes_json"], expected, state.get("nodes_cmd", "kubectl get nodes"))
-    probes = {}
-    for h in env.hosts:
-        probes[h.label] = probe(env, h)
+    hosts = env.hosts
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(env.parallel, len(hosts) or 1))) as pool:
+        probes = dict(zip([h.label for h in hosts], pool.map(lambda h: probe(env, h), hosts)))
     state["probes"] = probes
     ref = (probes.get(ctx.serve_host.label) or {}).get("time")
     for h in env.hosts:

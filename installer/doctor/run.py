@@ -1,6 +1,7 @@
 """One doctor run: the cluster record, connections (a host that does not answer is a finding, not a stop),
 the layers in runbook order, then the report (and the support bundle)."""
 
+import concurrent.futures
 import os
 
 from installer import record as rec
@@ -27,20 +28,31 @@ def load(args, say):
 
 
 def connect(runner, hosts):
-    """{label: connection} of the hosts that answer, {label: why} of those that do not."""
-    conns, down = {}, {}
+    """{label: connection} of the hosts that answer, {label: why} of those that do not (up to --parallel at
+    once)."""
     for h in hosts:
+        if h.local and os.geteuid() != 0 and runner.root in ("/", None):
+            raise InstallerError("doctor must run as root on this host (it reads certificates, journals and "
+                                 "iptables)", hint="Run: sudo ./install.py doctor")
+
+    def one(h):
         log = runner.out.logger(h.label)
         conn = Local(h.label, runner.root, log) if h.local else SSH(h, log)
         try:
             conn.check("true", "checking the connection")
         except InstallerError as e:
-            down[h.label] = str(e)
-            continue
-        if h.local and not conn.is_root and runner.root in ("/", None):
-            raise InstallerError("doctor must run as root on this host (it reads certificates, journals and "
-                                 "iptables)", hint="Run: sudo ./install.py doctor")
-        conns[h.label] = conn
+            return h.label, None, str(e)
+        return h.label, conn, None
+
+    conns, down = {}, {}
+    if not hosts:
+        return conns, down
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(runner.parallel, len(hosts))) as pool:
+        for label, conn, why in pool.map(one, hosts):
+            if conn is None:
+                down[label] = why
+            else:
+                conns[label] = conn
     return conns, down
 
 
@@ -59,7 +71,7 @@ def run(args, say):
     say("doctor: %s (Kubernetes %s, %d host(s)), cluster record %s" % (
         bundle.name, bundle.k8s_version, len(inventory.hosts), path))
     conns, down = connect(runner, ctx.reachable_hosts)
-    env = Env(ctx, conns, down, data)
+    env = Env(ctx, conns, down, data, parallel=args.parallel)
     report = Report({"name": bundle.name, "kubernetes": bundle.k8s_version, "record": path,
                      "hosts": [h.label for h in ctx.all_hosts], "skipped": sorted(ctx.skipped)})
     state = {}

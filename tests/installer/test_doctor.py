@@ -453,3 +453,21 @@ def test_the_command_prints_json_collects_and_exits_1_on_errors(bundle, tmp_path
     monkeypatch.setattr(doctor_run, "run", lambda args, say: (env, run_all(env), None))
     assert cli.main(["doctor", "--root", str(tmp_path)]) == 0
     assert "doctor: 0 error(s)" in capsys.readouterr().out
+
+
+def test_connect_keeps_going_when_a_host_does_not_answer(tmp_path):
+    import shutil
+
+    from installer.doctor import run as doctor_run
+    from installer.inventory import Host
+    from installer.output import Output
+    if shutil.which("ssh") is None:
+        pytest.skip("no ssh client")
+    here, dead = Host("127.0.0.1", "control_plane"), Host("127.0.0.1", "worker", port=1, name="dead")
+    here.local = True
+
+    class R:
+        root, parallel, out = str(tmp_path), 4, Output(root=str(tmp_path), read_only=True, quiet=True)
+    conns, down = doctor_run.connect(R, [here, dead])
+    assert list(conns) == [here.label] and list(down) == [dead.label]
+    assert "refused" in down[dead.label] or "unreachable" in down[dead.label] or "failed" in down[dead.label]
