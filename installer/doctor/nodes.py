@@ -130,7 +130,10 @@ def classify_node_objects(nodes_json, expected, command):
 
 
 # -- one host's probe ---------------------------------------------------------------------------------------------
-def classify_services(text, host, runtime):
+def classify_services(text, host, runtime, k8s_version="1.30.0"):
+    """kubelet and the runtime's services active (docker: cri-docker too from Kubernetes 1.24, which dropped
+    dockershim)."""
+    from installer.phases.runtime import needs_cri_dockerd
     out = []
     states = dict(ln.split(None, 1) for ln in text.splitlines() if len(ln.split(None, 1)) == 2)
     states.update((ln.strip(), "unknown") for ln in text.splitlines() if len(ln.split()) == 1)
@@ -139,7 +142,10 @@ def classify_services(text, host, runtime):
         out.append(finding("NODE-KUBELET-DOWN", ERROR, LAYER, host, "kubelet is %s" % states.get("kubelet"),
                            "systemctl start kubelet; if it keeps failing see journalctl -u kubelet (the journal "
                            "findings below classify it)", cmd, "kubelet %s" % states.get("kubelet"), host))
-    wanted = ("cri-docker", "docker") if runtime == "docker" else ("containerd",)
+    if runtime == "docker":
+        wanted = ("cri-docker", "docker") if needs_cri_dockerd(k8s_version) else ("docker",)
+    else:
+        wanted = ("containerd",)
     for svc in wanted:
         if states.get(svc) != "active":
             out.append(finding("NODE-RUNTIME-DOWN", ERROR, LAYER, host, "the container runtime %s is %s"
@@ -332,7 +338,7 @@ def check(env, state):
         if h not in ctx.nodes:  # the serving host outside the cluster: only what serves the cluster
             out += classify_disk(p.get("df", ""), h.label)
             continue
-        out += classify_services(p.get("services", ""), h.label, ctx.bundle.runtime)
+        out += classify_services(p.get("services", ""), h.label, ctx.bundle.runtime, ctx.bundle.k8s_version)
         out += classify_journal(p.get("journal", ""), h.label)
         out += classify_crictl(p.get("crictl", ""), h.label)
         out += classify_cni(p.get("cni", ""), p.get("crictl", ""), h.label)

@@ -220,6 +220,16 @@ def test_etcd_health_and_alarms():
     assert ids(cluster.classify_etcd("node1", bad, alarm, "h")) == ["ETCD-UNHEALTHY", "ETCD-ALARM"]
 
 
+def test_runtime_services_per_runtime_and_version():
+    text = "kubelet active\ncontainerd inactive\ndocker active\ncri-docker inactive\n"
+    assert ids(nodes.classify_services(text, "h", "containerd")) == ["NODE-RUNTIME-DOWN"]
+    assert ids(nodes.classify_services(text, "h", "docker", "1.23.17")) == []  # dockershim: no cri-dockerd
+    found = nodes.classify_services(text, "h", "docker", "1.30.4")
+    assert ids(found) == ["NODE-RUNTIME-DOWN"] and "cri-docker" in found[0].summary
+    assert ids(nodes.classify_services("kubelet failed\ncontainerd active\n", "h", "containerd")) == \
+        ["NODE-KUBELET-DOWN"]
+
+
 def test_kernel_settings_and_clock():
     assert ids(nodes.classify_kernel("net.bridge.bridge-nf-call-iptables 0\nnet.ipv4.ip_forward 1\n", "overlay\n",
                                      "", "", "h", False)) == ["NODE-BR-NETFILTER-MISSING", "NODE-SYSCTL"]
