@@ -38,17 +38,18 @@ def classify_readyz(rc, out, err, where):
         return [finding("API-UNREACHABLE", ERROR, LAYER, "kube-apiserver", "no control plane answers SSH, so "
                         "the API cannot be asked", "Bring a control-plane host back (see the nodes findings)",
                         cmd, err, where)]
+    both = (out + "\n" + (err or "")).replace("\\n", "\n")
+    failed = [ln.strip() for ln in both.splitlines() if ln.strip().startswith("[-]")]
+    if failed:  # kubectl exits 1 on readyz's HTTP 500 and quotes the body
+        return [finding("API-NOT-READY", ERROR, LAYER, "kube-apiserver", "the API server is not ready: %s"
+                        % ", ".join(ln[3:].split()[0] for ln in failed),
+                        "Read the failing checks; an [-]etcd check points at etcd (see ETCD-* findings)",
+                        cmd, "\n".join(failed), where)]
     if rc != 0:
         return [finding("API-UNREACHABLE", ERROR, LAYER, "kube-apiserver", "the API server does not answer",
                         "Check the kube-apiserver static pod on the control planes (crictl ps -a | grep "
                         "kube-apiserver; crictl logs ID), the kubelet there and etcd",
                         cmd, excerpt(err or out), where)]
-    failed = [ln for ln in out.splitlines() if ln.startswith("[-]")]
-    if failed:
-        return [finding("API-NOT-READY", ERROR, LAYER, "kube-apiserver", "the API server is not ready: %s"
-                        % ", ".join(ln[3:].split()[0] for ln in failed),
-                        "Read the failing checks; an [-]etcd check points at etcd (see ETCD-* findings)",
-                        cmd, "\n".join(failed), where)]
     return []
 
 

@@ -212,6 +212,18 @@ def test_static_pods_against_kubeadm_config_and_version_skew():
                                                             ("VERSION-SKEW", "info", "node/c")]
 
 
+def test_readyz():
+    ok = "[+]ping ok\n[+]log ok\n[+]etcd ok\nreadyz check passed\n"
+    assert cluster.classify_readyz(0, ok, "", "h") == []
+    err = ('Error from server (InternalError): an error on the server ("[+]ping ok\\n[+]log ok\\n[-]etcd failed: '
+           'reason withheld\\nreadyz check failed") has prevented the request from succeeding')
+    found = cluster.classify_readyz(1, "", err, "h")
+    assert ids(found) == ["API-NOT-READY"] and found[0].summary.endswith(": etcd")
+    refused = "The connection to the server 10.0.0.11:6443 was refused - did you specify the right host or port?"
+    assert ids(cluster.classify_readyz(1, "", refused, "h")) == ["API-UNREACHABLE"]
+    assert ids(cluster.classify_readyz(None, "", "no control plane answers", None)) == ["API-UNREACHABLE"]
+
+
 def test_etcd_health_and_alarms():
     ok = (0, '[{"endpoint":"https://127.0.0.1:2379","health":true,"took":"8.5ms"}]', "")
     assert cluster.classify_etcd("node1", ok, (0, "", ""), "h") == []
