@@ -154,13 +154,21 @@ def classify_services(text, host, runtime, k8s_version="1.30.0"):
     return out
 
 
+STARTED = re.compile(r"systemd\[1\]: Started .*[Kk]ubelet")
+
+
 def classify_journal(text, host):
-    """The kubelet journal: the last line of each known failure class."""
+    """The kubelet journal since kubelet's last start (a failure fixed and restarted away is not reported; a
+    crash loop fails again after each start): the last lines of each known failure class."""
     out = []
+    lines = text.splitlines()
+    starts = [i for i, ln in enumerate(lines) if STARTED.search(ln)]
+    if starts:
+        lines = lines[starts[-1]:]
     for fid, pattern, what, fix in JOURNAL_CLASSES:
-        hits = [ln for ln in text.splitlines() if pattern.search(ln)]
+        hits = [ln for ln in lines if pattern.search(ln)]
         if hits:
-            out.append(finding(fid, ERROR, LAYER, host, "%s (%d journal line(s) in the last 30 min)"
+            out.append(finding(fid, ERROR, LAYER, host, "%s (%d journal line(s) since kubelet last started)"
                                % (what, len(hits)), fix, JOURNAL, "\n".join(hits[-2:]), host))
     return out
 

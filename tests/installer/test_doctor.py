@@ -52,6 +52,14 @@ def test_a_healthy_journal_has_no_finding():
     assert nodes.classify_journal(fixture("kubelet-journal", "healthy.log"), "n") == []
 
 
+def test_only_the_journal_since_kubelet_last_started_counts():
+    fixed = fixture("kubelet-journal", "swap-on.log") + fixture("kubelet-journal", "healthy.log")
+    assert nodes.classify_journal(fixed, "n") == []  # swap turned off, kubelet restarted: fine now
+    looping = fixture("kubelet-journal", "healthy.log").splitlines()[0] + "\n" + fixture("kubelet-journal",
+                                                                                        "swap-on.log")
+    assert ids(nodes.classify_journal(fixed + looping, "n")) == ["KUBELET-SWAP-ON"]
+
+
 # -- pods ---------------------------------------------------------------------------------------------------------
 REFS = ["registry.k8s.io/pause:3.9", "registry.k8s.io/coredns/coredns:v1.11.1", "docker.io/library/centos:latest"]
 
