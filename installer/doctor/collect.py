@@ -1,13 +1,14 @@
 """--collect FILE: an offline support bundle (tar.gz) to carry out of the datacenter: per host the kubelet and
 runtime journals, iptables/ipvs dumps, runtime and CNI configuration, the installer's journal; the cluster's
 objects (Secrets with their values redacted) and events; bundle.json, the cluster record, the installer's
-logs; doctor's own findings; and MANIFEST.json naming every member, its source and sha256. Written 0600 and
-atomically (a temporary file beside FILE, renamed when complete)."""
+logs (command-line secrets redacted); doctor's own findings; and MANIFEST.json naming every member, its
+source and sha256. Written 0600 and atomically (a temporary file beside FILE, renamed when complete)."""
 
 import hashlib
 import io
 import json
 import os
+import re
 import tarfile
 import time
 
@@ -47,6 +48,14 @@ CLUSTER_FILES = (
 )
 LOG_RUNS = 5  # the installer's last runs' logs
 REDACTED = "REDACTED"
+
+
+SECRET_ARGS = re.compile(r"(htpasswd -nbB \S+ |--token[ =]|--certificate-key[ =]|password[=:] ?)(\S+)")
+
+
+def redact_log(data):
+    """An installer log with command-line secrets (htpasswd's password, tokens, certificate keys) replaced."""
+    return SECRET_ARGS.sub(lambda m: m.group(1) + REDACTED, data.decode("utf-8", "replace")).encode("utf-8")
 
 
 def redact_secrets(text):
@@ -146,5 +155,6 @@ def collect(env, report, path, root="/"):
                 p = os.path.join(rd, n)
                 if os.path.isfile(p):
                     with open(p, "rb") as f:
-                        b.add("installer-logs/%s/%s" % (run, n), f.read(), os.path.join(LOG_DIR, run, n))
+                        b.add("installer-logs/%s/%s" % (run, n), redact_log(f.read()),
+                              os.path.join(LOG_DIR, run, n) + " (command-line secrets redacted)")
     return b.write(path), len(b.members) + 1

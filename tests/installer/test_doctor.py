@@ -442,6 +442,9 @@ def test_support_bundle_is_0600_atomic_redacted_and_listed(bundle, tmp_path):
     secret = {"items": [{"metadata": {"name": "s", "annotations": {
         "kubectl.kubernetes.io/last-applied-configuration": "{\"data\": {\"password\": \"aHVudGVyMg==\"}}"}},
         "data": {"password": "aHVudGVyMg=="}, "stringData": {"token": "abc"}}]}
+    log = b"12:00:01 $ htpasswd -nbB airgap-push s3cr3t\n12:00:02 $ kubeadm join --token abcdef.0123456789abcdef x\n"
+    assert collect.redact_log(log) == (b"12:00:01 $ htpasswd -nbB airgap-push REDACTED\n"
+                                       b"12:00:02 $ kubeadm join --token REDACTED x\n")
     red = collect.redact_secrets(json.dumps(secret))
     assert "aHVudGVyMg" not in red and "abc" not in red and '"password": "REDACTED"' in red
 
