@@ -9,6 +9,7 @@ from installer import constants as C
 from installer.bundle import split_ref
 from installer.doctor import cluster
 from installer.doctor.findings import ERROR, WARNING, excerpt, finding
+from installer.render.containerd import CERTS_D
 from installer.ssh import quote
 
 LAYER = "pods"
@@ -49,9 +50,11 @@ def warning_events(events_json):
 
 
 def classify_pod(pod, events_json, target, command, events_command, bundle_refs=(), registry="",
-                 registry_codes=None, node_trust=None, previous_logs=None):
+                 registry_codes=None, node_trust=None, previous_logs=None, hosts_toml=None, taints=None):
     """Findings for one pod. registry_codes: {image: HTTP code of its manifest in the bundled registry};
-    node_trust: the `trust` section of the pod's node probe; previous_logs: {container: (command, text)}."""
+    node_trust: the `trust` section of the pod's node probe; previous_logs: {container: (command, text)};
+    hosts_toml: {image: (command, text)} of containerd's mirror file for the image's registry on the node;
+    taints: (command, text) listing the nodes' taints."""
     out = []
     if pod is None:
         return [finding("POD-NOT-FOUND", ERROR, LAYER, target, "no such pod", "Check the name and namespace "
@@ -76,6 +79,8 @@ def classify_pod(pod, events_json, target, command, events_command, bundle_refs=
                             "./install.py restores both" % (node, C.TRUST_ANCHOR), command, text)
                 if node_trust is not None:
                     f.add("ls -1 %s /etc/containerd/certs.d" % C.TRUST_ANCHOR, node_trust.strip(), node)
+                if (hosts_toml or {}).get(image):
+                    f.add(hosts_toml[image][0], hosts_toml[image][1].strip(), node)
                 out.append(f)
                 continue
             ref = in_bundle(image, bundle_refs, registry)
@@ -129,6 +134,8 @@ def classify_pod(pod, events_json, target, command, events_command, bundle_refs=
                            fix, command, "PodScheduled=%s %s: %s" % (cond.get("status"), cond.get("reason"), msg)))
         if sched:
             out[-1].add(events_command, "\n".join(sched[-2:]))
+        if taints and "taint" in msg:
+            out[-1].add(taints[0], taints[1])
     if not out and events:
         out.append(finding("POD-WARNING-EVENTS", WARNING, LAYER, target, "%d warning event(s)" % len(events),
                            "Read them", events_command, "\n".join(events[-4:])))
@@ -170,13 +177,32 @@ def check(env, state, target_text):
         trust = (probe.get(label) or {}).get("trust")
         if trust is None:
             trust = env.run(label, "ls -1 %s /etc/containerd/certs.d 2>&1" % C.TRUST_ANCHOR)[1]
+    tomls = {}
+    for cs in pulling:
+        if label and "x509" in json.dumps(cs) + (etext or ""):
+            reg = split_ref(cs.get("image", ""))[0]
+            cmd = "cat %s 2>&1" % quote("%s/%s/hosts.toml" % (CERTS_D, reg))
+            tomls[cs.get("image", "")] = (cmd, env.run(label, cmd)[1])
+    taints = None
+    if status.get("phase") == "Pending" and not node and state.get("nodes_json"):
+        taints = (state.get("nodes_cmd", "kubectl get nodes -o json"), node_taints(state["nodes_json"]))
     for cs in statuses:
         if ((cs.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff":
             args = "-n %s logs %s -c %s --previous --tail=20" % (quote(ns), quote(name), quote(cs["name"]))
             rc, ltext, lerr = env.kubectl(args)
             logs[cs["name"]] = (env.kubectl_command(args), ltext if rc == 0 else lerr)
     return classify_pod(pod, events, target, command, env.kubectl_command(ev), refs, env.ctx.registry, codes,
-                        trust, logs)
+                        trust, logs, tomls, taints)
+
+
+def node_taints(nodes_json):
+    """'NODE: key=value:Effect, ...' per node (for a pod the scheduler refuses over taints)."""
+    rows = []
+    for item in (nodes_json or {}).get("items", []):
+        ts = ["%s%s:%s" % (t.get("key"), "=" + t["value"] if t.get("value") else "", t.get("effect"))
+              for t in (item.get("spec") or {}).get("taints") or []]
+        rows.append("%s: %s" % (item["metadata"]["name"], ", ".join(ts) or "no taints"))
+    return "\n".join(rows)
 
 
 def _json(text):

@@ -67,9 +67,13 @@ REFS = ["registry.k8s.io/pause:3.9", "registry.k8s.io/coredns/coredns:v1.11.1", 
 def test_image_pull_x509_points_at_the_trust_store():
     pod = json.loads(fixture("pods", "imagepull-x509.json"))
     events = json.loads(fixture("pods", "imagepull-x509-events.json"))
+    image = pod["spec"]["containers"][0]["image"]
+    toml = {image: ("cat /etc/containerd/certs.d/quay.io/hosts.toml", "cat: ...: No such file or directory")}
     found = pods.classify_pod(pod, events, "pod/cert-manager/x", "kubectl get pod", "kubectl get events", REFS,
-                              "10.0.0.11:5000", {}, "ls: cannot access ...airgap-registry-ca.crt: No such file")
+                              "10.0.0.11:5000", {}, "ls: cannot access ...airgap-registry-ca.crt: No such file",
+                              None, toml)
     assert ids(found) == ["POD-IMAGE-X509"]
+    assert found[0].evidence[-1].command == "cat /etc/containerd/certs.d/quay.io/hosts.toml"
     text = "\n".join(e.excerpt for e in found[0].evidence)
     assert "x509: certificate signed by unknown authority" in text and "No such file" in text
     assert "hosts.toml" in found[0].fix
@@ -104,8 +108,13 @@ def test_crashloop_shows_the_exit_code_and_previous_log():
 def test_pending_pod_quotes_the_scheduler():
     pod = json.loads(fixture("pods", "pending-taint.json"))
     events = json.loads(fixture("pods", "pending-taint-events.json"))
-    found = pods.classify_pod(pod, events, "pod/default/web", "kubectl get pod", "kubectl get events", REFS, "r")
+    nodes_json = {"items": [{"metadata": {"name": "cp1"}, "spec": {"taints": [
+        {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}}, {"metadata": {"name": "w1"}}]}
+    taints = ("kubectl get nodes -o json", pods.node_taints(nodes_json))
+    found = pods.classify_pod(pod, events, "pod/default/web", "kubectl get pod", "kubectl get events", REFS, "r",
+                              taints=taints)
     assert ids(found) == ["POD-UNSCHEDULABLE"]
+    assert found[0].evidence[-1].excerpt == "cp1: node-role.kubernetes.io/control-plane:NoSchedule\nw1: no taints"
     assert "untolerated taint {node-role.kubernetes.io/control-plane: }" in found[0].evidence[0].excerpt
     assert "toleration" in found[0].fix and "FailedScheduling" in found[0].evidence[1].excerpt
 
