@@ -513,3 +513,19 @@ def test_connect_keeps_going_when_a_host_does_not_answer(tmp_path):
     conns, down = doctor_run.connect(R, [here, dead])
     assert list(conns) == [here.label] and list(down) == [dead.label]
     assert "refused" in down[dead.label] or "unreachable" in down[dead.label] or "failed" in down[dead.label]
+
+
+def test_every_finding_id_is_documented():
+    import re
+    here = os.path.join(os.path.dirname(FIX), "..", "..", "..")
+    code = ""
+    for name in ("cluster", "nodes", "pods", "services"):
+        with open(os.path.join(here, "installer", "doctor", name + ".py")) as f:
+            code += f.read()
+    found = set(re.findall(r'finding\("([A-Z0-9-]+)"', code)) | set(f[0] for f in nodes.JOURNAL_CLASSES)
+    found |= {"NODE-DISK-PRESSURE", "NODE-MEMORY-PRESSURE", "NODE-PID-PRESSURE"}
+    found |= set(re.findall(r'"(NODE-DISK-(?:FULL|LOW))"', code))
+    with open(os.path.join(here, "docs", "installer.md")) as f:
+        docs = f.read()
+    assert len(found) > 50
+    assert sorted(i for i in found if "`%s`" % i not in docs) == []
