@@ -159,15 +159,40 @@ def classify_iptables(nat, filt, svc, ready, target, host):
 
 
 def classify_ipvs(text, svc, ready, target, host, command):
-    ip = (svc.get("spec") or {}).get("clusterIP")
+    """`ipvsadm -Ln`: a virtual server per service port (clusterIP:port) with the ready endpoints as real
+    servers."""
+    spec = svc.get("spec") or {}
+    ip = spec.get("clusterIP")
     if not ip or ip == "None":
         return []
-    real = re.findall(r"->\s+(\d+\.\d+\.\d+\.\d+:\d+)", text)
-    if not real:
-        return [finding("SVC-IPVS-NO-BACKENDS", ERROR, LAYER, "%s@%s" % (target, host), "IPVS has no real server "
-                        "for %s" % ip, "kube-proxy (ipvs mode) on this host is not syncing: check its pod and logs",
-                        command, excerpt(text) or "(no virtual server)", host)]
-    return []
+    blocks, cur = {}, None
+    for ln in text.splitlines():
+        m = re.match(r"^(TCP|UDP|SCTP)\s+(\S+)", ln)
+        if m:
+            cur = "%s %s" % (m.group(1), m.group(2))
+            blocks[cur] = []
+        elif cur and ln.strip().startswith("->"):
+            blocks[cur].append(ln.split()[1])
+    want = sorted(set("%s:%s" % (a, p) for a, p, _ in ready))
+    out = []
+    for port in spec.get("ports") or []:
+        vip = "%s %s:%s" % ((port.get("protocol") or "TCP").upper(), ip, port.get("port"))
+        real = blocks.get(vip)
+        if real is None:
+            out.append(finding("SVC-IPVS-MISSING", ERROR, LAYER, "%s@%s" % (target, host), "IPVS has no virtual "
+                               "server %s" % vip, "kube-proxy (ipvs mode) on this host is not running or not "
+                               "syncing: check its pod and logs", command, excerpt(text, ip) or "(none)", host))
+        elif not real and want:
+            out.append(finding("SVC-IPVS-NO-BACKENDS", ERROR, LAYER, "%s@%s" % (target, host), "the virtual "
+                               "server %s has no real server, though %d endpoint(s) are ready" % (vip, len(want)),
+                               "kube-proxy (ipvs mode) on this host is not syncing: check its pod and logs",
+                               command, vip, host))
+        elif real and want and not set(real) <= set(want):
+            out.append(finding("SVC-IPVS-STALE", ERROR, LAYER, "%s@%s" % (target, host), "the virtual server %s "
+                               "sends to %s; the ready endpoints are %s" % (vip, ", ".join(real), ", ".join(want)),
+                               "kube-proxy (ipvs mode) on this host is not syncing: check its pod and logs",
+                               command, "%s -> %s" % (vip, ", ".join(real)), host))
+    return out
 
 
 def classify_conntrack(text, svc, target, host, command):
@@ -226,7 +251,7 @@ def check_service(env, state, target_text, dns=False):
         if h not in env.ctx.nodes:
             continue
         if mode == "ipvs":
-            cmd = "ipvsadm -Ln -t %s:%s 2>&1" % (ip, ((svc["spec"].get("ports") or [{}])[0]).get("port"))
+            cmd = "ipvsadm -Ln 2>&1"
             out += classify_ipvs(env.run(h.label, cmd)[1], svc, ready, target, h.label, cmd)
         else:
             nat = env.run(h.label, "%s 2>&1" % NAT)[1]

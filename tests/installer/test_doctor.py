@@ -150,6 +150,18 @@ def test_missing_and_stale_service_rules():
     assert services.classify_iptables(nat, reject, SVC, [], "s", "h") == []  # kube-proxy agrees: no endpoints
 
 
+def test_ipvs_virtual_servers():
+    text = fixture("ipvsadm-Ln.txt")
+    svc = {"spec": {"clusterIP": "10.254.0.2", "ports": [{"port": 53, "protocol": "TCP"},
+                                                         {"port": 53, "protocol": "UDP"}]}}
+    ready = [("10.253.7.5", 53, "dns"), ("10.253.35.5", 53, "dns")]
+    found = services.classify_ipvs(text, svc, ready, "service/kube-system/kube-dns", "h", "ipvsadm -Ln")
+    assert ids(found) == ["SVC-IPVS-MISSING"] and "UDP 10.254.0.2:53" in found[0].summary  # this dump has no UDP
+    svc["spec"]["ports"] = svc["spec"]["ports"][:1]
+    assert services.classify_ipvs(text, svc, ready, "s", "h", "ipvsadm -Ln") == []
+    assert ids(services.classify_ipvs(text, svc, [("10.253.9.9", 53, "dns")], "s", "h", "c")) == ["SVC-IPVS-STALE"]
+
+
 def test_selector_endpoints_and_target_port():
     pods_json = {"items": [{"metadata": {"name": "coredns-0", "labels": {"k8s-app": "kube-dns"}},
                             "spec": {"containers": [{"ports": [{"name": "dns", "containerPort": 53}]}]},
