@@ -6,6 +6,7 @@ the service layer relies on (br_netfilter, sysctls, firewalld)."""
 import concurrent.futures
 import json
 import re
+import time
 
 from installer import constants as C
 from installer.doctor.findings import ERROR, INFO, WARNING, excerpt, finding
@@ -65,7 +66,6 @@ def probe_script(api, registry, repo_url):
         "echo '==> crictl'; timeout 15 crictl info 2>&1 | head -c 20000",
         "echo '==> df'; df -P /var /var/lib/containerd /var/lib/kubelet 2>/dev/null | tail -n +2 | sort | uniq",
         "echo '==> swaps'; tail -n +2 /proc/swaps 2>/dev/null",
-        "echo '==> time'; date +%s",
         "echo '==> sysctl'; for k in net.bridge.bridge-nf-call-iptables net.ipv4.ip_forward; do "
         "echo \"$k $(sysctl -n $k 2>&1)\"; done",
         "echo '==> modules'; grep -e '^br_netfilter ' -e '^overlay ' /proc/modules 2>/dev/null | cut -d' ' -f1; "
@@ -245,16 +245,23 @@ def classify_swap(text, host):
     return []
 
 
-def classify_clock(text, reference, host):
+def classify_clock(text, local_before, local_after, host):
+    """The host's `date +%s` against this (the serving) host's clock read just before and after asking it:
+    the skew beyond the round trip."""
     try:
-        skew = int(text.strip().splitlines()[-1]) - int(reference)
+        remote = int(text.strip().splitlines()[-1])
     except (ValueError, IndexError, TypeError):
         return []
-    if abs(skew) >= CLOCK_WARN:
-        return [finding("NODE-CLOCK-SKEW", ERROR if abs(skew) >= CLOCK_ERROR else WARNING, LAYER, host,
-                        "the clock is %+d s off the serving host's" % skew,
+    mid = (local_before + local_after) / 2.0
+    slack = (local_after - local_before) / 2.0 + 1  # the round trip, and date's one-second resolution
+    skew = remote - mid
+    beyond = max(0.0, abs(skew) - slack)
+    if beyond >= CLOCK_WARN:
+        return [finding("NODE-CLOCK-SKEW", ERROR if beyond >= CLOCK_ERROR else WARNING, LAYER, host,
+                        "the clock is %+d s off the serving host's" % round(skew),
                         "Check chronyd on this host (chronyc sources): the installer points it at the serving host",
-                        "date +%s", "%s: %s; serving host: %s" % (host, text.strip(), reference), host)]
+                        "date +%s", "%s: %s; serving host: %d..%d" % (host, text.strip(), local_before, local_after),
+                        host)]
     return []
 
 
@@ -335,7 +342,13 @@ def check(env, state):
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(env.parallel, len(hosts) or 1))) as pool:
         probes = dict(zip([h.label for h in hosts], pool.map(lambda h: probe(env, h), hosts)))
     state["probes"] = probes
-    ref = (probes.get(ctx.serve_host.label) or {}).get("time")
+
+    def clock(h):
+        before = time.time()
+        text = env.run(h.label, "date +%s")[1]
+        return h.label, (text, before, time.time())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(env.parallel, len(hosts) or 1))) as pool:
+        clocks = dict(pool.map(clock, [h for h in hosts if h is not ctx.serve_host]))
     for h in env.hosts:
         p = probes.get(h.label)
         if p is None:
@@ -352,8 +365,9 @@ def check(env, state):
         out += classify_cni(p.get("cni", ""), p.get("crictl", ""), h.label)
         out += classify_disk(p.get("df", ""), h.label)
         out += classify_swap(p.get("swaps", ""), h.label)
-        if ref is not None and h is not ctx.serve_host:
-            out += classify_clock(p.get("time", ""), ref, h.label)
+        if h.label in clocks:
+            text, before, after = clocks[h.label]
+            out += classify_clock(text, before, after, h.label)
         out += classify_kernel(p.get("sysctl", ""), p.get("modules", ""), p.get("firewalld", ""),
                                p.get("services", ""), h.label, h.role == ROLE_CONTROL_PLANE)
         out += classify_reach(p.get("reach_api", ""), p.get("reach_registry", ""), p.get("reach_repo", ""),

@@ -275,8 +275,11 @@ def test_kernel_settings_and_clock():
     assert ids(nodes.classify_kernel("net.bridge.bridge-nf-call-iptables 0\nnet.ipv4.ip_forward 1\n", "overlay\n",
                                      "", "", "h", False)) == ["NODE-BR-NETFILTER-MISSING", "NODE-SYSCTL"]
     assert nodes.classify_kernel("net.ipv4.ip_forward 1\n", "bridge-nf-call-iptables\n", "", "", "h", False) == []
-    assert ids(nodes.classify_clock("1000045\n", 1000000, "h")) == ["NODE-CLOCK-SKEW"]
-    assert nodes.classify_clock("1000001\n", 1000000, "h") == []
+    found = nodes.classify_clock("1000045\n", 1000000.2, 1000000.4, "h")
+    assert ids(found) == ["NODE-CLOCK-SKEW"] and found[0].severity == "error" and "+45 s" in found[0].summary
+    assert ids(nodes.classify_clock("999996\n", 1000000.0, 1000000.2, "h")) == ["NODE-CLOCK-SKEW"]  # a warning
+    assert nodes.classify_clock("1000001\n", 1000000.0, 1000000.3, "h") == []
+    assert nodes.classify_clock("1000004\n", 1000000.0, 1000008.0, "h") == []  # within a slow round trip
 
 
 # -- the read-only guard ------------------------------------------------------------------------------------------
@@ -365,7 +368,7 @@ def healthy_answers(faults=()):
                 "cri-docker inactive", "firewalld inactive", "==> journal", fixture("kubelet-journal", "healthy.log"),
                 "==> cni", cni, "==> crictl", '{"status": {"conditions": [{"type": "RuntimeReady", "status": true},'
                 ' {"type": "NetworkReady", "status": %s}]}}' % ("false" if not cni else "true"),
-                "==> df", "/dev/sda1 100 50 50 50% /var", "==> swaps", "==> time", str(NOW),
+                "==> df", "/dev/sda1 100 50 50 50% /var", "==> swaps",
                 "==> sysctl", "net.bridge.bridge-nf-call-iptables 1", "net.ipv4.ip_forward 1",
                 "==> modules", "br_netfilter", "==> firewalld", "==> reach_api", "200 rc=0",
                 "==> reach_registry", "200 rc=0", "==> reach_repo", "200 rc=0", "==> trust", "ok", "==> end", ""]),
@@ -380,6 +383,10 @@ def healthy_answers(faults=()):
             refs = [ln.rsplit(" ", 1)[-1].rstrip('"') for ln in cmd.split("; ")]
             return Result(cmd, 0, "\n".join("%s %s" % ("404" if "image" in faults and "pause" in r else "200", r)
                                             for r in refs), "")
+        if cmd == "date +%s":
+            import time
+            return Result(cmd, 0, "%d\n" % (time.time() + (60 if "clock" in faults and label == "10.0.0.12" else 0)),
+                          "")
         if "nslookup" in cmd:
             return Result(cmd, 0, fixture("nslookup-ok.txt"), "")
         if cmd.startswith("iptables-save -t nat"):
@@ -418,12 +425,13 @@ def test_a_healthy_cluster_has_no_error(bundle):
 
 
 def test_faults_are_found_with_their_evidence(bundle):
-    env, _ = fake_env(bundle, faults=("runtime", "cni", "image", "chain", "cert"))
+    env, _ = fake_env(bundle, faults=("runtime", "cni", "image", "chain", "cert", "clock"))
     report = run_all(env)
     assert report.exit_code == 1
     got = dict(((f.id, f.target), f) for f in report.findings if f.severity == "error")
     assert "containerd inactive" in got[("NODE-RUNTIME-DOWN", "10.0.0.12")].evidence[0].excerpt
     assert ("NODE-CNI-CONFIG-MISSING", "10.0.0.12") in got
+    assert got[("NODE-CLOCK-SKEW", "10.0.0.12")].summary.startswith(("the clock is +59 s", "the clock is +60 s"))
     missing = got[("REGISTRY-IMAGE-MISSING", "registry.k8s.io/pause:3.9")]
     assert missing.evidence[0].command.endswith("https://10.0.0.11:5000/v2/registry.k8s.io/pause/manifests/3.9")
     assert ("SVC-IPTABLES-NO-BACKENDS", "service/kube-system/kube-dns@10.0.0.11") in got
