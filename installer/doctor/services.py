@@ -247,10 +247,16 @@ def check_service(env, state, target_text, dns=False):
                        "For information", env.kubectl_command("-n kube-system get configmap kube-proxy -o json"),
                        "mode: %s" % mode))
     ip = (svc.get("spec") or {}).get("clusterIP")
+    if mode not in ("iptables", "ipvs"):
+        out.append(finding("SVC-RULES-NOT-CHECKED", INFO, LAYER, target, "kube-proxy's %s rules are not read by "
+                           "doctor" % mode, "Read them by hand (nft list table ip kube-proxy)", "kubectl " + get,
+                           "mode: %s" % mode))
     for h in env.hosts:
         if h not in env.ctx.nodes:
             continue
-        if mode == "ipvs":
+        if mode not in ("iptables", "ipvs"):
+            pass
+        elif mode == "ipvs":
             cmd = "ipvsadm -Ln 2>&1"
             out += classify_ipvs(env.run(h.label, cmd)[1], svc, ready, target, h.label, cmd)
         else:
