@@ -257,6 +257,7 @@ def test_the_doubles_make_a_cluster_together(installroot: Path, tmp_path: Path) 
         assert applied_cm["source"] == str(cm) and "forward" not in applied_cm["documents"][0]
         assert "kubernetes cluster.local in-addr.arpa ip6.arpa" in applied_cm["documents"][0]
         assert calls[-1]["argv"][-5:] == ["kube-system", "rollout", "restart", "deployment", "coredns"]
+        doctor_reads(kubectl)
         # day 2: a deleted join token is refused; etcd members by name; cordon, drain, delete node
         day2_doubles(installroot, tmp_path, port, ca_hash, kubectl, procs)
     finally:
@@ -295,6 +296,23 @@ def day2_doubles(installroot: Path, tmp_path: Path, port: int, ca_hash: str, kub
     mid = "{:x}".format(members[0]["ID"])
     assert kubectl(*etcdctl, "member", "remove", mid) == f"Member {mid} removed from cluster\n"
     assert json.loads(kubectl(*etcdctl, "member", "list", "-w", "json"))["members"] == []
+
+
+def doctor_reads(kubectl) -> None:  # noqa: ANN001
+    """What ./install.py doctor asks the kubectl double: readyz, version, one pod, the kube-dns Service and its
+    Endpoints (the CoreDNS pods, not ready here: nothing was pulled), events, etcd health and alarms."""
+    assert kubectl("get", "--raw", "/readyz?verbose").endswith("readyz check passed\n")
+    assert json.loads(kubectl("get", "--raw", "/version"))["gitVersion"] == "v1.30.4"
+    pod = json.loads(kubectl("-n", "kube-system", "get", "pod", "coredns-0", "-o", "json"))
+    assert pod["kind"] == "Pod" and pod["metadata"]["labels"] == {"k8s-app": "kube-dns"}
+    svc = json.loads(kubectl("-n", "kube-system", "get", "service", "kube-dns", "-o", "json"))
+    assert svc["spec"]["clusterIP"] == "10.96.0.10" and svc["spec"]["selector"] == {"k8s-app": "kube-dns"}
+    ep = json.loads(kubectl("-n", "kube-system", "get", "endpoints", "kube-dns", "-o", "json"))
+    assert [a["ip"] for a in ep["subsets"][0]["notReadyAddresses"]] == ["10.244.0.10", "10.244.0.11"]
+    assert json.loads(kubectl("get", "events", "-A", "-o", "json"))["kind"] == "EventList"
+    etcdctl = ("-n", "kube-system", "exec", "etcd-node1", "--", "etcdctl", "--endpoints=https://127.0.0.1:2379")
+    assert json.loads(kubectl(*etcdctl, "endpoint", "health", "-w", "json"))[0]["health"] is True
+    assert kubectl(*etcdctl, "alarm", "list") == ""
 
 
 def kubectl_safe(bindir: Path, root: Path) -> str:

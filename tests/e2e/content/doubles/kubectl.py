@@ -25,7 +25,7 @@ HELP = f"""kubectl -- {kd.DOUBLE_BANNER} (v{kd.KUBE_VERSION})
 """
 SHORT = {"n": "namespace", "o": "output", "f": "filename", "A": "all-namespaces"}
 BOOL = {"all-namespaces", "A", "client", "help", "h", "wide", "ignore-daemonsets", "delete-emptydir-data",
-        "ignore-not-found", "force"}
+        "ignore-not-found", "force", "previous"}
 
 
 def parse_args(argv: list) -> "tuple[list, dict]":
@@ -133,6 +133,8 @@ def _age(_: object) -> str:
 def cmd_get(words: list, flags: dict) -> None:
     what = words[1] if len(words) > 1 else ""
     out = flags.get("output", "")
+    if doctor_get(words, flags):
+        return
     if what in ("nodes", "node", "no"):
         data = _call(flags, "GET", "/api/v1/nodes")
         if len(words) > 2:
@@ -219,6 +221,8 @@ def cmd_exec(argv: list) -> None:
     inner = [a for a in argv[argv.index("--") + 1:] if not a.startswith("-")]
     if not any(w.startswith("etcd-") for w in words) or not inner or inner[0] != "etcdctl":
         kd.die("error: the kubectl TEST DOUBLE runs only etcdctl in an etcd-NODE pod")
+    if doctor_etcdctl(inner, flags):
+        return
     if inner[1:3] == ["member", "list"]:
         print(json.dumps(_call(flags, "GET", "/etcd/members")))
     elif inner[1:3] == ["member", "remove"] and len(inner) > 3:
@@ -230,6 +234,104 @@ def cmd_exec(argv: list) -> None:
         print(f"Member {inner[3]} removed from cluster")
     else:
         kd.die("error: the etcdctl in the kubectl TEST DOUBLE knows `member list` and `member remove ID`")
+
+
+# ---- doctor's reads (./install.py doctor): get --raw, one pod, events, services, endpoints, configmaps, secrets,
+# and etcdctl endpoint health / alarm list. Objects the apiserver double does not keep are derived here: the
+# kube-dns Service (10.96.0.10) selects the CoreDNS pods, which get labels and pod IPs (10.244.0.10+i).
+DNS_IP = "10.96.0.10"
+DNS_PORTS = [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+             {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]
+LISTS = {"events": "EventList", "event": "EventList", "ev": "EventList", "services": "ServiceList",
+         "service": "ServiceList", "svc": "ServiceList", "endpoints": "EndpointsList", "ep": "EndpointsList",
+         "configmaps": "ConfigMapList", "configmap": "ConfigMapList", "cm": "ConfigMapList",
+         "secrets": "SecretList", "secret": "SecretList", "daemonsets": "DaemonSetList", "ds": "DaemonSetList",
+         "deployments": "DeploymentList", "deploy": "DeploymentList"}
+
+
+def _pods_with_dns(flags: dict, ns: "str | None") -> dict:
+    data = _call(flags, "GET", f"/api/v1/namespaces/{ns}/pods" if ns else "/api/v1/pods")
+    for i, p in enumerate(x for x in data["items"] if x["metadata"]["name"].startswith("coredns-")):
+        p["metadata"]["labels"] = {"k8s-app": "kube-dns"}
+        p["status"]["podIP"] = f"10.244.0.{10 + i}"
+        p["spec"]["containers"][0]["ports"] = [{"name": q["name"], "containerPort": q["port"],
+                                                "protocol": q["protocol"]} for q in DNS_PORTS]
+    for p in data["items"]:
+        ready = p["status"]["phase"] == "Running"
+        p["status"]["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
+    return data
+
+
+def _derived(kind: str, flags: dict) -> list:
+    """The objects of `kind` the double can show (for every namespace)."""
+    if kind not in ("ServiceList", "EndpointsList"):
+        return []
+    dns = [p for p in _pods_with_dns(flags, "kube-system")["items"] if p["metadata"]["name"].startswith("coredns-")]
+    meta = {"name": "kube-dns", "namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}}
+    if kind == "ServiceList":
+        return [{"apiVersion": "v1", "kind": "Service", "metadata": meta,
+                 "spec": {"clusterIP": DNS_IP, "selector": {"k8s-app": "kube-dns"}, "ports": DNS_PORTS,
+                          "type": "ClusterIP"}}]
+    ready = [{"ip": p["status"]["podIP"], "nodeName": p["spec"]["nodeName"]} for p in dns
+             if p["status"]["phase"] == "Running"]
+    waiting = [{"ip": p["status"]["podIP"]} for p in dns if p["status"]["phase"] != "Running"]
+    subset = {"ports": [{"name": q["name"], "port": q["port"], "protocol": q["protocol"]} for q in DNS_PORTS]}
+    if ready:
+        subset["addresses"] = ready
+    if waiting:
+        subset["notReadyAddresses"] = waiting
+    return [{"apiVersion": "v1", "kind": "Endpoints", "metadata": meta, "subsets": [subset] if dns else []}]
+
+
+def doctor_get(words: list, flags: dict) -> bool:
+    """The reads doctor makes that the handlers above do not answer; False to let them answer."""
+    what = words[1] if len(words) > 1 else ""
+    if "raw" in flags:
+        path = flags["raw"]
+        if path.startswith("/readyz") or path.startswith("/livez"):
+            _call(flags, "GET", "/api/v1/nodes")  # answers only when the apiserver double does
+            checks = ["ping", "log", "etcd", "etcd-readiness", "informer-sync", "poststarthook/start-apiextensions"]
+            print("\n".join(f"[+]{c} ok" for c in checks) + ("\nreadyz check passed" if "verbose" in path else ""))
+        else:
+            print(json.dumps(_call(flags, "GET", path), indent=2))
+        return True
+    ns = None if flags.get("all-namespaces") else flags.get("namespace", "default")
+    names = words[2:]
+    if what in ("pods", "pod", "po") and names and flags.get("output") == "json":
+        items = [p for p in _pods_with_dns(flags, ns)["items"] if p["metadata"]["name"] in names]
+        if not items:
+            kd.die(f'Error from server (NotFound): pods "{names[0]}" not found')
+        print(json.dumps(items[0], indent=2))
+        return True
+    if what in ("pods", "pod", "po") and flags.get("output") == "json":
+        print(json.dumps(_pods_with_dns(flags, ns), indent=2))
+        return True
+    if what not in LISTS:
+        return False
+    kind = LISTS[what]
+    items = [o for o in _derived(kind, flags) if ns is None or o["metadata"]["namespace"] == ns]
+    if names:
+        items = [o for o in items if o["metadata"]["name"] in names]
+        if not items:
+            kd.die(f'Error from server (NotFound): {what} "{names[0]}" not found')
+        print(json.dumps(items[0], indent=2))
+        return True
+    print(json.dumps({"apiVersion": "v1", "kind": kind, "items": items}, indent=2))
+    return True
+
+
+def doctor_etcdctl(inner: list, flags: dict) -> bool:
+    """etcdctl endpoint health -w json | alarm list, answered from the apiserver double (its etcd is "healthy"
+    while it answers)."""
+    if inner[1:3] == ["endpoint", "health"]:
+        _call(flags, "GET", "/etcd/members")
+        print(json.dumps([{"endpoint": "https://127.0.0.1:2379", "health": True, "took": "1.2ms"}]))
+        return True
+    if inner[1:3] == ["alarm", "list"]:
+        _call(flags, "GET", "/etcd/members")
+        return True  # no alarm: etcdctl prints nothing
+    return False
 
 
 def main(argv: list) -> None:
