@@ -25,7 +25,7 @@ HELP = f"""kubectl -- {kd.DOUBLE_BANNER} (v{kd.KUBE_VERSION})
 """
 SHORT = {"n": "namespace", "o": "output", "f": "filename", "A": "all-namespaces"}
 BOOL = {"all-namespaces", "A", "client", "help", "h", "wide", "ignore-daemonsets", "delete-emptydir-data",
-        "ignore-not-found", "force"}
+        "ignore-not-found", "force", "overwrite"}
 
 
 def parse_args(argv: list) -> "tuple[list, dict]":
@@ -167,6 +167,10 @@ def cmd_get(words: list, flags: dict) -> None:
                                              i["metadata"]["name"], ready, len(st["containerStatuses"]),
                                              st["phase"], i["spec"]["nodeName"]))
         return
+    if what in ("configmap", "configmaps", "cm") and len(words) > 2 and out == "json":
+        ns = flags.get("namespace", "default")
+        print(json.dumps(_call(flags, "GET", f"/api/v1/namespaces/{ns}/configmaps/{words[2]}"), indent=2))
+        return
     if what in ("pdb", "poddisruptionbudgets", "poddisruptionbudget") and out == "json":
         print(json.dumps(_call(flags, "GET", "/apis/policy/v1/poddisruptionbudgets"), indent=2))
         return
@@ -211,6 +215,24 @@ def cmd_node(words: list, flags: dict) -> None:
            "delete": f'node "{name}" deleted'}[verb])
 
 
+def cmd_uncordon_annotate(words: list, flags: dict) -> None:
+    """uncordon NODE | annotate [--overwrite] node NODE key=value | key-."""
+    if words[0] == "uncordon":
+        name, body = (words[1] if len(words) > 1 else ""), {}
+    else:
+        if len(words) < 4 or words[1] not in ("node", "nodes", "no"):
+            kd.die("error: the kubectl TEST DOUBLE annotates only nodes (annotate node NAME k=v|k-)")
+        name = words[2]
+        body = {"set": dict(a.split("=", 1) for a in words[3:] if "=" in a),
+                "remove": [a[:-1] for a in words[3:] if a.endswith("-") and "=" not in a]}
+    server, ca, token = _conn(flags)
+    try:
+        kd.api(server, "POST", f"/api/v1/nodes/{name}/{words[0]}", body, token=token, ca_pem=ca)
+    except kd.APIError as e:
+        kd.die(f'Error from server (NotFound): nodes "{name}" not found ({e})')
+    print(f"node/{name} {'uncordoned' if words[0] == 'uncordon' else 'annotated'}")
+
+
 def cmd_exec(argv: list) -> None:
     """exec etcd-NODE -- etcdctl [flags] member list -w json | member remove HEXID."""
     if "--" not in argv:
@@ -221,6 +243,9 @@ def cmd_exec(argv: list) -> None:
         kd.die("error: the kubectl TEST DOUBLE runs only etcdctl in an etcd-NODE pod")
     if inner[1:3] == ["member", "list"]:
         print(json.dumps(_call(flags, "GET", "/etcd/members")))
+    elif inner[1:3] == ["endpoint", "health"]:
+        _call(flags, "GET", "/etcd/members")
+        print("https://127.0.0.1:2379 is healthy: successfully committed proposal (etcd TEST DOUBLE)")
     elif inner[1:3] == ["member", "remove"] and len(inner) > 3:
         server, ca, token = _conn(flags)
         try:
@@ -255,6 +280,8 @@ def main(argv: list) -> None:
         cmd_rollout(words, flags)
     elif words[0] in ("cordon", "drain", "delete"):
         cmd_node(words, flags)
+    elif words[0] in ("uncordon", "annotate"):
+        cmd_uncordon_annotate(words, flags)
     elif words[0] == "exec":
         cmd_exec(argv)
     else:
