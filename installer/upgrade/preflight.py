@@ -113,8 +113,9 @@ def _etcd_certs():
 def describe_path(ctx):
     if not ctx.upgrade_steps:
         return "the cluster is at Kubernetes %s, the bundle's version: nothing to upgrade" % P.text(ctx.upgrade_current)
-    text = "upgrade path: %s -> %s" % (P.text(ctx.upgrade_current), " -> ".join(
-        P.text(v) for v in ctx.upgrade_steps if v != ctx.upgrade_current))
+    later = [P.text(v) for v in ctx.upgrade_steps if v != ctx.upgrade_current]
+    text = "upgrade path: %s -> %s" % (P.text(ctx.upgrade_current), " -> ".join(later)) if later else \
+        "finishing the upgrade to %s" % P.text(ctx.upgrade_current)
     if ctx.upgrade_behind:
         text += " (resuming: %s not yet at %s)" % (", ".join(ctx.upgrade_behind), P.text(ctx.upgrade_current))
     return text

@@ -59,7 +59,7 @@ def run(runner, max_unavailable=1, drain_timeout=300, dry_run=False):
     before = {"bundle": previous.get("bundle"), "kubernetes": previous.get("kubernetes")}
 
     def start(r):
-        r.start("upgrade %s -> %s" % (P.text(ctx.upgrade_current), ctx.bundle.k8s_version), ctx,
+        r.start("upgrade %s -> %s" % (before["kubernetes"] or P.text(ctx.upgrade_current), ctx.bundle.k8s_version), ctx,
                 operation_id=runner.operation_id)
         # the new bundle becomes the cluster's only when the upgrade finished
         r.data["upgrading"] = {"bundle": r.data["bundle"], "kubernetes": r.data["kubernetes"]}

@@ -722,8 +722,8 @@ def _static_pods_to(st: dict, version: str) -> None:
 
 
 def cmd_certs(argv: list, words: list) -> None:
-    """certs check-expiration: the double's certificates (openssl), as kubeadm prints them."""
-    kd.record(LOG, {"argv": argv, "command": "certs check-expiration"})
+    """certs check-expiration: the double's certificates (openssl), as kubeadm prints them. Read-only, so (like
+    `token list`) not recorded: `plan upgrade` asks it and must leave the doubles' logs unchanged."""
     print("CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE AUTHORITY")
     for name in ("apiserver", "ca"):
         path = kd.p(f"/etc/kubernetes/pki/{name}.crt")
