@@ -216,3 +216,20 @@ def test_parse_upgrade_and_its_plan():
     assert (a.command, a.plan, a.max_unavailable, a.yes) == ("upgrade", False, 2, True)
     a = parse(["plan", "upgrade", "--skip-unreachable", "w1"])
     assert (a.command, a.plan, a.skip_unreachable) == ("upgrade", True, "w1")
+
+
+def test_phases_per_step_control_planes_one_at_a_time_workers_in_batches(bundle):
+    from installer.inventory import from_flags
+    ctx = make_ctx(bundle, workers="10.0.0.12")
+    ctx.inventory = from_flags("10.0.0.11,10.0.0.14", "10.0.0.12,10.0.0.13,10.0.0.15")
+    ctx.upgrade_steps = [(1, 31, 5), (1, 32, 1)]
+    phases = R.step_phases(ctx, 2, 300)
+    assert [p.name for p in phases] == ["upgrade_repo", "upgrade_images"] + [
+        "upgrade_prepull", "upgrade_apply", "upgrade_node", "upgrade_node", "upgrade_node"] + [
+        "upgrade_prepull", "upgrade_apply", "upgrade_node", "upgrade_cni", "upgrade_node", "upgrade_node"]
+    cps, w1, w2 = phases[4:7]
+    assert not cps.parallel and cps._hosts == ["10.0.0.14"]  # the other control planes: one at a time
+    assert w1.parallel and w1._hosts == ["10.0.0.12", "10.0.0.13"] and w2._hosts == ["10.0.0.15"]
+    assert phases[3].version == (1, 31, 5) and phases[8].version == (1, 32, 1)  # the hop first
+    ctx.upgrade_steps = []
+    assert R.step_phases(ctx, 1, 300) == []  # at the target: nothing after the preflight
