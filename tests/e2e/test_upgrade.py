@@ -164,6 +164,10 @@ def test_upgrade_patch_then_minor_refusal_fault_and_resume(rig, containerd_bundl
             for want in ("upgrade path: 1.30.4 -> 1.30.6", "kubeadm upgrade apply v1.30.6", "drain node2",
                          "kubeadm upgrade node (1.30.6)", "install kubelet and kubectl 1.30.6"):
                 assert want in plan.stdout, plan.stdout[-4000:]
+            per_host = {n.name: [ln for ln in plan.stdout.splitlines() if ln.startswith(f"[{n.ip}]")]
+                        for n in rig.nodes}  # per host, what would change
+            assert any("upgrade_apply: kubeadm upgrade apply" in ln for ln in per_host["node1"]), per_host
+            assert all(any("restart kubelet 1.30.6" in ln for ln in lines) for lines in per_host.values()), per_host
 
         with TIMER.stage("e2e upgrade: 1.30.4 -> 1.30.6"):
             since = _now(node1)
@@ -201,6 +205,14 @@ def test_upgrade_patch_then_minor_refusal_fault_and_resume(rig, containerd_bundl
             assert_upgraded(rig, since, "1.31.1")  # one apply over both runs
             assert len(_kubeadm(node2, "upgrade node", since)) == node2_upgrades  # node2 not redone
             assert "airgap-bundler/cordoned-by" not in _nodes(node1)["node3"]["metadata"]["annotations"]
+
+        with TIMER.stage("e2e upgrade: at the target, nothing to do"):
+            since = _now(node1)
+            done = run(node1, f"cd {dirs['1.31.1']} && ./install.py upgrade -y")
+            assert done.returncode == 0 and "nothing to upgrade" in done.stdout, done.stdout[-3000:]
+            assert not [c for n in rig.nodes for c in _log(n, "kubeadm-double.log") if c["t0"] >= since
+                        and c.get("command", "").startswith("upgrade")]
+            assert {a[0] for _, a in _kubectl_calls(node1, since)} <= {"get", "-n", "apply"}  # apply: the record
     finally:
         with TIMER.stage("e2e upgrade: reset"):
             reset = run(node1, f"cd {old_dir} && ./install.py reset -y")
