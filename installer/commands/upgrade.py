@@ -1,7 +1,5 @@
 """./install.py upgrade (and `plan upgrade`): the cluster in the record to this (newer) bundle's Kubernetes."""
 
-import os
-
 COMMAND = "upgrade"
 DESCRIPTION = ("Upgrade the installed cluster (from the cluster record) to this newer bundle's Kubernetes, one "
                "minor at a time through the bundle's hops, in kubeadm's order: preflight first (no downgrade, no "
@@ -52,5 +50,5 @@ def run(args):
             % bundle.k8s_version):
         return 1
     upgrade.run(runner, args.max_unavailable, args.drain_timeout, dry_run=args.plan)
-    out.say("logs in %s" % os.path.join(out.shown_dir))
+    out.say("logs in %s" % out.shown_dir)
     return 0

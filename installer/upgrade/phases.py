@@ -10,7 +10,7 @@ runs `kubeadm upgrade apply` twice. A node we cordon carries ANNOTATION; only su
 """
 
 from installer import constants as C
-from installer.changes import Callback, Command
+from installer.changes import Callback, Command, WriteFile
 from installer.constants import KUBECTL
 from installer.errors import InstallerError
 from installer.phases.base import Phase
@@ -91,7 +91,6 @@ class StageRepo(Step):
                 % (ctx.bundle.k8s_version, ctx.bundle.name, url))
 
     def plan(self, ctx, host, facts):
-        from installer.changes import WriteFile
         out = []
         if ctx.is_serve_host(host):
             d = staged_dir(ctx)

@@ -34,7 +34,10 @@ def compute(ctx, recorded_version):
     cluster_version, node_state = S.read_cluster(cp)
     current = S.current_version(cluster_version, node_state, recorded_version)
     chain = P.chain(ctx.bundle.data)
-    behind = S.half_done(current, node_state)
+    hosts = [h for h in ctx.nodes if h.label not in ctx.skipped]
+    names = dict((h.label, ctx.node_name(h)) for h in hosts)
+    packages = dict((h.label, S.read_packages(ctx.connections[h.label])) for h in hosts)
+    behind = S.half_done(current, node_state, dict((names[k], v) for k, v in packages.items()))
     steps = []
     if behind:
         if current not in chain:
@@ -44,11 +47,6 @@ def compute(ctx, recorded_version):
                                       "run this one. Nothing was changed" % P.text(current))
         steps.append(current)
     steps += P.steps(current, ctx.bundle.data)
-    hosts = [h for h in ctx.nodes if h.label not in ctx.skipped]
-    packages = {}
-    for h in hosts:
-        packages[h.label] = S.read_packages(ctx.connections[h.label])
-    names = dict((h.label, ctx.node_name(h)) for h in hosts)
     ctx.upgrade_current = current
     ctx.upgrade_cluster_version = cluster_version
     ctx.upgrade_nodes = node_state
@@ -77,8 +75,8 @@ def problems(ctx, facts_of, run_cp):
         if f is not None and f.disk_free_mb and f.disk_free_mb < MIN_FREE_MB:
             bad.append("%s has %d MB free on /var (at least %d needed for the new packages and images)"
                        % (h.label, f.disk_free_mb, MIN_FREE_MB))
+    refs = set(i.get("ref") for i in ctx.bundle.images)
     for v in ctx.upgrade_steps:
-        refs = set(i.get("ref") for i in ctx.bundle.images)
         want = P.hop_images(ctx.bundle.data, v)
         missing = [i for i in want if i not in refs]
         if not want:
