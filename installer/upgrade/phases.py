@@ -206,13 +206,13 @@ class UpgradeNode(Step):
         # the package first: kubeadm of the target version runs the upgrade
         out.append(Command(install_kube(["kubeadm"], v), title="install kubeadm %s" % vt,
                            unless=has_packages(["kubeadm"], v), timeout=1800))
-        drain = [OnHost(ctx, cp, "%s cordon %s && %s annotate --overwrite node %s %s=%s" % (
-                     KUBECTL, quote(name), KUBECTL, quote(name), S.ANNOTATION, ctx.upgrade_id),
-                     title="cordon %s (annotated %s)" % (name, S.ANNOTATION),
-                     unless="false" if not state["unschedulable"] or state["ours"] else "true"),
-                 OnHost(ctx, cp, "%s drain %s --ignore-daemonsets --delete-emptydir-data --timeout=%ds" % (
-                     KUBECTL, quote(name), self.drain_timeout), title="drain %s" % name,
-                     timeout=self.drain_timeout + 60)]
+        drain = []
+        if not state["unschedulable"] or state["ours"]:  # a node the operator cordoned is not ours to cordon
+            drain.append(OnHost(ctx, cp, "%s cordon %s && %s annotate --overwrite node %s %s=%s" % (
+                KUBECTL, quote(name), KUBECTL, quote(name), S.ANNOTATION, ctx.upgrade_id),
+                title="cordon %s (annotated %s)" % (name, S.ANNOTATION)))
+        drain.append(OnHost(ctx, cp, "%s drain %s --ignore-daemonsets --delete-emptydir-data --timeout=%ds" % (
+            KUBECTL, quote(name), self.drain_timeout), title="drain %s" % name, timeout=self.drain_timeout + 60))
         if self.first:
             out.append(Command("kubeadm upgrade plan %s" % quote("v" + vt), title="kubeadm upgrade plan v%s" % vt,
                                unless=applied_check(v), timeout=600))
@@ -228,8 +228,9 @@ class UpgradeNode(Step):
                             lambda conn, j: api_at_least(ctx, v)))
         out.append(Command(install_kube(["kubelet", "kubectl"], v), title="install kubelet and kubectl %s" % vt,
                            unless=has_packages(["kubelet", "kubectl"], v), timeout=1800))
-        out.append(Command("systemctl daemon-reload && systemctl restart kubelet", title="restart kubelet %s" % vt,
-                           unless="false" if state["kubelet"] != v else "true"))
+        if state["kubelet"] != v:  # the Node reports the running kubelet: at v, it was restarted already
+            out.append(Command("systemctl daemon-reload && systemctl restart kubelet",
+                               title="restart kubelet %s" % vt))
         out.append(Callback("wait for %s to report kubelet %s" % (name, vt),
                             lambda conn, j: wait_kubelet(ctx, name, v)))
         out.append(OnHost(ctx, cp, "%s uncordon %s && %s annotate node %s %s-" % (

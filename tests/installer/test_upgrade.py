@@ -200,7 +200,12 @@ def test_node_steps_follow_kubeadms_order_and_check_the_cluster(bundle):
     # a node the operator cordoned (no annotation of ours): neither cordoned again nor ever uncordoned by us
     conn.answers["get nodes -o json"] = (0, nodes_json(cp1=("v1.30.4", False, None), w1=("v1.30.4", True, None)))
     steps = U.UpgradeNode((1, 30, 6), [worker]).plan(ctx, worker, None)
-    assert steps[1].unless == "true" and S.ANNOTATION in steps[-1].unless
+    assert [c.describe() for c in steps][1:3] == ["drain w1", "kubeadm upgrade node (1.30.6)"]  # drained, no cordon
+    assert S.ANNOTATION in steps[-1].unless  # the uncordon runs only on a node carrying our annotation
+    # resumed on a node already restarted at 1.30.6 and left cordoned by us: no restart, the uncordon is left
+    conn.answers["get nodes -o json"] = (0, nodes_json(cp1=("v1.30.6", False, None), w1=("v1.30.6", True, "op-6")))
+    titles = [c.describe() for c in U.UpgradeNode((1, 30, 6), [worker]).plan(ctx, worker, None)]
+    assert "restart kubelet 1.30.6" not in titles and titles[-1] == "uncordon w1"
 
 
 def test_the_kubelet_never_starts_ahead_of_the_api_server(bundle):
