@@ -74,9 +74,20 @@ def _marker(name: str, what: str) -> dict[str, str]:
         f"provides {what}; this RPM only records that the EL package is installed.\n")}
 
 
+IMPORT_LINE = "import kubedouble as kd  # noqa: E402\n"
+
+
 def _double(name: str, version: str) -> str:
     text = (DOUBLES / f"{name}.py").read_text()
+    if IMPORT_LINE in text:  # the shared library is version-free (shared_lib): the program pins its version
+        text = text.replace(IMPORT_LINE, IMPORT_LINE + f"kd.pin({version!r}, {kubeadm_images(version)!r})\n", 1)
     return text.replace("@KUBE_VERSION@", version).replace("@HELM_VERSION@", version)
+
+
+def shared_lib() -> str:
+    """kubedouble.py as the RPMs ship it: the same bytes in every version's package (rpm lets packages share
+    a file only when identical, and an upgrade has kubeadm of one version beside a kubelet of another)."""
+    return (DOUBLES / "kubedouble.py").read_text()
 
 
 def kubedouble_lib(version: str = K8S_VERSION) -> str:
@@ -185,7 +196,7 @@ CNI_PLUGINS = ("bandwidth", "bridge", "dhcp", "firewall", "host-device", "host-l
 
 
 def kubernetes_packages(version: str = K8S_VERSION) -> tuple[PkgDef, ...]:
-    lib = kubedouble_lib(version)
+    lib = shared_lib()
     minor = ".".join(version.split(".")[:2])
     return (
         pkg("kubernetes-cni", "1.4.0", K8S_REL, "x86_64",

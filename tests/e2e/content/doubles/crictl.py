@@ -162,6 +162,13 @@ def main(argv: list) -> None:
                 for t in i["repoTags"]:
                     name, _, tag = t.rpartition(":")
                     print(f"{name:<60} {tag:<20} {i['id'][7:20]}")
+    elif cmd == "inspecti":  # exit 0 when the image is here (the installer's pre-pull skips it)
+        refs = [normalize(r) for r in words[1:]]
+        have = {t for i in images(sock) for t in i["repoTags"]}
+        if not refs or any(r not in have for r in refs):
+            sys.stderr.write("E no such image (crictl TEST DOUBLE)\n")
+            sys.exit(1)
+        print(json.dumps({"status": {"repoTags": refs}}))
     elif cmd == "rmi":
         for ref in words[1:]:
             ctr(sock, "images", "rm", normalize(ref))

@@ -35,6 +35,7 @@ Usage:
   kubeadm init phase upload-certs --upload-certs
   kubeadm reset [-f]
   kubeadm config images list [--kubernetes-version vX.Y.Z] [--image-repository R] [--config FILE]
+  kubeadm upgrade plan [vX] | upgrade apply vX --yes | upgrade node | certs check-expiration
   kubeadm version [-o short|json]
 """
 
@@ -623,6 +624,117 @@ def cmd_images(argv: list, flags: dict) -> None:
         print(i)
 
 
+# --------------------------------------------------------------------------------------- upgrade
+UPGRADE_FAULT = "/etc/airgap-e2e/fail-upgrade-node"  # the e2e tests' injected fault: `upgrade node` fails here
+
+
+def _cluster_version_from_api() -> "tuple[str, dict]":
+    """(kubernetesVersion, ClusterConfiguration) as the cluster says (the apiserver double's kubeadm-config)."""
+    for conf in ("/etc/kubernetes/admin.conf", "/etc/kubernetes/kubelet.conf"):
+        if kd.read(conf) is None:
+            continue
+        server, ca, token = kd.read_kubeconfig(conf)
+        try:
+            cm = kd.api(server, "GET", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config", token=token,
+                        ca_pem=ca)
+        except kd.APIError as e:
+            kd.die(f"error: unable to fetch the kubeadm-config ConfigMap: {e}")
+        cfg = kd.parse_yaml(cm["data"]["ClusterConfiguration"])[0]
+        return str(cfg["kubernetesVersion"]), cfg
+    kd.die("error: no /etc/kubernetes/admin.conf or kubelet.conf: this node is not part of a kubeadm cluster")
+    raise SystemExit(1)
+
+
+def _upgrade_target(words: list, current: str) -> str:
+    target = words[2] if len(words) > 2 else "v" + kd.KUBE_VERSION
+    try:
+        want, have, now = version_tuple(target), version_tuple(kd.KUBE_VERSION), version_tuple(current)
+    except ValueError:
+        kd.die(f"error: {target!r} is not a version")
+        raise
+    if want > have:
+        kd.die(f"error: [upgrade/version] FATAL: the version {target} is newer than this kubeadm v{kd.KUBE_VERSION}: "
+               "upgrade kubeadm first")
+    if want < now:
+        kd.die(f"error: [upgrade/version] FATAL: {target} is older than the cluster's {current} (downgrade)")
+    if want[:2] > (now[0], now[1] + 1):
+        kd.die(f"error: [upgrade/version] FATAL: specified version to upgrade to {target} is at least one minor "
+               f"release higher than the kubeadm minor release ({now[0]}.{now[1]}): a skip is not supported")
+    return "v" + ".".join(map(str, want))
+
+
+def cmd_upgrade(argv: list, flags: dict, words: list) -> None:
+    """upgrade plan [vX] | upgrade apply vX [--yes] | upgrade node: kubeadm's upgrade, on the double's state (the
+    ClusterConfiguration version and static pod image tags the apiserver double reports)."""
+    sub = words[1] if len(words) > 1 else ""
+    ignore = flags.get("ignore-preflight-errors", "")
+    if sub == "node":
+        version, _ = _cluster_version_from_api()
+        fault = kd.read(UPGRADE_FAULT) is not None
+        kd.record(LOG, {"argv": argv, "command": "upgrade node", "clusterVersion": version,
+                        "kubeadmVersion": "v" + kd.KUBE_VERSION, "fault": fault})
+        if fault:
+            kd.die(f"error execution phase control-plane: injected upgrade failure ({UPGRADE_FAULT} exists)")
+        if version_tuple(version) > version_tuple(kd.KUBE_VERSION):
+            kd.die(f"error: the cluster is at {version}, newer than this kubeadm v{kd.KUBE_VERSION}")
+        st = kd.load_json(kd.STATE_DIR + "/cluster.json", None)
+        if st and kd.read("/etc/kubernetes/manifests/kube-apiserver.yaml") is not None:
+            _static_pods_to(st, version)
+        print(f"[upgrade] The configuration for this node was successfully updated to {version} (kubeadm TEST DOUBLE)")
+        return
+    st = cluster_state()
+    current = str(st["kubernetesVersion"])
+    if sub == "plan":
+        target = _upgrade_target(words, current)
+        kd.record(LOG, {"argv": argv, "command": "upgrade plan", "from": current, "to": target})
+        print(f"Upgrade to the latest version in the v{kd.KUBE_VERSION} series:\n\nCOMPONENT  CURRENT  TARGET\n"
+              f"kube-apiserver  {current}  {target}\n\nYou can now apply the upgrade by executing: kubeadm upgrade "
+              f"apply {target}")
+        return
+    if sub != "apply":
+        kd.die("error: the kubeadm double knows upgrade plan, upgrade apply vX and upgrade node")
+    kd.record(LOG, {"argv": argv, "command": "upgrade apply", "from": current, "ignorePreflightErrors": ignore})
+    if ignore.lower() == "all":
+        kd.die("error: the kubeadm TEST DOUBLE refuses --ignore-preflight-errors=all for an upgrade")
+    target = _upgrade_target(words, current)
+    if "yes" not in flags and "y" not in flags and "f" not in flags and "force" not in flags:
+        kd.die("error: [upgrade/confirm] not confirmed: pass --yes")
+    print(f"[upgrade/version] You have chosen to change the cluster version to \"{target}\"")
+    st["kubernetesVersion"] = target
+    st["images"] = images_for(st.get("imageRepository") or "registry.k8s.io", target)
+    st["upgraded"] = kd.now_iso()
+    kd.write(kd.STATE_DIR + "/cluster.json", json.dumps(st, indent=1), 0o600)
+    _static_pods_to(st, target)
+    kd.record(LOG, {"argv": argv, "command": "upgrade apply", "from": current, "to": target, "result": "ok"})
+    print(f"[upgrade/successful] SUCCESS! Your cluster was upgraded to \"{target}\". Enjoy! (kubeadm TEST DOUBLE)")
+
+
+def _static_pods_to(st: dict, version: str) -> None:
+    """The control-plane static pod manifests' image tags moved to `version` (the commands are kept)."""
+    repo = st.get("imageRepository") or "registry.k8s.io"
+    for pod in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        path = f"/etc/kubernetes/manifests/{pod}.yaml"
+        text = kd.read(path)
+        if text is not None:
+            kd.write(path, re.sub(r"(?m)^(\s*image: ).*$", lambda m, ref=f"{repo}/{pod}:{version}": m.group(1) + ref,
+                                    text),
+                     0o600)
+
+
+def cmd_certs(argv: list, words: list) -> None:
+    """certs check-expiration: the double's certificates (openssl), as kubeadm prints them. Read-only, so (like
+    `token list`) not recorded: `plan upgrade` asks it and must leave the doubles' logs unchanged."""
+    print("CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE AUTHORITY")
+    for name in ("apiserver", "ca"):
+        path = kd.p(f"/etc/kubernetes/pki/{name}.crt")
+        if not os.path.exists(path):
+            continue
+        end = kd.openssl(["x509", "-enddate", "-noout", "-in", path]).decode().strip().split("=", 1)[1]
+        left = (time.mktime(time.strptime(end, "%b %d %H:%M:%S %Y %Z")) - time.time()) / 86400
+        print("{:<27}{:<25}{:<16}{}".format(name, end, f"{int(left)}d" if left > 0 else "<invalid>",
+                                           "" if name == "ca" else "ca"))
+
+
 def main(argv: list) -> None:
     flags = kd.flags_of(argv)
     words = flags[""].split()
@@ -643,6 +755,10 @@ def main(argv: list) -> None:
         cmd_token(argv, flags, words)
     elif words[0] == "reset":
         cmd_reset(argv, flags)
+    elif words[0] == "upgrade":
+        cmd_upgrade(argv, flags, words)
+    elif words[:2] == ["certs", "check-expiration"]:
+        cmd_certs(argv, words)
     elif words[:3] == ["config", "images", "list"]:
         cmd_images(argv, flags)
     else:

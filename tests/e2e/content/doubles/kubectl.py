@@ -25,7 +25,7 @@ HELP = f"""kubectl -- {kd.DOUBLE_BANNER} (v{kd.KUBE_VERSION})
 """
 SHORT = {"n": "namespace", "o": "output", "f": "filename", "A": "all-namespaces"}
 BOOL = {"all-namespaces", "A", "client", "help", "h", "wide", "ignore-daemonsets", "delete-emptydir-data",
-        "ignore-not-found", "force", "previous"}
+        "ignore-not-found", "force", "previous", "overwrite"}
 
 
 def parse_args(argv: list) -> "tuple[list, dict]":
@@ -169,6 +169,10 @@ def cmd_get(words: list, flags: dict) -> None:
                                              i["metadata"]["name"], ready, len(st["containerStatuses"]),
                                              st["phase"], i["spec"]["nodeName"]))
         return
+    if what in ("configmap", "configmaps", "cm") and len(words) > 2 and out == "json":
+        ns = flags.get("namespace", "default")
+        print(json.dumps(_call(flags, "GET", f"/api/v1/namespaces/{ns}/configmaps/{words[2]}"), indent=2))
+        return
     if what in ("pdb", "poddisruptionbudgets", "poddisruptionbudget") and out == "json":
         print(json.dumps(_call(flags, "GET", "/apis/policy/v1/poddisruptionbudgets"), indent=2))
         return
@@ -213,6 +217,24 @@ def cmd_node(words: list, flags: dict) -> None:
            "delete": f'node "{name}" deleted'}[verb])
 
 
+def cmd_uncordon_annotate(words: list, flags: dict) -> None:
+    """uncordon NODE | annotate [--overwrite] node NODE key=value | key-."""
+    if words[0] == "uncordon":
+        name, body = (words[1] if len(words) > 1 else ""), {}
+    else:
+        if len(words) < 4 or words[1] not in ("node", "nodes", "no"):
+            kd.die("error: the kubectl TEST DOUBLE annotates only nodes (annotate node NAME k=v|k-)")
+        name = words[2]
+        body = {"set": dict(a.split("=", 1) for a in words[3:] if "=" in a),
+                "remove": [a[:-1] for a in words[3:] if a.endswith("-") and "=" not in a]}
+    server, ca, token = _conn(flags)
+    try:
+        kd.api(server, "POST", f"/api/v1/nodes/{name}/{words[0]}", body, token=token, ca_pem=ca)
+    except kd.APIError as e:
+        kd.die(f'Error from server (NotFound): nodes "{name}" not found ({e})')
+    print(f"node/{name} {'uncordoned' if words[0] == 'uncordon' else 'annotated'}")
+
+
 def cmd_exec(argv: list) -> None:
     """exec etcd-NODE -- etcdctl [flags] member list -w json | member remove HEXID."""
     if "--" not in argv:
@@ -221,10 +243,13 @@ def cmd_exec(argv: list) -> None:
     inner = [a for a in argv[argv.index("--") + 1:] if not a.startswith("-")]
     if not any(w.startswith("etcd-") for w in words) or not inner or inner[0] != "etcdctl":
         kd.die("error: the kubectl TEST DOUBLE runs only etcdctl in an etcd-NODE pod")
-    if doctor_etcdctl(inner, flags):
+    if doctor_etcdctl(inner, flags, json_out="json" in argv[argv.index("--") + 1:]):
         return
     if inner[1:3] == ["member", "list"]:
         print(json.dumps(_call(flags, "GET", "/etcd/members")))
+    elif inner[1:3] == ["endpoint", "health"]:
+        _call(flags, "GET", "/etcd/members")
+        print("https://127.0.0.1:2379 is healthy: successfully committed proposal (etcd TEST DOUBLE)")
     elif inner[1:3] == ["member", "remove"] and len(inner) > 3:
         server, ca, token = _conn(flags)
         try:
@@ -321,12 +346,15 @@ def doctor_get(words: list, flags: dict) -> bool:
     return True
 
 
-def doctor_etcdctl(inner: list, flags: dict) -> bool:
-    """etcdctl endpoint health -w json | alarm list, answered from the apiserver double (its etcd is "healthy"
-    while it answers)."""
+def doctor_etcdctl(inner: list, flags: dict, json_out: bool = False) -> bool:
+    """etcdctl endpoint health [-w json] | alarm list, answered from the apiserver double (its etcd is "healthy"
+    while it answers); the text and JSON forms are etcdctl 3.5's."""
     if inner[1:3] == ["endpoint", "health"]:
         _call(flags, "GET", "/etcd/members")
-        print(json.dumps([{"endpoint": "https://127.0.0.1:2379", "health": True, "took": "1.2ms"}]))
+        if json_out:
+            print(json.dumps([{"endpoint": "https://127.0.0.1:2379", "health": True, "took": "1.2ms"}]))
+        else:
+            print("https://127.0.0.1:2379 is healthy: successfully committed proposal: took = 1.2ms")
         return True
     if inner[1:3] == ["alarm", "list"]:
         _call(flags, "GET", "/etcd/members")
@@ -357,6 +385,8 @@ def main(argv: list) -> None:
         cmd_rollout(words, flags)
     elif words[0] in ("cordon", "drain", "delete"):
         cmd_node(words, flags)
+    elif words[0] in ("uncordon", "annotate"):
+        cmd_uncordon_annotate(words, flags)
     elif words[0] == "exec":
         cmd_exec(argv)
     else:

@@ -34,6 +34,14 @@ KUBE_VERSION = "@KUBE_VERSION@"  # replaced when the RPM is built
 # What `kubeadm config images list` prints for KUBE_VERSION with the default repository (JSON list).
 _IMAGES = r'''@KUBEADM_IMAGES@'''
 KUBEADM_IMAGES = [] if _IMAGES.startswith("@") else json.loads(_IMAGES)
+
+
+def pin(version: str, images: list) -> None:
+    """Set this program's version (each double's RPM calls it right after the import): the library file is
+    version-free so kubeadm, kubelet and kubectl of different versions can be installed side by side (an
+    upgrade installs kubeadm first), as with the real RPMs."""
+    global KUBE_VERSION, KUBEADM_IMAGES
+    KUBE_VERSION, KUBEADM_IMAGES = version, list(images)
 API_PORT = 6443
 ADMIN_TOKEN_FILE = "/etc/kubernetes/pki/admin-double.token"
 STATE_DIR = "/var/lib/kubeadm-double"

@@ -102,7 +102,8 @@ class ApiState:
                 labels["node-role.kubernetes.io/control-plane"] = ""
             items.append({
                 "apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "labels": labels, "creationTimestamp": n.get("registered")},
+                "metadata": {"name": name, "labels": labels, "creationTimestamp": n.get("registered"),
+                             "annotations": dict(n.get("annotations") or {})},
                 "spec": {"unschedulable": bool(n.get("unschedulable"))},
                 "status": {
                     "addresses": [{"type": "InternalIP", "address": n.get("address") or ""},
@@ -203,9 +204,9 @@ class Handler(BaseHTTPRequestHandler):
         q = parse_qs(u.query)
         if u.path in ("/healthz", "/livez", "/readyz"):
             return self._send(200, "ok")
-        if u.path == "/version":
-            return self._send(200, {"gitVersion": "v" + kd.KUBE_VERSION, "platform": "linux/amd64",
-                                    "note": kd.DOUBLE_BANNER})
+        if u.path == "/version":  # the control plane's version: kubeadm init/upgrade apply set it, not the kubelet
+            version = self.state.cluster().get("kubernetesVersion") or "v" + kd.KUBE_VERSION
+            return self._send(200, {"gitVersion": version, "platform": "linux/amd64", "note": kd.DOUBLE_BANNER})
         if u.path == "/api/v1/namespaces/kube-public/configmaps/cluster-info":
             ca = kd.read("/etc/kubernetes/pki/ca.crt") or ""
             images = self.state.cluster().get("images") or []
@@ -225,6 +226,14 @@ class Handler(BaseHTTPRequestHandler):
                           "status": {"disruptionsAllowed": 0, "expectedPods": 1}}
                          for o in self.state.data["objects"] if o["kind"] == "PodDisruptionBudget"]
                 return self._send(200, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudgetList", "items": items})
+            if u.path == "/api/v1/namespaces/kube-system/configmaps/kubeadm-config":
+                c = self.state.cluster()
+                text = "".join(f"{k}: {c[k]}\n" for k in ("kubernetesVersion", "imageRepository",
+                                                           "controlPlaneEndpoint") if c.get(k))
+                return self._send(200, {"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "kubeadm-config", "namespace": "kube-system"},
+                                        "data": {"ClusterConfiguration": "apiVersion: kubeadm.k8s.io/v1beta3\n"
+                                                                         "kind: ClusterConfiguration\n" + text}})
             if u.path == "/etcd/members":
                 members = self.state.etcd_members()
                 return self._send(200, {"members": [{"name": k, "ID": v} for k, v in members.items()]})
@@ -297,6 +306,23 @@ class Handler(BaseHTTPRequestHandler):
                 st.save()
                 kd.record("kube-apiserver-double.log", {"event": m.group(2), "node": m.group(1)})
                 return self._send(200, {"kind": "Node"})
+            m = re.match(r"^/api/v1/nodes/([^/]+)/(uncordon|annotate)$", u.path)
+            if m:  # kubectl uncordon (spec.unschedulable false) and annotate (set {k: v}, remove [k])
+                if who != "admin":
+                    return self._send(403, {"kind": "Status", "message": "forbidden"})
+                n = st.data["nodes"].get(m.group(1))
+                if n is None:
+                    return self._send(404, {"kind": "Status", "message": f'nodes "{m.group(1)}" not found'})
+                if m.group(2) == "uncordon":
+                    n["unschedulable"] = False
+                else:
+                    ann = n.setdefault("annotations", {})
+                    ann.update(body.get("set") or {})
+                    for k in body.get("remove") or []:
+                        ann.pop(k, None)
+                st.save()
+                kd.record("kube-apiserver-double.log", {"event": m.group(2), "node": m.group(1), "body": body})
+                return self._send(200, {"kind": "Node"})
             m = re.match(r"^/etcd/members/([0-9a-f]+)/remove$", u.path)
             if m:
                 if who != "admin":
@@ -359,9 +385,18 @@ def node_loop(flags: dict, name: str, stop: threading.Event) -> None:
     kubeconfig = flags.get("kubeconfig", "/etc/kubernetes/kubelet.conf")
     pull_errors: dict = {}
     attempted: dict = {}
+    checked = False
     while not stop.is_set():
         try:
             server, ca, token = kd.read_kubeconfig(kubeconfig)
+            if not checked:  # once per start: a kubelet newer than the API server is a version skew violation
+                api = str(kd.api(server, "GET", "/version", token=token, ca_pem=ca).get("gitVersion"))
+                mine = "v" + kd.KUBE_VERSION
+                skew = tuple(map(int, mine[1:].split("."))) > tuple(map(int, api.lstrip("v").split(".")[:3]))
+                kd.record(LOG, {"event": "version check", "kubelet": mine, "apiserver": api, "skew": skew})
+                if skew:
+                    kd.record(LOG, {"event": "skew violation", "kubelet": mine, "apiserver": api})
+                checked = True
             have = crictl_images()
             kd.api(server, "POST", f"/api/v1/nodes/{name}/status",
                    {"images": have, "pullErrors": pull_errors, "kubeletVersion": "v" + kd.KUBE_VERSION,
