@@ -10,6 +10,7 @@ runs `kubeadm upgrade apply` twice. A node we cordon carries ANNOTATION; only su
 """
 
 from installer import constants as C
+from installer import pins
 from installer.changes import Callback, Command, WriteFile
 from installer.constants import KUBECTL
 from installer.errors import InstallerError
@@ -28,10 +29,12 @@ def staged_dir(ctx):
 
 
 def install_kube(names, version):
-    """The one way kube packages are installed: exactly `version`, past the bundle repo's excludes (version pins)."""
+    """The one way kube packages are installed: exactly `version`, past the bundle repo's excludes and any
+    versionlock entry (installer.pins), then the versionlock entries moved to that version where the plugin is."""
     specs = P.package_specs(names, version)
-    return "%s -y --disableexcludes=all --disablerepo='*' --enablerepo='airgap-*' install %s" % (
-        '"$(command -v dnf || echo yum)"', " ".join(quote(s) for s in specs))
+    install = "%s -y %s --disablerepo='*' --enablerepo='airgap-*' install %s" % (
+        '"$(command -v dnf || echo yum)"', pins.install_flags(), " ".join(quote(s) for s in specs))
+    return " && ".join([install] + pins.relock_commands(specs))
 
 
 def has_packages(names, version):

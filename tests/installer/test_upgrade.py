@@ -56,7 +56,11 @@ def test_hop_images_and_package_specs():
                                            "registry.k8s.io/kube-proxy:v1.32.1"]
     assert P.package_specs(["kubelet", "kubectl"], (1, 31, 5)) == ["kubelet-1.31.5", "kubectl-1.31.5"]
     cmd = U.install_kube(["kubeadm"], (1, 31, 5))
-    assert "--disableexcludes=all" in cmd and cmd.endswith("install kubeadm-1.31.5")
+    install, _, relock = cmd.partition(" && ")
+    # past the repo's excludes and any versionlock entry, then the entry moved (only where the plugin is)
+    assert "--disableexcludes=all --disableplugin=versionlock" in install and install.endswith("install kubeadm-1.31.5")
+    assert relock.startswith("if ") and "versionlock delete kubeadm" in relock
+    assert relock.endswith("versionlock add kubeadm-1.31.5; fi")
 
 
 def nodes_json(**nodes):
