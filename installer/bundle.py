@@ -26,12 +26,18 @@ class Bundle(object):
         except ValueError as e:
             raise InstallerError("%s is not valid JSON (%s)" % (path, e),
                                  hint="The bundle is damaged: unpack the tarball again") from None
+        except RecursionError:
+            raise InstallerError("%s is nested too deeply to be a bundle.json" % path,
+                                 hint="The bundle is damaged: unpack the tarball again") from None
+        if not isinstance(data, dict):
+            raise InstallerError("%s is not a JSON object" % path, hint="The bundle is damaged: unpack the tarball "
+                                                                       "again")
         if data.get("schemaVersion") != 1:
             raise InstallerError("%s has schemaVersion %r; this installer reads version 1"
                                  % (path, data.get("schemaVersion")),
                                  hint="Use the install.py shipped in the same bundle")
         for key in ("target", "kubernetes"):
-            if key not in data:
+            if not isinstance(data.get(key), dict):
                 raise InstallerError("%s has no %r section" % (path, key),
                                      hint="The bundle is damaged or was not written by bundler build")
         return cls(root, data)

@@ -9,7 +9,7 @@ import time
 from installer import constants as C
 from installer.bundle import split_ref
 from installer.inventory import ROLE_CONTROL_PLANE
-from installer.doctor.findings import ERROR, INFO, WARNING, excerpt, finding
+from installer.doctor.findings import ERROR, INFO, WARNING, excerpt, finding, layer_check
 from installer.ssh import quote
 
 LAYER = "cluster"
@@ -67,6 +67,7 @@ def classify_etcd(node, health, alarms, where):
     healthy = None
     try:
         rows = json.loads(text)
+        rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []  # as etcdctl -w json
         healthy = all(r.get("health") in (True, "true") for r in rows) and bool(rows)
         detail = "; ".join("%s %s" % (r.get("endpoint"), r.get("error") or "") for r in rows if not r.get("health"))
     except ValueError:
@@ -275,6 +276,7 @@ def classify_registry(text, registry, host):
 
 
 # -- the layer ------------------------------------------------------------------------------------------------
+@layer_check(LAYER)
 def check(env, state):
     """All cluster findings. `state` collects what other layers reuse (nodes JSON, server version)."""
     out = []

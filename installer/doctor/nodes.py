@@ -9,7 +9,7 @@ import re
 import time
 
 from installer import constants as C
-from installer.doctor.findings import ERROR, INFO, WARNING, excerpt, finding
+from installer.doctor.findings import ERROR, INFO, WARNING, excerpt, finding, layer_check
 from installer.facts import split_sections
 from installer.inventory import ROLE_CONTROL_PLANE
 
@@ -325,6 +325,7 @@ def classify_reach(api_text, registry_text, repo_text, trust_text, host, ctx):
     return out
 
 
+@layer_check(LAYER)
 def check(env, state):
     out = []
     ctx = env.ctx
