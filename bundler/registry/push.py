@@ -80,13 +80,18 @@ def read_credentials_file(path: Path, host: str) -> Credentials:
     from .auth import load_credentials
 
     try:
-        text = path.read_text().strip()
+        if path.exists() and not path.is_file():  # a FIFO would block the read
+            raise OSError(0, "not a regular file")
+        text = path.read_bytes().decode("utf-8").strip()
     except OSError as e:
         raise UsageError(f"--credentials {path}: cannot read it ({e.strerror or e}).") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--credentials {path}: not UTF-8 text; give `user:password` on one line or a Docker "
+                         "config.json.") from None
     if text.startswith("{"):
         try:
             json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise UsageError(f"--credentials {path}: not valid JSON (a Docker config.json was expected).") from None
         creds = load_credentials(host, config_file=path)
         if creds is None:
