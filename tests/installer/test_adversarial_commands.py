@@ -759,3 +759,50 @@ def test_fuzz_the_json_inputs(site, capsys):
     assert counts["cases"] >= 50
     assert failures == [], "\n".join("%s: %r -> %s" % f for f in failures[:10])
     shutil.rmtree(str(site.tmp / "root"), ignore_errors=True)
+
+
+# -- complete-delta: hostile delta sections in bundle.json -------------------------------------------------------
+DELTA_SECTIONS = {
+    "delta-a-string": "x", "omitted-a-list": {"omitted": [1]}, "packages-a-number": {"omitted": {"packages": 5}},
+    "entry-a-string": {"omitted": {"packages": ["repo/Packages/a.rpm"]}},
+    "entry-without-sha": {"omitted": {"packages": [{"path": "repo/Packages/a.rpm"}]}},
+    "sha-null": {"omitted": {"packages": [{"path": "repo/Packages/a.rpm", "sha256": None}]}},
+    "sha-a-number": {"omitted": {"blobs": [{"path": "images/blobs/sha256/" + "a" * 64, "sha256": 10 ** 80}]}},
+    "traversal": {"omitted": {"files": [{"path": "files/../../../etc/passwd", "sha256": "a" * 64}]}},
+    "absolute": {"omitted": {"files": [{"path": "/etc/shadow", "sha256": "a" * 64}]}},
+    "not-omittable": {"omitted": {"files": [{"path": "install.py", "sha256": "a" * 64}]}},
+    "path-a-list": {"omitted": {"packages": [{"path": ["repo"], "sha256": "a" * 64}]}},
+    "duplicates": {"omitted": {"packages": [{"path": "repo/Packages/a.rpm", "sha256": "a" * 64}] * 3}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(DELTA_SECTIONS))
+def test_complete_delta_with_a_hostile_delta_section(site, capsys, name):
+    """A delta section of the wrong shape, pointing outside the bundle or at what the site lacks: one error (exit 1
+    or 2), nothing copied in, nothing written under --root."""
+    with open(os.path.join(site.bundle.root, "bundle.json")) as f:
+        data = json.load(f)
+    data["delta"] = DELTA_SECTIONS[name]
+    with open(os.path.join(site.bundle.root, "bundle.json"), "w") as f:
+        json.dump(data, f)
+    write_sums(site.bundle.root)
+    for words in (["complete-delta"], ["plan", "complete-delta"], ["upgrade", "-y"]):
+        before = snapshot(site.root, site.bundle.root)
+        rc, out, err = call(site.argv(words, check=True), capsys)
+        if rc == 0 and "not a delta" in out:
+            continue  # a section without omitted items is a whole bundle
+        assert_refused(rc, out, err, code=(2 if "DeltaIncomplete" in err or "missing" in err else 1))
+        assert changes(before, snapshot(site.root, site.bundle.root)) == []
+
+
+# -- doctor --collect: where the support bundle goes ---------------------------------------------------------------
+def test_doctor_collect_to_a_path_that_cannot_take_it_is_refused_before_any_host(site, capsys):
+    """--collect into a directory, a missing directory, a FIFO: refused before the record is read or a host is
+    contacted (the whole diagnosis is not wasted), nothing written."""
+    site.write_record(good_record(site.bundle))
+    f = _fixtures(site)
+    fifo = str(site.tmp / "collect.fifo")
+    os.mkfifo(fifo)
+    for p in (f["dir"], f["missing"], f["under-a-file"], fifo):
+        refuses(site, capsys, ["doctor", "--collect", p], "--collect", p)
+    assert not [n for n in os.listdir(str(site.tmp)) if ".tmp-" in n]
