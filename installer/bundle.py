@@ -37,7 +37,7 @@ class Bundle(object):
                                  % (path, data.get("schemaVersion")),
                                  hint="Use the install.py shipped in the same bundle")
         for key in ("target", "kubernetes"):
-            if not isinstance(data.get(key), dict):
+            if key not in data or not isinstance(data[key], (dict, type(None))):  # null: packages/images only
                 raise InstallerError("%s has no %r section" % (path, key),
                                      hint="The bundle is damaged or was not written by bundler build")
         return cls(root, data)

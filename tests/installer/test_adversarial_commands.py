@@ -806,3 +806,12 @@ def test_doctor_collect_to_a_path_that_cannot_take_it_is_refused_before_any_host
     for p in (f["dir"], f["missing"], f["under-a-file"], fifo):
         refuses(site, capsys, ["doctor", "--collect", p], "--collect", p)
     assert not [n for n in os.listdir(str(site.tmp)) if ".tmp-" in n]
+
+
+def test_bundle_json_of_an_images_only_bundle_still_loads(tmp_path):
+    """kubernetes: null is what bundler writes for packages-only and images-only bundles (push-images uses them):
+    the shape check refuses a wrong type, not that."""
+    from installer.bundle import Bundle
+    (tmp_path / "bundle.json").write_text(json.dumps({"schemaVersion": 1, "target": {"os": "el9", "arch": "x86_64"},
+                                                      "kubernetes": None, "images": []}))
+    assert Bundle.load(str(tmp_path)).data["kubernetes"] is None
