@@ -88,7 +88,7 @@ def check(data, path):
                      if not isinstance(h, dict) or not isinstance(h.get("address"), str) or
                      any(h.get(k) is not None and not isinstance(h[k], t) for k, t in HOST_TYPES)]
     bundle = data.get("bundle") or {}
-    wrong += ["bundle.%s" % k for k in ("name", "version", "sha256", "dir")
+    wrong += ["bundle.%s" % k for k in ("sha256", "dir")
               if isinstance(bundle, dict) and bundle.get(k) is not None and not isinstance(bundle[k], str)]
     if wrong:
         raise InstallerError("the cluster record %s is damaged: %s %s not of the type the installer writes"
