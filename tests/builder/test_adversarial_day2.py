@@ -320,3 +320,31 @@ def test_fuzz_the_state_json(tmp_path: Path) -> None:
           f"{time.monotonic() - start:.1f} s")
     assert counts["cases"] >= 100
     assert failures == [], "\n".join(f"{t!r} -> {why}" for t, why in failures[:10])
+
+
+SBOM_BOMS = {"a-list": "[1]", "packages-a-number": '{"schemaVersion": 1, "packages": 5}',
+             "image-ref-a-number": '{"schemaVersion": 1, "images": [{"ref": 5}]}',
+             "image-a-number": '{"schemaVersion": 1, "images": [5]}', "version-a-word": '{"schemaVersion": "x"}',
+             "target-a-string": '{"schemaVersion": 1, "target": "el9"}',
+             "deep": "[" * 100000 + "]" * 100000}
+
+
+@pytest.mark.parametrize("form", ["dir", "tar.gz"])
+@pytest.mark.parametrize("name", sorted(SBOM_BOMS))
+def test_sbom_of_a_bundle_json_of_the_wrong_shape(tmp_path: Path, name: str, form: str) -> None:
+    """A bundle whose bundle.json matches its SHA256SUMS but has sections of the wrong shape: one error."""
+    import hashlib
+    import tarfile
+    top = tmp_path / "b"
+    top.mkdir()
+    data = SBOM_BOMS[name].encode()
+    (top / "bundle.json").write_bytes(data)
+    (top / "SHA256SUMS").write_text(f"{hashlib.sha256(data).hexdigest()}  bundle.json\n")
+    target = top
+    if form == "tar.gz":
+        target = tmp_path / "b.tar.gz"
+        with tarfile.open(target, "w:gz") as tar:
+            tar.add(top, arcname="b")
+    r = CliRunner().invoke(main, ["sbom", str(target)])
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), (r.output, r.exception)
+    assert r.stderr.count("error:") == 1
