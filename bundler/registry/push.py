@@ -130,9 +130,15 @@ class Layout:
         self.runtime = runtime  # bundle.json's: docker bundles also get docker.io images at the bare repository
         try:
             self.index = json.loads((root / "index.json").read_text())
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise UsageError(f"{root / 'index.json'}: cannot read the bundle's image index ({e}). Give an unpacked "
                              "bundle directory or its tarball.") from None
+        manifests = self.index.get("manifests", []) if isinstance(self.index, dict) else None
+        if not isinstance(manifests, list) or not all(
+                isinstance(d, dict) and isinstance(d.get("digest"), str)
+                and isinstance(d.get("annotations") or {}, dict) for d in manifests):
+            raise UsageError(f"{root / 'index.json'}: not an OCI image index (an object whose manifests[] each have a "
+                             "digest). The bundle is damaged: check it with `bundler verify` and copy it again.")
 
     def blob(self, digest: str) -> Path:
         return self.root / "blobs" / "sha256" / digest.split(":", 1)[1]

@@ -348,3 +348,18 @@ def test_sbom_of_a_bundle_json_of_the_wrong_shape(tmp_path: Path, name: str, for
     r = CliRunner().invoke(main, ["sbom", str(target)])
     assert r.exit_code == 1 and isinstance(r.exception, SystemExit), (r.output, r.exception)
     assert r.stderr.count("error:") == 1
+
+
+INDEXES = ["[1]", '{"manifests": 5}', '{"manifests": [5]}', '{"manifests": [{"digest": 5}]}',
+           '{"manifests": [{"digest": "sha256:%s", "annotations": "x"}]}' % ("a" * 64), "garbage",
+           "[" * 100000 + "]" * 100000]
+
+
+@pytest.mark.parametrize("index", INDEXES, ids=range(len(INDEXES)))
+def test_push_with_a_hostile_image_index(tmp_path: Path, index: str) -> None:
+    (tmp_path / "b" / "images").mkdir(parents=True)
+    (tmp_path / "b" / "images" / "index.json").write_text(index)
+    (tmp_path / "b" / "bundle.json").write_text('{"schemaVersion": 1, "runtime": 5}')
+    r = CliRunner().invoke(main, ["push", str(tmp_path / "b"), "--to", "127.0.0.1:1", "--dry-run"])
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit), (r.output, r.exception)
+    assert r.stderr.count("error:") == 1 and "index.json" in r.stderr

@@ -815,3 +815,15 @@ def test_bundle_json_of_an_images_only_bundle_still_loads(tmp_path):
     (tmp_path / "bundle.json").write_text(json.dumps({"schemaVersion": 1, "target": {"os": "el9", "arch": "x86_64"},
                                                       "kubernetes": None, "images": []}))
     assert Bundle.load(str(tmp_path)).data["kubernetes"] is None
+
+
+INDEXES = ["[1]", '{"manifests": 5}', '{"manifests": [5]}', '{"manifests": [{"digest": 5}]}',
+           '{"manifests": [{"digest": "sha256:%s", "annotations": "x"}]}' % ("a" * 64), "garbage",
+           "[" * 100000 + "]" * 100000]
+
+
+@pytest.mark.parametrize("index", INDEXES, ids=range(len(INDEXES)))
+def test_push_images_with_a_hostile_image_index(site, capsys, index):
+    with open(os.path.join(site.bundle.root, "images", "index.json"), "w") as f:
+        f.write(index)
+    refuses(site, capsys, ["plan", "push-images", "--to", "127.0.0.1:1"], "index.json")
