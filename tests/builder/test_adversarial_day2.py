@@ -363,3 +363,13 @@ def test_push_with_a_hostile_image_index(tmp_path: Path, index: str) -> None:
     r = CliRunner().invoke(main, ["push", str(tmp_path / "b"), "--to", "127.0.0.1:1", "--dry-run"])
     assert r.exit_code == 2 and isinstance(r.exception, SystemExit), (r.output, r.exception)
     assert r.stderr.count("error:") == 1 and "index.json" in r.stderr
+
+
+def test_push_refuses_contradictory_trust_options(tmp_path: Path) -> None:
+    """--ca with --insecure: one of them would be silently ignored; refused before anything is read or sent."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    r = CliRunner().invoke(main, ["push", str(tmp_path), "--to", "127.0.0.1:1", "--ca", str(ca), "--insecure",
+                                  "--dry-run"])
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit), (r.output, r.exception)
+    assert r.stderr.count("error:") == 1 and "contradict" in r.stderr
