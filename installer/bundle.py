@@ -40,6 +40,14 @@ class Bundle(object):
             if key not in data or not isinstance(data[key], (dict, type(None))):  # null: packages/images only
                 raise InstallerError("%s has no %r section" % (path, key),
                                      hint="The bundle is damaged or was not written by bundler build")
+        for key in ("packages", "images", "files"):  # every command reads these lists of objects
+            value = data.get(key)
+            if value is not None and (not isinstance(value, list) or not all(isinstance(e, dict) for e in value)):
+                raise InstallerError("%s: %r is not a list of objects" % (path, key),
+                                     hint="The bundle is damaged or was not written by bundler build")
+        if not all(isinstance(i.get("ref"), str) for i in data.get("images") or []):
+            raise InstallerError("%s: an entry of 'images' has no ref" % path,
+                                 hint="The bundle is damaged or was not written by bundler build")
         return cls(root, data)
 
     def path(self, rel):

@@ -834,3 +834,40 @@ def test_push_images_with_a_hostile_image_index(site, capsys, index):
     with open(os.path.join(site.bundle.root, "images", "index.json"), "w") as f:
         f.write(index)
     refuses(site, capsys, ["plan", "push-images", "--to", "127.0.0.1:1"], "index.json")
+
+
+# -- upgrade: the bundle's kubernetes section and image list, hostile ---------------------------------------------
+UPGRADE_BUNDLES = [
+    {"kubernetes": {"version": "x"}}, {"kubernetes": {"version": None}}, {"kubernetes": {"version": 1.31}},
+    {"kubernetes": {"version": "1.31.0", "hops": 5}}, {"kubernetes": {"version": "1.31.0", "hops": [5]}},
+    {"kubernetes": {"version": "1.31.0", "hops": [{"version": None}]}},
+    {"kubernetes": {"version": "1.31.0", "hops": [{"version": "1.30.1", "images": 5}]}},
+    {"kubernetes": {"version": "1." + "9" * 5000 + ".0"}}, {"kubernetes": None}, {},
+    {"kubernetes": {"version": "1.31.0"}, "images": 5}, {"kubernetes": {"version": "1.31.0"}, "images": [5]},
+    {"kubernetes": {"version": "1.31.0"}, "images": [{"ref": 5}]},
+]
+
+
+@pytest.mark.parametrize("data", UPGRADE_BUNDLES, ids=range(len(UPGRADE_BUNDLES)))
+def test_upgrade_path_of_a_hostile_bundle(data):
+    """installer.upgrade.path over a damaged kubernetes section: the steps or one clear error, never a traceback
+    (the preflight computes them before any change)."""
+    from installer.upgrade import path as P
+    for current in ((1, 30, 4), (1, 31, 0)):
+        try:
+            for step in P.steps(current, data):
+                assert isinstance(P.hop_images(data, step), list)
+        except InstallerError as e:
+            assert "bundle.json" in str(e) or "Nothing was changed" in str(e)
+
+
+@pytest.mark.parametrize("section", ["packages", "images", "files"])
+def test_bundle_lists_of_the_wrong_shape_are_refused_on_load(site, capsys, section):
+    for value in (5, "x", [5], [None]):
+        with open(os.path.join(site.bundle.root, "bundle.json")) as f:
+            data = json.load(f)
+        data[section] = value
+        with open(os.path.join(site.bundle.root, "bundle.json"), "w") as f:
+            json.dump(data, f)
+        site.write_record(good_record(site.bundle))
+        refuses(site, capsys, ["plan", "upgrade"], "bundle.json", section)
