@@ -120,6 +120,12 @@ def abort(root="/"):
     if data is None:
         return "no lock %s: nothing to release" % path
     if not is_stale(data):
+        if data.get("host") != socket.gethostname():  # renamed host, or a copied /etc: its PID says nothing here
+            raise InstallerError("the lock %s was taken by %s, on another host name than this one (%s): whether "
+                                 "it still runs cannot be told from here" % (path, describe(data),
+                                                                             socket.gethostname()),
+                                 hint="If no operation runs on %s (or this host was renamed), remove %s by hand"
+                                      % (data.get("host"), path))
         raise InstallerError("the lock %s is held by %s, which is still running" % (path, describe(data)),
                              hint="Stop that operation first (Ctrl-C in its terminal), or wait until it ends")
     try:

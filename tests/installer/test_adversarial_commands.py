@@ -871,3 +871,14 @@ def test_bundle_lists_of_the_wrong_shape_are_refused_on_load(site, capsys, secti
             json.dump(data, f)
         site.write_record(good_record(site.bundle))
         refuses(site, capsys, ["plan", "upgrade"], "bundle.json", section)
+
+
+def test_a_lock_from_another_host_name_says_how_to_get_out(local_site, capsys):
+    """A lock taken under another host name (the serving host was renamed, or /etc copied from another one): its
+    PID says nothing here, so --abort refuses, and says to remove it by hand if nothing runs there."""
+    p = _lock(local_site, DEAD_PID, host="old-name.example")
+    refuses(local_site, capsys, ["upgrade", "-y"], "another operation holds the lock", p)
+    before = snapshot(local_site.root)
+    rc, out, err = call(local_site.argv(["upgrade", "--abort"]), capsys)
+    assert_refused(rc, out, err, "another host name", "remove %s by hand" % p)
+    assert changes(before, snapshot(local_site.root)) == []
