@@ -394,6 +394,7 @@ def local_site(site, monkeypatch):
     monkeypatch.setattr("installer.runner.Runner", RunnerWithoutConnect)
     monkeypatch.setattr("installer.cli.Runner", RunnerWithoutConnect)
     site.record = good_record(site.bundle, host="127.0.0.1")
+    site.record["inventory"]["hosts"][1].update(address="127.0.0.2", port=1)  # remove-node's probe: refused at once
     site.write_record(site.record)
     return site
 
