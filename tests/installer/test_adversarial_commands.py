@@ -883,3 +883,33 @@ def test_a_lock_from_another_host_name_says_how_to_get_out(local_site, capsys):
     rc, out, err = call(local_site.argv(["upgrade", "--abort"]), capsys)
     assert_refused(rc, out, err, "another host name", "remove %s by hand" % p)
     assert changes(before, snapshot(local_site.root)) == []
+
+
+def test_complete_delta_while_another_completion_runs(tmp_path, capsys):
+    """Two commands completing one delta bundle at once removed and renamed each other's temporary files (a
+    partial file could land in place), and the bundle check's clean-up removed a running completion's temporary
+    files: the second completion now refuses in one paragraph and changes nothing, and the clean-up leaves the
+    files of a completion that holds the bundle directory's flock."""
+    import fcntl
+
+    from installer import delta
+
+    from . import test_delta_site as D
+    top, omitted = D._delta(tmp_path)
+    root = D._site(tmp_path, omitted)
+    fd = os.open(str(top), os.O_RDONLY)  # the other completion: holds the bundle directory's flock
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        before = D._tree(top)
+        rc, out, err = call(["complete-delta", "--root", str(root), "--bundle", str(top)], capsys)
+        assert_refused(rc, out, err, "another command is completing the delta bundle", str(top))
+        assert D._tree(top) == before
+        inflight = D._put(top / "images/blobs/sha256" / ".y.airgap-delta-tmp", b"being written by the other")
+        delta.clean_partial(str(top))
+        assert inflight.exists()
+    finally:
+        os.close(fd)
+    delta.clean_partial(str(top))  # nobody completes now: a leftover of a killed run
+    assert not inflight.exists()
+    rc, out, err = call(["complete-delta", "--root", str(root), "--bundle", str(top)], capsys)
+    assert rc == 0 and "3 item(s) copied in" in out, (out, err)
