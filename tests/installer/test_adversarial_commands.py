@@ -913,3 +913,12 @@ def test_complete_delta_while_another_completion_runs(tmp_path, capsys):
     assert not inflight.exists()
     rc, out, err = call(["complete-delta", "--root", str(root), "--bundle", str(top)], capsys)
     assert rc == 0 and "3 item(s) copied in" in out, (out, err)
+
+
+def test_a_fifo_inside_the_bundle_is_refused_by_the_check_without_blocking(site):
+    os.unlink(os.path.join(site.bundle.root, "files", "registry"))
+    os.mkfifo(os.path.join(site.bundle.root, "files", "registry"))
+    site.write_record(good_record(site.bundle))
+    for words in (["complete-delta"], ["upgrade", "-y"], ["push-images", "--to", "127.0.0.1:1"]):
+        rc, out, err = _run_cli(site.argv(words, check=True))
+        assert_refused(rc, out, err, "files/registry", "not a regular file")
