@@ -37,4 +37,5 @@ class Status(Phase):
         res = cp.run("%s get nodes -o wide" % KUBECTL, check=False)
         if res.ok:
             lines.append((None, res.stdout.rstrip()))
-        return lines
+        from installer.certs import warnings
+        return lines + warnings(ctx)  # certificates below 90 days (openssl only: status runs nothing else)
