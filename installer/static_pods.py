@@ -32,7 +32,7 @@ def present(conn):
 
 
 def running(conn, pod):
-    res = conn.run("crictl ps --name %s --state running -q" % quote("^%s$" % pod), check=False, timeout=60)
+    res = conn.run("crictl ps --name=%s --state=running -q" % quote("^%s$" % pod), check=False, timeout=60)
     return res.ok and bool(res.stdout.strip())
 
 

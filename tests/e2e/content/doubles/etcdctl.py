@@ -42,7 +42,10 @@ def parse(argv: list) -> "tuple[list, dict]":
 
 
 def api(path: str) -> object:
-    server, ca, token = kd.read_kubeconfig(ADMIN)
+    try:
+        server, ca, token = kd.read_kubeconfig(ADMIN)
+    except (RuntimeError, KeyError, TypeError, IndexError, ValueError) as e:
+        raise kd.APIError(0, f"no etcd to talk to: cannot read {ADMIN} ({e})") from None
     return kd.api(server, "GET", path, token=token, ca_pem=ca, timeout=10)
 
 
