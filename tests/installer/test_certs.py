@@ -110,3 +110,26 @@ def test_table_and_describe(host_root):
     assert text.splitlines()[0].split() == ["HOST", "SOURCE", "CERTIFICATE", "EXPIRES", "DAYS", "LEFT", "STATUS"]
     warn = next(r for r in rows if r["status"] == "warn")
     assert certs.describe(warn).startswith("kubelet kubelet.crt: ") and "day(s) left" in certs.describe(warn)
+
+
+def test_certs_check_command_on_a_recorded_cluster(tmp_path, host_root, capsys):
+    """./install.py certs check --json end to end on this machine (a Local host rooted in a temp dir: no kubeadm
+    here, so the files are read with openssl)."""
+    import json
+
+    from installer.cli import main
+    from tests.installer.conftest import make_bundle
+    b = make_bundle(str(tmp_path / "b"))
+    data = {"state": "installed", "bundle": {"name": "k8s"}, "options": {}, "history": [],
+            "inventory": {"hosts": [{"address": "127.0.0.1", "role": "control_plane", "nodeName": "cp1"}]}}
+    with open(os.path.join(b.root, "cluster.json"), "w") as f:
+        json.dump(data, f)
+    assert main(["certs", "check", "--json", "--bundle", b.root, "--root", host_root]) == 0
+    out = json.loads(capsys.readouterr().out)
+    by = dict((r["name"], r) for r in out["certificates"])
+    assert out["warnDays"] == 90 and by["kubelet.crt"]["status"] == "warn" and by["apiserver"]["status"] == "ok"
+    assert by["registry server"]["host"] == "127.0.0.1"
+    assert not os.path.exists(os.path.join(host_root, "etc/airgap-bundler/lock"))
+    assert main(["certs", "check", "--bundle", b.root, "--root", host_root]) == 0
+    text = capsys.readouterr().out
+    assert "HOST" in text and "certs check: 7 certificate(s), 2 below 90 days or expired/missing" in text
