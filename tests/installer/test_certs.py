@@ -133,3 +133,73 @@ def test_certs_check_command_on_a_recorded_cluster(tmp_path, host_root, capsys):
     assert main(["certs", "check", "--bundle", b.root, "--root", host_root]) == 0
     text = capsys.readouterr().out
     assert "HOST" in text and "certs check: 7 certificate(s), 2 below 90 days or expired/missing" in text
+
+
+class _FakeConn:
+    """Files that exist, and the commands run (static pods: a container runs while its manifest is in place)."""
+
+    label = "cp"
+
+    def __init__(self, files):
+        self.files = set(files)
+        self.ran = []
+
+    def path(self, p):
+        return p
+
+    def exists(self, p):
+        return p in self.files
+
+    def check(self, cmd, what=None, **kw):
+        self.ran.append(cmd)
+        if cmd.startswith("mkdir -p") and " mv -f " in cmd:
+            src, dst = cmd.split(" mv -f ")[1].split()
+            self.files.discard(src)
+            self.files.add(dst)
+        elif cmd.startswith("mv -f "):
+            src, dst = cmd.split()[2:4]
+            self.files.discard(src)
+            self.files.add(dst)
+        return self.run(cmd)
+
+    def run(self, cmd, check=False, **kw):
+        from installer.ssh import Result
+        if cmd.startswith("crictl ps"):
+            pod = cmd.split("'^")[1].split("$'")[0]
+            self.ran.append("ps %s" % pod)
+            on = "/etc/kubernetes/manifests/%s.yaml" % pod in self.files
+            return Result(cmd, 0, "abc\n" if on else "", "")
+        return Result(cmd, 0, "", "")
+
+
+class _Journal:
+    def __init__(self, data=None):
+        self.data = data or {"phases": {}, "files": {}}
+        self.saves = 0
+
+    def save(self):
+        self.saves += 1
+
+
+def test_renew_restarts_pods_one_by_one_and_resumes(bundle):
+    from installer import static_pods
+    from installer.certs_renew import STATE_KEY, RenewControlPlane
+    from tests.installer.conftest import make_ctx
+    ctx = make_ctx(bundle)
+    ctx.pod_stop_timeout = ctx.pod_start_timeout = 5
+    manifests = [static_pods.manifest(p) for p in static_pods.ORDER]
+    # an earlier run renewed, restarted etcd, then stopped with the API server's manifest moved out
+    conn = _FakeConn(manifests[:1] + [static_pods.paused("kube-apiserver")] + manifests[2:])
+    journal = _Journal({"phases": {}, "files": {}, STATE_KEY: {"renewed": True, "restarted": ["etcd"]}})
+    ctx.journals["cp"] = journal
+    phase = RenewControlPlane()
+    assert phase.steps(conn, journal) == [("restart", "kube-apiserver"), ("restart", "kube-controller-manager"),
+                                          ("restart", "kube-scheduler"), ("kubeconfig", None)]
+    done = phase.run(ctx, ctx.first_cp, conn, None, journal)
+    assert done == ["restarted kube-apiserver", "restarted kube-controller-manager", "restarted kube-scheduler"]
+    assert "kubeadm certs renew all" not in conn.ran  # not renewed twice
+    pods = [c.split()[1] for c in conn.ran if c.startswith("ps ")]
+    assert [p for i, p in enumerate(pods) if i == 0 or pods[i - 1] != p] == list(static_pods.ORDER[1:])
+    assert set(manifests) <= conn.files and STATE_KEY not in journal.data and journal.data["certs_renewed"]
+    fresh = RenewControlPlane().steps(_FakeConn(manifests), _Journal())
+    assert fresh[0] == ("renew", None) and [s[1] for s in fresh[1:-1]] == list(static_pods.ORDER)
