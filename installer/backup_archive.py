@@ -28,10 +28,11 @@ SUFFIX = ".tar.gz"
 FORMAT = 1
 
 
-def archive_name(cluster, when=None):
+def archive_name(cluster, unique, when=None):
+    """airgap-backup-CLUSTER-YYYYmmddTHHMMSSZ-ID.tar.gz: names sort by time (retention relies on it)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", cluster or "cluster").strip("-") or "cluster"
-    return "%s%s-%s%s" % (PREFIX, safe, stamp, SUFFIX)
+    return "%s%s-%s-%s%s" % (PREFIX, safe, stamp, unique, SUFFIX)
 
 
 def sha256_file(path):

@@ -45,8 +45,9 @@ def run(args):
     ctx = runner.ctx
     ctx.skipped = skip_list(args, runner)
     directory = os.path.abspath(args.output) if args.output else os.path.join(args.root, DEFAULT_DIR.lstrip("/"))
-    ctx.backup = {"dir": directory, "keep": args.keep, "id": uuid.uuid4().hex[:12],
-                  "name": archive.archive_name((data.get("bundle") or {}).get("name"))}
+    unique = uuid.uuid4().hex[:12]
+    ctx.backup = {"dir": directory, "keep": args.keep, "id": unique,
+                  "name": archive.archive_name((data.get("bundle") or {}).get("name"), unique[:6])}
     op = Operation("backup", [TakeBackup()], dry_run=args.plan, media=False, check_bundle=False)
     if args.plan:
         changed = runner.execute(op)

@@ -19,7 +19,7 @@ LOCKS = True
 
 
 def add_arguments(parser, dry_run):
-    parser.add_argument("action", choices=("renew",) if dry_run else ("check", "renew", "timer"),
+    parser.add_argument("action", nargs="?", choices=("renew",) if dry_run else ("check", "renew", "timer"),
                         help="check | renew | timer" if not dry_run else "renew")
     parser.add_argument("--within", type=int, metavar="DAYS", default=None,
                         help="renew: only hosts with a certificate to renew that has fewer than DAYS left")
@@ -48,6 +48,8 @@ def run(args):
     from installer.runner import Runner
 
     action = args.action
+    if action is None:
+        raise InstallerError("certs needs an action: check, renew or timer", hint="./install.py certs check")
     read_only = action == "check" or args.plan
     if action == "timer" and not (args.enable or args.disable):
         raise InstallerError("certs timer needs --enable or --disable", hint="./install.py certs timer --enable")

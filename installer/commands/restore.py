@@ -17,7 +17,8 @@ LOCKS = True
 
 
 def add_arguments(parser, dry_run):
-    parser.add_argument("archive", metavar="ARCHIVE", help="an airgap-backup-*.tar.gz (its .sha256 beside it)")
+    parser.add_argument("archive", metavar="ARCHIVE", nargs="?",
+                        help="an airgap-backup-*.tar.gz (its .sha256 beside it)")
     parser.add_argument("--new-cluster", action="store_true",
                         help="the hosts' CA differs from the backup's (a rebuilt cluster): restore anyway and put "
                              "the backup's /etc/kubernetes/pki back")
@@ -37,6 +38,10 @@ def run(args):
     from installer.restore import prepare_local, restore_phases
     from installer.runner import Runner
 
+    from installer.errors import InstallerError
+    if not args.archive:
+        raise InstallerError("restore needs the backup archive",
+                             hint="./install.py restore /var/backups/airgap-bundler/airgap-backup-....tar.gz")
     path = os.path.abspath(args.archive)
     sha = archive.verify(path)  # before anything else: a tampered archive changes nothing, contacts nobody
     members = archive.read(path)
