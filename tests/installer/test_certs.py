@@ -59,9 +59,10 @@ def make_cert(path, days):
                     path, "-days", str(days), "-subj", "/CN=test"], check=True, capture_output=True)
 
 
-@pytest.fixture
-def host_root(tmp_path):
-    root = str(tmp_path / "host")
+@pytest.fixture(scope="module")
+def host_root(tmp_path_factory):
+    """A host's files (read only by the tests): certificates made once for the module."""
+    root = str(tmp_path_factory.mktemp("certs") / "host")
     make_cert(root + "/etc/kubernetes/pki/ca.crt", 3650)
     make_cert(root + "/etc/kubernetes/pki/apiserver.crt", 365)
     make_cert(root + "/etc/kubernetes/pki/etcd/server.crt", 365)
