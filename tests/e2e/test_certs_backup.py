@@ -21,13 +21,16 @@ from tests.e2e.test_install import run
 PODS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
 BK = "/root/airgap-bk-test"
 WATCHED = ("/etc/hosts /var/lib/airgap-installer/journal.json /etc/airgap-bundler/cluster.json "
-           "/var/log/kubeadm-double.log /var/log/etcdctl-double.log /var/log/crictl-double.log "
+           "/var/log/kubeadm-double.log /var/log/etcdctl-double.log "
            "/etc/kubernetes/manifests/* /etc/kubernetes/pki/*.crt /etc/airgap-registry/pki/registry.crt")
 
 
 def sums(node) -> str:  # noqa: ANN001
-    return node.sh(f"sha256sum {WATCHED} 2>/dev/null; ls -A /var/lib /etc/kubernetes /etc/kubernetes/manifests "
-                   "/etc/airgap-bundler /var/lib/airgap-installer 2>/dev/null; true")
+    """Hashes of WATCHED, of the installer's crictl calls (the kubelet double's own `crictl images` are not ours),
+    and what is in the directories a restore or renew would change."""
+    return node.sh(f"sha256sum {WATCHED} 2>/dev/null; grep '\"ps\"' /var/log/crictl-double.log | sha256sum; "
+                   "ls -A /var/lib /etc/kubernetes /etc/kubernetes/manifests /etc/airgap-bundler "
+                   "/var/lib/airgap-installer 2>/dev/null; true")
 
 
 def log(node, name: str) -> list[dict]:  # noqa: ANN001
