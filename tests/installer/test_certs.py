@@ -204,3 +204,14 @@ def test_renew_restarts_pods_one_by_one_and_resumes(bundle):
     assert set(manifests) <= conn.files and STATE_KEY not in journal.data and journal.data["certs_renewed"]
     fresh = RenewControlPlane().steps(_FakeConn(manifests), _Journal())
     assert fresh[0] == ("renew", None) and [s[1] for s in fresh[1:-1]] == list(static_pods.ORDER)
+
+
+def test_status_and_plan_warnings_name_each_expiring_certificate(bundle, host_root):
+    from tests.installer.conftest import make_ctx
+    ctx = make_ctx(bundle, cp="10.0.0.11", workers="10.0.0.12")
+    ctx.connections = dict((h.label, Local(h.label, host_root)) for h in ctx.all_hosts)
+    ctx.skipped = {"10.0.0.12"}
+    out = certs.warnings(ctx)
+    assert [label for label, _ in out] == ["10.0.0.11", "10.0.0.11"]
+    assert out[0][1].startswith("warning: certificate kubelet kubelet.crt: 2") and "certs renew" in out[0][1]
+    assert "kubelet-client-current.pem (/var/lib/kubelet/pki/kubelet-client-current.pem): not a readable" in out[1][1]
