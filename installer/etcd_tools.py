@@ -88,7 +88,7 @@ def _sha256(path):
 
 
 def install(conn, tools):
-    """Put the extracted tools on a host (BIN_DIR), unless the same file is there. {tool: path on the host}."""
+    """Put the extracted tools on a host (BIN_DIR), unless the same file is there. {tool: the path to run}."""
     out = {}
     for tool, local in sorted(tools.items()):
         dest = "%s/%s" % (BIN_DIR, tool)
@@ -97,5 +97,5 @@ def install(conn, tools):
             conn.check("mkdir -p %s && chmod 700 %s" % (quote(conn.path(BIN_DIR)), quote(conn.path(BIN_DIR))),
                        "making %s" % BIN_DIR)
             conn.put(local, dest, 0o755)
-        out[tool] = dest
+        out[tool] = conn.path(dest)
     return out

@@ -17,7 +17,7 @@ from installer import etcd_tools
 from installer import restore as rst
 from installer.cli import main
 from installer.errors import InstallerError
-from tests.installer.conftest import make_bundle, make_ctx
+from tests.installer.conftest import el9_facts, make_bundle, make_ctx
 
 
 def _archive(tmp_path, name="airgap-backup-k8s-20260101T000000Z.tar.gz", meta=None):
@@ -194,3 +194,109 @@ def test_a_half_done_restore_of_another_archive_blocks_a_new_one():
     assert rst.state(J(), "b" * 64)["done"] == ["staged"]
     J.data["restore"]["finished"] = "2026"
     assert rst.state(J(), "a" * 64) == {"archive": "a" * 64, "done": []}
+
+
+FAKE_ETCDCTL = r'''#!/usr/bin/env python3
+# fake etcdctl for the local backup/restore test (records its subcommand)
+import json, os, sys
+a = sys.argv[1:]
+def val(flag):
+    return a[a.index(flag) + 1]
+sub = [w for w in a if w in ("member", "snapshot", "endpoint")][0]
+what = a[a.index(sub) + 1]
+with open(os.environ["FAKE_LOG"], "a") as f:
+    f.write("etcdctl %s %s%s\n" % (sub, what, " " + val("--name") if "--name" in a else ""))
+if sub == "member":
+    print(json.dumps({"members": [{"ID": 1, "name": os.environ["FAKE_NODE"],
+                                   "peerURLs": ["https://127.0.0.1:2380"]}]}))
+elif sub == "endpoint":
+    print("127.0.0.1:2379 is healthy")
+elif what == "save":
+    open(a[a.index("save") + 1], "w").write("SNAPSHOT\n")
+elif what == "status":
+    print(json.dumps({"totalSize": 9, "revision": 7}))
+elif what == "restore":
+    d = val("--data-dir")
+    assert open(a[a.index("restore") + 1]).read() == "SNAPSHOT\n"
+    os.makedirs(d + "/member")
+    open(d + "/member/name", "w").write(val("--name") + " " + val("--initial-cluster"))
+'''
+FAKE_CRICTL = """#!/bin/sh
+for a in "$@"; do case "$a" in --name=*) n="${a#--name=}";; esac; done
+pod=$(echo "$n" | sed 's/^\\^//; s/\\$$//')
+echo "ps $pod" >> "$FAKE_LOG"
+[ -f "$FAKE_ROOT/etc/kubernetes/manifests/$pod.yaml" ] && echo abc123
+exit 0
+"""
+
+
+def test_backup_then_restore_on_a_local_host(tmp_path, monkeypatch, capsys):
+    """backup then restore end to end through a Local host rooted in a temp dir (fake etcdctl in the bundle's etcd
+    image, fake crictl/kubectl on PATH): the archive at both ends, the pods stopped in reverse order and started in
+    order, the restored data directory swapped in, a second run has nothing left to do."""
+    b = make_bundle(str(tmp_path / "b"))
+    _etcd_image(b, [_layer({"usr/local/bin/etcdctl": FAKE_ETCDCTL.encode()})])
+    with open(b.path("bundle.json"), "w") as f:
+        json.dump(b.data, f)
+    root = tmp_path / "root"
+    pki = root / "etc/kubernetes/pki"
+    pki.mkdir(parents=True)
+    (pki / "ca.crt").write_bytes(_cert(tmp_path))
+    (root / "etc/kubernetes/manifests").mkdir()
+    for pod in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        (root / "etc/kubernetes/manifests" / (pod + ".yaml")).write_text("- --data-dir=/var/lib/etcd\n")
+    (root / "var/lib/etcd").mkdir(parents=True)
+    (root / "var/lib/etcd/old").write_text("before\n")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "crictl").write_text(FAKE_CRICTL)
+    (fake / "kubectl").write_text("#!/bin/sh\nexit 0\n")
+    for f in fake.iterdir():
+        f.chmod(0o755)
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("PATH", "%s:%s" % (fake, os.environ["PATH"]))
+    monkeypatch.setenv("FAKE_LOG", str(log))
+    monkeypatch.setenv("FAKE_ROOT", str(root))
+    monkeypatch.setenv("FAKE_NODE", "cp1")
+    from installer import facts
+    monkeypatch.setattr(facts, "gather", lambda conn, files=(), dirs=(): el9_facts(hostname="cp1"))  # fast
+    record = {"state": "installed", "bundle": {"name": "k8s"}, "options": {}, "history": [],
+              "inventory": {"hosts": [{"address": "127.0.0.1", "role": "control_plane"}]}}
+    with open(os.path.join(b.root, "cluster.json"), "w") as f:
+        json.dump(record, f)
+    out = str(tmp_path / "backups")
+    common = ["--bundle", b.root, "--root", str(root)]
+    assert main(["backup", "-o", out, "--keep", "1"] + common) == 0
+    assert main(["backup", "-o", out, "--keep", "1"] + common) == 0
+    names = sorted(os.listdir(out))
+    assert len(names) == 2 and names[1] == names[0] + ".sha256"  # --keep 1 here ...
+    kept = sorted(os.listdir(str(root / "var/lib/airgap-installer/backups")))
+    assert kept == names  # ... and on the control plane
+    path = os.path.join(out, names[0])
+    members = archive.read(path)
+    assert members["etcd/snapshot.db"] == b"SNAPSHOT\n" and "pki.tar.gz" in members
+    meta = archive.meta_of(members)
+    assert meta["caFingerprint"] == archive.ca_fingerprint((pki / "ca.crt").read_bytes())
+    capsys.readouterr()
+    log.write_text("")
+    assert main(["plan", "restore", path] + common) == 0
+    assert "restore preflight OK" in capsys.readouterr().out and log.read_text().count("etcdctl snapshot") == 0
+    assert main(["restore", path, "-y"] + common) == 0
+    calls = log.read_text().splitlines()
+    restores = [i for i, c in enumerate(calls) if c.startswith("etcdctl snapshot restore")]
+    assert len(restores) == 1 and calls[restores[0]] == "etcdctl snapshot restore cp1"
+
+    def order(lines):
+        ps = [c.split()[1] for c in lines if c.startswith("ps ")]
+        return [p for i, p in enumerate(ps) if i == 0 or ps[i - 1] != p]
+    pods = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+    assert order(calls[:restores[0]]) == pods[::-1] and order(calls[restores[0]:]) == pods, calls
+    assert (root / "var/lib/etcd/member/name").read_text().endswith("=https://127.0.0.1:2380")
+    tag = archive.sha256_file(path)[:12]
+    assert (root / ("var/lib/etcd.before-restore-%s/old" % tag)).read_text() == "before\n"
+    assert sorted(os.listdir(str(root / "etc/kubernetes/manifests"))) == [
+        "etcd.yaml", "kube-apiserver.yaml", "kube-controller-manager.yaml", "kube-scheduler.yaml"]
+    assert not (root / "etc/airgap-bundler/lock").exists()
+    capsys.readouterr()
+    assert main(["plan", "restore", path] + common) == 0
+    assert "plan restore: nothing left to do" in capsys.readouterr().out
