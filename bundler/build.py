@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 from urllib.parse import urljoin
 
-import requests
-
 from . import __version__
 from .bundle.installer_files import add_installer
 from .bundle.space import SpaceCheck
@@ -35,19 +33,22 @@ from .bundle.workspace import DISK_ERRNOS, Workspace, clean_legacy_staging, clea
 from .errors import BundlerError, FetchError
 from .fetch.cache import Cache
 from .fetch.download import Item, Stats, cancel_downloads, fetch, fetch_all
-from .fetch.http import apply_mirrors, make_session
+from .fetch.http import apply_mirrors, lazy_session, make_session
 from .fetch.lease import Lease
 from .files.fetch import FileRecord, fetch_files, file_specs
 from .lock import PackageEntry, lock_path, make_lock, manifest_dict, read_lock
 from .manifest.model import Manifest
 from .progress import ByteProgress, Stages
-from .rpm.closure import Closure, resolve
+from .rpm.package import Package
+from .rpm.plancache import resolve_cached
 from .rpm.repo_writer import place, write_repo
 from .rpm.repomd import RepoReader
-from .rpm.solver import Package
 
 if TYPE_CHECKING:  # imported when first used: `bundler plan` of a manifest without images needs no registry code
+    import requests
+
     from .registry.client import RegistryClient
+    from .rpm.closure import Closure
 
 
 @dataclass
@@ -132,30 +133,33 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
         inputs.kubeadm_images_from = lock.get("kubeadmImagesFrom", "the lock") if m.kubernetes_version else None
         return inputs
     with stages.stage("resolve", f"resolve: reading the metadata of {len(m.repos)} repos and solving"):
-        closure = resolve(m, RepoReader(session, cache, m.mirrors))
+        closure = resolve_cached(m, RepoReader(session, cache, m.mirrors))  # the plan cache, else the solver
     repos = {r.name: r for r in m.repos}
     shipped = [_pkg_entry(p, repos[p.repo].baseurl) for p in closure.shipped]
     media = [_pkg_entry(p, repos[p.repo].baseurl) for p in closure.from_media]
-    modules_yaml = closure.modules_yaml()
+    modules_yaml = closure.modules_yaml
     specs = file_specs(m)
     with stages.stage("files", f"files: {len(specs)} to fetch or take from the cache"):
         files = fetch_files(m, specs, session, cache, file_stats)
     from .images.list import image_list, table_knows
-    from .images.shipped_kubeadm import shipped_kubeadm_images
 
     asked = None
     if m.kubernetes_version and ask_kubeadm != "no":
+        from .images.shipped_kubeadm import shipped_kubeadm_images
+
         download = ask_kubeadm == "download" or not table_knows(m.kubernetes_version)
         with stages.stage("resolve", "resolve: asking the shipped kubeadm which images it needs"):
             asked = shipped_kubeadm_images(m, shipped, files, session, cache, download=download, stats=stats)
     cni = [_checked_text(m, f, cache, session, stats) for f in files if f.kind == "manifest"]
     refs, source = image_list(m.kubernetes_version, cni, m.images, asked)
     return Inputs(shipped, media, modules_yaml, files, refs, used_filelists=closure.used_filelists,
-                  kubeadm_images_from=source, module_streams=closure.host_streams(), warnings=closure.warnings)
+                  kubeadm_images_from=source, module_streams=closure.host_streams, warnings=closure.warnings)
 
 
 def resolve_packages(m: Manifest, cache: Cache) -> Closure:
     """Only the RPM closure (no files, no images): the seam the solver's tests (tests/builder/test_rpm_*) use."""
+    from .rpm.closure import resolve
+
     return resolve(m, RepoReader(make_session(), cache, m.mirrors))
 
 
@@ -168,11 +172,12 @@ def _registry_client(m: Manifest, insecure: tuple[str, ...], pool: int = 16) -> 
 
 def plan(m: Manifest, cache: Cache, stages: Stages | None = None, insecure: tuple[str, ...] = ()) -> dict:
     """What a build would fetch (RPMs, images with digests, files), downloading no RPM or layer."""
-    client = _registry_client(m, insecure)
-    session = make_session()
+    # a manifest that can name no image needs no registry client; else it is built first (see _registry_client)
+    client = _registry_client(m, insecure) if m.images or m.kubernetes_version or m.cni != "none" else None
+    session = lazy_session()  # a warm plan of packages only may send no request that needs requests
     try:
         inputs = resolve_inputs(m, cache, session, ask_kubeadm="cached", stages=stages)
-        images = _plan_images(m, inputs, cache, client)
+        images = _plan_images(m, inputs, cache, client or _registry_client(m, insecure)) if inputs.image_refs else []
     finally:
         cache.close_scratch()  # a read-only cache's temporary files
     return {

@@ -11,8 +11,7 @@ import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import requests
+from typing import TYPE_CHECKING
 
 from ..errors import FetchError, ManifestError
 from ..fetch.cache import Cache
@@ -21,6 +20,9 @@ from ..fetch.http import apply_mirrors
 from ..fetch.retry import RetryPolicy
 from ..manifest.model import FileEntry, Manifest
 from .defaults import default_files
+
+if TYPE_CHECKING:  # sessions come from fetch.http.make_session, which loads requests
+    import requests
 
 _HEX64 = re.compile(r"\b([0-9a-fA-F]{64})\b")
 DEST_DIR = {"binary": "files", "archive": "files", "manifest": "manifests", "rpm": "repo/Packages",
