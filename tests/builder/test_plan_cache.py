@@ -1,0 +1,196 @@
+"""The resolved-plan cache (bundler.rpm.plancache), against the real test yum repos over HTTP on loopback: a warm
+plan reads the closure instead of solving and gives the very same answer; any input that decides the answer misses;
+a damaged entry is reported and replaced; `cache prune` removes entries; the warm CLI path loads neither requests nor
+libsolv, and the repomd.xml check keeps the retry policy (and requests where requests' own handling is needed)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bundler.build import lock, plan
+from bundler.errors import FetchError
+from bundler.fetch import smallget
+from bundler.fetch.cache import Cache
+from bundler.fetch.prune import prune
+from bundler.manifest import load_manifest
+from bundler.rpm import closure as closure_mod
+from bundler.rpm import plancache
+from tests.builder.test_rpm_engine import K8S, manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def solves(monkeypatch):
+    """Manifests the solver ran for (a plan answered from the cache adds none)."""
+    calls: list[tuple[str, ...]] = []
+    real = closure_mod.resolve
+
+    def counting(m, reader, metadata=None):  # noqa: ANN001, ANN202
+        calls.append(tuple(m.packages))
+        return real(m, reader, metadata)
+
+    monkeypatch.setattr(closure_mod, "resolve", counting)
+    return calls
+
+
+def entries(cache: Cache) -> list[Path]:
+    return sorted((cache.root / plancache.DIR).glob("*.json"))
+
+
+def test_cached_plan_is_the_uncached_plan(tmp_path, yum_repos, solves):
+    """For each policy (media, newest, a file dependency that needs filelists): the warm plan and lock read the
+    entry (no solve) and equal, byte for byte, what a fresh cache computes."""
+    for prefer, packages in (("media", K8S), ("newest", K8S), ("newest", ["pairuser", "libpair"])):
+        m = load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), packages, prefer=prefer))
+        cache = Cache(tmp_path / f"cache-{prefer}-{len(packages)}")
+        solves.clear()
+        cold = plan(m, cache)
+        assert len(solves) == 1 and len(entries(cache)) == 1
+        warm = plan(m, cache)
+        _, warm_lock = lock(m, cache)
+        assert len(solves) == 1, "the warm plan and lock ran the solver"
+        fresh = Cache(tmp_path / f"fresh-{prefer}-{len(packages)}")
+        assert json.dumps(warm, indent=2) == json.dumps(cold, indent=2) == json.dumps(plan(m, fresh), indent=2)
+        _, fresh_lock = lock(m, Cache(tmp_path / f"fresh-lock-{prefer}-{len(packages)}"))
+        assert warm_lock == fresh_lock
+        assert cold["packages"] + cold["fromMedia"]
+
+
+def test_every_input_that_decides_the_answer_misses(tmp_path, yum_repos_copy, solves):
+    """A package name, prefer, the target, spec.solver, a repo's baseurl or onMedia, and a repo's repomd.xml (its
+    checksum) each give another entry; the bundle's name and version, images and files do not."""
+    urls = yum_repos_copy.urls("media", "extras")
+    cache = Cache(tmp_path / "cache")
+
+    def run(packages=K8S, **kw) -> None:  # noqa: ANN001
+        plan(load_manifest(manifest(tmp_path, urls, packages, **kw)), cache)
+
+    run()
+    assert len(solves) == 1
+    run()
+    assert len(solves) == 1  # a hit
+    text = manifest(tmp_path, urls, K8S).read_text()
+    manifest(tmp_path, urls, K8S).write_text(text.replace("name: test, version: '1.0'", "name: other, version: '2'"))
+    plan(load_manifest(tmp_path / "bundle.yaml"), cache)
+    assert len(solves) == 1  # name and version take no part in the resolve
+
+    run(K8S + ["libpair"])
+    run(prefer="newest")
+    run(os_="el8")
+    run(media=())
+    path = manifest(tmp_path, urls, K8S)
+    path.write_text(path.read_text() + "  solver: {best: false}\n")
+    plan(load_manifest(path), cache)
+    assert len(solves) == 6 and len(entries(cache)) == 6
+
+    repomd = yum_repos_copy.path("extras") / "repodata" / "repomd.xml"
+    repomd.write_text(re.sub(r"<revision>[^<]*</revision>", "<revision>424242</revision>", repomd.read_text()))
+    run()
+    assert len(solves) == 7  # same packages, same primary.xml: the new repomd.xml alone misses
+    run()
+    assert len(solves) == 7
+
+
+def test_damaged_entry_is_reported_ignored_and_rewritten(tmp_path, yum_repos, solves, caplog):
+    m = load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), K8S))
+    cache = Cache(tmp_path / "cache")
+    cold = plan(m, cache)
+    [entry] = entries(cache)
+    good = entry.read_bytes()
+    for damage in (good[:-40], good.replace(b'"kubeadm"', b'"kubeadn"'), b"not json\n{}", b""):
+        entry.write_bytes(damage)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="bundler"):
+            assert plan(m, cache) == cold
+        assert f"ignoring the damaged plan cache entry {entry}" in caplog.text
+        assert entry.read_bytes() == good  # rewritten whole
+    assert len(solves) == 5
+
+
+def test_read_only_cache_reads_entries_and_writes_none(tmp_path, yum_repos, solves, monkeypatch):
+    m = load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), K8S))
+    cache = Cache(tmp_path / "cache")
+    cold = plan(m, cache)
+    monkeypatch.setattr(Cache, "writable", property(lambda self: False))
+    assert plan(m, cache) == cold and len(solves) == 1
+    other = load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), ["libpair"]))
+    plan(other, cache)
+    assert len(solves) == 2 and len(entries(cache)) == 1
+
+
+def test_prune_removes_entries_but_not_under_a_running_build(tmp_path, yum_repos):
+    m = load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), K8S))
+    cache = Cache(tmp_path / "cache")
+    plan(m, cache)
+    with cache.lease():
+        prune(cache)
+        assert len(entries(cache)) == 1
+    prune(cache)
+    assert not entries(cache)
+
+
+def test_warm_cli_plan_loads_neither_requests_nor_libsolv(tmp_path, yum_repos):
+    """The warm path is one small request per repo through the standard library's client, then the entry."""
+    path = manifest(tmp_path, yum_repos.urls("media", "extras"), K8S)
+    cache = tmp_path / "cache"
+    probe = ("import json, sys\nfrom bundler.cli import main\n"
+             "try:\n    main(sys.argv[1:], standalone_mode=False)\n"
+             "finally:\n    print(json.dumps(sorted(m for m in ('requests', 'urllib3', 'solv', 'tqdm', 'rpmfile')"
+             " if m in sys.modules)), file=sys.stderr)\n")
+
+    def run() -> tuple[dict, list[str]]:
+        r = subprocess.run([sys.executable, "-c", probe, "plan", str(path), "--json", "--cache", str(cache)],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120, check=True)
+        return json.loads(r.stdout), json.loads(r.stderr.strip().splitlines()[-1])
+
+    cold, loaded = run()
+    assert "solv" in loaded
+    yum_repos.server.reset_counts()
+    warm, loaded = run()
+    assert warm == cold and loaded == []
+    assert sorted(yum_repos.server.counts()) == ["/extras/repodata/repomd.xml", "/media/repodata/repomd.xml"]
+
+
+def test_repomd_check_keeps_the_retry_policy(tmp_path, yum_repos, monkeypatch):
+    """A 503 is retried (one more request, as through requests), a 404 is the same error as before."""
+    monkeypatch.setenv("AIRGAP_BUNDLER_BACKOFF", "0.01")
+    m = load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), K8S))
+    cache = Cache(tmp_path / "cache")
+    cold = plan(m, cache)
+    md = "/extras/repodata/repomd.xml"
+    yum_repos.server.fail(md, times=2)
+    yum_repos.server.reset_counts()
+    assert plan(m, cache) == cold
+    assert yum_repos.server.count(md) == 3
+    yum_repos.server.fail(md, times=None, status=404)
+    with pytest.raises(FetchError, match=r"repo 'extras' \(http://127\.0\.0\.1:\d+/extras/\): http://.*/extras/"
+                                         r"repodata/repomd\.xml answered HTTP 404\. Check the repo's baseurl"):
+        plan(m, cache)
+    yum_repos.server.clear_faults(md)
+
+
+def test_proxy_or_netrc_leaves_the_repomd_check_to_requests(tmp_path, yum_repos, monkeypatch):
+    """requests applies proxy variables and ~/.netrc; the small client does not, so it steps aside."""
+    url = yum_repos.url("extras") + "repodata/repomd.xml"
+    assert smallget.eligible(url) and not smallget.eligible("file:///x") and not smallget.eligible("ftp://h/x")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".netrc").write_text("machine example.com login a password b\n")
+    assert not smallget.eligible(url)
+    (tmp_path / ".netrc").unlink()
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # requests goes direct for the test server; the plan still works
+    assert not smallget.eligible(url)
+
+    def refuse(*a, **kw):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the small client was used with a proxy variable set")
+
+    monkeypatch.setattr(smallget, "get_small", refuse)
+    m = load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), K8S))
+    assert plan(m, Cache(tmp_path / "cache"))["packages"]
