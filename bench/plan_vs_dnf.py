@@ -39,7 +39,6 @@ from xml.sax.saxutils import escape, quoteattr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.upstream.http import RepoHTTPServer  # noqa: E402
 from tests.upstream.yumrepos import _RESOLVE_SCRIPT, _dnf_python  # noqa: E402
 
 WORK = Path(os.environ.get("AIRGAP_BENCH_DIR", "/tmp/airgap-bench-plan"))
@@ -251,6 +250,14 @@ GENERATOR = "".join(inspect.getsource(f) for f in (read_index, stanzas, evr, ent
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
+SERVE = """import sys
+from tests.upstream.http import RepoHTTPServer
+with RepoHTTPServer(sys.argv[1]) as s:
+    print(s.url, flush=True)
+    sys.stdin.read()
+"""
+
+
 def serve_tree(repos: Path, srv: Path) -> None:
     """The tree the bench serves: hard links to the generated repodata, except the updates repo's repomd.xml, a copy
     that `republish` rewrites (the server refuses symlinks that leave its root)."""
@@ -307,9 +314,13 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="warm runs per tool, size and row (best and spread shown)")
     ap.add_argument("--names-for", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--republish", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.generate:
         generate(args.generate)
+        return
+    if args.republish:
+        republish(Path(args.republish[0]), Path(args.republish[1]), int(args.republish[2]))
         return
     if args.names_for:
         compute_names(args.names_for)
@@ -325,9 +336,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=WORK) as td:
         work = Path(td)
         serve_tree(repos, work / "srv")
-        server = RepoHTTPServer(work / "srv").start()
+        # The server runs in a child too: it reads whole files into memory, which would grow this process
+        server = subprocess.Popen([sys.executable, "-c", SERVE, str(work / "srv")], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=dict(CHILD_ENV, PYTHONPATH=str(ROOT)))
         try:
-            urls = {n: server.repo_url(n) for n in ("media", "updates")}
+            assert server.stdout is not None
+            base = server.stdout.readline().strip()
+            urls = {n: f"{base}/{n}/" for n in ("media", "updates")}
             # untimed: writes the builder's bytecode caches, so the first cold run does not compile them
             subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "bundler")], check=True,
                            env=CHILD_ENV, stdout=subprocess.DEVNULL)
@@ -354,7 +369,10 @@ def main() -> None:
                 changed_sets = []
                 for _ in range(args.runs):
                     generation += 1
-                    republish(repos, work / "srv", generation)
+                    # in a child: the measured processes are forked from this one, and a forked child's peak RSS
+                    # starts at its parent's size (decompressing the primary here would add to every later one)
+                    subprocess.run([sys.executable, __file__, "--republish", str(repos), str(work / "srv"),
+                                    str(generation)], check=True)
                     changed.append(timed(plan))
                     changed_sets.append(nevras(json.loads(changed[-1][2])["packages"]
                                                + json.loads(changed[-1][2])["fromMedia"]))
@@ -366,10 +384,14 @@ def main() -> None:
                 ours, theirs = nevras(data["packages"] + data["fromMedia"]), nevras(res["packages"])
                 same = ours == theirs and all(c == theirs for c in changed_sets) and all(
                     nevras(json.loads(w[2])["packages"] + json.loads(w[2])["fromMedia"]) == ours for w in warm)
+                if os.environ.get("BENCH_DEBUG"):
+                    print([(round(r[0], 2), r[1] // 1024, round(r[3], 2)) for r in [cold, *warm, *changed]])
                 rows.append((n, len(ours), cold, warm, changed, dcold, dwarm, same, len(ours ^ theirs)))
                 print(f"  {n} names done", flush=True)
         finally:
-            server.stop()
+            assert server.stdin is not None
+            server.stdin.close()  # the server stops when its stdin closes
+            server.wait(timeout=30)
     best = lambda runs, i: min(r[i] for r in runs)  # noqa: E731
     print(f"\nbest of {args.runs} warm runs (min-max in brackets); wall s / CPU s (user+system) / peak RSS")
     print(f"{'names':>5} {'closure':>7} | {'plan cold':>16} | {'plan warm (plan cache)':>36} | "
