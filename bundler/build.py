@@ -28,7 +28,6 @@ from . import __version__
 from .bundle.installer_files import add_installer
 from .bundle.space import SpaceCheck
 from .bundle.sums import DigestMismatch
-from .bundle.tarball import FORMATS, source_epoch, write_tarball
 from .bundle.workspace import DISK_ERRNOS, Workspace, clean_legacy_staging, clean_stale
 from .errors import BundlerError, FetchError
 from .fetch.cache import Cache
@@ -244,6 +243,8 @@ def build(
     sign_key: str | None = None,
     insecure: tuple[str, ...] = (),
 ) -> BuildResult:
+    from .bundle.tarball import FORMATS  # here, as in _assemble and _write_output: plan and lock write no tarball
+
     if fmt not in (*FORMATS, "dir"):
         raise BundlerError(f"--format {fmt!r} is not one of {', '.join((*FORMATS, 'dir'))}.")
     if sign_key:  # before any download: a missing key must not cost the operator the whole build
@@ -564,6 +565,7 @@ def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, 
         "modules": inputs.module_streams,  # NAME:STREAM the solve used; the installer enables exactly these
     }
     (root / "bundle.json").write_text(json.dumps(bom, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    from .bundle.tarball import source_epoch
     from .sbom import write_into
 
     write_into(root, source_epoch())  # SPDX and CycloneDX documents from bundle.json, listed in SHA256SUMS
@@ -597,6 +599,8 @@ def _write_output(m: Manifest, ws: Workspace, fmt: str, sign_key: str | None, qu
         os.rename(staging, final)
         return final, None
     final = ws.out_dir / f"{base}.{fmt}"
+    from .bundle.tarball import write_tarball
+
     tmp = ws.partial(final)
     sign = None
     if sign_key:

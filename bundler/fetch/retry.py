@@ -8,13 +8,11 @@ operators through environment variables (see `RetryPolicy.from_env`).
 
 from __future__ import annotations
 
-import email.utils
 import errno
 import os
 import random
 import re
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -164,6 +162,8 @@ def parse_retry_after(value: str | None) -> float | None:
     if value.isdigit():
         return float(value)
     try:
+        import email.utils  # here: only a Retry-After date needs it
+
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
@@ -203,6 +203,8 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def root_cause(exc: BaseException, url: str = "") -> str:
     """What went wrong, in words an operator can act on (DNS, refused, TLS, timeout, reset, truncated)."""
+    import ssl
+
     import requests
     import urllib3
 

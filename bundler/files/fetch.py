@@ -6,9 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tarfile
 import threading
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -128,6 +126,9 @@ def _extract(archive: Path, member: str, cache: Cache, label: str) -> tuple[Path
     def matches(name: str) -> bool:
         name = name.lstrip("./")
         return name == member.lstrip("./") or name.endswith("/" + member.lstrip("./"))
+
+    import tarfile  # here: only `extract:` entries open archives (a plan without them does not load these)
+    import zipfile
 
     stored: tuple[Path, str, int] | None = None
     if zipfile.is_zipfile(archive):

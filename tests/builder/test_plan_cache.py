@@ -5,10 +5,13 @@ libsolv, and the repomd.xml check keeps the retry policy (and requests where req
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -194,3 +197,62 @@ def test_proxy_or_netrc_leaves_the_repomd_check_to_requests(tmp_path, yum_repos,
     monkeypatch.setattr(smallget, "get_small", refuse)
     m = load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), K8S))
     assert plan(m, Cache(tmp_path / "cache"))["packages"]
+
+
+@pytest.mark.parametrize("fault", ["drop", "truncate"])
+def test_repomd_check_retries_a_dropped_or_truncated_answer(tmp_path, yum_repos, monkeypatch, fault):
+    monkeypatch.setenv("AIRGAP_BUNDLER_BACKOFF", "0.01")
+    m = load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), K8S))
+    cache = Cache(tmp_path / "cache")
+    cold = plan(m, cache)
+    md = "/media/repodata/repomd.xml"
+    getattr(yum_repos.server, fault)(md)
+    yum_repos.server.reset_counts()
+    assert plan(m, cache) == cold and yum_repos.server.count(md) == 2
+
+
+class _Odd(BaseHTTPRequestHandler):
+    """A real server on loopback that answers as the small client leaves to requests: chunked, or a redirect."""
+
+    protocol_version = "HTTP/1.1"
+    body = b""
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        if self.path.startswith("/moved/"):
+            self.send_response(302)
+            self.send_header("Location", self.path[len("/moved"):])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for i in range(0, len(self.body), 500):
+            part = self.body[i:i + 500]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+        self.wfile.write(b"0\r\n\r\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_redirect_and_chunked_answers_go_through_requests(tmp_path, yum_repos):
+    from bundler.fetch.retry import RetryPolicy
+    from bundler.manifest.model import Repo
+    from bundler.rpm.repomd import RepoReader
+
+    _Odd.body = (yum_repos.path("extras") / "repodata" / "repomd.xml").read_bytes()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Odd)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        for url in (f"{base}/extras/", f"{base}/moved/extras/"):
+            with pytest.raises(smallget.Fallback):
+                smallget.get_small(url + "repodata/repomd.xml", RetryPolicy(), 1 << 20)
+            md = RepoReader(None, Cache(tmp_path / "cache"), {}).repomd(Repo("extras", url))
+            assert md.digest == hashlib.sha256(_Odd.body).hexdigest() and "primary" in md.files
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
