@@ -256,3 +256,29 @@ def test_redirect_and_chunked_answers_go_through_requests(tmp_path, yum_repos):
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def test_join_location_is_urljoin():
+    from urllib.parse import urljoin
+
+    from bundler.build import join_location
+
+    bases = ["http://h/repo/", "http://h/repo", "http://h", "https://h:8443/a/b/?q=1#f", "file:///srv/repo/",
+             "http://[::1]:80/x/./y/../"]
+    locations = ["Packages/k/kubeadm-1.30.4-150500.1.1.x86_64.rpm", "a.rpm", "Packages/../b.rpm", "./c.rpm",
+                 "../../d.rpm", "x/y/z/e+f~g^h-1:2.rpm", "Packages/%41.rpm", "Packages/a b.rpm", "Packages/a\tb.rpm",
+                 "/abs/f.rpm", "//other/f.rpm", "http://elsewhere/f.rpm", "Packages/f.rpm?x=1", "Packages/f#x",
+                 "Packages/f;p", "Packages/.", "Packages/..", "Packages/", "", "./", "dir\\f.rpm", "é/ü.rpm"]
+    for b in bases:
+        for loc in locations:
+            assert join_location(b, loc) == urljoin(b, loc), (b, loc)
+
+
+def test_json_output_is_json_dumps_indent_2(tmp_path, yum_repos):
+    from bundler import jsonout
+
+    data = plan(load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), K8S)), Cache(tmp_path / "c"))
+    odd = {"a": [], "b": {}, "c": [[], {}, [1, [2, {"x": None}]]], "d": 1.5, "e": float("inf"), "f": True,
+           "g": "é\n\"\\\u2028", 3: "int key", "h": {1: {"k": [1.25]}}, "i": (1, "t"), "j": -0, "k": 10**30}
+    for obj in (data, odd, [], {}, "s", 1, None, [odd, [odd]], {"n": {"m": odd}}):
+        assert jsonout.dumps(obj) == json.dumps(obj, indent=2)
