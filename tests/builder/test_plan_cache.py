@@ -279,6 +279,7 @@ def test_json_output_is_json_dumps_indent_2(tmp_path, yum_repos):
 
     data = plan(load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), K8S)), Cache(tmp_path / "c"))
     odd = {"a": [], "b": {}, "c": [[], {}, [1, [2, {"x": None}]]], "d": 1.5, "e": float("inf"), "f": True,
-           "g": "é\n\"\\\u2028", 3: "int key", "h": {1: {"k": [1.25]}}, "i": (1, "t"), "j": -0, "k": 10**30}
+           "g": "é\n\"\\\u2028", 3: "int key", "h": {1: {"k": [1.25]}}, "i": (1, "t"), "j": -0, "k": 10**30,
+           "l": {"f": 1e-300, "n": float("nan"), "s": "x", "b": False, "z": None}, "m": [float("-inf"), 2, "\x00"]}
     for obj in (data, odd, [], {}, "s", 1, None, [odd, [odd]], {"n": {"m": odd}}):
         assert jsonout.dumps(obj) == json.dumps(obj, indent=2)
