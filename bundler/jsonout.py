@@ -9,7 +9,7 @@ is written in one expression, with the C string escaper; anything else recurses,
 from __future__ import annotations
 
 import json
-from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]  # the C escaper
+from json.encoder import encode_basestring_ascii as _quote  # the C escaper
 from typing import Any
 
 _SCALARS = {True: "true", False: "false", None: "null"}

@@ -61,7 +61,8 @@ def _context() -> ssl.SSLContext:
     with _CONTEXT_LOCK:
         ctx = _CONTEXTS.get(bundle)
         if ctx is None:
-            ctx = ssl.create_default_context(**({"capath": bundle} if os.path.isdir(bundle) else {"cafile": bundle}))
+            ctx = (ssl.create_default_context(capath=bundle) if os.path.isdir(bundle)
+                   else ssl.create_default_context(cafile=bundle))
             _CONTEXTS[bundle] = ctx
         return ctx
 
@@ -74,8 +75,9 @@ def get_small(url: str, policy: RetryPolicy, limit: int) -> tuple[int, bytes]:
     host = parts.hostname or ""
     port = parts.port or (443 if https else 80)
     try:
-        # bytes: an ASCII name needs no IDNA codec (a str host would load it)
-        sock = socket.create_connection((host.encode("ascii"), port), timeout=policy.connect_timeout)
+        # bytes (getaddrinfo takes them): an ASCII name needs no IDNA codec, which a str host would load
+        sock = socket.create_connection((host.encode("ascii"), port),  # type: ignore[arg-type]
+                                        timeout=policy.connect_timeout)
     except OSError as e:
         raise Transient(root_cause(e, url)) from None
     t = Transfer(SimpleNamespace(connection=SimpleNamespace(sock=sock)), policy)
