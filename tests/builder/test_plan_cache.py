@@ -47,23 +47,34 @@ def entries(cache: Cache) -> list[Path]:
     return sorted((cache.root / plancache.DIR).glob("*.json"))
 
 
+CASES = [  # repos, packages, prefer, target os, spec.modules
+    (("media", "extras"), K8S, "media", "el9", None),  # a file dependency that needs the file lists
+    (("media", "extras"), K8S, "newest", "el9", None),
+    (("media", "extras"), ["pairuser", "libpair"], "newest", "el9", None),  # foreign arches filtered
+    (("media", "modular"), ["toolbox"], "media", "el8", None),  # a default stream, modules.yaml carried
+    (("media", "modular"), ["toolbox"], "newest", "el8", ["container-tools:1.0"]),  # an enabled stream
+]
+
+
 def test_cached_plan_is_the_uncached_plan(tmp_path, yum_repos, solves):
-    """For each policy (media, newest, a file dependency that needs filelists): the warm plan and lock read the
-    entry (no solve) and equal, byte for byte, what a fresh cache computes."""
-    for prefer, packages in (("media", K8S), ("newest", K8S), ("newest", ["pairuser", "libpair"])):
-        m = load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), packages, prefer=prefer))
-        cache = Cache(tmp_path / f"cache-{prefer}-{len(packages)}")
+    """For each case (policies, file lists, arches, modularity): the warm plan and lock read the entry (no
+    solve) and equal, byte for byte, what a fresh cache computes."""
+    for i, (repos, packages, prefer, os_, modules) in enumerate(CASES):
+        m = load_manifest(manifest(tmp_path, yum_repos.urls(*repos), packages, prefer=prefer, os_=os_,
+                                   modules=modules))
+        cache = Cache(tmp_path / f"cache-{i}")
         solves.clear()
         cold = plan(m, cache)
         assert len(solves) == 1 and len(entries(cache)) == 1
         warm = plan(m, cache)
         _, warm_lock = lock(m, cache)
         assert len(solves) == 1, "the warm plan and lock ran the solver"
-        fresh = Cache(tmp_path / f"fresh-{prefer}-{len(packages)}")
+        fresh = Cache(tmp_path / f"fresh-{i}")
         assert json.dumps(warm, indent=2) == json.dumps(cold, indent=2) == json.dumps(plan(m, fresh), indent=2)
-        _, fresh_lock = lock(m, Cache(tmp_path / f"fresh-lock-{prefer}-{len(packages)}"))
+        _, fresh_lock = lock(m, Cache(tmp_path / f"fresh-lock-{i}"))
         assert warm_lock == fresh_lock
         assert cold["packages"] + cold["fromMedia"]
+        assert bool(warm_lock["modulesYaml"]) == (repos[1] == "modular")
 
 
 def test_every_input_that_decides_the_answer_misses(tmp_path, yum_repos_copy, solves):
@@ -283,3 +294,15 @@ def test_json_output_is_json_dumps_indent_2(tmp_path, yum_repos):
            "l": {"f": 1e-300, "n": float("nan"), "s": "x", "b": False, "z": None}, "m": [float("-inf"), 2, "\x00"]}
     for obj in (data, odd, [], {}, "s", 1, None, [odd, [odd]], {"n": {"m": odd}}):
         assert jsonout.dumps(obj) == json.dumps(obj, indent=2)
+
+
+def test_warm_build_uses_the_entry_and_writes_the_same_bundle(tmp_path, yum_repos, solves):
+    from bundler.build import build
+
+    m = load_manifest(manifest(tmp_path, yum_repos.urls("media", "extras"), K8S))
+    cache = Cache(tmp_path / "cache")
+    first = build(m, tmp_path / "out1", cache, quiet=True, fmt="dir")
+    second = build(m, tmp_path / "out2", cache, quiet=True, fmt="dir")
+    assert len(solves) == 1
+    for name in ("bundle.json", "SHA256SUMS"):
+        assert (first.path / name).read_bytes() == (second.path / name).read_bytes()
