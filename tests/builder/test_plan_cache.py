@@ -151,7 +151,8 @@ def test_prune_removes_entries_but_not_under_a_running_build(tmp_path, yum_repos
 
 
 def test_warm_cli_plan_loads_neither_requests_nor_libsolv(tmp_path, yum_repos):
-    """The warm path is one small request per repo through the standard library's client, then the entry."""
+    """The warm path is one small request per repo on a plain socket, then the entry (and `--help` loads none
+    of the heavy modules either)."""
     path = manifest(tmp_path, yum_repos.urls("media", "extras"), K8S)
     cache = tmp_path / "cache"
     probe = ("import json, sys\nfrom bundler.cli import main\n"
@@ -166,6 +167,9 @@ def test_warm_cli_plan_loads_neither_requests_nor_libsolv(tmp_path, yum_repos):
 
     cold, loaded = run()
     assert "solv" in loaded
+    r = subprocess.run([sys.executable, "-c", probe, "--help"], capture_output=True, text=True, cwd=ROOT,
+                       timeout=60, check=True)
+    assert json.loads(r.stderr.strip().splitlines()[-1]) == [] and "Usage:" in r.stdout  # `bundler --help` too
     yum_repos.server.reset_counts()
     warm, loaded = run()
     assert warm == cold and loaded == []
