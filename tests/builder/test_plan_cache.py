@@ -5,13 +5,15 @@ libsolv, and the repomd.xml check keeps the retry policy (and requests where req
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+import ssl
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -310,3 +312,42 @@ def test_warm_build_uses_the_entry_and_writes_the_same_bundle(tmp_path, yum_repo
     assert len(solves) == 1
     for name in ("bundle.json", "SHA256SUMS"):
         assert (first.path / name).read_bytes() == (second.path / name).read_bytes()
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_https_repomd_check_trusts_what_requests_trusts(tmp_path, yum_repos, monkeypatch):
+    """A real TLS server on loopback with a throwaway CA: trusted through REQUESTS_CA_BUNDLE the small client
+    fetches repomd.xml itself; untrusted it steps aside and requests gives its usual TLS error, not retried."""
+    from bundler.fetch.retry import RetryPolicy
+    from bundler.manifest.model import Repo
+    from bundler.rpm.repomd import RepoReader
+    from tests.builder.test_manifest_registries import _make_ca_and_cert
+
+    ca, cert, key = _make_ca_and_cert(tmp_path)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(yum_repos.root)))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/extras/"
+        want = (yum_repos.path("extras") / "repodata" / "repomd.xml").read_bytes()
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))
+        assert smallget.eligible(url)
+        assert smallget.get_small(url + "repodata/repomd.xml", RetryPolicy(), 1 << 20) == (200, want)
+        assert RepoReader(None, Cache(tmp_path / "c1"), {}).repomd(Repo("extras", url)).digest == \
+            hashlib.sha256(want).hexdigest()
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+        with pytest.raises(smallget.Fallback):
+            smallget.get_small(url + "repodata/repomd.xml", RetryPolicy(), 1 << 20)
+        with pytest.raises(FetchError, match=r"TLS error .*This is a TLS setting, not a network blip"):
+            RepoReader(None, Cache(tmp_path / "c2"), {}).repomd(Repo("extras", url))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
