@@ -384,8 +384,6 @@ def main() -> None:
                 ours, theirs = nevras(data["packages"] + data["fromMedia"]), nevras(res["packages"])
                 same = ours == theirs and all(c == theirs for c in changed_sets) and all(
                     nevras(json.loads(w[2])["packages"] + json.loads(w[2])["fromMedia"]) == ours for w in warm)
-                if os.environ.get("BENCH_DEBUG"):
-                    print([(round(r[0], 2), r[1] // 1024, round(r[3], 2)) for r in [cold, *warm, *changed]])
                 rows.append((n, len(ours), cold, warm, changed, dcold, dwarm, same, len(ours ^ theirs)))
                 print(f"  {n} names done", flush=True)
         finally:
