@@ -351,3 +351,18 @@ def test_https_repomd_check_trusts_what_requests_trusts(tmp_path, yum_repos, mon
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def test_concurrent_plans_on_one_cache_agree_and_leave_one_whole_entry(tmp_path, yum_repos):
+    """Three `bundler plan` processes at once on an empty cache: each solves (or reads a whole entry), all print
+    the same plan, and one entry remains, with no temporary file beside it."""
+    path = manifest(tmp_path, yum_repos.urls("media", "extras"), K8S)
+    cmd = [sys.executable, "-m", "bundler.cli", "plan", str(path), "--json", "--cache", str(tmp_path / "cache")]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in outs]
+    assert len({out for out, _ in outs}) == 1
+    plans = tmp_path / "cache" / plancache.DIR
+    assert len(list(plans.glob("*.json"))) == 1 and not list(plans.glob(".*"))
+    assert plancache.load(next(plans.glob("*.json"))) is not None
