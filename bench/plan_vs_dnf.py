@@ -7,12 +7,14 @@ so the dependency graph has real size and shape (primary ≈ 100 MB of XML). No 
 dnf resolve read metadata only.
 
 For each request size (the first N names of a seeded shuffle of the names that can be installed together) it
-times, in one run: `bundler plan --json` cold (empty cache) and warm (same cache), and dnf (Debian's dnf 4,
-best=True, `dnf install` resolution in an empty installroot through dnf's Python API) cold (empty dnf cache)
-and warm; reports peak RSS and CPU time (user + system) of each process and whether both closures are the same
-set of packages.
+times, in one run: `bundler plan --json` cold (empty cache), warm (same cache: the resolved-plan cache answers) and
+"warm, updates republished" (the updates repo's primary.xml.gz and repomd.xml written again before each run: the
+plan cache and that repo's .solv miss, the media's .solv loads: the libsolv path), and dnf (Debian's dnf 4,
+best=True, `dnf install` resolution in an empty installroot through dnf's Python API) cold (empty dnf cache) and
+warm, the warm runs of both tools interleaved; reports peak RSS and CPU time (user + system) of each process, the
+spread over the runs, and whether every closure is the same set of packages as dnf's.
 
-    .venv/bin/python bench/plan_vs_dnf.py [--sizes 1,20,200,2000] [--runs 2]
+    .venv/bin/python bench/plan_vs_dnf.py [--sizes 1,20,200,2000] [--runs 3]
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from xml.sax.saxutils import escape, quoteattr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.upstream.http import RepoHTTPServer  # noqa: E402
 from tests.upstream.yumrepos import _RESOLVE_SCRIPT, _dnf_python  # noqa: E402
 
 WORK = Path(os.environ.get("AIRGAP_BENCH_DIR", "/tmp/airgap-bench-plan"))
@@ -249,15 +250,77 @@ GENERATOR = "".join(inspect.getsource(f) for f in (read_index, stanzas, evr, ent
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
+SERVE = """import sys
+from tests.upstream.http import RepoHTTPServer
+with RepoHTTPServer(sys.argv[1]) as s:
+    print(s.url, flush=True)
+    sys.stdin.read()
+"""
+
+
+def serve_tree(repos: Path, srv: Path) -> None:
+    """The tree the bench serves: hard links to the generated repodata, except the updates repo's repomd.xml, a copy
+    that `republish` rewrites (the server refuses symlinks that leave its root)."""
+    for name in ("media", "updates"):
+        (srv / name / "repodata").mkdir(parents=True)
+        for f in (repos / name / "repodata").iterdir():
+            dest = srv / name / "repodata" / f.name
+            if f.name == "repomd.xml":
+                shutil.copyfile(f, dest)
+            else:
+                os.link(f, dest)
+
+
+def republish(repos: Path, srv: Path, generation: int) -> None:
+    """The updates repo republished, as a mirror does when it syncs: the same packages, primary.xml.gz written
+    again (another gzip header time, so another checksum) and a new repomd.xml. A warm plan then misses its plan
+    cache entry and the updates repo's .solv, and loads the media's .solv: the libsolv path."""
+    data = srv / "updates" / "repodata"
+    original = next((repos / "updates" / "repodata").glob("*-primary.xml.gz"))
+    body = gzip.compress(gzip.decompress(original.read_bytes()), compresslevel=6, mtime=generation)
+    digest = hashlib.sha256(body).hexdigest()
+    restore(repos, srv)
+    (data / f"{digest}-primary.xml.gz").write_bytes(body)
+    text = (repos / "updates" / "repodata" / "repomd.xml").read_text()
+    text = text.replace(original.name.split("-")[0], digest)
+    text = text.replace(f"<size>{original.stat().st_size}</size>", f"<size>{len(body)}</size>")
+    text = re.sub(r"<revision>\d+</revision>", f"<revision>{2_000_000_000 + generation}</revision>", text)
+    (data / "repomd.xml").write_text(text)
+
+
+def restore(repos: Path, srv: Path) -> None:
+    """The updates repo as generated again (no republished primary, the original repomd.xml)."""
+    data = srv / "updates" / "repodata"
+    keep = {f.name for f in (repos / "updates" / "repodata").iterdir()}
+    for f in data.glob("*-primary.xml.gz"):
+        if f.name not in keep:
+            f.unlink()
+    shutil.copyfile(repos / "updates" / "repodata" / "repomd.xml", data / "repomd.xml")
+
+
+def nevras(packages: list[dict]) -> set[str]:
+    return {f"{p['name']}-{p['epoch']}:{p['version']}-{p['release']}.{p['arch']}" for p in packages}
+
+
+def spread(runs: list[tuple[float, int, str, float]], i: int) -> str:
+    """min-max of field i (0 wall, 3 CPU) over the runs."""
+    vals = sorted(r[i] for r in runs)
+    return f"{vals[0]:.2f}-{vals[-1]:.2f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1,20,200,2000")
-    ap.add_argument("--runs", type=int, default=2, help="warm runs per tool and size (the best is reported)")
+    ap.add_argument("--runs", type=int, default=3, help="warm runs per tool, size and row (best and spread shown)")
     ap.add_argument("--names-for", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--republish", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.generate:
         generate(args.generate)
+        return
+    if args.republish:
+        republish(Path(args.republish[0]), Path(args.republish[1]), int(args.republish[2]))
         return
     if args.names_for:
         compute_names(args.names_for)
@@ -269,48 +332,79 @@ def main() -> None:
     print(f"repos ready in {time.perf_counter() - t:.1f} s: {repos} (primary {prim / 2**20:.1f} MiB gz), "
           f"{len(names)} installable names in the request pool", flush=True)
     rows = []
-    with RepoHTTPServer(repos) as server, tempfile.TemporaryDirectory(dir=WORK) as td:
+    generation = 0
+    with tempfile.TemporaryDirectory(dir=WORK) as td:
         work = Path(td)
-        urls = {n: server.repo_url(n) for n in ("media", "updates")}
-        # untimed: writes the builder's bytecode caches, so the first cold run does not compile them
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "bundler")], check=True, env=CHILD_ENV,
-                       stdout=subprocess.DEVNULL)
-        for n in (int(x) for x in args.sizes.split(",")):
-            req = names[:n]
-            manifest = work / f"plan-{n}.yaml"
-            manifest.write_text(
-                "apiVersion: bundler/v1\nkind: Bundle\nmetadata: {name: bench, version: '1'}\nspec:\n"
-                "  target: {os: el9, arch: x86_64}\n  prefer: newest\n  repos:\n"
-                f"    - {{name: media, baseurl: '{urls['media']}', onMedia: true}}\n"
-                f"    - {{name: updates, baseurl: '{urls['updates']}'}}\n  packages: {json.dumps(req)}\n")
-            cache = work / f"cache-{n}"
-            plan = [sys.executable, "-m", "bundler.cli", "plan", str(manifest), "--json", "--cache", str(cache)]
-            cold = timed(plan)
-            warm = min((timed(plan) for _ in range(args.runs)), key=lambda r: r[0])
-            data = json.loads(warm[2])
-            ours = {f"{p['name']}-{p['epoch']}:{p['version']}-{p['release']}.{p['arch']}"
-                    for p in data["packages"] + data["fromMedia"]}
-            droot = work / f"dnf-{n}"
-            payload = json.dumps({"installroot": str(droot), "releasever": "9", "best": True, "weak_deps": False,
-                                  "repos": list(urls.items()), "packages": req})
-            dcold = timed([_dnf_python(), "-c", _RESOLVE_SCRIPT], payload)
-            dwarm = min((timed([_dnf_python(), "-c", _RESOLVE_SCRIPT], payload) for _ in range(args.runs)),
-                        key=lambda r: r[0])
-            res = json.loads(dwarm[2])
-            if "error" in res:
-                raise SystemExit(f"dnf failed for {n} names: {res['error'][:2000]}")
-            theirs = {f"{p['name']}-{p['epoch']}:{p['version']}-{p['release']}.{p['arch']}" for p in res["packages"]}
-            rows.append((n, len(ours), cold, warm, dcold, dwarm, ours == theirs, len(ours ^ theirs)))
-            print(f"  {n} names done", flush=True)
-    print(f"\n{'names':>5} {'closure':>7} | {'plan cold':>9} {'warm':>6} {'CPU':>5} {'RSS':>6} | {'dnf cold':>8} "
-          f"{'warm':>6} {'CPU':>5} {'RSS':>6} | {'warm plan/dnf':>13} {'(CPU)':>6} {'cold dnf/plan':>13} {'(CPU)':>6} "
-          "| same set")
-    for n, size, cold, warm, dcold, dwarm, same, diff in rows:
-        print(f"{n:>5} {size:>7} | {cold[0]:>8.2f}s {warm[0]:>5.2f}s {warm[3]:>4.2f}s {warm[1] / 1024:>4.0f}Mi | "
-              f"{dcold[0]:>7.2f}s {dwarm[0]:>5.2f}s {dwarm[3]:>4.2f}s {dwarm[1] / 1024:>4.0f}Mi | "
-              f"{warm[0] / dwarm[0]:>12.2f}x {warm[3] / dwarm[3]:>5.2f}x {dcold[0] / cold[0]:>12.2f}x "
-              f"{dcold[3] / cold[3]:>5.2f}x | {'yes' if same else f'no ({diff} differ)'}")
-
+        serve_tree(repos, work / "srv")
+        # The server runs in a child too: it reads whole files into memory, which would grow this process
+        server = subprocess.Popen([sys.executable, "-c", SERVE, str(work / "srv")], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=dict(CHILD_ENV, PYTHONPATH=str(ROOT)))
+        try:
+            assert server.stdout is not None
+            base = server.stdout.readline().strip()
+            urls = {n: f"{base}/{n}/" for n in ("media", "updates")}
+            # untimed: writes the builder's bytecode caches, so the first cold run does not compile them
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "bundler")], check=True,
+                           env=CHILD_ENV, stdout=subprocess.DEVNULL)
+            for n in (int(x) for x in args.sizes.split(",")):
+                req = names[:n]
+                manifest = work / f"plan-{n}.yaml"
+                manifest.write_text(
+                    "apiVersion: bundler/v1\nkind: Bundle\nmetadata: {name: bench, version: '1'}\nspec:\n"
+                    "  target: {os: el9, arch: x86_64}\n  prefer: newest\n  repos:\n"
+                    f"    - {{name: media, baseurl: '{urls['media']}', onMedia: true}}\n"
+                    f"    - {{name: updates, baseurl: '{urls['updates']}'}}\n  packages: {json.dumps(req)}\n")
+                cache = work / f"cache-{n}"
+                plan = [sys.executable, "-m", "bundler.cli", "plan", str(manifest), "--json", "--cache", str(cache)]
+                droot = work / f"dnf-{n}"
+                payload = json.dumps({"installroot": str(droot), "releasever": "9", "best": True,
+                                      "weak_deps": False, "repos": list(urls.items()), "packages": req})
+                dnf = [_dnf_python(), "-c", _RESOLVE_SCRIPT]
+                cold = timed(plan)
+                dcold = timed(dnf, payload)
+                warm, changed, dwarm = [], [], []
+                for _ in range(args.runs):  # interleaved, so a burst of load on the shared VM hits both tools
+                    warm.append(timed(plan))
+                    dwarm.append(timed(dnf, payload))
+                changed_sets = []
+                for _ in range(args.runs):
+                    generation += 1
+                    # in a child: the measured processes are forked from this one, and a forked child's peak RSS
+                    # starts at its parent's size (decompressing the primary here would add to every later one)
+                    subprocess.run([sys.executable, __file__, "--republish", str(repos), str(work / "srv"),
+                                    str(generation)], check=True)
+                    changed.append(timed(plan))
+                    changed_sets.append(nevras(json.loads(changed[-1][2])["packages"]
+                                               + json.loads(changed[-1][2])["fromMedia"]))
+                restore(repos, work / "srv")  # the next size starts from the generated repodata again
+                res = json.loads(dwarm[0][2])
+                if "error" in res:
+                    raise SystemExit(f"dnf failed for {n} names: {res['error'][:2000]}")
+                data = json.loads(warm[0][2])
+                ours, theirs = nevras(data["packages"] + data["fromMedia"]), nevras(res["packages"])
+                same = ours == theirs and all(c == theirs for c in changed_sets) and all(
+                    nevras(json.loads(w[2])["packages"] + json.loads(w[2])["fromMedia"]) == ours for w in warm)
+                rows.append((n, len(ours), cold, warm, changed, dcold, dwarm, same, len(ours ^ theirs)))
+                print(f"  {n} names done", flush=True)
+        finally:
+            assert server.stdin is not None
+            server.stdin.close()  # the server stops when its stdin closes
+            server.wait(timeout=30)
+    best = lambda runs, i: min(r[i] for r in runs)  # noqa: E731
+    print(f"\nbest of {args.runs} warm runs (min-max in brackets); wall s / CPU s (user+system) / peak RSS")
+    print(f"{'names':>5} {'closure':>7} | {'plan cold':>16} | {'plan warm (plan cache)':>36} | "
+          f"{'warm, updates republished':>36} | {'dnf cold':>16} | {'dnf warm':>36} | "
+          f"{'warm/dnf':>13} {'republished/dnf':>15} {'cold dnf/plan':>13} | same set")
+    for n, size, cold, warm, changed, dcold, dwarm, same, diff in rows:
+        def cell(runs):  # noqa: ANN001, ANN202
+            return (f"{best(runs, 0):.2f} [{spread(runs, 0)}] {best(runs, 3):.2f} [{spread(runs, 3)}] "
+                    f"{max(r[1] for r in runs) / 1024:>3.0f}Mi")
+        print(f"{n:>5} {size:>7} | {cold[0]:.2f} {cold[3]:.2f} {cold[1] / 1024:>3.0f}Mi | {cell(warm):>36} | "
+              f"{cell(changed):>36} | {dcold[0]:.2f} {dcold[3]:.2f} {dcold[1] / 1024:>3.0f}Mi | {cell(dwarm):>36} | "
+              f"{best(warm, 0) / best(dwarm, 0):.2f}/{best(warm, 3) / best(dwarm, 3):.2f}x "
+              f"{best(changed, 0) / best(dwarm, 0):.2f}/{best(changed, 3) / best(dwarm, 3):.2f}x "
+              f"{dcold[0] / cold[0]:.2f}/{dcold[3] / cold[3]:.2f}x | {'yes' if same else f'no ({diff} differ)'}")
+    print("ratios: wall/CPU, best against best")
 
 if __name__ == "__main__":
     main()

@@ -12,9 +12,11 @@ bundle rewritten, so SHA256SUMS and bundle.json never disagree.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -24,32 +26,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 from urllib.parse import urljoin
 
-import requests
-
 from . import __version__
 from .bundle.installer_files import add_installer
 from .bundle.space import SpaceCheck
 from .bundle.sums import DigestMismatch
-from .bundle.tarball import FORMATS, source_epoch, write_tarball
 from .bundle.workspace import DISK_ERRNOS, Workspace, clean_legacy_staging, clean_stale
 from .errors import BundlerError, FetchError
 from .fetch.cache import Cache
 from .fetch.download import Item, Stats, cancel_downloads, fetch, fetch_all
-from .fetch.http import apply_mirrors, make_session
+from .fetch.http import apply_mirrors, lazy_session, make_session
 from .fetch.lease import Lease
 from .files.fetch import FileRecord, fetch_files, file_specs
 from .hops import Hop, kubernetes_section, resolve_hop
 from .lock import PackageEntry, lock_path, make_lock, manifest_dict, read_lock
 from .manifest.model import Manifest
 from .progress import ByteProgress, Stages
-from .rpm.closure import Closure, resolve
+from .rpm.package import Package
+from .rpm.plancache import resolve_cached
 from .rpm.repo_writer import place, write_repo
 from .rpm.repomd import RepoReader
-from .rpm.solver import Package
 
 if TYPE_CHECKING:  # imported when first used: `bundler plan` of a manifest without images needs no registry code
+    import requests
+
     from .bundle.delta import Base
     from .registry.client import RegistryClient
+    from .rpm.closure import Closure
 
 
 @dataclass
@@ -107,8 +109,27 @@ class BuildResult:
 
 def _pkg_entry(p: Package, original_baseurl: str) -> PackageEntry:
     """The solver's package as the lock records it (the rest of the build reads only this)."""
-    return cast(PackageEntry, {**p.to_json(), "nevra": p.nevra, "url": urljoin(original_baseurl, p.location),
+    return cast(PackageEntry, {**p.to_json(), "nevra": p.nevra, "url": join_location(original_baseurl, p.location),
                                "algo": p.algo, "digest": p.digest})
+
+
+@functools.lru_cache(maxsize=256)
+def _dir_url(base: str, directory: str) -> str:
+    return urljoin(base, directory + "/" if directory else "./")
+
+
+def join_location(base: str, location: str) -> str:
+    """urljoin(base, location), with the join of each (base, directory) done once: thousands of packages share
+    a few directories, and urljoin costs more than the rest of their plan entries. Locations with anything
+    urljoin treats specially (a scheme, an absolute path, in the file name anything but plain characters, dot
+    segments) take urljoin."""
+    directory, _, name = location.rpartition("/")
+    if ":" in location or location.startswith("/") or name in (".", "..") or not _PLAIN_NAME.match(name):
+        return urljoin(base, location)
+    return _dir_url(base, directory) + name
+
+
+_PLAIN_NAME = re.compile(r"[\w.+~^@=,!-]+\Z")
 
 
 def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: dict | None = None,
@@ -137,19 +158,20 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
         inputs.hops = [Hop.from_json(h) for h in lock.get("hops") or []]
         return inputs
     with stages.stage("resolve", f"resolve: reading the metadata of {len(m.repos)} repos and solving"):
-        closure = resolve(m, RepoReader(session, cache, m.mirrors))
+        closure = resolve_cached(m, RepoReader(session, cache, m.mirrors))  # the plan cache, else the solver
     repos = {r.name: r for r in m.repos}
     shipped = [_pkg_entry(p, repos[p.repo].baseurl) for p in closure.shipped]
     media = [_pkg_entry(p, repos[p.repo].baseurl) for p in closure.from_media]
-    modules_yaml = closure.modules_yaml()
+    modules_yaml = closure.modules_yaml
     specs = file_specs(m)
     with stages.stage("files", f"files: {len(specs)} to fetch or take from the cache"):
         files = fetch_files(m, specs, session, cache, file_stats)
     from .images.list import image_list, table_knows
-    from .images.shipped_kubeadm import shipped_kubeadm_images
 
     asked = None
     if m.kubernetes_version and ask_kubeadm != "no":
+        from .images.shipped_kubeadm import shipped_kubeadm_images
+
         download = ask_kubeadm == "download" or not table_knows(m.kubernetes_version)
         with stages.stage("resolve", "resolve: asking the shipped kubeadm which images it needs"):
             asked = shipped_kubeadm_images(m, shipped, files, session, cache, download=download, stats=stats)
@@ -162,12 +184,14 @@ def resolve_inputs(m: Manifest, cache: Cache, session: requests.Session, lock: d
     refs, source = image_list(m.kubernetes_version, cni, m.images, asked)
     refs = list(dict.fromkeys([*refs, *(i for h in hops for i in h.images)]))
     return Inputs(shipped, media, modules_yaml, files, refs, used_filelists=closure.used_filelists,
-                  kubeadm_images_from=source, module_streams=closure.host_streams(), warnings=closure.warnings,
+                  kubeadm_images_from=source, module_streams=closure.host_streams, warnings=closure.warnings,
                   hops=hops)
 
 
 def resolve_packages(m: Manifest, cache: Cache) -> Closure:
     """Only the RPM closure (no files, no images): the seam the solver's tests (tests/builder/test_rpm_*) use."""
+    from .rpm.closure import resolve
+
     return resolve(m, RepoReader(make_session(), cache, m.mirrors))
 
 
@@ -180,11 +204,12 @@ def _registry_client(m: Manifest, insecure: tuple[str, ...], pool: int = 16) -> 
 
 def plan(m: Manifest, cache: Cache, stages: Stages | None = None, insecure: tuple[str, ...] = ()) -> dict:
     """What a build would fetch (RPMs, images with digests, files), downloading no RPM or layer."""
-    client = _registry_client(m, insecure)
-    session = make_session()
+    # a manifest that can name no image needs no registry client; else it is built first (see _registry_client)
+    client = _registry_client(m, insecure) if m.images or m.kubernetes_version or m.cni != "none" else None
+    session = lazy_session()  # a warm plan of packages only may send no request that needs requests
     try:
         inputs = resolve_inputs(m, cache, session, ask_kubeadm="cached", stages=stages)
-        images = _plan_images(m, inputs, cache, client)
+        images = _plan_images(m, inputs, cache, client or _registry_client(m, insecure)) if inputs.image_refs else []
     finally:
         cache.close_scratch()  # a read-only cache's temporary files
     return {
@@ -255,6 +280,8 @@ def build(
 ) -> BuildResult:
     """Resolve, download and write the bundle; with delta_from (an export-state JSON or an older bundle), a
     delta bundle that leaves out the content the base holds (bundle/delta.py)."""
+    from .bundle.tarball import FORMATS  # here, as in _assemble and _write_output: plan and lock write no tarball
+
     if fmt not in (*FORMATS, "dir"):
         raise BundlerError(f"--format {fmt!r} is not one of {', '.join((*FORMATS, 'dir'))}.")
     if sign_key:  # before any download: a missing key must not cost the operator the whole build
@@ -596,6 +623,7 @@ def _assemble(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, 
         "modules": inputs.module_streams,  # NAME:STREAM the solve used; the installer enables exactly these
     }
     (root / "bundle.json").write_text(json.dumps(bom, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    from .bundle.tarball import source_epoch
     from .sbom import write_into
 
     write_into(root, source_epoch())  # SPDX and CycloneDX documents from bundle.json, listed in SHA256SUMS
@@ -630,6 +658,8 @@ def _write_output(m: Manifest, ws: Workspace, fmt: str, sign_key: str | None, qu
         os.rename(staging, final)
         return final, None
     final = ws.out_dir / f"{base}.{fmt}"
+    from .bundle.tarball import write_tarball
+
     tmp = ws.partial(final)
     sign = None
     if sign_key:

@@ -97,7 +97,9 @@ def plan(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], as_j
     m = load_manifest(manifest)
     data = make_plan(m, _cache(cache_dir), stages=_stages(), insecure=insecure)
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        from .jsonout import dumps  # json.dumps(indent=2)'s text, faster on thousands of packages
+
+        click.echo(dumps(data))
         return
     click.echo(format_plan(data))
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from .errors import ManifestError
 from .fetch.cache import Cache
@@ -17,7 +15,10 @@ from .fetch.download import Stats
 from .lock import PackageEntry
 from .manifest.hops import upgrade_from
 from .manifest.model import Manifest
-from .rpm.solver import Package
+from .rpm.package import Package
+
+if TYPE_CHECKING:  # a warm `bundler plan` loads neither requests nor libsolv (bundler/rpm/plancache.py)
+    import requests
 
 
 @dataclass

@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from tqdm import tqdm
-
 
 class ByteProgress:
     """Thread-safe byte counter feeding a tqdm bar; the callback is what downloaders receive."""
 
     def __init__(self, total: int, desc: str, enabled: bool = True):
+        from tqdm import tqdm  # here: commands that show no bar (plan, --help) do not load it
+
         self._lock = threading.Lock()
         self.bar = tqdm(
             total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, dynamic_ncols=True,

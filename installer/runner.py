@@ -242,6 +242,9 @@ class Runner(object):
     # -- commands -------------------------------------------------------------------------------------
     def plan(self):
         changed = self.execute(operations.plan())
+        from installer.certs import warnings
+        for label, text in warnings(self.ctx):  # an installed cluster's certificates below 90 days
+            self.out.say(text, host=label)
         total = sum(len(v) for v in changed.values())
         self.out.say("plan: %d change(s)" % total if total else "plan: no changes")
         return total

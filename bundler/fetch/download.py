@@ -15,17 +15,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-import requests
-
 from ..errors import FetchError
+from . import retry
 from .cache import Cache
 from .retry import (
     CANCEL,
     RETRYABLE_STATUS,
-    TRANSPORT_ERRORS,
     Cancelled,
     RetryPolicy,
     Transient,
@@ -35,6 +33,9 @@ from .retry import (
     root_cause,
 )
 from .watchdog import WATCHDOG, Transfer
+
+if TYPE_CHECKING:  # requests is loaded with the first session (fetch.http.make_session), not by importing this
+    import requests
 
 CHUNK = 1 << 20
 LOCK_POLL = 0.1
@@ -84,10 +85,12 @@ def send_once(session: requests.Session, method: str, url: str, *, policy: Retry
     try:
         body = data() if callable(data) else data
         r = session.request(method, url, headers=headers, data=body, timeout=policy.timeout, stream=stream)
-    except TRANSPORT_ERRORS as e:
+    except retry.TRANSPORT_ERRORS as e:
         if CANCEL.is_set():
             raise Cancelled() from None
-        if isinstance(e, requests.exceptions.SSLError) and is_trust_problem(e):
+        from requests.exceptions import SSLError
+
+        if isinstance(e, SSLError) and is_trust_problem(e):
             raise TrustProblem(
                 f"{url}: {root_cause(e, url)}. This is a TLS setting, not a network blip, so it was not retried: "
                 "trust the server's CA on this machine (or in spec.registries for a registry), or use its "
@@ -118,7 +121,7 @@ def _pump(r: requests.Response, write: Callable[[bytes], None], policy: RetryPol
         while chunk := r.raw.read1(CHUNK, decode_content=decode):
             write(chunk)
             t.bytes += len(chunk)
-    except TRANSPORT_ERRORS as e:
+    except retry.TRANSPORT_ERRORS as e:
         if CANCEL.is_set():
             raise Cancelled() from None
         raise Transient(t.reason or root_cause(e, url)) from None

@@ -2,24 +2,49 @@
 
 from __future__ import annotations
 
+import threading
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-
 from .. import __version__
+
+if TYPE_CHECKING:  # imported by make_session: mirror rewriting alone (a warm plan) does not need requests
+    import requests
 
 USER_AGENT = f"airgap-bundler/{__version__}"
 
 
 def make_session(pool: int = 16) -> requests.Session:
     """A session whose connection pool fits our parallelism (requests' default of 10 would serialise)."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
     s = requests.Session()
     adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     s.headers["User-Agent"] = USER_AGENT
     return s
+
+
+class _LazySession:
+    """Stands for a make_session() session, made (and requests imported) on first use."""
+
+    def __init__(self, pool: int) -> None:
+        self._pool = pool
+        self._session: requests.Session | None = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._session is None:
+                self._session = make_session(self._pool)
+        return getattr(self._session, name)
+
+
+def lazy_session(pool: int = 16) -> requests.Session:
+    """A session for code that may not send any request (a warm plan): requests is loaded only if it does."""
+    return cast("requests.Session", _LazySession(pool))
 
 
 def mirror_key(url: str, mirrors: dict[str, str]) -> str | None:

@@ -1,7 +1,7 @@
 """`bundler cache prune`: drop what recent builds did not use, and every leftover of interrupted ones.
 
 Running builds are respected (see lease.py): while any build holds a lease, prune keeps what those builds
-named or touched since they started, and leaves partial downloads and unpacked metadata alone. "Freed"
+named or touched since they started, and leaves partial downloads, unpacked metadata and resolved plans alone. "Freed"
 counts each inode once, and only when its last link goes (a blob hard-linked into a bundle directory
 frees nothing).
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from .cache import Cache
 from .lease import live_builds
 
-LEFTOVERS = ("partial", "staging", "unpacked", "extracted")
+LEFTOVERS = ("partial", "staging", "unpacked", "extracted", "plans")  # plans: bundler.rpm.plancache
 CLOCK_SLACK = 120.0  # seconds: mtimes on a network filesystem come from the server's clock
 
 

@@ -8,23 +8,21 @@ operators through environment variables (see `RetryPolicy.from_env`).
 
 from __future__ import annotations
 
-import email.utils
 import errno
 import os
 import random
 import re
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
-
-import requests
-import urllib3
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import FetchError
+
+if TYPE_CHECKING:  # imported where used: a warm plan's repomd.xml checks (fetch/smallget.py) need neither
+    import requests
 
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -164,6 +162,8 @@ def parse_retry_after(value: str | None) -> float | None:
     if value.isdigit():
         return float(value)
     try:
+        import email.utils  # here: only a Retry-After date needs it
+
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
@@ -175,10 +175,15 @@ def parse_retry_after(value: str | None) -> float | None:
 def check_status(r: requests.Response) -> None:
     """Raise Transient for 408/425/429/5xx (closing r), with the server's Retry-After."""
     if r.status_code in RETRYABLE_STATUS:
-        wait = parse_retry_after(r.headers.get("Retry-After"))
         r.close()
-        words = _STATUS_WORDS.get(r.status_code, "")
-        raise Transient(f"HTTP {r.status_code}" + (f" ({words})" if words else "") + " from the server", wait)
+        raise status_transient(r.status_code, r.headers.get("Retry-After"))
+
+
+def status_transient(status: int, retry_after: str | None) -> Transient:
+    """The Transient for a retryable HTTP status (RETRYABLE_STATUS), in words, with the server's Retry-After."""
+    words = _STATUS_WORDS.get(status, "")
+    return Transient(f"HTTP {status}" + (f" ({words})" if words else "") + " from the server",
+                     parse_retry_after(retry_after))
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -198,6 +203,11 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def root_cause(exc: BaseException, url: str = "") -> str:
     """What went wrong, in words an operator can act on (DNS, refused, TLS, timeout, reset, truncated)."""
+    import ssl
+
+    import requests
+    import urllib3
+
     chain = _chain(exc)
     host = ""
     if url:
@@ -235,9 +245,17 @@ def root_cause(exc: BaseException, url: str = "") -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                    requests.exceptions.ContentDecodingError, urllib3.exceptions.HTTPError, ConnectionError,
-                    socket.timeout)
+def __getattr__(name: str) -> Any:
+    """TRANSPORT_ERRORS, made when first imported (it names requests' and urllib3's exceptions)."""
+    if name != "TRANSPORT_ERRORS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import requests
+    import urllib3
+
+    errors = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+              requests.exceptions.ContentDecodingError, urllib3.exceptions.HTTPError, ConnectionError, socket.timeout)
+    globals()["TRANSPORT_ERRORS"] = errors
+    return errors
 
 
 def transient_from(exc: BaseException, url: str = "") -> Transient:

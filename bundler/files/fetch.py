@@ -6,13 +6,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tarfile
 import threading
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import requests
+from typing import TYPE_CHECKING
 
 from ..errors import FetchError, ManifestError
 from ..fetch.cache import Cache
@@ -21,6 +18,9 @@ from ..fetch.http import apply_mirrors
 from ..fetch.retry import RetryPolicy
 from ..manifest.model import FileEntry, Manifest
 from .defaults import default_files
+
+if TYPE_CHECKING:  # sessions come from fetch.http.make_session, which loads requests
+    import requests
 
 _HEX64 = re.compile(r"\b([0-9a-fA-F]{64})\b")
 DEST_DIR = {"binary": "files", "archive": "files", "manifest": "manifests", "rpm": "repo/Packages",
@@ -126,6 +126,9 @@ def _extract(archive: Path, member: str, cache: Cache, label: str) -> tuple[Path
     def matches(name: str) -> bool:
         name = name.lstrip("./")
         return name == member.lstrip("./") or name.endswith("/" + member.lstrip("./"))
+
+    import tarfile  # here: only `extract:` entries open archives (a plan without them does not load these)
+    import zipfile
 
     stored: tuple[Path, str, int] | None = None
     if zipfile.is_zipfile(archive):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import subprocess
 from collections.abc import Iterable, Sequence
 
 import yaml
@@ -102,6 +101,8 @@ def kubeadm_images_from_binary(version: str, kubeadm: str = "kubeadm", timeout: 
     """Ask a kubeadm on PATH (no network needed with an explicit version); None when there is none, or when it
     is another release: kubeadm prints its own CoreDNS tag and etcd map whatever version it is asked about, so
     only the release the hosts will run gives their list."""
+    import subprocess  # here: a plan that asks no kubeadm does not load it
+
     path = shutil.which(kubeadm)
     if path is None:
         return None

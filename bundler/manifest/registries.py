@@ -8,7 +8,6 @@ Docker config, a credential helper): the manifest, the lock and bundle.json neve
 from __future__ import annotations
 
 import re
-import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +41,8 @@ def _ca_file(c: _Checker, value: Any, path: tuple) -> Path:
         raise c.fail(path, f"{ca} holds no PEM certificate (-----BEGIN CERTIFICATE-----). Give the registry's CA "
                            "certificate in PEM form (convert DER with `openssl x509 -inform der -in ca.der -out "
                            "ca.pem`).")
+    import ssl  # here: a manifest without a caFile (and a warm plan) does not load it
+
     try:
         ssl.create_default_context(cadata=text)
     except (ssl.SSLError, ValueError) as e:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ManifestError, ResolveError
-from ..manifest.model import Manifest, Repo
+from ..manifest.model import Manifest
 from .modules import ModuleIndex, host_streams, parse_modules_yaml, render_modules_yaml
-from .repomd import RepoMetadata, RepoReader
+from .repomd import RepoMetadata, RepoReader, read_repomds
 from .solver import Package, Solver
 
 # What the installer itself needs on the hosts, added to every bundle that carries packages:
@@ -85,21 +84,15 @@ def check_kubernetes_release(manifest: Manifest, packages: list[Package]) -> Non
         )
 
 
-def read_repomds(reader: RepoReader, repos: Sequence[Repo]) -> dict[str, RepoMetadata]:
-    """Every repo's repomd.xml at once: one round trip of wall time for all repos, not one each (a warm plan is
-    mostly these requests), each on its own connection. The first failure, in manifest order, is raised."""
-    if len(repos) < 2:
-        return {r.name: reader.repomd(r) for r in repos}
-    with ThreadPoolExecutor(max_workers=min(8, len(repos)), thread_name_prefix="repomd") as pool:
-        return dict(zip((r.name for r in repos), pool.map(reader.repomd, repos)))
+def resolve(manifest: Manifest, reader: RepoReader, metadata: dict[str, RepoMetadata] | None = None) -> Closure:
+    """Resolve the manifest's packages against its repos; raise ResolveError with the chain on failure.
 
-
-def resolve(manifest: Manifest, reader: RepoReader) -> Closure:
-    """Resolve the manifest's packages against its repos; raise ResolveError with the chain on failure."""
+    metadata: the repos' repomd.xml when the caller has read them already (see plancache)."""
     requests = requested_packages(manifest)
     if not requests:
         return Closure([], {}, requests=[])
-    metadata = read_repomds(reader, manifest.repos)
+    if metadata is None:
+        metadata = read_repomds(reader, manifest.repos)
     modules = ModuleIndex()
     for md in metadata.values():
         if md.has("modules"):

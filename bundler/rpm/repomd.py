@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import lzma
 import os
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
-import requests
-
 from ..errors import FetchError
+from ..fetch import smallget
 from ..fetch.cache import ALGOS, Cache
-from ..fetch.download import Item, fetch, read_body, send_once
 from ..fetch.http import apply_mirrors
 from ..fetch.retry import RetryPolicy, Transient
 from ..manifest.model import Repo
+
+if TYPE_CHECKING:  # requests is imported when first needed: a warm plan's repomd.xml checks go without it
+    import requests
 
 NS = {"repo": "http://linux.duke.edu/metadata/repo"}
 MAX_REPOMD = 16 << 20  # real ones are a few KiB
@@ -45,6 +47,7 @@ class RepoMetadata:
     revision: str
     files: dict[str, MetadataFile]
     local: dict[str, Path]  # type -> decompressed file, filled lazily by RepoReader.get
+    digest: str = ""  # sha256 of repomd.xml as fetched: it pins every metadata file (the plan cache's key)
 
     def has(self, mdtype: str) -> bool:
         return mdtype in self.files
@@ -111,12 +114,22 @@ def _decompress(src: Path, dest: Path) -> None:
 class RepoReader:
     """Fetches repo metadata through the shared cache (metadata files are content-addressed too)."""
 
-    def __init__(self, session: requests.Session, cache: Cache, mirrors: dict[str, str],
+    def __init__(self, session: requests.Session | None, cache: Cache, mirrors: dict[str, str],
                  policy: RetryPolicy | None = None):
-        self.session = session
+        self._session = session  # None: made on first use (a warm plan may need none)
+        self._session_lock = threading.Lock()
         self.cache = cache
         self.mirrors = mirrors
         self.policy = policy or RetryPolicy.from_env()
+
+    @property
+    def session(self) -> requests.Session:
+        with self._session_lock:
+            if self._session is None:
+                from ..fetch.http import make_session
+
+                self._session = make_session()
+            return self._session
 
     def repomd(self, repo: Repo) -> RepoMetadata:
         """repomd.xml under the shared retry policy; a body that does not parse is fetched once more."""
@@ -124,10 +137,10 @@ class RepoReader:
         source = f"repo '{repo.name}' ({url})"
         md_url = urljoin(url, "repodata/repomd.xml")
 
-        def once(_: int) -> tuple[str, dict[str, MetadataFile]]:
+        def once(_: int) -> tuple[str, dict[str, MetadataFile], str]:
             text = self._get_bytes(md_url, source)
             try:
-                return parse_repomd(text, source)
+                return (*parse_repomd(text, source), hashlib.sha256(text).hexdigest())
             except FetchError as e:
                 if md_url.startswith("file://"):
                     raise
@@ -135,8 +148,8 @@ class RepoReader:
                     f"{e} {md_url} was fetched twice with the same result: if the baseurl is right, the mirror or "
                     "a proxy corrupts it; try another mirror.")) from None
 
-        revision, files = self.policy.call(once, what=source, url=md_url)
-        return RepoMetadata(repo, url, revision, files, {})
+        revision, files, digest = self.policy.call(once, what=source, url=md_url)
+        return RepoMetadata(repo, url, revision, files, {}, digest)
 
     def _get_bytes(self, url: str, source: str) -> bytes:
         """One attempt; transport failures and 429/5xx raise Transient for the policy to retry."""
@@ -146,16 +159,29 @@ class RepoReader:
                 return path.read_bytes()
             except OSError as e:
                 raise FetchError(f"{source}: cannot read {path} ({e.strerror}). Check spec.repos baseurl.") from None
-        r = send_once(self.session, "GET", url, stream=True, policy=self.policy)
-        if r.status_code == 200:
-            return read_body(r, self.policy, url, MAX_REPOMD)
-        r.close()
-        if r.status_code in (404, 403, 401):
+        status, body = 0, b""
+        if smallget.eligible(url):  # the standard library's client: no requests import on a warm plan
+            try:
+                status, body = smallget.get_small(url, self.policy, MAX_REPOMD)
+            except smallget.Fallback:
+                status = 0
+        if not status:
+            from ..fetch.download import read_body, send_once
+
+            r = send_once(self.session, "GET", url, stream=True, policy=self.policy)
+            status = r.status_code
+            if status != 200:
+                r.close()
+            else:
+                body = read_body(r, self.policy, url, MAX_REPOMD)
+        if status == 200:
+            return body
+        if status in (404, 403, 401):
             raise FetchError(
-                f"{source}: {url} answered HTTP {r.status_code}. Check the repo's baseurl in the manifest "
+                f"{source}: {url} answered HTTP {status}. Check the repo's baseurl in the manifest "
                 "(it must be the directory that holds repodata/) and any mirror mapping for its host."
             )
-        raise FetchError(f"{source}: {url} answered HTTP {r.status_code}. Check the baseurl or the mirror.")
+        raise FetchError(f"{source}: {url} answered HTTP {status}. Check the baseurl or the mirror.")
 
     def unpacked(self, md: RepoMetadata, mdtype: str) -> Path:
         """Where the decompressed file lives (or would): the name the solver's .solv cache is keyed by."""
@@ -168,6 +194,8 @@ class RepoReader:
         out = self.unpacked(md, mdtype)
         if out.exists():
             return out
+        from ..fetch.download import Item, fetch
+
         mf = md.files[mdtype]
         url = urljoin(md.url, mf.href)
         blob = fetch(self.session, Item(url, mf.algo, mf.digest, mf.size, f"repo '{md.repo.name}' {mdtype} metadata"),
@@ -181,6 +209,8 @@ class RepoReader:
         """Download (verified, cached) and decompress one metadata file; return the decompressed path."""
         if mdtype in md.local:
             return md.local[mdtype]
+        from ..fetch.download import Item, fetch
+
         mf = md.files[mdtype]
         url = urljoin(md.url, mf.href)
         label = f"repo '{md.repo.name}' {mdtype} metadata"
@@ -196,3 +226,14 @@ class RepoReader:
                 raise FetchError(f"{label}: {url} cannot be decompressed ({e}); the mirror may be corrupt.") from None
         md.local[mdtype] = out
         return out
+
+
+def read_repomds(reader: RepoReader, repos: Sequence[Repo]) -> dict[str, RepoMetadata]:
+    """Every repo's repomd.xml at once: one round trip of wall time for all repos, not one each (a warm plan is
+    mostly these requests), each on its own connection. The first failure, in manifest order, is raised."""
+    if len(repos) < 2:
+        return {r.name: reader.repomd(r) for r in repos}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, len(repos)), thread_name_prefix="repomd") as pool:
+        return dict(zip((r.name for r in repos), pool.map(reader.repomd, repos)))

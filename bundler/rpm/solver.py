@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import os
 from collections import Counter, deque
-from dataclasses import dataclass
 from functools import cmp_to_key
 from pathlib import Path
 from typing import Callable
@@ -19,6 +18,7 @@ import solv
 from ..errors import ResolveError
 from . import solvcache
 from .evr import rpmvercmp
+from .package import Package
 
 SELECT_FLAGS = (
     solv.Selection.SELECTION_NAME
@@ -29,39 +29,6 @@ SELECT_FLAGS = (
     | solv.Selection.SELECTION_GLOB
     | solv.Selection.SELECTION_FILELIST
 )
-
-
-@dataclass(frozen=True)
-class Package:
-    """A package chosen by the solver, with what we need to download, verify and describe it."""
-
-    name: str
-    epoch: int
-    version: str
-    release: str
-    arch: str
-    repo: str
-    location: str  # href relative to the repo's baseurl
-    algo: str
-    digest: str
-    size: int
-    license: str = ""
-    on_media: bool = False
-
-    @property
-    def nevra(self) -> str:
-        return f"{self.name}-{self.epoch}:{self.version}-{self.release}.{self.arch}"
-
-    @property
-    def filename(self) -> str:
-        return self.location.rsplit("/", 1)[-1]
-
-    def to_json(self) -> dict:
-        return {
-            "name": self.name, "epoch": self.epoch, "version": self.version, "release": self.release,
-            "arch": self.arch, "repo": self.repo, "size": self.size, "sha256": self.digest if self.algo == "sha256"
-            else None, "checksum": f"{self.algo}:{self.digest}", "location": self.location, "license": self.license,
-        }
 
 
 def split_evr(evr: str) -> tuple[int, str, str]:

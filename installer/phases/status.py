@@ -57,11 +57,12 @@ class Status(Phase):
             lines += [(h.label, line) for line in pin_report(ctx.bundle, f, r)]
         if cp is None:
             lines.append((None, "no control plane answers: the cluster's nodes are not shown"))
-            return lines
-        res = cp.run("%s get nodes -o wide" % KUBECTL, check=False)
-        if res.ok:
-            lines.append((None, res.stdout.rstrip()))
-        return lines
+        else:
+            res = cp.run("%s get nodes -o wide" % KUBECTL, check=False)
+            if res.ok:
+                lines.append((None, res.stdout.rstrip()))
+        from installer.certs import warnings
+        return lines + warnings(ctx)  # certificates below 90 days (openssl only: status runs nothing else)
 
 
 def pin_report(bundle, facts, record):

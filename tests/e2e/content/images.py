@@ -1,7 +1,8 @@
 """Images for the rig's registry: tiny but valid, so containerd inside a node pulls AND unpacks them.
 
 Each image has one gzip tar layer holding a directory entry and one file (`etc/airgap-e2e-image`
-naming the image), an image config whose rootfs.diff_ids are the sha256 of the uncompressed tar,
+naming the image; the etcd image also the etcdctl TEST DOUBLE as usr/local/bin/etcdctl, where the installer
+finds etcdctl in the real image), an image config whose rootfs.diff_ids are the sha256 of the uncompressed tar,
 and an OCI manifest (tests.images.helpers.single). `ctr images pull` checks every digest and unpacks
 with the overlayfs snapshotter; the content tests check the same with skopeo + umoci on this machine.
 """
@@ -14,7 +15,7 @@ import tarfile
 
 from tests.upstream.stack import Stack, k8s_images
 
-from .repos import K8S_VERSION
+from .repos import DOUBLES, K8S_VERSION
 
 
 def e2e_image_layers(ref: str) -> list[tuple[bytes, bytes]]:
@@ -28,6 +29,15 @@ def e2e_image_layers(ref: str) -> list[tuple[bytes, bytes]]:
         f = tarfile.TarInfo("etc/airgap-e2e-image")
         f.size, f.mode, f.mtime = len(data), 0o644, 0
         tar.addfile(f, io.BytesIO(data))
+        if "/etcd:" in ref:  # where the installer finds etcdctl, as in registry.k8s.io/etcd
+            for name in ("usr", "usr/local", "usr/local/bin"):
+                d = tarfile.TarInfo(name)
+                d.type, d.mode, d.mtime = tarfile.DIRTYPE, 0o755, 0
+                tar.addfile(d)
+            tool = (DOUBLES / "etcdctl.py").read_bytes()
+            f = tarfile.TarInfo("usr/local/bin/etcdctl")
+            f.size, f.mode, f.mtime = len(tool), 0o755, 0
+            tar.addfile(f, io.BytesIO(tool))
     raw = buf.getvalue()
     return [(gzip.compress(raw, mtime=0), raw)]
 

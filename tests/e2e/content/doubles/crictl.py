@@ -5,8 +5,10 @@
 #   crictl pull IMAGE     -> ctr -n k8s.io images pull --hosts-dir <config_path of config.toml> IMAGE
 #                            (so the pull really goes through the registry mirror config, hosts.toml
 #                            with its CA, that the installer wrote for containerd)
-#   crictl images [-o json|-q], crictl info, crictl version, crictl ps/pods (always empty), crictl rmi.
+#   crictl images [-o json|-q], crictl info, crictl version, crictl ps/pods (empty), crictl rmi;
+#   crictl ps --name=REGEX [--state=running] [-q]: one container per static pod manifest in place.
 # Calls are recorded as JSON lines in /var/log/crictl-double.log.
+import hashlib
 import json
 import os
 import re
@@ -112,6 +114,26 @@ def images(sock: str) -> list:
     return [i for i in by_digest.values() if i["repoTags"] or i["repoDigests"]]
 
 
+def ps_static_pods(flags: dict) -> None:
+    """`ps --name=REGEX [--state=running] [-q]`: the kubelet double runs no containers, but a kubelet runs one per
+    static pod manifest, so a container "runs" while its manifest is in /etc/kubernetes/manifests (its ID changes
+    when the manifest is put back: what a restart looks like)."""
+    d = "/etc/kubernetes/manifests"
+    pat = re.compile(flags["name"])
+    rows = []
+    for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        name = f[:-5] if f.endswith(".yaml") else None
+        if name and pat.search(name):
+            st = os.stat(os.path.join(d, f))
+            rows.append((hashlib.sha256(f"{name}:{st.st_ctime_ns}".encode()).hexdigest()[:13], name))
+    state = flags.get("state", "").lower()
+    if state and state != "running":
+        rows = []
+    record({"ps": flags["name"], "state": state or None, "containers": [n for _, n in rows]})
+    for cid, name in rows:
+        print(cid if "q" in flags or "quiet" in flags else f"{cid}   Running   {name}   (crictl TEST DOUBLE)")
+
+
 def main(argv: list) -> None:
     flags: dict = {}
     words = []
@@ -172,6 +194,8 @@ def main(argv: list) -> None:
     elif cmd == "rmi":
         for ref in words[1:]:
             ctr(sock, "images", "rm", normalize(ref))
+    elif cmd == "ps" and "name" in flags:
+        ps_static_pods(flags)
     elif cmd in ("ps", "pods"):
         print(json.dumps({"containers" if cmd == "ps" else "items": []}) if flags.get("o") == "json" else
               "CONTAINER ID   IMAGE   CREATED   STATE   NAME   (crictl TEST DOUBLE: no pods run here)")

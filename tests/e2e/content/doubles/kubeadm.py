@@ -35,8 +35,10 @@ Usage:
   kubeadm init phase upload-certs --upload-certs
   kubeadm reset [-f]
   kubeadm config images list [--kubernetes-version vX.Y.Z] [--image-repository R] [--config FILE]
-  kubeadm upgrade plan [vX] | upgrade apply vX --yes | upgrade node | certs check-expiration
+  kubeadm upgrade plan [vX] | upgrade apply vX --yes | upgrade node
   kubeadm version [-o short|json]
+  kubeadm certs check-expiration | kubeadm certs renew all|NAME (real dates of the files under
+  /etc/kubernetes/pki; re-issued with their CA by renew)
 """
 
 # --------------------------------------------------------------------------------------- schema
@@ -721,18 +723,114 @@ def _static_pods_to(st: dict, version: str) -> None:
                      0o600)
 
 
-def cmd_certs(argv: list, words: list) -> None:
-    """certs check-expiration: the double's certificates (openssl), as kubeadm prints them. Read-only, so (like
-    `token list`) not recorded: `plan upgrade` asks it and must leave the doubles' logs unchanged."""
-    print("CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE AUTHORITY")
-    for name in ("apiserver", "ca"):
-        path = kd.p(f"/etc/kubernetes/pki/{name}.crt")
-        if not os.path.exists(path):
+# --------------------------------------------------------------------------------------- certs
+# kubeadm's certificates (name, file under /etc/kubernetes/pki or a kubeconfig, CA) in check-expiration's order
+CERTS = [("admin.conf", "../admin.conf", "ca"), ("apiserver", "apiserver.crt", "ca"),
+         ("apiserver-etcd-client", "apiserver-etcd-client.crt", "etcd-ca"),
+         ("apiserver-kubelet-client", "apiserver-kubelet-client.crt", "ca"),
+         ("controller-manager.conf", "../controller-manager.conf", "ca"),
+         ("etcd-healthcheck-client", "etcd/healthcheck-client.crt", "etcd-ca"),
+         ("etcd-peer", "etcd/peer.crt", "etcd-ca"), ("etcd-server", "etcd/server.crt", "etcd-ca"),
+         ("front-proxy-client", "front-proxy-client.crt", "front-proxy-ca"),
+         ("scheduler.conf", "../scheduler.conf", "ca"), ("super-admin.conf", "../super-admin.conf", "ca")]
+CAS = [("ca", "ca.crt"), ("etcd-ca", "etcd/ca.crt"), ("front-proxy-ca", "front-proxy-ca.crt")]
+
+
+def _enddate(path: str) -> "float | None":
+    """notAfter of a real certificate file (epoch), None when the file is absent or not a certificate."""
+    import datetime
+    if not os.path.exists(path):
+        return None
+    try:
+        out = kd.openssl(["x509", "-enddate", "-noout", "-in", path]).decode()
+    except RuntimeError:
+        return None
+    m = re.search(r"notAfter=(.*) GMT", out)
+    return datetime.datetime.strptime(" ".join(m.group(1).split()), "%b %d %H:%M:%S %Y").replace(
+        tzinfo=datetime.timezone.utc).timestamp() if m else None
+
+
+def _expiry(name: str, rel: str) -> float:
+    """A certificate file's real end date; the double's token kubeconfigs and the certificates it does not write
+    (etcd, front-proxy) count as issued, for 365 days, when admin.conf was last written (init or renew)."""
+    pki = kd.p("/etc/kubernetes/pki")
+    real = None if rel.startswith("..") else _enddate(os.path.join(pki, rel))
+    if real is not None:
+        return real
+    admin = kd.p("/etc/kubernetes/admin.conf")
+    return os.stat(admin).st_mtime + 365 * 86400
+
+
+def _residual(end: float, now: float) -> str:
+    left = end - now
+    if left <= 0:
+        return "<invalid>"
+    days = int(left // 86400)
+    return f"{days // 365}y" if days >= 365 * 2 else f"{days}d"
+
+
+def cmd_certs(argv: list, flags: dict, words: list) -> None:
+    """certs check-expiration (kubeadm's table, real dates) | certs renew all|NAME (re-issues the certificate
+    files under /etc/kubernetes/pki with their CA, rewrites the kubeconfigs)."""
+    import datetime
+    if kd.read("/etc/kubernetes/admin.conf") is None or kd.read("/etc/kubernetes/pki/ca.crt") is None:
+        kd.record(LOG, {"argv": argv, "command": "certs " + " ".join(words[1:2]), "result": "not a control plane"})
+        kd.die("error execution phase: couldn't create a Kubernetes client from file \"/etc/kubernetes/admin.conf\": "
+               "open /etc/kubernetes/admin.conf: no such file or directory")
+    pki = kd.p("/etc/kubernetes/pki")
+
+    def fmt(ts: float) -> str:
+        return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%b %d, %Y %H:%M UTC")
+    if words[1:2] == ["check-expiration"]:
+        now = time.time()
+        # read-only, so (like `token list`) not recorded: plan upgrade, doctor and certs check must leave the
+        # doubles' logs unchanged
+        print("[check-expiration] Reading configuration from the cluster...")
+        print("[check-expiration] FYI: You can look at this config file with 'kubectl -n kube-system get cm "
+              "kubeadm-config -o yaml'\n")
+        print("CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE AUTHORITY   "
+              "EXTERNALLY MANAGED")
+        for name, rel, ca in CERTS:
+            end = _expiry(name, rel)
+            print(f"{name:<27}{fmt(end):<25}{_residual(end, now):<16}{ca:<24}no      ")
+        print("\nCERTIFICATE AUTHORITY   EXPIRES                  RESIDUAL TIME   EXTERNALLY MANAGED")
+        for name, rel in CAS:
+            end = _enddate(os.path.join(pki, rel)) or _enddate(os.path.join(pki, "ca.crt"))
+            print(f"{name:<24}{fmt(end):<25}{_residual(end, now):<16}no      ")
+        return
+    if words[1:2] != ["renew"] or len(words) < 3:
+        kd.die("error: the kubeadm double knows 'certs check-expiration' and 'certs renew all|NAME'")
+    which = words[2]
+    renewed = []
+    for name, rel, ca in CERTS:
+        if which not in ("all", name):
             continue
-        end = kd.openssl(["x509", "-enddate", "-noout", "-in", path]).decode().strip().split("=", 1)[1]
-        left = (time.mktime(time.strptime(end, "%b %d %H:%M:%S %Y %Z")) - time.time()) / 86400
-        print("{:<27}{:<25}{:<16}{}".format(name, end, f"{int(left)}d" if left > 0 else "<invalid>",
-                                           "" if name == "ca" else "ca"))
+        if rel.startswith(".."):
+            path = kd.p("/etc/kubernetes/" + rel[3:])
+            if os.path.exists(path):
+                os.utime(path)  # token kubeconfigs: "re-issued" now (their expiry follows admin.conf's time)
+                renewed.append(name)
+            continue
+        crt = os.path.join(pki, rel)
+        key = crt[:-4] + ".key"
+        ca_crt = os.path.join(pki, "etcd/ca.crt" if ca == "etcd-ca" else "ca.crt")
+        ca_key = ca_crt[:-4] + ".key"
+        if not (os.path.exists(crt) and os.path.exists(key) and os.path.exists(ca_key)):
+            continue
+        csr, ext = crt[:-4] + ".renew.csr", crt[:-4] + ".ext"
+        kd.openssl(["req", "-new", "-key", key, "-out", csr, "-subj",
+                    "/CN=" + ("kube-apiserver" if name == "apiserver" else name)])
+        args = ["x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial", "-days", "365",
+                "-sha256", "-out", crt + ".new"]
+        kd.openssl(args + (["-extfile", ext] if os.path.exists(ext) else []))
+        os.replace(crt + ".new", crt)
+        os.unlink(csr)
+        renewed.append(name)
+    kd.record(LOG, {"argv": argv, "command": "certs renew", "which": which, "renewed": renewed})
+    for name in renewed:
+        print(f"[renew] certificate {name} renewed (kubeadm TEST DOUBLE)")
+    print("\nDone renewing certificates. You must restart the kube-apiserver, kube-controller-manager, "
+          "kube-scheduler and etcd, so that they can use the new certificates.")
 
 
 def main(argv: list) -> None:
@@ -757,8 +855,8 @@ def main(argv: list) -> None:
         cmd_reset(argv, flags)
     elif words[0] == "upgrade":
         cmd_upgrade(argv, flags, words)
-    elif words[:2] == ["certs", "check-expiration"]:
-        cmd_certs(argv, words)
+    elif words[0] == "certs":
+        cmd_certs(argv, flags, words)
     elif words[:3] == ["config", "images", "list"]:
         cmd_images(argv, flags)
     else:

@@ -332,8 +332,8 @@ def doctor_get(words: list, flags: dict) -> bool:
     if what in ("pods", "pod", "po") and flags.get("output") == "json":
         print(json.dumps(_pods_with_dns(flags, ns), indent=2))
         return True
-    if what not in LISTS:
-        return False
+    if what not in LISTS or (LISTS[what] == "ConfigMapList" and names):
+        return False  # a named ConfigMap (kubeadm-config, the record's copy) is the apiserver double's
     kind = LISTS[what]
     items = [o for o in _derived(kind, flags) if ns is None or o["metadata"]["namespace"] == ns]
     if names:
