@@ -922,3 +922,93 @@ def test_a_fifo_inside_the_bundle_is_refused_by_the_check_without_blocking(site)
     for words in (["complete-delta"], ["upgrade", "-y"], ["push-images", "--to", "127.0.0.1:1"]):
         rc, out, err = _run_cli(site.argv(words, check=True))
         assert_refused(rc, out, err, "files/registry", "not a regular file")
+
+
+# -- restore: hostile backups (the archive, its .sha256, meta.json, pki.tar.gz) ------------------------------------
+def _backup(tmp_path, meta=None, members=None):
+    from installer import backup_archive as archive
+    path = str(tmp_path / "bk" / "airgap-backup-k8s-20260101T000000Z.tar.gz")
+    meta = {"format": 1, "members": [{"name": "cp1", "peerURLs": ["https://192.0.2.11:2380"]}],
+            "caFingerprint": None, "created": "2026-01-01T00:00:00Z"} if meta is None else meta
+    content = {"meta.json": meta if isinstance(meta, bytes) else json.dumps(meta).encode(),
+               "etcd/snapshot.db": b"SNAP\n"}
+    content.update(members or {})
+    archive.write(path, content)
+    return path
+
+
+HOSTILE_META = [b"[1]", b"{", b"[" * 100000 + b"]" * 100000, b"\xff\xfe", {"format": 1, "members": 5},
+                {"format": 1, "members": [5]}, {"format": 1, "members": [{"name": 5}]},
+                {"format": 1, "members": [{"name": "cp1", "peerURLs": "https://x"}]},
+                {"format": 1, "members": [{"name": "cp1", "peerURLs": [5]}]}, {"format": 1, "takenOn": "cp1"},
+                {"format": 2}, {"format": "1"}]
+
+
+@pytest.mark.parametrize("meta", HOSTILE_META, ids=range(len(HOSTILE_META)))
+def test_restore_a_backup_with_a_hostile_meta_json(site, capsys, meta):
+    site.write_record(good_record(site.bundle))
+    path = _backup(site.tmp, meta)
+    for words in (["restore", path, "-y"], ["plan", "restore", path]):
+        refuses(site, capsys, words, "meta.json" if not isinstance(meta, dict) or meta.get("format") == 1
+                else "format", path)
+
+
+def test_restore_archive_and_checksum_in_odd_places(site, capsys):
+    site.write_record(good_record(site.bundle))
+    path = _backup(site.tmp)
+    sums = path + ".sha256"
+    with open(sums, "wb") as f:
+        f.write(b"\xff\xfe\x00binary")
+    refuses(site, capsys, ["restore", path, "-y"], "does not match its checksum")
+    os.unlink(sums)
+    os.mkdir(sums)
+    refuses(site, capsys, ["restore", path, "-y"], "has no checksum file")
+    os.rmdir(sums)
+    refuses(site, capsys, ["restore", str(site.tmp), "-y"], "does not exist")  # a directory
+    refuses(site, capsys, ["restore", "-y"], "needs the backup archive")
+
+
+def test_restore_checksum_file_that_is_a_fifo_never_blocks(site):
+    site.write_record(good_record(site.bundle))
+    path = _backup(site.tmp)
+    os.unlink(path + ".sha256")
+    os.mkfifo(path + ".sha256")
+    rc, out, err = _run_cli(site.argv(["restore", path, "-y"]))
+    assert_refused(rc, out, err, "has no checksum file")
+
+
+def _pki(entries):
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, kind in entries:
+            info = tarfile.TarInfo(name)
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif kind == "link":
+                info.type, info.linkname = tarfile.SYMTYPE, "/etc"
+                tar.addfile(info)
+            else:
+                info.size = 4
+                tar.addfile(info, io.BytesIO(b"cert"))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("entries", [
+    [("pki", "dir"), ("pki/../manifests/kube-apiserver.yaml", "file")],
+    [("manifests/kube-apiserver.yaml", "file")], [("pki", "dir"), ("pki/etc", "link")],
+    [("/etc/shadow", "file")], [("pki-other/x", "file")],
+], ids=["dotdot", "outside", "symlink", "absolute", "prefix-lookalike"])
+def test_restore_new_cluster_refuses_a_pki_archive_reaching_outside_pki(entries, tmp_path):
+    """restore --new-cluster unpacks pki.tar.gz into /etc/kubernetes on every control plane: a member outside pki/,
+    a link or a '..' is refused before any host is touched (the archive only has to match its own .sha256)."""
+    from installer import backup_archive as archive
+    with pytest.raises(InstallerError) as e:
+        archive.check_pki(_pki(entries), "B")
+    assert "pki.tar.gz holds" in str(e.value) and "nothing was changed" in str(e.value)
+    archive.check_pki(_pki([("pki", "dir"), ("pki/ca.crt", "file"), ("pki/etcd", "dir"),
+                            ("pki/etcd/ca.key", "file")]), "B")
+    with pytest.raises(InstallerError):
+        archive.check_pki(b"not gzip", "B")
