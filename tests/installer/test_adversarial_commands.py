@@ -162,6 +162,9 @@ RECORD_COMMANDS = {
     "add-node": ["add-node", "--workers", "192.0.2.21"],
     "plan-add-node": ["plan", "add-node", "--workers", "192.0.2.21"],
     "remove-node": ["remove-node", "w1", "-y"], "plan-remove-node": ["plan", "remove-node", "w1"],
+    "backup": ["backup"], "plan-backup": ["plan", "backup"], "certs-check": ["certs", "check"],
+    "certs-renew": ["certs", "renew", "-y"], "plan-certs-renew": ["plan", "certs", "renew"],
+    "certs-timer": ["certs", "timer", "--enable"],
 }
 
 
@@ -384,7 +387,7 @@ def _lock(site, pid, host=None):
 
 
 LOCKING = [["upgrade", "-y"], ["node", "prepare", "--hosts", "192.0.2.20"], ["add-node", "--workers", "192.0.2.21"],
-           ["remove-node", "w1", "-y"]]
+           ["remove-node", "w1", "-y"], ["backup"], ["certs", "renew", "-y"]]
 
 
 @pytest.fixture
@@ -703,6 +706,9 @@ FUZZ_TARGETS = {
     "record/doctor": (lambda s: _fixed(good_record(s.bundle)), lambda s, t: (s.write_record(t), ["doctor"])[1]),
     "record/remove-node": (lambda s: _fixed(good_record(s.bundle)),
                            lambda s, t: (s.write_record(t), ["remove-node", "w1", "-y"])[1]),
+    "record/backup": (lambda s: _fixed(good_record(s.bundle)), lambda s, t: (s.write_record(t), ["backup"])[1]),
+    "record/certs": (lambda s: _fixed(good_record(s.bundle)),
+                     lambda s, t: (s.write_record(t), ["certs", "renew", "-y"])[1]),
     "join/apply": (lambda s: _fixed(join_doc(s.bundle)), lambda s, t: [
         "node", "apply", "--address", "192.0.2.13", "--join", _write(s, "join.json", t)]),
     "join/finish": (lambda s: _fixed(join_doc(s.bundle)), lambda s, t: [
