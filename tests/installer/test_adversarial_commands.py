@@ -164,7 +164,7 @@ RECORD_COMMANDS = {
     "remove-node": ["remove-node", "w1", "-y"], "plan-remove-node": ["plan", "remove-node", "w1"],
     "backup": ["backup"], "plan-backup": ["plan", "backup"], "certs-check": ["certs", "check"],
     "certs-renew": ["certs", "renew", "-y"], "plan-certs-renew": ["plan", "certs", "renew"],
-    "certs-timer": ["certs", "timer", "--enable"],
+    "certs-timer": ["certs", "timer", "--enable"], "restore": ["restore", "-y"], "plan-restore": ["plan", "restore"],
 }
 
 
@@ -206,6 +206,8 @@ def test_a_damaged_record_is_one_error_naming_it(site, capsys, cmd, what):
     if cmd.endswith("node-finish"):
         site.join_file()
         words = RECORD_COMMANDS[cmd] + ["--join", str(site.tmp / "join.json")]
+    elif cmd.endswith("restore"):
+        words = RECORD_COMMANDS[cmd] + [_backup(site.tmp)]
     else:
         words = RECORD_COMMANDS[cmd]
     if what.startswith("state-") and cmd in ACCEPTS_ANY_STATE:
@@ -230,6 +232,8 @@ def test_no_record(site, capsys, cmd):
     words = RECORD_COMMANDS[cmd]
     if cmd.endswith("node-finish"):
         words = words + ["--join", site.join_file()]
+    if cmd.endswith("restore"):
+        words = words + [_backup(site.tmp)]
     if cmd == "export-state":  # it measures a serving host; without one it says so
         refuses(site, capsys, words, "serves no bundle repository")
         return
