@@ -101,7 +101,10 @@ def parse_enddate(text):
     m = re.search(r"notAfter=(\w{3})\s+(\d+) (\d\d:\d\d:\d\d) (\d{4})", text)
     if not m:
         return None
-    t = time.strptime("%s %s %s %s" % m.groups(), "%b %d %H:%M:%S %Y")
+    try:
+        t = time.strptime("%s %s %s %s" % m.groups(), "%b %d %H:%M:%S %Y")
+    except ValueError:  # a garbled line: no date
+        return None
     return calendar.timegm(t)
 
 
@@ -143,7 +146,10 @@ def classify_check_expiration(text, now, host):
         m = re.match(r"^(\S+\.conf)\s+(\w{3} \d{2}, \d{4} \d{2}:\d{2}) UTC", ln)
         if not m:
             continue
-        end = calendar.timegm(time.strptime(m.group(2), "%b %d, %Y %H:%M"))
+        try:
+            end = calendar.timegm(time.strptime(m.group(2), "%b %d, %Y %H:%M"))
+        except ValueError:  # a garbled line: no date
+            continue
         days = (end - now) / 86400.0
         target = "%s:/etc/kubernetes/%s" % (host, m.group(1))
         if days < 0:

@@ -223,7 +223,7 @@ def classify_disk(text, host):
     out = []
     for ln in text.splitlines():
         parts = ln.split()
-        if len(parts) < 6 or not parts[4].endswith("%"):
+        if len(parts) < 6 or not parts[4].endswith("%") or not parts[4][:-1].isdigit():
             continue
         used = int(parts[4][:-1])
         if used >= DISK_WARN:

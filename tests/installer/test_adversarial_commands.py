@@ -1022,3 +1022,43 @@ def test_restore_new_cluster_refuses_a_pki_archive_reaching_outside_pki(entries,
                             ("pki/etcd/ca.key", "file")]), "B")
     with pytest.raises(InstallerError):
         archive.check_pki(b"not gzip", "B")
+
+
+# -- the text parsers behind certs and doctor, over garbled tool output (seeded) -----------------------------------
+def _garble(rng, text):
+    t = list(text)
+    for _ in range(rng.randint(1, 20)):
+        i = rng.randrange(len(t) + 1)
+        r = rng.random()
+        if r < 0.4 and t:
+            del t[min(i, len(t) - 1)]
+        elif r < 0.8:
+            t.insert(i, rng.choice(list(" \n\t:|-0123456789ZAPRJanDec\ufffd\x00")))
+        else:
+            t[i:i + rng.randint(1, 50)] = []
+    return "".join(t)
+
+
+def test_fuzz_the_certificate_and_disk_parsers():
+    """kubeadm certs check-expiration, openssl -enddate and df output with characters dropped, inserted and cut
+    (seed SEED, 800 cases each): rows or findings, or nothing, never an exception."""
+    from installer import certs
+    from installer.doctor import cluster, nodes
+    fix = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+    with open(os.path.join(fix, "certs", "kubeadm-1.30-check-expiration.txt")) as f:
+        kubeadm = f.read()
+    enddate = "/etc/kubernetes/pki/apiserver.crt notAfter=Dec 11 05:30:00 2035 GMT\n1764567000\n"
+    parsers = [(certs.parse_check_expiration, kubeadm), (lambda t: certs.parse_enddate(t), enddate),
+               (lambda t: cluster.classify_check_expiration(t, 1764567000, "h"), kubeadm),
+               (lambda t: cluster.classify_cert_dates(t, "h"), enddate),
+               (lambda t: nodes.classify_disk(t, "h"), "/dev/sda1 100 50 50 95% /var\n")]
+    rng = random.Random(SEED)
+    failures = []
+    for fn, seed in parsers:
+        for _ in range(800):
+            text = _garble(rng, seed)
+            try:
+                fn(text)
+            except Exception as e:  # noqa: BLE001
+                failures.append((text[:120], "%s: %s" % (type(e).__name__, e)))
+    assert failures == [], failures[:5]
