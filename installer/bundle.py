@@ -29,6 +29,12 @@ class Bundle(object):
         except RecursionError:
             raise InstallerError("%s is nested too deeply to be a bundle.json" % path,
                                  hint="The bundle is damaged: unpack the tarball again") from None
+        return cls(root, cls.check(data, path))
+
+    @staticmethod
+    def check(data, path):
+        """bundle.json's content (from the file, or a join file's copy), refused naming the section of a wrong
+        shape; returns it."""
         if not isinstance(data, dict):
             raise InstallerError("%s is not a JSON object" % path, hint="The bundle is damaged: unpack the tarball "
                                                                        "again")
@@ -48,7 +54,7 @@ class Bundle(object):
         if not all(isinstance(i.get("ref"), str) for i in data.get("images") or []):
             raise InstallerError("%s: an entry of 'images' has no ref" % path,
                                  hint="The bundle is damaged or was not written by bundler build")
-        return cls(root, data)
+        return data
 
     def path(self, rel):
         return os.path.join(self.root, rel)

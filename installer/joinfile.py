@@ -103,7 +103,9 @@ def load(path):
         raise InstallerError("the join file %s is damaged: %s %s not of the type node prepare writes"
                              % (path, ", ".join(wrong), "is" if len(wrong) == 1 else "are"), hint=hint)
     from installer import record
+    from installer.bundle import Bundle
     record.check(data["record"], "%s (its cluster record)" % path)
+    Bundle.check(data["bundle"], "%s (its bundle.json)" % path)
     if not all(isinstance(h, dict) and isinstance(h.get("address"), str) and h["address"] and
                all(h.get(k) is None or isinstance(h[k], t) for k, t in HOST_TYPES) for h in data["hosts"]):
         raise InstallerError("the join file %s: \"hosts\" must be a list of {\"address\": ..., \"role\", \"user\", "

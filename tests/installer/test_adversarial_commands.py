@@ -544,6 +544,9 @@ def _mutations_of_join(b):
                         ("host-traversal", [{"address": "../../etc/passwd"}]), ("no-hosts", [])):
         out[name] = dict(d, hosts=hosts)
     out["record-hosts-int"] = dict(d, record=dict(d["record"], inventory={"hosts": 5}))
+    out["bundle-images-int"] = dict(d, bundle=dict(d["bundle"], images=5))
+    out["bundle-image-without-ref"] = dict(d, bundle=dict(d["bundle"], images=[{"digest": "sha256:" + "a" * 64}]))
+    out["bundle-schema-2"] = dict(d, bundle=dict(d["bundle"], schemaVersion=2))
     out["record-options-str"] = dict(d, record=dict(d["record"], options="x"))
     out["expired"] = dict(d, expires=joinfile.iso(NOW - 60))
     return out
@@ -1062,3 +1065,12 @@ def test_fuzz_the_certificate_and_disk_parsers():
             except Exception as e:  # noqa: BLE001
                 failures.append((text[:120], "%s: %s" % (type(e).__name__, e)))
     assert failures == [], failures[:5]
+
+
+def test_a_join_file_with_a_damaged_bundle_json_is_refused_before_the_host_is_touched(site, capsys):
+    """node apply builds its bundle from the join file's copy of bundle.json: checked like the file itself."""
+    d = join_doc(site.bundle)
+    for bad in (dict(d["bundle"], images=5), dict(d["bundle"], images=[{"digest": "x"}]),
+                dict(d["bundle"], schemaVersion=2), dict(d["bundle"], target="el9")):
+        path = site.join_file(dict(d, bundle=bad))
+        refuses(site, capsys, ["node", "apply", "--join", path, "--address", "192.0.2.13"], path, "bundle.json")
