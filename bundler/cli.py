@@ -392,8 +392,11 @@ def push_cmd(bundle: Path, to: str, ca: Path | None, credentials: Path | None, r
     and indexes keep their exact bytes (pull by digest works, multi-arch intact), tags are kept; run it again
     to resume. Exit code 0: done; 1: the registry cannot be reached, is not trusted or refused; 2: bad options.
     """
-    from .registry.push import make_pusher, open_layout, parse_target
+    from .registry.push import UsageError, make_pusher, open_layout, parse_target
 
+    if ca is not None and insecure:
+        raise UsageError(f"--ca {ca} and --insecure contradict each other: --ca verifies the registry's certificate "
+                         "with that CA, --insecure does not verify it. Give one of them.")
     target = parse_target(to)
     settings = {}
     if registries_from is not None:
@@ -406,8 +409,6 @@ def push_cmd(bundle: Path, to: str, ca: Path | None, credentials: Path | None, r
         names = {ref for ref, _ in layout.images()}
         unknown = sorted(set(only) - names)
         if unknown:
-            from .registry.push import UsageError
-
             raise UsageError(f"--image {', '.join(unknown)}: not in the bundle. It has: {', '.join(sorted(names))}.")
         pusher.ping()
         stats = pusher.push(layout, set(only) or None, dry=dry_run)

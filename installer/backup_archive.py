@@ -90,8 +90,10 @@ def verify(path):
         raise InstallerError("the backup %s does not exist" % path, hint="Give the path of an airgap-backup-*.tar.gz")
     sums = path + ".sha256"
     try:
-        with open(sums) as f:
-            want = f.read().split()[:1]
+        if not os.path.isfile(sums):  # absent, or a FIFO that would block the read
+            raise IOError("not a regular file")
+        with open(sums, "rb") as f:
+            want = f.read(4096).decode("ascii", "replace").split()[:1]
     except (IOError, OSError):
         raise InstallerError(
             "the backup %s has no checksum file %s beside it, so it cannot be shown to be the archive the backup "
@@ -130,11 +132,22 @@ def read(path):
 def meta_of(members, path=""):
     try:
         meta = json.loads(bytes(members["meta.json"]).decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InstallerError("the backup %s has a malformed meta.json" % path) from None
+    if not isinstance(meta, dict):
+        raise InstallerError("the backup %s has a malformed meta.json (not an object)" % path,
+                             hint="Give an archive written by ./install.py backup")
     if meta.get("format") != FORMAT:
         raise InstallerError("the backup %s has format %r; this installer reads format %d" % (
             path, meta.get("format"), FORMAT), hint="Restore it with the installer version that wrote it")
+    listed = meta.get("members")
+    if not isinstance(meta.get("takenOn") or {}, dict) or \
+            not isinstance(listed or [], list) or not all(
+                isinstance(m, dict) and isinstance(m.get("name"), str) and
+                isinstance(m.get("peerURLs") or [], list) and all(isinstance(u, str) for u in m.get("peerURLs") or [])
+                for m in listed or []):
+        raise InstallerError("the backup %s has a malformed meta.json (takenOn, or members[] with name and "
+                             "peerURLs)" % path, hint="Give an archive written by ./install.py backup")
     return meta
 
 
@@ -156,3 +169,19 @@ def prune_command(directory, keep):
     """The same retention as prune(), as a shell command for a remote host."""
     return ("cd %s 2>/dev/null && ls -1 %s*%s 2>/dev/null | sort | head -n -%d | while read f; do rm -f \"$f\" "
             "\"$f.sha256\"; echo \"$f\"; done; true" % (directory, PREFIX, SUFFIX, keep))
+
+
+def check_pki(data, path=""):
+    """pki.tar.gz is unpacked into /etc/kubernetes on every control plane (restore --new-cluster): only pki/ and
+    the directories and regular files under it, never a link, a device or a name leaving pki/."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            bad = [m.name for m in tar if not (m.isfile() or m.isdir()) or ".." in m.name.split("/") or
+                   not (m.name.rstrip("/") == "pki" or m.name.startswith("pki/"))]
+    except (tarfile.TarError, IOError, OSError, EOFError) as e:
+        raise InstallerError("the backup %s: pki.tar.gz cannot be read (%s)" % (path, e),
+                             hint="Use another backup") from None
+    if bad:
+        raise InstallerError("the backup %s: pki.tar.gz holds %s, outside /etc/kubernetes/pki or not a plain file; "
+                             "it is not put on any host" % (path, ", ".join(repr(b) for b in bad[:5])),
+                             hint="Use a backup written by ./install.py backup; nothing was changed")

@@ -26,15 +26,35 @@ class Bundle(object):
         except ValueError as e:
             raise InstallerError("%s is not valid JSON (%s)" % (path, e),
                                  hint="The bundle is damaged: unpack the tarball again") from None
+        except RecursionError:
+            raise InstallerError("%s is nested too deeply to be a bundle.json" % path,
+                                 hint="The bundle is damaged: unpack the tarball again") from None
+        return cls(root, cls.check(data, path))
+
+    @staticmethod
+    def check(data, path):
+        """bundle.json's content (from the file, or a join file's copy), refused naming the section of a wrong
+        shape; returns it."""
+        if not isinstance(data, dict):
+            raise InstallerError("%s is not a JSON object" % path, hint="The bundle is damaged: unpack the tarball "
+                                                                       "again")
         if data.get("schemaVersion") != 1:
             raise InstallerError("%s has schemaVersion %r; this installer reads version 1"
                                  % (path, data.get("schemaVersion")),
                                  hint="Use the install.py shipped in the same bundle")
         for key in ("target", "kubernetes"):
-            if key not in data:
+            if key not in data or not isinstance(data[key], (dict, type(None))):  # null: packages/images only
                 raise InstallerError("%s has no %r section" % (path, key),
                                      hint="The bundle is damaged or was not written by bundler build")
-        return cls(root, data)
+        for key in ("packages", "images", "files"):  # every command reads these lists of objects
+            value = data.get(key)
+            if value is not None and (not isinstance(value, list) or not all(isinstance(e, dict) for e in value)):
+                raise InstallerError("%s: %r is not a list of objects" % (path, key),
+                                     hint="The bundle is damaged or was not written by bundler build")
+        if not all(isinstance(i.get("ref"), str) for i in data.get("images") or []):
+            raise InstallerError("%s: an entry of 'images' has no ref" % path,
+                                 hint="The bundle is damaged or was not written by bundler build")
+        return data
 
     def path(self, rel):
         return os.path.join(self.root, rel)

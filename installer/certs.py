@@ -55,7 +55,10 @@ def parse_check_expiration(text):
         m = _ROW.match(stripped)
         if not m:
             continue
-        expires = datetime.datetime.strptime(m.group("expires"), "%b %d, %Y %H:%M UTC")
+        try:
+            expires = datetime.datetime.strptime(m.group("expires"), "%b %d, %Y %H:%M UTC")
+        except ValueError:  # a date-like column that is no date (a garbled line): not a table row
+            continue
         rows.append({"name": m.group("name"), "expires": expires, "ca": m.group("ca") or "",
                      "authority": authority, "external": m.group("ext") == "yes", "missing": False})
     return rows

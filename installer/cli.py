@@ -434,9 +434,13 @@ def main(argv=None):
             runner.install()
         return 0
     except InstallerError as e:
-        if out is not None and not e.log:
+        if out is not None and not e.log and out.written:
             e.log = os.path.join(out.shown_dir, "install.log")
-        sys.stderr.write("error: %s\n" % e)
+        text = "error: %s\n" % e
+        try:
+            sys.stderr.write(text)
+        except UnicodeEncodeError:  # a lone surrogate from a damaged file's JSON escape, or a C locale
+            sys.stderr.write(text.encode("ascii", "backslashreplace").decode("ascii"))
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("interrupted; run ./install.py again to resume\n")

@@ -18,6 +18,7 @@ completed tree is the whole bundle, SHA256SUMS and all.
 """
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -169,8 +170,13 @@ def complete(bundle_dir, root="/", say=None, verified=False):
     """Check, then put every omitted item in place (verified). Returns (completed now, already there)."""
     say = say or (lambda msg: None)
     todo, present = check(bundle_dir, root, verified)
-    for (kind, rel, digest, label), src in todo:
-        _place(src, os.path.join(bundle_dir, rel), digest, link=kind != "packages", label=label)
+    held = _exclusive(bundle_dir) if todo else None
+    try:
+        for (kind, rel, digest, label), src in todo:
+            _place(src, os.path.join(bundle_dir, rel), digest, link=kind != "packages", label=label)
+    finally:
+        if held is not None:
+            os.close(held)
     if todo:
         say("delta bundle: completed %d item(s) from this site (%d already in place)" % (len(todo), present))
     return len(todo), present
@@ -210,6 +216,26 @@ def _place(src, dest, digest, link, label):
         raise
 
 
+def _exclusive(bundle_dir):
+    """An exclusive flock on the bundle directory itself (no file is added to the bundle): two commands completing
+    the same delta at once would remove and rename each other's temporary files. Returns the fd to close (None
+    where flock is not available); raises when another process holds it."""
+    try:
+        fd = os.open(bundle_dir, os.O_RDONLY)
+    except OSError:
+        return None  # the bundle check names a missing or unreadable bundle directory
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (IOError, OSError) as e:
+        os.close(fd)
+        if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            raise InstallerError("another command is completing the delta bundle in %s right now" % bundle_dir,
+                                 hint="Wait until it ends, then run this command again (nothing was changed)") \
+                from None
+        return None  # a file system without flock: go on as before
+    return fd
+
+
 def _may_link(src):
     """Share an inode only when nobody but us can change it (as registry_layout does)."""
     st = os.stat(src)
@@ -239,8 +265,17 @@ def clean_partial(bundle_dir):
     try:
         if not omitted_items(bundle_dir):
             return
+        held = _exclusive(bundle_dir)
     except InstallerError:
-        return
+        return  # a completion runs: its temporary files are not partial
+    try:
+        _clean(bundle_dir)
+    finally:
+        if held is not None:
+            os.close(held)
+
+
+def _clean(bundle_dir):
     for sub in rules.DELTA_DIRS:
         top = os.path.join(bundle_dir, sub)
         if not os.path.isdir(top):

@@ -12,6 +12,7 @@ SHA-256 fingerprint only.
 import base64
 import hashlib
 import json
+import os
 import re
 
 from installer.errors import InstallerError
@@ -63,6 +64,8 @@ def parse_target(text, option="--registry"):
 
 def _read(path, what, option):
     try:
+        if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block the read
+            raise IOError(0, "not a regular file")
         with open(path, "rb") as f:
             return f.read()
     except (IOError, OSError) as e:
@@ -78,11 +81,12 @@ def load_credentials(path, address, option="--registry-credentials"):
     if text.startswith("{"):
         try:
             doc = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InstallerError("%s %s: not valid JSON (a Docker config.json was expected)" % (option, path),
                                  hint="Give `user:password` on one line, or a config.json written by docker "
                                       "login") from None
         auths = doc.get("auths") if isinstance(doc, dict) else None
+        auths = auths if isinstance(auths, dict) else {}
         host = address.split(":")[0] if address.endswith(":%d" % HTTPS_PORT) else address
         for key in (address, host, "https://" + address, "https://%s/v2/" % address, "http://" + address):
             entry = (auths or {}).get(key)
@@ -92,10 +96,10 @@ def load_credentials(path, address, option="--registry-credentials"):
             if entry.get("auth"):
                 try:
                     user, _, password = base64.b64decode(entry["auth"]).decode("utf-8").partition(":")
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, TypeError, UnicodeDecodeError):
                     raise InstallerError("%s %s: auths[%r].auth is not base64 of user:password"
                                          % (option, path, key), hint="Run docker login again") from None
-            if user:
+            if user and isinstance(user, str) and isinstance(password or "", str):
                 return user, password or ""
         raise InstallerError("%s %s: no auths entry for %s (entries: %s)" % (
             option, path, address, ", ".join(sorted(auths or {})) or "none"),

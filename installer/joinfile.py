@@ -21,6 +21,11 @@ DEFAULT_NAME = "airgap-node-join.json"
 def default_path():
     """Root's home: outside the bundle directory, whose SHA256SUMS check refuses files it does not list."""
     return os.path.join(os.path.expanduser("~"), DEFAULT_NAME)
+# the JSON type of each field node prepare writes (a damaged file is refused naming the field)
+TYPES = (("record", dict), ("bundle", dict), ("bundleSha256", str), ("token", str), ("caCertHash", str),
+         ("registryCA", str), ("serveAddress", str), ("hosts", list), ("expires", str))
+HOST_TYPES = (("role", str), ("user", str), ("port", int), ("key", str))
+OPTIONAL_TYPES = (("gpgkeys", list), ("media", dict), ("apiEndpoint", str), ("ttl", str))
 REQUIRED = ("record", "bundle", "bundleSha256", "token", "caCertHash", "registryCA", "serveAddress", "hosts",
             "expires")
 
@@ -72,11 +77,13 @@ def load(path):
     """The join file, checked: a clear error naming the file and what is wrong (never a traceback)."""
     hint = "Run ./install.py node prepare --hosts ADDR on the serving host and copy the file it writes here"
     try:
+        if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block the read
+            raise IOError(0, "not a regular file")
         with open(path) as f:
             data = json.load(f)
     except (IOError, OSError) as e:
         raise InstallerError("cannot read the join file %s (%s)" % (path, e.strerror or e), hint=hint) from None
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise InstallerError("the join file %s is not valid JSON (%s)" % (path, e), hint=hint) from None
     if not isinstance(data, dict) or data.get("kind") != KIND:
         raise InstallerError("%s is not a node join file (no \"kind\": %r)" % (path, KIND), hint=hint)
@@ -87,9 +94,22 @@ def load(path):
     missing = [k for k in REQUIRED if not data.get(k)]
     if missing:
         raise InstallerError("the join file %s lacks %s" % (path, ", ".join(missing)), hint=hint)
-    if not isinstance(data["hosts"], list) or not all(isinstance(h, dict) and h.get("address")
-                                                      for h in data["hosts"]):
-        raise InstallerError("the join file %s: \"hosts\" must be a list of {\"address\": ...}" % path, hint=hint)
+    wrong = [k for k, t in TYPES if not isinstance(data[k], t)]
+    if wrong:
+        raise InstallerError("the join file %s is damaged: %s %s not of the type node prepare writes"
+                             % (path, ", ".join(wrong), "is" if len(wrong) == 1 else "are"), hint=hint)
+    wrong = [k for k, t in OPTIONAL_TYPES if data.get(k) is not None and not isinstance(data[k], t)]
+    if wrong:
+        raise InstallerError("the join file %s is damaged: %s %s not of the type node prepare writes"
+                             % (path, ", ".join(wrong), "is" if len(wrong) == 1 else "are"), hint=hint)
+    from installer import record
+    from installer.bundle import Bundle
+    record.check(data["record"], "%s (its cluster record)" % path)
+    Bundle.check(data["bundle"], "%s (its bundle.json)" % path)
+    if not all(isinstance(h, dict) and isinstance(h.get("address"), str) and h["address"] and
+               all(h.get(k) is None or isinstance(h[k], t) for k, t in HOST_TYPES) for h in data["hosts"]):
+        raise InstallerError("the join file %s: \"hosts\" must be a list of {\"address\": ..., \"role\", \"user\", "
+                             "\"port\" (a number), \"key\"}" % path, hint=hint)
     try:
         parse_iso(data["expires"])
     except (TypeError, ValueError):

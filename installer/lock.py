@@ -30,6 +30,8 @@ def pid_alive(pid):
 def read(root="/"):
     """The lock's content (dict) or None when there is no lock; an unreadable lock is reported as such."""
     path = lock_path(root)
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block the read
+        return {"unreadable": "%s is not a regular file" % path}
     try:
         with open(path) as f:
             data = json.load(f)
@@ -39,7 +41,11 @@ def read(root="/"):
         return {"unreadable": str(e)}
     except ValueError as e:
         return {"unreadable": str(e)}
-    return data if isinstance(data, dict) else {"unreadable": "not a JSON object"}
+    if not isinstance(data, dict):
+        return {"unreadable": "not a JSON object"}
+    if not isinstance(data.get("host"), str) or not isinstance(data.get("pid"), int):
+        return {"unreadable": "no host and PID of its holder"}
+    return data
 
 
 def is_stale(data):
@@ -114,7 +120,17 @@ def abort(root="/"):
     if data is None:
         return "no lock %s: nothing to release" % path
     if not is_stale(data):
+        if data.get("host") != socket.gethostname():  # renamed host, or a copied /etc: its PID says nothing here
+            raise InstallerError("the lock %s was taken by %s, on another host name than this one (%s): whether "
+                                 "it still runs cannot be told from here" % (path, describe(data),
+                                                                             socket.gethostname()),
+                                 hint="If no operation runs on %s (or this host was renamed), remove %s by hand"
+                                      % (data.get("host"), path))
         raise InstallerError("the lock %s is held by %s, which is still running" % (path, describe(data)),
                              hint="Stop that operation first (Ctrl-C in its terminal), or wait until it ends")
-    os.unlink(path)
+    try:
+        os.unlink(path)
+    except OSError as e:
+        raise InstallerError("cannot release the lock %s (%s)" % (path, e.strerror or e),
+                             hint="It is not a file the installer wrote: check it and remove it by hand") from None
     return "released the stale lock %s (%s)" % (path, describe(data))

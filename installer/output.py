@@ -19,26 +19,38 @@ class Output(object):
         base = os.path.join(root, LOG_DIR.lstrip("/")) if root not in ("/", None) else LOG_DIR
         self.dir = os.path.join(base, stamp)
         self.shown_dir = os.path.join(LOG_DIR, stamp)
+        self._made = False
+        if read_only:
+            self.dir = self.shown_dir = _temp_dir()
+            self._made = True
+        self._files = {}
+
+    def _ensure(self):
+        """The log directory, made on the first write: a command that refuses before saying anything leaves no
+        log directory behind on the serving host."""
+        if self._made:
+            return
+        self._made = True
         try:
-            if read_only:
-                self.dir = self.shown_dir = _temp_dir()
-            else:
-                os.makedirs(self.dir)
-                os.chmod(self.dir, 0o700)
+            os.makedirs(self.dir)
+            os.chmod(self.dir, 0o700)
         except OSError:
             self.dir = self.shown_dir = _temp_dir()
-        self._files = {}
+
+    @property
+    def written(self):
+        """True once the log directory exists (something was logged)."""
+        return self._made
 
     def log_path(self, label):
         return os.path.join(self.shown_dir, "%s.log" % _safe(label))
 
     def logger(self, label):
         """callable(text) appending to the host's log file."""
-        path = os.path.join(self.dir, "%s.log" % _safe(label))
-
         def write(text):
             with self.lock:
-                with open(path, "a") as f:
+                self._ensure()
+                with open(os.path.join(self.dir, "%s.log" % _safe(label)), "a") as f:
                     f.write("%s %s\n" % (time.strftime("%H:%M:%S"), text))
         return write
 
@@ -48,6 +60,7 @@ class Output(object):
             if not self.quiet:
                 self.stream.write(line + "\n")
                 self.stream.flush()
+            self._ensure()
             with open(os.path.join(self.dir, "install.log"), "a") as f:
                 f.write("%s %s\n" % (time.strftime("%H:%M:%S"), line))
 

@@ -27,6 +27,11 @@ OPTION_DEFAULTS = {
     "registry": None, "registry_ca": None,  # your own registry (its credentials are never recorded)
 }
 HISTORY_KEEP = 50
+HOST_TYPES = (("role", str), ("name", str), ("nodeName", str), ("user", str), ("port", int), ("key", str),
+              ("alias", str))
+# the record's sections and their JSON types (a damaged record is refused naming the section, never a traceback)
+RECORD_TYPES = (("state", str), ("bundle", dict), ("options", dict), ("serveHost", dict), ("history", list),
+                ("kubernetes", str), ("registry", dict), ("upgrading", dict))
 # the in-cluster copy (kubectl -n kube-system get configmap airgap-bundler-cluster -o yaml)
 CONFIGMAP_NAMESPACE = "kube-system"
 CONFIGMAP_NAME = "airgap-bundler-cluster"
@@ -56,18 +61,41 @@ def find(root, bundle_dir):
         if not os.path.exists(path):
             continue
         try:
+            if not os.path.isfile(path):  # a FIFO would block the open, a directory says nothing useful
+                raise IOError("not a regular file")
             with open(path) as f:
                 data = json.load(f)
-        except (IOError, OSError, ValueError) as e:
+        except (IOError, OSError, ValueError, RecursionError) as e:
             raise InstallerError("the cluster record %s cannot be read (%s)" % (path, e),
                                  hint="Give the hosts again (-i INVENTORY or --control-plane/--workers): the "
                                       "record is rewritten by the next install; or remove the damaged file") from None
-        if not isinstance(data, dict) or not isinstance(data.get("inventory"), dict) or \
-                not data["inventory"].get("hosts"):
-            raise InstallerError("the cluster record %s has no inventory" % path,
-                                 hint="Give the hosts again (-i INVENTORY or --control-plane/--workers)")
-        return data, path
+        return check(data, path), path
     return None, None
+
+
+def check(data, path):
+    """The record as read from `path`, refused in one paragraph naming the section when it is damaged."""
+    if not isinstance(data, dict) or not isinstance(data.get("inventory"), dict) or \
+            not data["inventory"].get("hosts"):
+        raise InstallerError("the cluster record %s has no inventory" % path,
+                             hint="Give the hosts again (-i INVENTORY or --control-plane/--workers)")
+    wrong = [k for k, t in RECORD_TYPES if data.get(k) is not None and not isinstance(data[k], t)]
+    hosts = data["inventory"]["hosts"]
+    if not isinstance(hosts, list):
+        wrong.insert(0, "inventory.hosts")
+    else:
+        wrong[:0] = ["inventory.hosts[%d]" % i for i, h in enumerate(hosts)
+                     if not isinstance(h, dict) or not isinstance(h.get("address"), str) or
+                     any(h.get(k) is not None and not isinstance(h[k], t) for k, t in HOST_TYPES)]
+    bundle = data.get("bundle") or {}
+    wrong += ["bundle.%s" % k for k in ("sha256", "dir")
+              if isinstance(bundle, dict) and bundle.get(k) is not None and not isinstance(bundle[k], str)]
+    if wrong:
+        raise InstallerError("the cluster record %s is damaged: %s %s not of the type the installer writes"
+                             % (path, ", ".join(wrong), "is" if len(wrong) == 1 else "are"),
+                             hint="Give the hosts again (-i INVENTORY or --control-plane/--workers): the "
+                                  "record is rewritten by the next install; or remove the damaged file")
+    return data
 
 
 def inventory_from(data, path):
@@ -255,12 +283,15 @@ def mark_aborted(root, bundle_dir):
     that exist on this host). Returns the paths changed."""
     changed = []
     for path in (serve_record_path(root), os.path.join(bundle_dir, BUNDLE_RECORD)):
+        if not os.path.isfile(path):  # absent, or a FIFO that would block the read
+            continue
         try:
             with open(path) as f:
                 data = json.load(f)
-        except (IOError, OSError, ValueError):
+        except (IOError, OSError, ValueError, RecursionError):
             continue
-        last = (data.get("history") or [None])[-1] if isinstance(data, dict) else None
+        history = data.get("history") if isinstance(data, dict) else None
+        last = history[-1] if isinstance(history, list) and history else None
         if not isinstance(last, dict) or last.get("result") != "in progress":
             continue
         last.update({"result": "aborted", "finished": _now()})

@@ -283,9 +283,16 @@ class Layout(object):
         try:
             with open(os.path.join(root, "index.json"), "rb") as f:
                 self.index = json.loads(f.read().decode("utf-8"))
-        except (IOError, OSError, ValueError) as e:
+        except (IOError, OSError, ValueError, RecursionError) as e:
             raise InstallerError("cannot read the image store %s/index.json: %s" % (root, e),
                                  hint="The bundle is damaged: unpack it again") from None
+        manifests = self.index.get("manifests", []) if isinstance(self.index, dict) else None
+        if not isinstance(manifests, list) or not all(
+                isinstance(d, dict) and isinstance(d.get("digest"), str) and isinstance(d.get("annotations", {}), dict)
+                for d in manifests):
+            raise InstallerError("the image store %s/index.json is not an OCI image index (an object whose "
+                                 "manifests[] each have a digest)" % root,
+                                 hint="The bundle is damaged: unpack it again")
 
     def blob_path(self, digest):
         alg, hexd = digest.split(":", 1)

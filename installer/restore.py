@@ -250,6 +250,11 @@ def prepare_local(ctx, members, bundle):
         if "pki.tar.gz" not in members:
             shutil.rmtree(tmp, ignore_errors=True)
             raise InstallerError("--new-cluster: the backup %s has no pki.tar.gz to put back" % r["path"])
+        try:
+            archive.check_pki(members["pki.tar.gz"], r["path"])
+        except InstallerError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         r["pki_file"] = os.path.join(tmp, "pki.tar.gz")
         with open(r["pki_file"], "wb") as f:
             f.write(members["pki.tar.gz"])

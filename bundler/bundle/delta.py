@@ -51,6 +51,8 @@ def load_base(path: Path) -> Base:
     path = Path(path)
     if not path.exists():
         raise _bad_base(path, "no such file or directory")
+    if not path.is_file() and not path.is_dir():  # a FIFO or a device: reading it could block forever
+        raise _bad_base(path, "not a regular file or a directory")
     if path.is_file():
         with open(path, "rb") as f:
             head = f.read(1)
@@ -65,9 +67,16 @@ def _from_state(path: Path) -> Base:
         doc = json.loads(data)
     except ValueError as e:
         raise _bad_base(path, f"not valid JSON ({e})") from None
+    except RecursionError:
+        raise _bad_base(path, "not valid JSON (nested too deeply)") from None
     if not isinstance(doc, dict) or doc.get("stateVersion") != STATE_VERSION:
         raise _bad_base(path, f"stateVersion is {doc.get('stateVersion') if isinstance(doc, dict) else None!r}, "
                               f"this bundler reads {STATE_VERSION}")
+    bundles, target = doc.get("bundles") or [], doc.get("target")
+    if not isinstance(bundles, list) or not all(isinstance(b, dict) for b in bundles):
+        raise _bad_base(path, "bundles is not a list of {name, version, sha256}")
+    if target is not None and not isinstance(target, dict):
+        raise _bad_base(path, "target is not {os, arch}")
     try:
         base = Base("state", path, hashlib.sha256(data).hexdigest(), list(doc.get("bundles") or []),
                     {_hex(e["sha256"]) for e in doc.get("rpms") or []},
@@ -105,7 +114,12 @@ def _from_bundle(path: Path) -> Base:
     if not report.ok or sums_bytes is None or bom is None:
         raise _bad_base(path, "the bundle fails its check (" + "; ".join(str(p) for p in report.problems[:5]) + ")")
     sums = bundle_rules().parse_sums(sums_bytes.decode("utf-8", "replace"))
-    doc = json.loads(bom)
+    try:
+        doc = json.loads(bom)
+    except (ValueError, RecursionError) as e:
+        raise _bad_base(path, f"its bundle.json is not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("target") or {}, dict):
+        raise _bad_base(path, "its bundle.json is not an object with a target {os, arch}")
     base = Base("bundle", path, hashlib.sha256(sums_bytes).hexdigest(), target=doc.get("target"))
     base.bundles = [{"name": doc.get("name"), "version": doc.get("version"),
                      "sha256": hashlib.sha256(bom).hexdigest()}]

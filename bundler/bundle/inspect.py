@@ -26,12 +26,16 @@ class InspectError(BundlerError):
 def _parse(data: bytes, where: str) -> dict[str, Any]:
     try:
         bom = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise InspectError(f"{where} is not valid JSON ({e}). The bundle is damaged: run `bundler verify` on it "
-                           "and copy it again.") from e
+                           "and copy it again.") from None
     if not isinstance(bom, dict):
         raise InspectError(f"{where} is not a JSON object. The bundle is damaged or was not written by bundler.")
-    if int(bom.get("schemaVersion", 1)) > 1:
+    version = bom.get("schemaVersion", 1)
+    if not isinstance(version, int):
+        raise InspectError(f"{where} has schemaVersion {version!r}, not a number. The bundle is damaged or was not "
+                           "written by bundler.")
+    if version > 1:
         raise InspectError(f"{where} has schemaVersion {bom['schemaVersion']}, newer than this bundler "
                            "understands (1). Use a newer bundler to inspect it.")
     return bom

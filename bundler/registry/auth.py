@@ -85,6 +85,12 @@ def helper_credentials(name: str, host: str) -> Credentials | None:
     return _helper(name, host)
 
 
+def _section(cfg: dict, key: str) -> dict:
+    """cfg[key] when it is an object (a config.json section of another shape is ignored, like an absent one)."""
+    value = cfg.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def load_credentials(host: str, config_dir: Path | None = None, config_file: Path | None = None) -> Credentials | None:
     """Credentials for host from the Docker client config (or the given config.json), or None (anonymous)."""
     path = config_file or (config_dir or docker_config_dir()) / "config.json"
@@ -92,21 +98,27 @@ def load_credentials(host: str, config_dir: Path | None = None, config_file: Pat
         cfg = json.loads(path.read_text())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise FetchError(f"registry {host}: cannot read the Docker config {path}: {e}. Fix or remove it.") from None
+    if not isinstance(cfg, dict):
+        raise FetchError(f"registry {host}: the Docker config {path} is not a JSON object. Fix or remove it.")
     keys = _config_keys(host)
-    helpers = cfg.get("credHelpers") or {}
+    helpers = _section(cfg, "credHelpers")
     for k in keys:
         if k in helpers:
             return _helper(helpers[k], host)
-    auths = cfg.get("auths") or {}
+    auths = _section(cfg, "auths")
     for k in keys:
         entry = auths.get(k)
-        if not entry:
+        if not entry or not isinstance(entry, dict):
             continue
         user, password = entry.get("username", ""), entry.get("password", "")
         if entry.get("auth"):
-            user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            try:
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (ValueError, TypeError) as e:  # binascii.Error and UnicodeDecodeError are ValueErrors
+                raise FetchError(f"registry {host}: the Docker config {path}: auths[{k!r}].auth is not base64 of "
+                                 f"user:password ({type(e).__name__}). Run `docker login {host}` again.") from None
         if user or password or entry.get("identitytoken"):
             return Credentials(user, password, entry.get("identitytoken", ""))
     if cfg.get("credsStore"):

@@ -80,13 +80,18 @@ def read_credentials_file(path: Path, host: str) -> Credentials:
     from .auth import load_credentials
 
     try:
-        text = path.read_text().strip()
+        if path.exists() and not path.is_file():  # a FIFO would block the read
+            raise OSError(0, "not a regular file")
+        text = path.read_bytes().decode("utf-8").strip()
     except OSError as e:
         raise UsageError(f"--credentials {path}: cannot read it ({e.strerror or e}).") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--credentials {path}: not UTF-8 text; give `user:password` on one line or a Docker "
+                         "config.json.") from None
     if text.startswith("{"):
         try:
             json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise UsageError(f"--credentials {path}: not valid JSON (a Docker config.json was expected).") from None
         creds = load_credentials(host, config_file=path)
         if creds is None:
@@ -125,9 +130,15 @@ class Layout:
         self.runtime = runtime  # bundle.json's: docker bundles also get docker.io images at the bare repository
         try:
             self.index = json.loads((root / "index.json").read_text())
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise UsageError(f"{root / 'index.json'}: cannot read the bundle's image index ({e}). Give an unpacked "
                              "bundle directory or its tarball.") from None
+        manifests = self.index.get("manifests", []) if isinstance(self.index, dict) else None
+        if not isinstance(manifests, list) or not all(
+                isinstance(d, dict) and isinstance(d.get("digest"), str)
+                and isinstance(d.get("annotations") or {}, dict) for d in manifests):
+            raise UsageError(f"{root / 'index.json'}: not an OCI image index (an object whose manifests[] each have a "
+                             "digest). The bundle is damaged: check it with `bundler verify` and copy it again.")
 
     def blob(self, digest: str) -> Path:
         return self.root / "blobs" / "sha256" / digest.split(":", 1)[1]

@@ -62,7 +62,7 @@ def tree_inventory(top: Path, created: int | None = None) -> Inventory:
         return p.read_bytes() if p.is_file() and p.stat().st_size <= MAX_INDEX else None
 
     when = created if created is not None else _created((top / BOM).stat().st_mtime)
-    return collect(bom, blob, installer, when)
+    return _collect(top / BOM, bom, blob, installer, when)
 
 
 def _tar_inventory(path: Path, progress: Callable[[int], None] | None) -> Inventory:
@@ -81,7 +81,10 @@ def _tar_inventory(path: Path, progress: Callable[[int], None] | None) -> Invent
                 rel = parts[1]
                 if rel == BOM and bom is None:
                     bom, created = read_bundle_json_bytes(tar, m), m.mtime
-                    wanted = _index_digests(bom)
+                    try:
+                        wanted = _index_digests(bom)
+                    except (TypeError, AttributeError):
+                        wanted = set()  # images of another shape: _collect names the damage
                 elif rel.startswith(BLOBS) and m.size <= MAX_INDEX:
                     hexd = rel[len(BLOBS):]
                     if wanted is None or hexd in wanted:
@@ -99,7 +102,19 @@ def _tar_inventory(path: Path, progress: Callable[[int], None] | None) -> Invent
         raise SbomError(f"cannot read {path} ({e}): the tarball is truncated or corrupt; copy it again.") from e
     if bom is None:
         raise SbomError(f"{path} has no <top>/{BOM}: it is not a bundle written by `bundler build`.")
-    return collect(bom, lambda d: blobs.get(d.partition(":")[2]), installer, _created(created))
+    return _collect(path, bom, lambda d: blobs.get(d.partition(":")[2]), installer, _created(created))
+
+
+def _collect(where: Path, bom: dict[str, Any], blob: Callable[[str], bytes | None],
+             installer: dict[str, FileHash], created: int) -> Inventory:
+    """collect(), with a bundle.json section of an unexpected shape (a number where a list is due, an image
+    without its ref) reported as a damaged bundle instead of a traceback."""
+    try:
+        return collect(bom, blob, installer, created)
+    except (TypeError, AttributeError, KeyError, ValueError) as e:
+        raise SbomError(f"{where}: bundle.json has a section of an unexpected shape ({type(e).__name__}: {e}). "
+                        "The bundle is damaged or was not written by `bundler build`; run `bundler verify` on "
+                        "it.") from None
 
 
 def read_bundle_json_bytes(tar: Any, member: Any) -> dict[str, Any]:
@@ -107,7 +122,7 @@ def read_bundle_json_bytes(tar: Any, member: Any) -> dict[str, Any]:
     assert f is not None
     try:
         bom = json.loads(f.read().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise SbomError(f"{member.name} is not valid JSON ({e}). The bundle is damaged: run `bundler verify` on "
                         "it and copy it again.") from None
     if not isinstance(bom, dict):

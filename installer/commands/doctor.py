@@ -38,6 +38,8 @@ def run(args):
             from installer.errors import InstallerError
             raise InstallerError("--%s %r: expected NAMESPACE/NAME (or NAME in the default namespace)" % (opt, v),
                                  hint="e.g. --%s kube-system/%s" % (opt, "coredns-0" if opt == "pod" else "kube-dns"))
+    if args.collect:
+        _check_collect(args.collect)
     notes = sys.stderr if args.json else sys.stdout
 
     def say(text):
@@ -57,3 +59,15 @@ def run(args):
     return report.exit_code
 
 
+def _check_collect(path):
+    """--collect FILE: refused before the diagnosis when it could not be written at its end (its directory is
+    missing, or FILE is a directory, a FIFO or a device: the support bundle replaces only a regular file)."""
+    import os
+    from installer.errors import InstallerError
+    path = os.path.abspath(path)
+    if not os.path.isdir(os.path.dirname(path)):
+        raise InstallerError("--collect %s: the directory %s does not exist" % (path, os.path.dirname(path)),
+                             hint="Create it or give another path; nothing was checked yet")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise InstallerError("--collect %s exists and is not a regular file" % path,
+                             hint="Give the path of a new file, e.g. --collect /root/doctor.tar.gz")

@@ -1,5 +1,6 @@
 """./install.py export-state [-o FILE]: what this site holds, measured, for `bundler build --delta-from`."""
 
+import errno
 import json
 import os
 import sys
@@ -50,6 +51,9 @@ def run(args):
         sys.stdout.write(text)
         return 0
     out = os.path.abspath(args.output)
+    if os.path.exists(out) and not os.path.isfile(out) and not os.path.isdir(out):
+        _write_into(out, text)  # /dev/stdout, a FIFO: written into, never replaced by a file
+        return 0
     tmp = "%s.tmp-%d" % (out, os.getpid())
     try:
         with open(tmp, "w") as f:
@@ -64,3 +68,20 @@ def run(args):
           % (out, len(state["rpms"]), len(state["blobs"]), len(state["files"]),
              ", ".join("%s %s" % (b["name"], b["version"]) for b in state["bundles"]) or "none recorded"))
     return 0
+
+
+def _write_into(path, text):
+    """Write into a FIFO or device without blocking when nobody reads it (and without replacing it)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as e:
+        why = "nothing reads it" if e.errno == errno.ENXIO else (e.strerror or str(e))
+        raise InstallerError("cannot write %s: %s" % (path, why),
+                             hint="Start its reader first, or give -o a regular file") from None
+    try:
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    except (IOError, OSError) as e:
+        raise InstallerError("cannot write %s: %s" % (path, e.strerror or e),
+                             hint="Give -o a regular file") from None

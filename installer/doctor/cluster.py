@@ -9,7 +9,7 @@ import time
 from installer import constants as C
 from installer.bundle import split_ref
 from installer.inventory import ROLE_CONTROL_PLANE
-from installer.doctor.findings import ERROR, INFO, WARNING, excerpt, finding
+from installer.doctor.findings import ERROR, INFO, WARNING, excerpt, finding, layer_check
 from installer.ssh import quote
 
 LAYER = "cluster"
@@ -67,6 +67,7 @@ def classify_etcd(node, health, alarms, where):
     healthy = None
     try:
         rows = json.loads(text)
+        rows = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []  # as etcdctl -w json
         healthy = all(r.get("health") in (True, "true") for r in rows) and bool(rows)
         detail = "; ".join("%s %s" % (r.get("endpoint"), r.get("error") or "") for r in rows if not r.get("health"))
     except ValueError:
@@ -100,7 +101,10 @@ def parse_enddate(text):
     m = re.search(r"notAfter=(\w{3})\s+(\d+) (\d\d:\d\d:\d\d) (\d{4})", text)
     if not m:
         return None
-    t = time.strptime("%s %s %s %s" % m.groups(), "%b %d %H:%M:%S %Y")
+    try:
+        t = time.strptime("%s %s %s %s" % m.groups(), "%b %d %H:%M:%S %Y")
+    except ValueError:  # a garbled line: no date
+        return None
     return calendar.timegm(t)
 
 
@@ -142,7 +146,10 @@ def classify_check_expiration(text, now, host):
         m = re.match(r"^(\S+\.conf)\s+(\w{3} \d{2}, \d{4} \d{2}:\d{2}) UTC", ln)
         if not m:
             continue
-        end = calendar.timegm(time.strptime(m.group(2), "%b %d, %Y %H:%M"))
+        try:
+            end = calendar.timegm(time.strptime(m.group(2), "%b %d, %Y %H:%M"))
+        except ValueError:  # a garbled line: no date
+            continue
         days = (end - now) / 86400.0
         target = "%s:/etc/kubernetes/%s" % (host, m.group(1))
         if days < 0:
@@ -275,6 +282,7 @@ def classify_registry(text, registry, host):
 
 
 # -- the layer ------------------------------------------------------------------------------------------------
+@layer_check(LAYER)
 def check(env, state):
     """All cluster findings. `state` collects what other layers reuse (nodes JSON, server version)."""
     out = []

@@ -1,6 +1,7 @@
 """Findings: what doctor reports. One finding = a stable id, a severity, where (a host or an object), what is
 wrong, the evidence (each command run and the excerpt of its output that shows it) and the fix."""
 
+import functools
 import json
 import time
 
@@ -54,6 +55,27 @@ class Finding(object):
 
     def __repr__(self):
         return "<Finding %s %s %s>" % (self.id, self.severity, self.target)
+
+
+def layer_check(layer):
+    """Decorates a layer's check(env, state, ...): an answer of a shape its classifiers did not expect (a field
+    missing or null, a warning line where JSON was due) ends that layer with one finding naming it, instead of a
+    traceback that would end the whole doctor run (the other layers still run)."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(env, state, *args, **kwargs):
+            try:
+                return fn(env, state, *args, **kwargs)
+            except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:
+                last = env.ran[-1] if getattr(env, "ran", None) else None
+                return [finding("DOCTOR-UNEXPECTED-ANSWER", WARNING, layer, layer,
+                                "the %s checks stopped at an answer of a shape doctor does not know (%s: %s)"
+                                % (layer, type(e).__name__, e),
+                                "Run the command shown by hand and read its output; report it with "
+                                "`./install.py doctor --collect FILE` so doctor learns that shape",
+                                last[1] if last else None, "", last[0] if last else None)]
+        return run
+    return wrap
 
 
 def finding(id, severity, layer, target, summary, fix, command=None, text=None, where=None):

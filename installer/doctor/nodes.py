@@ -9,7 +9,7 @@ import re
 import time
 
 from installer import constants as C
-from installer.doctor.findings import ERROR, INFO, WARNING, excerpt, finding
+from installer.doctor.findings import ERROR, INFO, WARNING, excerpt, finding, layer_check
 from installer.facts import split_sections
 from installer.inventory import ROLE_CONTROL_PLANE
 
@@ -223,7 +223,7 @@ def classify_disk(text, host):
     out = []
     for ln in text.splitlines():
         parts = ln.split()
-        if len(parts) < 6 or not parts[4].endswith("%"):
+        if len(parts) < 6 or not parts[4].endswith("%") or not parts[4][:-1].isdigit():
             continue
         used = int(parts[4][:-1])
         if used >= DISK_WARN:
@@ -325,6 +325,7 @@ def classify_reach(api_text, registry_text, repo_text, trust_text, host, ctx):
     return out
 
 
+@layer_check(LAYER)
 def check(env, state):
     out = []
     ctx = env.ctx

@@ -8,7 +8,7 @@ import json
 from installer import constants as C
 from installer.bundle import split_ref
 from installer.doctor import cluster
-from installer.doctor.findings import ERROR, WARNING, excerpt, finding
+from installer.doctor.findings import ERROR, WARNING, excerpt, finding, layer_check
 from installer.render.containerd import CERTS_D
 from installer.ssh import quote
 
@@ -142,6 +142,7 @@ def classify_pod(pod, events_json, target, command, events_command, bundle_refs=
     return out
 
 
+@layer_check(LAYER)
 def check(env, state, target_text):
     ns, name = parse_target(target_text)
     target = "pod/%s/%s" % (ns, name)
@@ -153,7 +154,11 @@ def check(env, state, target_text):
     if rc != 0:
         return [finding("POD-NOT-FOUND", ERROR, LAYER, target, "cannot read the pod", "Check the name and "
                         "namespace (kubectl get pods -A)", command, excerpt(err or text))]
-    pod = json.loads(text)
+    pod = _json(text)
+    if not isinstance(pod, dict):  # kubectl printed something else than the object (a warning, a proxy's page)
+        return [finding("POD-NOT-FOUND", ERROR, LAYER, target, "cannot read the pod (kubectl's answer is not a "
+                        "JSON object)", "Run the command by hand and check kubectl's output", command,
+                        excerpt(text))]
     ev = "-n %s get events --field-selector involvedObject.name=%s -o json" % (quote(ns), quote(name))
     rc, etext, _ = env.kubectl(ev)
     events = _json(etext) if rc == 0 else None

@@ -7,7 +7,7 @@ nothing in the cluster)."""
 import json
 import re
 
-from installer.doctor.findings import ERROR, INFO, WARNING, excerpt, finding
+from installer.doctor.findings import ERROR, INFO, WARNING, excerpt, finding, layer_check
 from installer.ssh import quote
 
 LAYER = "services"
@@ -307,6 +307,7 @@ def check_dns_lookups(env, svc, pods):
     return out
 
 
+@layer_check(LAYER)
 def check(env, state, service=None, dns=False):
     out = []
     if service:

@@ -13,7 +13,7 @@ NOTHING_CHANGED = "Nothing was changed"
 
 def parse(version):
     """'v1.30.4' / '1.30.4-150500.1.1' -> (1, 30, 4); None when it is not a version."""
-    m = re.match(r"^v?(\d+)\.(\d+)\.(\d+)", str(version or "").strip())
+    m = re.match(r"^v?(\d{1,9})\.(\d{1,9})\.(\d{1,9})", str(version or "").strip())
     return tuple(int(x) for x in m.groups()) if m else None
 
 
@@ -34,8 +34,12 @@ def hops(bundle_data):
         raise InstallerError("bundle.json: kubernetes.version %r is not a version" % kube.get("version"),
                              hint="The bundle is damaged or was not written by bundler build")
     out = []
-    for h in kube.get("hops") or []:
-        v = parse((h or {}).get("version"))
+    listed = kube.get("hops") or []
+    if not isinstance(listed, list) or not all(isinstance(h, dict) for h in listed):
+        raise InstallerError("bundle.json: kubernetes.hops is not a list of {version, images}",
+                             hint="The bundle is damaged or was not written by bundler build")
+    for h in listed:
+        v = parse(h.get("version"))
         if v is None:
             raise InstallerError("bundle.json: kubernetes.hops has an entry without a version: %r" % (h,),
                                  hint="The bundle is damaged or was not written by bundler build")
@@ -81,10 +85,12 @@ def hop_images(bundle_data, version):
     """The images a step needs (the hop's list; for the target, the bundle's kube images of that version)."""
     for v, h in hops(bundle_data):
         if v == version:
-            return list(h.get("images") or [])
+            images = h.get("images") or []
+            return [i for i in images if isinstance(i, str)] if isinstance(images, list) else []
     tag = "v" + text(version)
-    return [i["ref"] for i in bundle_data.get("images") or []
-            if i.get("ref", "").endswith(":" + tag) and "/kube-" in i.get("ref", "")]
+    images = bundle_data.get("images")
+    refs = [i.get("ref") for i in (images if isinstance(images, list) else []) if isinstance(i, dict)]
+    return [r for r in refs if isinstance(r, str) and r.endswith(":" + tag) and "/kube-" in r]
 
 
 def package_specs(names, version):
