@@ -125,6 +125,16 @@ class Answers:
         return res
 
 
+def members_json(*members):
+    return json.dumps({"members": [{"name": n, "ID": 100 + i, "clientURLs": [u] if u else []}
+                                   for i, (n, u) in enumerate(members)]})
+
+
+def health_json(*endpoints):
+    return json.dumps([dict({"endpoint": u, "health": ok}, **({} if ok else {"error": "context deadline exceeded"}))
+                       for u, ok in endpoints])
+
+
 def cluster_ctx(bundle, cluster, kubelets, rpm):
     ctx = make_ctx(bundle, workers="10.0.0.12")
     for h, name in zip(ctx.nodes, ("cp1", "w1")):
@@ -132,7 +142,10 @@ def cluster_ctx(bundle, cluster, kubelets, rpm):
         h.name = name
     conn = Answers({"configmap kubeadm-config": (0, configmap(cluster)),
                     "get nodes -o json": (0, nodes_json(**kubelets)), "rpm -q": (0, rpm),
-                    "endpoint health": (0, "https://127.0.0.1:2379 is healthy\n"),
+                    "member list": (0, members_json(("cp1", "https://10.0.0.11:2379"))),
+                    "endpoint health --cluster": (0, health_json(("https://10.0.0.11:2379", True))),
+                    "get pods -A": (0, json.dumps({"items": []})),
+                    "du -sk": (0, "204800\n10485760\n"),
                     "certs check-expiration": (0, "CERTIFICATE EXPIRES RESIDUAL\napiserver Dec 01 364d\n"),
                     "get pdb": (0, json.dumps({"items": []}))})
     ctx.connections = dict((h.label, conn) for h in ctx.all_hosts)
@@ -173,7 +186,7 @@ def test_preflight_refusals_name_the_problem(tmp_path):
                             "kubeadm 1.30.4-1\n")
     F.compute(ctx, "1.30.4")
     conn.answers["certs check-expiration"] = (0, "CERTIFICATE EXPIRES RESIDUAL\napiserver Jan 01 2020 <invalid>\n")
-    conn.answers["endpoint health"] = (1, "")
+    conn.answers["endpoint health --cluster"] = (1, "")
     ctx.upgrade_nodes["w1"]["ready"] = False
     ctx.facts[ctx.nodes[1].label].disk_free_mb = 100
     newer.data["images"] = newer.data["images"][:1]  # only pause: no v1.30.6 control-plane images
