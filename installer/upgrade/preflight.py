@@ -1,6 +1,7 @@
 """The upgrade's path and preflight, before any change: the path from the cluster's state (refusing a downgrade,
-a skipped minor, a half-done upgrade this bundle cannot finish), then nodes Ready, version skew, etcd health,
-certificates, disk space, each step's images in the bundle, and the disruption budgets a drain would wait on."""
+a skipped minor, a half-done upgrade this bundle cannot finish), then nodes Ready, version skew, every etcd
+member's health, certificates, disk space (/var on every node, the staging room on the serving host), each
+step's images in the bundle, and the disruption budgets that would hold a drain (installer.upgrade.checks)."""
 
 from installer.errors import InstallerError
 from installer.phases.base import Phase
