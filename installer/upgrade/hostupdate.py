@@ -36,11 +36,12 @@ def _newest(versions):
 
 
 def runtime_versions(bundle):
-    """[(name, version)] of the runtime packages the bundle ships (the highest version when it ships several)."""
+    """[(name, VERSION[-RELEASE])] of the runtime packages the bundle ships (the highest when it ships several)."""
     found = {}
     for p in bundle.packages:
         if p.get("name") in pins.RUNTIME and p.get("version"):
-            found.setdefault(p["name"], []).append(str(p["version"]))
+            evr = "%s-%s" % (p["version"], p["release"]) if p.get("release") else str(p["version"])
+            found.setdefault(p["name"], []).append(evr)
     return [(n, _newest(found[n])) for n in pins.RUNTIME if n in found]
 
 

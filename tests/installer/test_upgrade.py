@@ -459,3 +459,15 @@ def test_parse_upgrade_options():
     a = parse(["plan", "upgrade"])
     assert (a.ignore_pdb, a.with_runtime, a.with_os_updates, a.reboot_command) == (False, False, False,
                                                                                    "systemctl reboot")
+
+
+def test_runtime_versions_are_exact_and_the_highest_shipped(tmp_path):
+    from .conftest import make_bundle
+    b = make_bundle(str(tmp_path / "b"), runtime="containerd")
+    b.data["packages"] = [{"name": "containerd.io", "version": "1.6.20", "release": "3.1.el9"},
+                          {"name": "containerd.io", "version": "1.6.9", "release": "3.1.el9"},
+                          {"name": "kubelet", "version": "1.30.6", "release": "150500.1.1"}]
+    assert H.runtime_versions(b) == [("containerd.io", "1.6.20-3.1.el9")]
+    assert H.runtime_change(b).unless == "rpm -q containerd.io-1.6.20-3.1.el9 >/dev/null 2>&1"
+    b.data["packages"] = b.data["packages"][2:]
+    assert H.runtime_change(b) is None  # a bundle without runtime packages (binaries install): nothing to do
