@@ -5,8 +5,9 @@
 # or ~/.kube/config) and answers what the installer asks: `apply -f FILE`, `get nodes [-o json|wide]`,
 # `get pods [-n NS|-A] [-o json|wide]`, `rollout restart deployment NAME`, `version`, `cluster-info`,
 # `get pdb -A -o json`, `cordon NODE`, `drain NODE [--timeout=Ns ...]`, `delete node NODE [--ignore-not-found]`, and
-# `-n kube-system exec etcd-NODE -- etcdctl ... member list -w json | member remove HEXID` (the etcd double's
-# members are the control-plane nodes, kept by the apiserver double).
+# `-n kube-system exec etcd-NODE -- etcdctl ... member list -w json | member remove HEXID | endpoint health
+# --cluster -w json` (the etcd double's members are the control-plane nodes, kept by the apiserver double; their
+# client URLs are the nodes' addresses). Pods carry their workload's template labels, budgets their selector.
 # Every call is recorded as a JSON line in /var/log/kubectl-double.log (applied ConfigMaps in full).
 import json
 import os
