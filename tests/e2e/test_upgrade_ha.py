@@ -19,7 +19,7 @@ from rig import TIMER, LeakTrap
 
 from tests.e2e import scenario
 from tests.e2e.test_install import run
-from tests.e2e.test_upgrade import _kubeadm, _kubectl_calls, _nodes, _now, _state, build_newer_bundles
+from tests.e2e.test_upgrade import _kubeadm, _kubectl_calls, _nodes, _now, _state, assert_upgraded, build_newer_bundles
 
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 
@@ -93,6 +93,9 @@ def test_ha_upgrade_order_and_pdb_refusal(rig, containerd_bundle, bundle_1306, u
             assert applies[0]["t0"] < w1[1] < node2_up[0]["t0"]  # node2's `upgrade node` after node1 is done
             assert w1[1] < w2[0], (w1, w2)  # never two control planes cordoned at once
             assert w2[1] < w3[0], (w2, w3)  # the worker after every control plane
+            # and what every upgrade must show: cordon < drain < kubelet start < uncordon per node, annotations,
+            # no kubelet ever newer than the API server (the kubelet double's checks), the record
+            assert_upgraded(rig, since, "1.30.6")
             drains = [a for _, a in calls if a[:1] == ["drain"]]
             assert len(drains) == 3 and all("--disable-eviction" in a for a in drains), drains
             nodes = _nodes(node1)
