@@ -6,7 +6,8 @@ DESCRIPTION = ("Upgrade the installed cluster (from the cluster record) to this 
                "skipped minor, nodes Ready, etcd, certificates, disk, images, disruption budgets), the new repo "
                "staged beside the old one, missing images pushed and pre-pulled, `kubeadm upgrade apply` on the "
                "first control plane, `kubeadm upgrade node` on the others one at a time, then the workers in "
-               "batches; each node cordoned (annotated), drained and uncordoned. A failed upgrade stops with the "
+               "batches (--max-unavailable); each node cordoned (annotated), drained (optionally its runtime and OS "
+               "packages updated and the host rebooted when needed) and uncordoned. A failed upgrade stops with the "
                "node named and left cordoned; running it again resumes from the cluster's state. "
                "`./install.py plan upgrade` lists what would change and changes nothing.")
 PLAN = True
@@ -24,6 +25,18 @@ def add_arguments(parser, dry_run):
                         help="nodes that are down: not contacted, left at their version")
     parser.add_argument("--bundle", metavar="DIR", default=None,
                         help="the unpacked NEWER bundle (default: next to install.py)")
+    parser.add_argument("--ignore-pdb", action="store_true",
+                        help="go on when a PodDisruptionBudget would hold a drain: those pods are deleted instead "
+                             "of evicted (the preflight names them)")
+    parser.add_argument("--with-runtime", action="store_true",
+                        help="in each node's drained window also update the container runtime to the bundle's "
+                             "version (past the pins, relocked), then reboot if needed")
+    parser.add_argument("--with-os-updates", action="store_true",
+                        help="in each node's drained window also `yum update` from the OS media and bundle "
+                             "repositories only (pins excluded), then reboot if needed")
+    parser.add_argument("--reboot-command", metavar="CMD", default="systemctl reboot",
+                        help="how a node that needs it is rebooted (default: systemctl reboot); the host running "
+                             "install.py is never rebooted by it, only named")
     if not dry_run:
         parser.add_argument("-y", "--yes", action="store_true", help="do not ask before upgrading")
 
@@ -49,6 +62,10 @@ def run(args):
             "upgrade will drain and upgrade every node of the cluster to Kubernetes %s. Continue? [y/N] "
             % bundle.k8s_version):
         return 1
+    runner.ctx.ignore_pdb = args.ignore_pdb
+    runner.ctx.with_runtime = args.with_runtime
+    runner.ctx.with_os_updates = args.with_os_updates
+    runner.ctx.reboot_command = args.reboot_command
     upgrade.run(runner, args.max_unavailable, args.drain_timeout, dry_run=args.plan)
     out.say("logs in %s" % out.shown_dir)
     return 0

@@ -16,6 +16,7 @@ from installer.constants import KUBECTL
 from installer.errors import InstallerError
 from installer.phases.base import Phase
 from installer.ssh import quote
+from installer.upgrade import hostupdate
 from installer.upgrade import path as P
 from installer.upgrade import state as S
 
@@ -89,9 +90,11 @@ class StageRepo(Step):
     def repo_file(self, ctx, host):
         d = staged_dir(ctx)
         url = ("file://%s" % d) if ctx.is_serve_host(host) else "%s/%s" % (ctx.repo_url, d[len(C.SERVE_ROOT) + 1:])
+        # the pins' exclude as in the bundle repo: a plain `yum update` must not take kubelet or the runtime
+        # from the staged repo either (the installer installs them past it, installer.pins)
         return ("# Written by airgap-installer (upgrade to Kubernetes %s).\n[airgap-upgrade]\nname=air-gapped "
-                "upgrade bundle %s\nbaseurl=%s\nenabled=1\ngpgcheck=0\nmodule_hotfixes=1\n"
-                % (ctx.bundle.k8s_version, ctx.bundle.name, url))
+                "upgrade bundle %s\nbaseurl=%s\nenabled=1\ngpgcheck=0\nmodule_hotfixes=1\nexclude=%s\n"
+                % (ctx.bundle.k8s_version, ctx.bundle.name, url, pins.exclude_value(ctx.bundle)))
 
     def plan(self, ctx, host, facts):
         out = []
@@ -156,8 +159,10 @@ def api_at_least(ctx, version):
     res = conn.run(S.CLUSTER_CONFIG, check=False, timeout=60)
     have = S.config_version(res.stdout) if res.ok else None
     if have is None or have < version:
+        seen = P.text(have) if have else "an unknown version (%s)" % (
+            (res.stderr or res.stdout).strip()[-200:] or "no kubernetesVersion in kubeadm-config")
         raise InstallerError("the API server is at %s, not %s: a kubelet %s must not start before it (version skew)"
-                             % (P.text(have) if have else "an unknown version", P.text(version), P.text(version)),
+                             % (seen, P.text(version), P.text(version)),
                              hint="Run ./install.py upgrade again: it upgrades the control plane first")
     return False
 
@@ -214,8 +219,10 @@ class UpgradeNode(Step):
             drain.append(OnHost(ctx, cp, "%s cordon %s && %s annotate --overwrite node %s %s=%s" % (
                 KUBECTL, quote(name), KUBECTL, quote(name), S.ANNOTATION, ctx.upgrade_id),
                 title="cordon %s (annotated %s)" % (name, S.ANNOTATION)))
-        drain.append(OnHost(ctx, cp, "%s drain %s --ignore-daemonsets --delete-emptydir-data --timeout=%ds" % (
-            KUBECTL, quote(name), self.drain_timeout), title="drain %s" % name, timeout=self.drain_timeout + 60))
+        # --ignore-pdb: delete instead of evict, so no budget holds the drain (the preflight named them)
+        drain.append(OnHost(ctx, cp, "%s drain %s --ignore-daemonsets --delete-emptydir-data --timeout=%ds%s" % (
+            KUBECTL, quote(name), self.drain_timeout, " --disable-eviction" if getattr(ctx, "ignore_pdb", False)
+            else ""), title="drain %s" % name, timeout=self.drain_timeout + 60))
         if self.first:
             out.append(Command("kubeadm upgrade plan %s" % quote("v" + vt), title="kubeadm upgrade plan v%s" % vt,
                                unless=applied_check(v), timeout=600))
@@ -231,9 +238,13 @@ class UpgradeNode(Step):
                             lambda conn, j: api_at_least(ctx, v)))
         out.append(Command(install_kube(["kubelet", "kubectl"], v), title="install kubelet and kubectl %s" % vt,
                            unless=has_packages(["kubelet", "kubectl"], v), timeout=1800))
+        window = hostupdate.window_changes(ctx, host)  # --with-runtime / --with-os-updates, still drained
+        out += window
         if state["kubelet"] != v:  # the Node reports the running kubelet: at v, it was restarted already
             out.append(Command("systemctl daemon-reload && systemctl restart kubelet",
                                title="restart kubelet %s" % vt))
+        if window:
+            out.append(hostupdate.reboot_change(ctx, host))
         out.append(Callback("wait for %s to report kubelet %s" % (name, vt),
                             lambda conn, j: wait_kubelet(ctx, name, v)))
         out.append(OnHost(ctx, cp, "%s uncordon %s && %s annotate node %s %s-" % (

@@ -1,15 +1,15 @@
 """The upgrade's path and preflight, before any change: the path from the cluster's state (refusing a downgrade,
-a skipped minor, a half-done upgrade this bundle cannot finish), then nodes Ready, version skew, etcd health,
-certificates, disk space, each step's images in the bundle, and the disruption budgets a drain would wait on."""
+a skipped minor, a half-done upgrade this bundle cannot finish), then nodes Ready, version skew, every etcd
+member's health, certificates, disk space (/var on every node, the staging room on the serving host), each
+step's images in the bundle, and the disruption budgets that would hold a drain (installer.upgrade.checks)."""
 
-from installer.constants import KUBECTL
 from installer.errors import InstallerError
 from installer.phases.base import Phase
 from installer.upgrade import path as P
 from installer.upgrade import state as S
+from installer.upgrade.checks import etcd_problems, pdb_problems, staging_space
 
 MIN_FREE_MB = 1024  # /var on every node: the new packages and images
-ETCD_HEALTH = "endpoint health"
 
 
 def todo_by_step(steps, cluster_version, node_state, host_packages, names):
@@ -83,10 +83,7 @@ def problems(ctx, facts_of, run_cp):
             bad.append("the bundle has no kube-apiserver/kube-proxy images of v%s" % P.text(v))
         if missing:
             bad.append("the bundle lacks the images of v%s: %s" % (P.text(v), ", ".join(missing)))
-    res = run_cp("%s -n kube-system exec etcd-%s -- etcdctl %s %s" % (
-        KUBECTL, ctx.node_name(ctx.first_cp), _etcd_certs(), ETCD_HEALTH))
-    if not res.ok or "unhealthy" in res.stdout:
-        bad.append("etcd is not healthy: %s" % ((res.stdout + res.stderr).strip()[-300:] or "no answer"))
+    bad += etcd_problems(run_cp, ctx.node_name(ctx.first_cp), [ctx.node_name(h) for h in ctx.inventory.control_planes])
     res = run_cp("kubeadm certs check-expiration")
     if res.ok and "<invalid>" in res.stdout:
         expired = [ln.split()[0] for ln in res.stdout.splitlines() if "<invalid>" in ln]
@@ -94,18 +91,11 @@ def problems(ctx, facts_of, run_cp):
                    % ", ".join(expired))
     elif not res.ok:
         bad.append("kubeadm certs check-expiration failed: %s" % (res.stderr or res.stdout).strip()[-300:])
-    from installer.removenode import pdb_blockers
-    res = run_cp("%s get pdb -A -o json" % KUBECTL)
-    blockers = pdb_blockers(res.stdout) if res.ok else []
-    if blockers:
-        notes.append("PodDisruptionBudget(s) allowing no disruption now: %s; draining a node waits for them (at most "
-                     "--drain-timeout), then the upgrade stops with that node cordoned" % ", ".join(blockers))
+    pdb_bad, pdb_notes = pdb_problems(ctx, run_cp)
+    bad += pdb_bad
+    notes += pdb_notes
+    bad += staging_space(ctx)
     return bad, notes
-
-
-def _etcd_certs():
-    from installer.removenode import ETCD_CERTS
-    return ETCD_CERTS
 
 
 def describe_path(ctx):

@@ -43,6 +43,7 @@ def run(runner, max_unavailable=1, drain_timeout=300, dry_run=False):
                                                                 "changed")
     previous = runner.previous_record or {}
     ctx.upgrade_id = None
+    ctx.upgrade_reboot_later = []
     op = Operation("upgrade", [], dry_run=dry_run, media=False, check_bundle=False)
 
     def extend(c):
@@ -80,5 +81,8 @@ def run(runner, max_unavailable=1, drain_timeout=300, dry_run=False):
     record.data.update(record.data.pop("upgrading"))
     runner.finish_record(record)
     total = sum(len(v) for v in changed.values())
+    for later in ctx.upgrade_reboot_later:
+        runner.out.say("upgrade: %s needs a reboot and runs this installer: reboot it by hand (drain it first)"
+                       % later)
     runner.out.say("upgrade: the cluster is at Kubernetes %s; %d change(s)" % (ctx.bundle.k8s_version, total))
     return total

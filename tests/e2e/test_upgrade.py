@@ -36,10 +36,13 @@ FAULT = "/etc/airgap-e2e/fail-upgrade-node"
 def newer_bundles(upstream, tmp_path_factory):
     """{version: tarball} of bundles like the session's 1.30.4 one, for each of VERSIONS: kube RPMs of that
     version in a pkgs.k8s.io-like repo of its minor (served here), kubeadm's images of it in the registry."""
-    work = tmp_path_factory.mktemp("e2e-upgrade")
+    return build_newer_bundles(upstream, tmp_path_factory.mktemp("e2e-upgrade"), VERSIONS)
+
+
+def build_newer_bundles(upstream, work: Path, versions: tuple) -> dict:  # noqa: ANN001
     repos = work / "repos"
     with TIMER.stage("e2e upgrade: kube RPMs and images of the newer versions"):
-        for v in VERSIONS:
+        for v in versions:
             minor = ".".join(v.split(".")[:2])
             d = repos / f"v{minor}"
             built = build_rpms(kubernetes_packages(v), work / f"rpmbuild-{v}")
@@ -52,7 +55,7 @@ def newer_bundles(upstream, tmp_path_factory):
     out = {}
     try:
         cache = work / "cache"
-        for i, v in enumerate(VERSIONS):
+        for i, v in enumerate(versions):
             minor = ".".join(v.split(".")[:2])
             packages = [f"kubeadm-{v}", f"kubelet-{v}", f"kubectl-{v}", "cri-tools", "kubernetes-cni",
                         *scenario.RUNTIME_PACKAGES["containerd"], *scenario.EXTRA_PACKAGES]

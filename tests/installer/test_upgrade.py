@@ -9,6 +9,8 @@ import pytest
 from installer.cli import parse
 from installer.errors import InstallerError
 from installer.ssh import Result
+from installer.upgrade import checks as K
+from installer.upgrade import hostupdate as H
 from installer.upgrade import path as P
 from installer.upgrade import phases as U
 from installer.upgrade import preflight as F
@@ -125,6 +127,16 @@ class Answers:
         return res
 
 
+def members_json(*members):
+    return json.dumps({"members": [{"name": n, "ID": 100 + i, "clientURLs": [u] if u else []}
+                                   for i, (n, u) in enumerate(members)]})
+
+
+def health_json(*endpoints):
+    return json.dumps([dict({"endpoint": u, "health": ok}, **({} if ok else {"error": "context deadline exceeded"}))
+                       for u, ok in endpoints])
+
+
 def cluster_ctx(bundle, cluster, kubelets, rpm):
     ctx = make_ctx(bundle, workers="10.0.0.12")
     for h, name in zip(ctx.nodes, ("cp1", "w1")):
@@ -132,7 +144,10 @@ def cluster_ctx(bundle, cluster, kubelets, rpm):
         h.name = name
     conn = Answers({"configmap kubeadm-config": (0, configmap(cluster)),
                     "get nodes -o json": (0, nodes_json(**kubelets)), "rpm -q": (0, rpm),
-                    "endpoint health": (0, "https://127.0.0.1:2379 is healthy\n"),
+                    "member list": (0, members_json(("cp1", "https://10.0.0.11:2379"))),
+                    "endpoint health --cluster": (0, health_json(("https://10.0.0.11:2379", True))),
+                    "get pods -A": (0, json.dumps({"items": []})),
+                    "du -sk": (0, "204800\n10485760\n"),
                     "certs check-expiration": (0, "CERTIFICATE EXPIRES RESIDUAL\napiserver Dec 01 364d\n"),
                     "get pdb": (0, json.dumps({"items": []}))})
     ctx.connections = dict((h.label, conn) for h in ctx.all_hosts)
@@ -173,7 +188,7 @@ def test_preflight_refusals_name_the_problem(tmp_path):
                             "kubeadm 1.30.4-1\n")
     F.compute(ctx, "1.30.4")
     conn.answers["certs check-expiration"] = (0, "CERTIFICATE EXPIRES RESIDUAL\napiserver Jan 01 2020 <invalid>\n")
-    conn.answers["endpoint health"] = (1, "")
+    conn.answers["endpoint health --cluster"] = (1, "")
     ctx.upgrade_nodes["w1"]["ready"] = False
     ctx.facts[ctx.nodes[1].label].disk_free_mb = 100
     newer.data["images"] = newer.data["images"][:1]  # only pause: no v1.30.6 control-plane images
@@ -242,3 +257,217 @@ def test_phases_per_step_control_planes_one_at_a_time_workers_in_batches(bundle)
     assert phases[3].version == (1, 31, 5) and phases[8].version == (1, 32, 1)  # the hop first
     ctx.upgrade_steps = []
     assert R.step_phases(ctx, 1, 300) == []  # at the target: nothing after the preflight
+
+
+def pods_json(*pods):
+    """(name, node, labels, owner) -> kubectl get pods -A -o json in namespace default."""
+    return json.dumps({"items": [{"metadata": {"name": n, "namespace": "default", "labels": labels,
+                                               "ownerReferences": [{"kind": owner}]},
+                                  "spec": {"nodeName": node}, "status": {"phase": "Running"}}
+                                 for n, node, labels, owner in pods]})
+
+
+def pdbs_json(*budgets):
+    """(name, selector, allowed) -> kubectl get pdb -A -o json in namespace default."""
+    return json.dumps({"items": [{"metadata": {"name": n, "namespace": "default"}, "spec": {"selector": sel},
+                                  "status": {"disruptionsAllowed": allowed, "expectedPods": 1}}
+                                 for n, sel, allowed in budgets]})
+
+
+def test_pdb_that_holds_a_drain_refuses_naming_budget_selector_and_node(tmp_path):
+    from .conftest import make_bundle
+    newer = make_bundle(str(tmp_path / "b"), k8s="1.30.6")
+    ctx, conn = cluster_ctx(newer, "v1.30.4", {"cp1": ("v1.30.4", False, None), "w1": ("v1.30.4", False, None)},
+                            "")
+    F.compute(ctx, "1.30.4")
+    conn.answers["get pods -A"] = (0, pods_json(("web-0", "w1", {"app": "web"}, "ReplicaSet"),
+                                                ("agent-x", "w1", {"app": "agent"}, "DaemonSet"),
+                                                ("db-0", "cp1", {"app": "db", "tier": "x"}, "StatefulSet")))
+    conn.answers["get pdb"] = (0, pdbs_json(
+        ("web", {"matchLabels": {"app": "web"}}, 0),  # holds w1's drain
+        ("agent", {"matchLabels": {"app": "agent"}}, 0),  # a DaemonSet pod: a drain leaves it (--ignore-daemonsets)
+        ("db", {"matchExpressions": [{"key": "app", "operator": "In", "values": ["db"]}]}, 1),  # allows one
+        ("none", None, 0)))  # no selector: selects nothing
+    run_cp = lambda cmd: conn.run(cmd, check=False)  # noqa: E731
+    bad, notes = F.problems(ctx, lambda h: ctx.facts.get(h.label), run_cp)
+    assert [b for b in bad if "PodDisruptionBudget" in b] == [
+        "PodDisruptionBudget default/web (selector app=web) allows no disruption and covers default/web-0 on node "
+        "w1, which the upgrade must drain (scale the workload up or relax the budget, or pass --ignore-pdb)"], bad
+    # w1 already upgraded (not drained again): its budget does not matter
+    ctx.upgrade_todo = {(1, 30, 6): {ctx.first_cp.label}}
+    assert K.pdb_problems(ctx, run_cp) == ([], [])
+    # --ignore-pdb: a note, and every drain deletes instead of evicting
+    ctx.upgrade_todo = {(1, 30, 6): set(h.label for h in ctx.nodes)}
+    ctx.ignore_pdb = True
+    bad, notes = K.pdb_problems(ctx, run_cp)
+    assert bad == [] and notes[0].startswith("--ignore-pdb: PodDisruptionBudget default/web (selector app=web)")
+    ctx.upgrade_nodes, ctx.upgrade_id = {}, "op-1"
+    drain = [c for c in U.UpgradeNode((1, 30, 6), [ctx.nodes[1]]).plan(ctx, ctx.nodes[1], None)
+             if c.describe() == "drain w1"][0]
+    assert drain.cmd.endswith("--disable-eviction")
+    ctx.ignore_pdb = False
+    # budgets that cannot be listed: refused (unknown is not feasible), a note with --ignore-pdb
+    conn.answers["get pdb"] = (1, "")
+    assert "could not list the PodDisruptionBudgets" in K.pdb_problems(ctx, run_cp)[0][0]
+    assert K.describe_selector({}) == "{} (every pod of the namespace)"
+    assert K.describe_selector({"matchLabels": {"a": "1"}, "matchExpressions": [
+        {"key": "b", "operator": "NotIn", "values": ["x", "y"]}, {"key": "c", "operator": "Exists"},
+        {"key": "d", "operator": "DoesNotExist"}]}) == "a=1,b notin (x,y),c,!d"
+
+
+def test_etcd_health_of_every_member():
+    members = members_json(("cp1", "https://10.0.0.11:2379"), ("cp2", "https://10.0.0.12:2379"), ("cp3", None))
+    health = health_json(("https://10.0.0.11:2379", True), ("https://10.0.0.12:2379", False))
+    assert K.etcd_health(members, health, ["cp1", "cp2", "cp3", "cp4"]) == [
+        "etcd member cp2 is not healthy (https://10.0.0.12:2379: context deadline exceeded)",
+        "etcd member cp3 has not started (no client URL)",
+        "control plane cp4 has no etcd member"]
+    ok = health_json(("https://10.0.0.11:2379", True), ("https://10.0.0.12:2379", True))
+    assert K.etcd_health(members_json(("cp1", "https://10.0.0.11:2379"), ("cp2", "https://10.0.0.12:2379")), ok,
+                         ["cp1", "cp2"]) == []
+    assert K.etcd_health("", ok)[0].startswith("etcd did not list its members")
+    assert K.etcd_health(members, "Error: context deadline exceeded")[0].startswith(
+        "etcd endpoint health --cluster did not answer")
+    # asked from the first control plane: member list, then health --cluster (every member, not only its own)
+    ran = []
+
+    def run_cp(cmd):
+        ran.append(cmd)
+        return Result(cmd, 0, members if "member list" in cmd else health, "")
+    out = K.etcd_problems(run_cp, "cp1", ["cp1"])
+    assert out[0] == "etcd is not healthy: etcd member cp2 is not healthy (https://10.0.0.12:2379: context " \
+                     "deadline exceeded)"
+    assert "exec etcd-cp1 -- etcdctl" in ran[0] and ran[1].endswith("endpoint health --cluster -w json")
+
+
+def test_room_to_stage_the_new_repository_on_the_serving_host(tmp_path):
+    from .conftest import make_bundle
+    newer = make_bundle(str(tmp_path / "b"), k8s="1.30.6")
+    ctx, conn = cluster_ctx(newer, "v1.30.4", {"cp1": ("v1.30.4", False, None)}, "")
+    conn.answers["du -sk"] = (0, "2097152\n1048576\n")  # a 2 GB repo, 1 GB free
+    assert K.staging_space(ctx) == ["%s has 1024 MB free on /opt/airgap, staging the new repository needs 2560 MB "
+                                    "(2048 MB + 512 MB margin)" % ctx.serve_host.label]
+    assert "cp -a" not in " ".join(conn.ran) and "df -Pk" in conn.ran[-1]  # measured, nothing copied
+    conn.answers["du -sk"] = (0, "staged\n")  # a re-run: already staged
+    assert K.staging_space(ctx) == []
+    conn.answers["du -sk"] = (0, "4096\n10485760\n")
+    assert K.staging_space(ctx) == []
+    conn.answers["du -sk"] = (1, "du: cannot access\n")
+    assert "could not measure" in K.staging_space(ctx)[0]
+    ctx.skipped.add(ctx.serve_host.label)
+    assert K.staging_space(ctx) == []
+
+
+def test_staged_repo_keeps_the_pins_exclude(bundle):
+    ctx = make_ctx(bundle, workers="10.0.0.12")
+    text = U.StageRepo().repo_file(ctx, ctx.nodes[1])
+    assert "\nexclude=kubelet kubeadm kubectl cri-tools kubernetes-cni containerd.io docker-ce\n" in text
+
+
+def test_runtime_and_os_updates_in_the_drained_window(bundle):
+    ctx, conn = cluster_ctx(bundle, "v1.30.4", {"cp1": ("v1.30.4", False, None), "w1": ("v1.30.4", False, None)}, "")
+    ctx.upgrade_nodes, ctx.upgrade_id = {}, "op-1"
+    worker = ctx.nodes[1]
+    plain = [c.describe() for c in U.UpgradeNode((1, 30, 6), [worker]).plan(ctx, worker, None)]
+    assert not [t for t in plain if t.startswith(("update the", "reboot"))]  # off by default
+    ctx.with_runtime = ctx.with_os_updates = True
+    steps = U.UpgradeNode((1, 30, 6), [worker]).plan(ctx, worker, None)
+    titles = [c.describe() for c in steps]
+    i = titles.index
+    runtime = steps[i("update the runtime to containerd.io-1.7.20, docker-ce-26.1.0 (restart containerd, docker)")]
+    os_up = steps[i("update the OS packages from the media and bundle repositories (pins excluded)")]
+    reboot = i("reboot w1 if needed (needs-restarting -r, else a newer kernel), wait for it and its kubelet")
+    # inside the drained window: after the drain and the new kubelet, the reboot after the restart, then uncordon
+    assert i("drain w1") < i("install kubelet and kubectl 1.30.6") < titles.index(runtime.describe()) \
+        < titles.index(os_up.describe()) < i("restart kubelet 1.30.6") < reboot < i("uncordon w1")
+    assert "--disableexcludes=all --disableplugin=versionlock" in runtime.cmd and "systemctl restart containerd" \
+        in runtime.cmd and "versionlock add containerd.io-1.7.20 docker-ce-26.1.0" in runtime.cmd
+    assert runtime.unless == "rpm -q containerd.io-1.7.20 docker-ce-26.1.0 >/dev/null 2>&1"
+    assert "--disableexcludes" not in os_up.cmd and "--enablerepo='airgap-*'" in os_up.cmd
+    assert "-x kubelet" in os_up.cmd and "-x containerd.io" in os_up.cmd and "check-update" in os_up.unless
+    # plan shows them (the reboot too: it is decided on the host when the run gets there)
+    shown = U.UpgradeNode((1, 30, 6), [worker]).dry_run(ctx, worker, None)
+    assert runtime.describe() in shown and os_up.describe() in shown and titles[reboot] in shown
+
+
+def test_reboot_decision():
+    assert H.needs_reboot("running 5.14.0-427.el9.x86_64\nkernel 5.14.0-427.el9.x86_64\nneeds-restarting 1\n")[0]
+    assert not H.needs_reboot("running 5.14.0-427.el9.x86_64\nkernel 5.14.0-503.el9.x86_64\nneeds-restarting 0\n")[0]
+    # no needs-restarting, or EL7's without -r (usage error 2): a newer installed kernel decides
+    newer = "running 3.10.0-1160.el7.x86_64\nkernel 3.10.0-1160.el7.x86_64\nkernel 3.10.0-1160.119.1.el7.x86_64\n"
+    assert H.needs_reboot(newer) == (True, "kernel 3.10.0-1160.119.1.el7.x86_64 is installed, 3.10.0-1160.el7.x86_64 "
+                                         "runs")
+    assert H.needs_reboot(newer + "needs-restarting 2\n")[0]
+    assert not H.needs_reboot("running 5.14.0-503.el9.x86_64\nkernel 5.14.0-427.el9.x86_64\nkernel "
+                            "5.14.0-503.el9.x86_64\n")[0]
+    assert not H.needs_reboot("running 6.8.0-45-generic\n")[0]  # a container on another distribution's kernel
+
+
+class Rebooting:
+    """A host double: answers the reboot facts, and gets a new boot id (after two probes) once the injected
+    reboot command ran; its kubelet is active again after one more."""
+
+    def __init__(self, facts, local=False):
+        self.facts, self.is_local, self.ran, self.boot, self.probes = facts, local, [], "boot-1", 0
+
+    def run(self, cmd, check=True, timeout=None, **kw):
+        self.ran.append(cmd)
+        if cmd == "test-reboot":
+            self.boot = "rebooting"
+            return Result(cmd, 255, "", "Connection closed")
+        if cmd.startswith("echo \"running"):
+            return Result(cmd, 0, self.facts, "")
+        if cmd.startswith("cat /proc/sys/kernel/random/boot_id"):
+            if self.boot == "rebooting":
+                self.probes += 1
+                if self.probes < 3:
+                    return Result(cmd, 255, "", "No route to host")
+                return Result(cmd, 0 if self.probes > 3 else 3, "boot-2\n" + (
+                    "active" if self.probes > 3 else "activating"), "")
+            return Result(cmd, 0, self.boot + "\n", "")
+        return Result(cmd, 1, "", "")
+
+
+def test_reboot_when_needed_with_an_injected_command(bundle):
+    ctx = make_ctx(bundle, workers="10.0.0.12")
+    ctx.reboot_command, ctx.reboot_sleep, ctx.upgrade_reboot_later = "test-reboot", lambda s: None, []
+    worker = ctx.nodes[1]
+    needed = "running 5.14.0-427.el9.x86_64\nneeds-restarting 1\n"
+    host = Rebooting(needed)
+    assert H.reboot_if_needed(ctx, worker, host) is True
+    assert "test-reboot" in host.ran and host.probes == 4  # back with a new boot id and an active kubelet
+    host = Rebooting("running 5.14.0-427.el9.x86_64\nneeds-restarting 0\n")
+    assert H.reboot_if_needed(ctx, worker, host) is False and "test-reboot" not in host.ran
+    # the host running the installer is named, not rebooted
+    host = Rebooting(needed, local=True)
+    assert H.reboot_if_needed(ctx, worker, host) is False and "test-reboot" not in host.ran
+    assert ctx.upgrade_reboot_later == ["10.0.0.12 (needs-restarting -r says a reboot is needed)"]
+    # a host that does not come back: bounded, named
+    clock = iter(range(0, 10000, 100))
+    stuck = Rebooting(needed)
+    stuck.boot = "rebooting"
+    stuck.probes = -10 ** 6
+    with pytest.raises(InstallerError) as e:
+        H.wait_rebooted(stuck, "w1", "boot-1", timeout=600, sleep=lambda s: None, clock=lambda: next(clock))
+    assert "w1 did not come back from the reboot" in str(e.value) and "no answer" in str(e.value)
+
+
+def test_parse_upgrade_options():
+    a = parse(["upgrade", "--ignore-pdb", "--with-runtime", "--with-os-updates", "--reboot-command", "shutdown -r "
+               "now", "-y"])
+    assert (a.ignore_pdb, a.with_runtime, a.with_os_updates, a.reboot_command) == (True, True, True, "shutdown -r now")
+    a = parse(["plan", "upgrade"])
+    assert (a.ignore_pdb, a.with_runtime, a.with_os_updates, a.reboot_command) == (False, False, False,
+                                                                                   "systemctl reboot")
+
+
+def test_runtime_versions_are_exact_and_the_highest_shipped(tmp_path):
+    from .conftest import make_bundle
+    b = make_bundle(str(tmp_path / "b"), runtime="containerd")
+    b.data["packages"] = [{"name": "containerd.io", "version": "1.6.20", "release": "3.1.el9"},
+                          {"name": "containerd.io", "version": "1.6.9", "release": "3.1.el9"},
+                          {"name": "kubelet", "version": "1.30.6", "release": "150500.1.1"}]
+    assert H.runtime_versions(b) == [("containerd.io", "1.6.20-3.1.el9")]
+    assert H.runtime_change(b).unless == "rpm -q containerd.io-1.6.20-3.1.el9 >/dev/null 2>&1"
+    b.data["packages"] = b.data["packages"][2:]
+    assert H.runtime_change(b) is None  # a bundle without runtime packages (binaries install): nothing to do

@@ -5,8 +5,9 @@
 # or ~/.kube/config) and answers what the installer asks: `apply -f FILE`, `get nodes [-o json|wide]`,
 # `get pods [-n NS|-A] [-o json|wide]`, `rollout restart deployment NAME`, `version`, `cluster-info`,
 # `get pdb -A -o json`, `cordon NODE`, `drain NODE [--timeout=Ns ...]`, `delete node NODE [--ignore-not-found]`, and
-# `-n kube-system exec etcd-NODE -- etcdctl ... member list -w json | member remove HEXID` (the etcd double's
-# members are the control-plane nodes, kept by the apiserver double).
+# `-n kube-system exec etcd-NODE -- etcdctl ... member list -w json | member remove HEXID | endpoint health
+# --cluster -w json` (the etcd double's members are the control-plane nodes, kept by the apiserver double; their
+# client URLs are the nodes' addresses). Pods carry their workload's template labels, budgets their selector.
 # Every call is recorded as a JSON line in /var/log/kubectl-double.log (applied ConfigMaps in full).
 import json
 import os
@@ -88,8 +89,23 @@ def objects_of(text: str) -> list:
             replicas = int(rep.group(1)) if rep else None
         if not kind or not name:
             kd.die("error: error validating data: a document has no kind or metadata.name")
-        out.append({"kind": kind, "name": name, "namespace": ns or "default",
-                    "images": list(dict.fromkeys(images)), "replicas": replicas})
+        out.append(dict({"kind": kind, "name": name, "namespace": ns or "default",
+                         "images": list(dict.fromkeys(images)), "replicas": replicas}, **selector_and_labels(d)))
+    return out
+
+
+def selector_and_labels(d: object) -> dict:
+    """A PodDisruptionBudget's spec.selector and a workload's pod template labels, when given (the upgrade's PDB
+    preflight matches them as the API server does)."""
+    spec = d.get("spec") if isinstance(d, dict) else None
+    if not isinstance(spec, dict):
+        return {}
+    out = {}
+    if d.get("kind") == "PodDisruptionBudget" and isinstance(spec.get("selector"), dict):
+        out["selector"] = spec["selector"]
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels")
+    if isinstance(labels, dict):
+        out["labels"] = labels
     return out
 
 
@@ -235,6 +251,14 @@ def cmd_uncordon_annotate(words: list, flags: dict) -> None:
     print(f"node/{name} {'uncordoned' if words[0] == 'uncordon' else 'annotated'}")
 
 
+def cluster_health(flags: dict) -> None:
+    """etcdctl endpoint health --cluster -w json: every member's client URL healthy while the apiserver double
+    answers (etcd 3.5's JSON form)."""
+    members = _call(flags, "GET", "/etcd/members").get("members") or []
+    print(json.dumps([{"endpoint": u, "health": True, "took": "1.1ms"} for m in members
+                      for u in m.get("clientURLs") or []]))
+
+
 def cmd_exec(argv: list) -> None:
     """exec etcd-NODE -- etcdctl [flags] member list -w json | member remove HEXID."""
     if "--" not in argv:
@@ -243,6 +267,9 @@ def cmd_exec(argv: list) -> None:
     inner = [a for a in argv[argv.index("--") + 1:] if not a.startswith("-")]
     if not any(w.startswith("etcd-") for w in words) or not inner or inner[0] != "etcdctl":
         kd.die("error: the kubectl TEST DOUBLE runs only etcdctl in an etcd-NODE pod")
+    if "--cluster" in argv and inner[1:3] == ["endpoint", "health"]:
+        cluster_health(flags)
+        return
     if doctor_etcdctl(inner, flags, json_out="json" in argv[argv.index("--") + 1:]):
         return
     if inner[1:3] == ["member", "list"]:
@@ -338,6 +365,8 @@ def doctor_get(words: list, flags: dict) -> bool:
     items = [o for o in _derived(kind, flags) if ns is None or o["metadata"]["namespace"] == ns]
     if names:
         items = [o for o in items if o["metadata"]["name"] in names]
+        if not items and kind == "ConfigMapList":
+            return False  # a ConfigMap the apiserver double keeps (kubeadm-config): cmd_get answers it
         if not items:
             kd.die(f'Error from server (NotFound): {what} "{names[0]}" not found')
         print(json.dumps(items[0], indent=2))

@@ -144,6 +144,19 @@ class ApiState:
                     out.append((o["namespace"], f"{o['name']}-{i}", nodes[0][0], o["images"], "ReplicaSet"))
         return out
 
+    def pod_labels(self, ns: str, pod: str) -> dict:
+        """The pod template labels of the workload a pod belongs to (its name is the workload's plus -N)."""
+        for o in self.data["objects"]:
+            if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet") and o["namespace"] == ns \
+                    and pod.startswith(o["name"] + "-"):
+                return dict(o.get("labels") or {})
+        return {}
+
+    def client_urls(self, member: str) -> list:
+        """An etcd member's client URL: its node's InternalIP, port 2379 (kubeadm's stacked etcd)."""
+        ip = (self.data["nodes"].get(member) or {}).get("address")
+        return [f"https://{ip or member}:2379"]
+
     def pods_json(self, namespace: "str | None", node: "str | None") -> dict:
         items = []
         for ns, name, on, images, owner in self.pods():
@@ -166,7 +179,8 @@ class ApiState:
             if time.time() - n.get("heartbeat", 0) > STALE:
                 phase = "Unknown" if phase == "Running" else phase
             items.append({"apiVersion": "v1", "kind": "Pod",
-                          "metadata": {"name": name, "namespace": ns, "ownerReferences": [{"kind": owner}]},
+                          "metadata": {"name": name, "namespace": ns, "ownerReferences": [{"kind": owner}],
+                                       "labels": self.pod_labels(ns, name)},
                           "spec": {"nodeName": on, "containers": [{"name": s["name"], "image": s["image"]}
                                                                   for s in statuses]},
                           "status": {"phase": phase, "containerStatuses": statuses}})
@@ -223,6 +237,7 @@ class Handler(BaseHTTPRequestHandler):
                 # the double does not count pods: an applied budget allows no disruption (what blocks a drain)
                 items = [{"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
                           "metadata": {"name": o["name"], "namespace": o["namespace"]},
+                          "spec": {"selector": o["selector"]} if "selector" in o else {},
                           "status": {"disruptionsAllowed": 0, "expectedPods": 1}}
                          for o in self.state.data["objects"] if o["kind"] == "PodDisruptionBudget"]
                 return self._send(200, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudgetList", "items": items})
@@ -236,7 +251,8 @@ class Handler(BaseHTTPRequestHandler):
                                                                          "kind: ClusterConfiguration\n" + text}})
             if u.path == "/etcd/members":
                 members = self.state.etcd_members()
-                return self._send(200, {"members": [{"name": k, "ID": v} for k, v in members.items()]})
+                return self._send(200, {"members": [{"name": k, "ID": v, "clientURLs": self.state.client_urls(k)}
+                                                for k, v in members.items()]})
             m = re.match(r"^/api/v1(?:/namespaces/([^/]+))?/pods$", u.path)
             if m:
                 return self._send(200, self.state.pods_json(m.group(1), (q.get("nodeName") or [None])[0]))
