@@ -156,8 +156,10 @@ def api_at_least(ctx, version):
     res = conn.run(S.CLUSTER_CONFIG, check=False, timeout=60)
     have = S.config_version(res.stdout) if res.ok else None
     if have is None or have < version:
+        seen = P.text(have) if have else "an unknown version (%s)" % (
+            (res.stderr or res.stdout).strip()[-200:] or "no kubernetesVersion in kubeadm-config")
         raise InstallerError("the API server is at %s, not %s: a kubelet %s must not start before it (version skew)"
-                             % (P.text(have) if have else "an unknown version", P.text(version), P.text(version)),
+                             % (seen, P.text(version), P.text(version)),
                              hint="Run ./install.py upgrade again: it upgrades the control plane first")
     return False
 

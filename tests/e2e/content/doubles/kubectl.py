@@ -338,6 +338,8 @@ def doctor_get(words: list, flags: dict) -> bool:
     items = [o for o in _derived(kind, flags) if ns is None or o["metadata"]["namespace"] == ns]
     if names:
         items = [o for o in items if o["metadata"]["name"] in names]
+        if not items and kind == "ConfigMapList":
+            return False  # a ConfigMap the apiserver double keeps (kubeadm-config): cmd_get answers it
         if not items:
             kd.die(f'Error from server (NotFound): {what} "{names[0]}" not found')
         print(json.dumps(items[0], indent=2))
