@@ -189,6 +189,11 @@ def test_two_minor_upgrade_in_one_run_then_a_delta_patch_upgrade(rig, containerd
         status = run(node1, f"cd {full_dir} && ./install.py status")
         assert status.returncode == 0, status.stdout[-4000:]
         assert status.stdout.count("version pins: all ok") == 3 and "DRIFT" not in status.stdout, status.stdout[-4000:]
+        # from the old bundle too: the pins are judged by the recorded (new) bundle, whose cri-tools the hop's
+        # kubeadm pulled in (kubeadm 1.31 requires cri-tools >= 1.31)
+        status_old = run(node1, f"cd {old_dir} && ./install.py status")
+        assert status_old.returncode == 0, status_old.stdout[-4000:]
+        assert "DRIFT" not in status_old.stdout, status_old.stdout[-4000:]
         for n in rig.nodes:
             after = _versionlock(n)
             assert (after is None) == (locks[n.name] is None), (n.name, after)

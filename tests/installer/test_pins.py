@@ -5,6 +5,7 @@ The exclude is also checked with the real dnf against the test upstream repos: `
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from installer.journal import Journal
 from installer.phases.media_repo import MediaRepo
 from installer.phases.packages import RequestedPackages
 from installer.phases.runtime import Runtime
-from installer.phases.status import pin_report
+from installer.phases.status import pin_report, pins_bundle
 from installer.render import yumrepo
 from installer.reset import reset_steps
 from tests.installer.conftest import make_bundle, make_ctx
@@ -128,6 +129,20 @@ def test_status_reports_each_pinned_package_and_names_drift(tmp_path):
     moved = pin_report(b, f, {"kubernetes": "1.31.5"})
     assert "  kubelet 1.30.4 installed, bundle says 1.31.5: DRIFT" in " ".join(moved)
     assert pin_report(make_bundle(str(tmp_path / "bin"), install="binaries"), f, None) == []
+
+
+def test_status_after_an_upgrade_judges_pins_by_the_recorded_bundle_not_the_old_one_it_runs_from(tmp_path):
+    old = make_bundle(str(tmp_path / "old"))  # ships containerd.io 1.7.20
+    new = make_bundle(str(tmp_path / "new"))
+    new.data["packages"][0]["version"] = "1.6.28"  # what the upgrade put on the host
+    (tmp_path / "new" / "bundle.json").write_text(json.dumps(new.data))
+    f = probe("probe-rocky-9.3.txt")  # containerd.io 1.6.28 installed
+    record = {"kubernetes": "1.30.4", "bundle": {"dir": str(tmp_path / "new")}}
+    assert pins_bundle(old, record).root == str(tmp_path / "new")
+    assert pin_report(pins_bundle(old, record), f, record)[0].startswith("version pins: all ok")
+    assert "DRIFT" in " ".join(pin_report(old, f, record))  # what status said from the old bundle
+    assert pins_bundle(old, {"bundle": {"dir": str(tmp_path / "gone")}}) is old
+    assert pins_bundle(old, {"bundle": {"dir": old.root}}) is old and pins_bundle(old, None) is old
 
 
 # -- the real dnf, against the test upstream's repos ------------------------------------------------------------
