@@ -10,7 +10,9 @@ the 1.30.4 bundle (node1 control plane, node2 and node3 workers), then:
   2. `./install.py export-state` on that site, `bundler build --delta-from` it for a 1.32.1 bundle (same hop):
      only the delta is carried; `./install.py upgrade` completes it from the site before use, then upgrades
      1.32.0 -> 1.32.1 (a patch upgrade: the multi-hop path needs a 1.30 cluster, i.e. a second install).
-  3. No connection leaves the rig.
+  3. The same two-minor upgrade carried as a delta (second test, after a reset and a fresh 1.30.4 install):
+     export-state at 1.30.4, a delta of the 1.32.0 bundle from it, `./install.py upgrade` from the delta alone.
+  4. No connection leaves the rig.
 kubeadm/kubelet/kubectl/crictl are TEST DOUBLES (tests/e2e/content/doubles) that record every call.
 """
 
@@ -76,6 +78,9 @@ class HopBuilds:
         return path
 
     def build(self, version: str, bundle_version: str, out: str, *extra: str) -> Path:
+        """`bundler build` (once per output directory in this module)."""
+        if (self.work / out).is_dir():
+            return next((self.work / out).glob("*.tar.gz"))
         with TIMER.stage(f"e2e hops: bundler build {version} {' '.join(extra)}".rstrip()):
             return _bundler_build(self.manifest(version, bundle_version), self.work / out, self.cache, *extra)
 
@@ -156,12 +161,7 @@ def test_two_minor_upgrade_in_one_run_then_a_delta_patch_upgrade(rig, containerd
                                                                  clean_trap, tmp_path):
     tarball, _ = containerd_bundle
     node1, node2, node3 = rig.nodes.nodes
-    with TIMER.stage("e2e hops: deliver 1.30.4, install node1 + node2, node3"):
-        old_dir = rig.deliver_bundle(tarball)
-        scenario.put_media(node1, upstream)
-        node1.exec(["rm", "-f", f"{old_dir}/cluster.json"])
-        first = run(node1, scenario.install_command(
-            old_dir, ["--control-plane", node1.ip, "--workers", f"{node2.ip},{node3.ip}"]))
+    old_dir, first = _install(rig, tarball, upstream)
     try:
         assert first.returncode == 0, first.stdout[-6000:]
         locks = {n.name: _versionlock(n) for n in rig.nodes}
@@ -236,6 +236,62 @@ def test_two_minor_upgrade_in_one_run_then_a_delta_patch_upgrade(rig, containerd
             reset = run(node1, f"cd {old_dir} && ./install.py reset -y")
     assert reset.returncode == 0, reset.stdout[-3000:]
     assert clean_trap.connections() == [], LeakTrap.describe(clean_trap.connections())
+
+
+def test_the_two_minor_upgrade_carried_as_a_delta(rig, containerd_bundle, hop_builds, upstream, clean_trap,
+                                                  tmp_path):
+    """Item 2 as the brief puts it: a fresh 1.30.4 install (after the first test's reset), its export-state, a delta
+    of the same 1.32.0 bundle with the 1.31.1 hop built from it; only the delta carried; one upgrade through both
+    minors from it."""
+    tarball, _ = containerd_bundle
+    node1 = rig.node1
+    left = node1.sh("ls -d /opt/airgap/repo-* /etc/yum.repos.d/airgap-upgrade.repo 2>/dev/null; true").split()
+    print(f"\nleft on node1 by the first test's reset (staged upgrade repos): {left or 'nothing'}")
+    old_dir, first = _install(rig, tarball, upstream)
+    try:
+        assert first.returncode == 0, first.stdout[-6000:]
+        with TIMER.stage("e2e hops: export-state at 1.30.4, build the 1.32.0 delta"):
+            exported = run(node1, f"cd {old_dir} && ./install.py export-state -o /root/site-state.json")
+            assert exported.returncode == 0, exported.stdout[-3000:]
+            state = tmp_path / "site-state.json"
+            node1.copy_out("/root/site-state.json", str(state))
+            full = hop_builds.build(TARGET, "2.0", "full-1.32.0")
+            delta = hop_builds.build(TARGET, "2.0", "delta-1.32.0", "--delta-from", str(state))
+        sizes = (full.stat().st_size, delta.stat().st_size)
+        print(f"\n1.32.0 bundle with the 1.31.1 hop: full {sizes[0]} bytes, delta from the 1.30.4 site {sizes[1]} "
+              f"bytes ({100 * sizes[1] / sizes[0]:.1f} %)")
+        assert sizes[1] < sizes[0], sizes
+
+        with TIMER.stage("e2e hops: upgrade 1.30.4 -> 1.31.1 -> 1.32.0 from the delta alone"):
+            delta_dir = rig.deliver_bundle(delta)
+            omitted = json.loads(node1.read_file(f"{delta_dir}/bundle.json"))["delta"]["omitted"]
+            assert omitted["packages"] and omitted["blobs"], omitted
+            # the hop's and the target's kube RPMs are new to the site: carried, not omitted
+            assert not [e for e in omitted["packages"] if f"-{HOP}-" in e["path"] or f"-{TARGET}-" in e["path"]]
+            since = _now(node1)
+            up = run(node1, f"cd {delta_dir} && ./install.py upgrade -y", timeout=1800)
+        assert up.returncode == 0, _why(node1, up)
+        assert "delta bundle: completed" in up.stdout, up.stdout[-4000:]
+        assert f"upgrade path: 1.30.4 -> {HOP} -> {TARGET}" in up.stdout, up.stdout[-4000:]
+        assert_upgraded_through(rig, since, [HOP, TARGET])
+        record = json.loads(node1.read_file("/etc/airgap-bundler/cluster.json"))
+        assert record["kubernetes"] == TARGET and record["history"][-1]["result"] == "ok", record["history"][-1]
+    finally:
+        with TIMER.stage("e2e hops: reset"):
+            reset = run(node1, f"cd {old_dir} && ./install.py reset -y")
+    assert reset.returncode == 0, reset.stdout[-3000:]
+    assert clean_trap.connections() == [], LeakTrap.describe(clean_trap.connections())
+
+
+def _install(rig, tarball: Path, upstream):  # noqa: ANN001, ANN202
+    """The 1.30.4 bundle delivered and installed: node1 control plane, node2 and node3 workers."""
+    node1, node2, node3 = rig.nodes.nodes
+    with TIMER.stage("e2e hops: deliver 1.30.4, install node1 + node2, node3"):
+        old_dir = rig.deliver_bundle(tarball)
+        scenario.put_media(node1, upstream)
+        node1.exec(["rm", "-f", f"{old_dir}/cluster.json"])
+        return old_dir, run(node1, scenario.install_command(
+            old_dir, ["--control-plane", node1.ip, "--workers", f"{node2.ip},{node3.ip}"]))
 
 
 def _why(node1, result) -> str:  # noqa: ANN001
