@@ -145,6 +145,40 @@ def test_status_after_an_upgrade_judges_pins_by_the_recorded_bundle_not_the_old_
     assert pins_bundle(old, {"bundle": {"dir": old.root}}) is old and pins_bundle(old, None) is old
 
 
+FAKE_DNF = """#!/bin/sh
+# TEST DOUBLE of dnf's versionlock plugin: list/delete/add NAME on $LOCKS; `add` locks the version in $INSTALLED
+[ "$1" = "-q" ] && shift
+[ "$1" = versionlock ] && [ -z "$NO_PLUGIN" ] || { echo "No such command: $1" >&2; exit 1; }
+case "$2" in
+  list) cat "$LOCKS" ;;
+  delete) grep -v "^$3-[0-9]" "$LOCKS" > "$LOCKS.tmp"; mv "$LOCKS.tmp" "$LOCKS" ;;
+  add) awk -v n="$3" '$1 == n {print $1 "-0:" $2 "-150500.1.1.*"}' "$INSTALLED" >> "$LOCKS" ;;
+esac
+"""
+
+
+def test_an_upgrade_moves_the_versionlock_entries_of_dependencies_it_pulled_along(tmp_path):
+    from installer.upgrade.phases import install_kube
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "dnf").write_text(FAKE_DNF)
+    (tmp_path / "bin" / "dnf").chmod(0o755)
+    locks, installed = tmp_path / "locks", tmp_path / "installed"
+    locks.write_text("kubelet-0:1.30.4-150500.1.1.*\ncri-tools-0:1.30.1-150500.1.1.*\n")
+    installed.write_text("kubelet 1.30.4\ncri-tools 1.32.1\nkubernetes-cni 1.4.0\n")  # kubeadm 1.31 pulled cri-tools
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", LOCKS=str(locks), INSTALLED=str(installed))
+    [cmd] = pins.follow_installed(["kubelet", "cri-tools", "kubernetes-cni"])
+    subprocess.run(["sh", "-c", cmd], env=env, check=True, timeout=30)
+    assert sorted(locks.read_text().split()) == ["cri-tools-0:1.32.1-150500.1.1.*", "kubelet-0:1.30.4-150500.1.1.*"]
+    before = locks.read_text()
+    subprocess.run(["sh", "-c", cmd], env=dict(env, NO_PLUGIN="1"), check=True, timeout=30)  # no plugin: nothing
+    assert locks.read_text() == before and pins.follow_installed([]) == []
+    # the upgrade's package step: the asked packages relocked, the other kube packages' entries follow what is installed
+    text = install_kube(["kubeadm"], (1, 31, 1))
+    assert "versionlock add kubeadm-1.31.1" in text and "versionlock add cri-tools" in text
+    assert "versionlock add kubeadm >" not in text
+
+
 # -- the real dnf, against the test upstream's repos ------------------------------------------------------------
 def _dnf(root: Path, reposdir: Path, *args: str) -> subprocess.CompletedProcess:
     conf = root / "etc" / "dnf" / "dnf.conf"
