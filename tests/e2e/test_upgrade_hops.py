@@ -6,7 +6,8 @@ the 1.30.4 bundle (node1 control plane, node2 and node3 workers), then:
      hop's own shipped kubeadm): `kubeadm upgrade apply` v1.31.1 then v1.32.0 exactly once each, every node
      through 1.31.1 before 1.32.0, the control plane before the workers at each step, no kubelet ever newer than
      the API server (the kubelet double checks at every start); the record at 1.32.0 with its history; `status`
-     shows no pin drift; versionlock entries follow the versions where the node image has the plugin.
+     shows no pin drift (also run from the old bundle); versionlock entries (dnf's plugin put on the nodes: the
+     node image has none) follow the versions, cri-tools too (the hop's kubeadm pulls a newer one along).
   2. `./install.py export-state` on that site, `bundler build --delta-from` it for a 1.32.1 bundle (same hop):
      only the delta is carried; `./install.py upgrade` completes it from the site before use, then upgrades
      1.32.0 -> 1.32.1 (a patch upgrade: the multi-hop path needs a 1.30 cluster, i.e. a second install).
@@ -19,6 +20,7 @@ kubeadm/kubelet/kubectl/crictl are TEST DOUBLES (tests/e2e/content/doubles) that
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -151,6 +153,20 @@ def assert_upgraded_through(rig, since: float, versions: list[str]) -> None:  # 
     assert not any(v["spec"].get("unschedulable") for v in nodes.values())
 
 
+def _add_versionlock_plugin(node) -> None:  # noqa: ANN001
+    """dnf's versionlock plugin on a node, as an operator installs it (the node image has dnf without plugins): the
+    files of Debian's dnf-plugins-core on this (Debian 12) machine, for the nodes' Debian 12 dnf."""
+    site = "/usr/lib/python3/dist-packages"
+    if not Path(f"{site}/dnf-plugins/versionlock.py").is_file() or not Path(f"{site}/dnfpluginscore").is_dir():
+        pytest.fail("this machine has no dnf versionlock plugin to put on the nodes (apt-get install dnf-plugins-core)")
+    node.sh(f"mkdir -p {site}/dnf-plugins /etc/dnf/plugins && rm -rf {site}/dnfpluginscore")
+    node.copy_in(f"{site}/dnfpluginscore", f"{site}/dnfpluginscore")
+    node.copy_in(f"{site}/dnf-plugins/versionlock.py", f"{site}/dnf-plugins/versionlock.py")
+    node.write_file("/etc/dnf/plugins/versionlock.conf",
+                    "[main]\nenabled = 1\nlocklist = /etc/dnf/plugins/versionlock.list\n")
+    node.sh("touch /etc/dnf/plugins/versionlock.list")
+
+
 def _versionlock(node) -> str | None:  # noqa: ANN001
     """`dnf versionlock list`, or None when the node has no versionlock plugin."""
     r = node.exec(["sh", "-c", "dnf -q versionlock list 2>&1"], check=False)
@@ -161,10 +177,13 @@ def test_two_minor_upgrade_in_one_run_then_a_delta_patch_upgrade(rig, containerd
                                                                  clean_trap, tmp_path):
     tarball, _ = containerd_bundle
     node1, node2, node3 = rig.nodes.nodes
+    for n in rig.nodes:
+        _add_versionlock_plugin(n)
     old_dir, first = _install(rig, tarball, upstream)
     try:
         assert first.returncode == 0, first.stdout[-6000:]
         locks = {n.name: _versionlock(n) for n in rig.nodes}
+        assert all(v and "kubeadm-0:1.30.4" in v for v in locks.values()), locks  # the install locked them
         print(f"\nversionlock plugin on the nodes: {({k: v is not None for k, v in locks.items()})}")
         full = hop_builds.build(TARGET, "2.0", "full-1.32.0")
         bom = json.loads(_bundle_json(full))
@@ -197,10 +216,14 @@ def test_two_minor_upgrade_in_one_run_then_a_delta_patch_upgrade(rig, containerd
         for n in rig.nodes:
             after = _versionlock(n)
             assert (after is None) == (locks[n.name] is None), (n.name, after)
-            if after is not None:  # the entries follow the versions
+            if after is not None:  # the entries follow the versions, also of what the hop's kubeadm pulled along
                 for name in ("kubeadm", "kubelet", "kubectl"):
                     assert f"{name}-{TARGET}" in after or f"{name}-0:{TARGET}" in after, (n.name, after)
                 assert "1.30.4" not in after and HOP not in after, (n.name, after)
+                entries = re.findall(r"(?m)^(\S+?)-(?:\d+:)?(\d[^-]*)-\S+$", after)
+                installed = dict(line.split() for line in n.sh(
+                    "rpm -q --qf '%{NAME} %{VERSION}\\n' " + " ".join(e[0] for e in entries)).splitlines())
+                assert entries and all(installed[name] == v for name, v in entries), (n.name, after, installed)
 
         with TIMER.stage("e2e hops: export-state, build the 1.32.1 bundle and its delta"):
             exported = run(node1, f"cd {full_dir} && ./install.py export-state -o /root/site-state.json")
