@@ -101,10 +101,14 @@ def relock_commands(nevras, facts=None):
 def follow_installed(names):
     """Move the versionlock entries that exist for `names` to the versions installed now: installing a kube release
     can pull a newer dependency along (kubeadm 1.31 requires cri-tools >= 1.31), and its entry must not stay at the
-    old version. A name without an entry gets none; nothing happens without the plugin. [] or one command."""
-    steps = ["if echo \"$L\" | grep -Eq %s; then %s -q versionlock delete %s >/dev/null 2>&1 || true; %s -q "
-             "versionlock add %s >/dev/null; fi" % (quote("(^|:)%s-[0-9]" % n.replace(".", "\\.")), PKG_TOOL,
-                                                     quote(n), PKG_TOOL, quote(n)) for n in sorted(set(names))]
+    old version. An entry already at the installed VERSION-RELEASE is left alone (each dnf call costs seconds), a
+    name without an entry gets none; nothing happens without the plugin. [] or one command."""
+    steps = []
+    for n in sorted(set(names)):
+        entry = "echo \"$L\" | grep -E %s" % quote("(^|:)%s-[0-9]" % n.replace(".", "\\."))
+        steps.append("if %s >/dev/null && ! %s | grep -Fq \"$(rpm -q --qf '%%{VERSION}-%%{RELEASE}' %s).\"; then "
+                     "%s -q versionlock delete %s >/dev/null 2>&1 || true; %s -q versionlock add %s >/dev/null; fi"
+                     % (entry, entry, quote(n), PKG_TOOL, quote(n), PKG_TOOL, quote(n)))
     if not steps:
         return []
     return [_guarded("L=$(%s -q versionlock list 2>/dev/null); %s" % (PKG_TOOL, "; ".join(steps)))]

@@ -147,6 +147,7 @@ def test_status_after_an_upgrade_judges_pins_by_the_recorded_bundle_not_the_old_
 
 FAKE_DNF = """#!/bin/sh
 # TEST DOUBLE of dnf's versionlock plugin: list/delete/add NAME on $LOCKS; `add` locks the version in $INSTALLED
+echo "dnf $*" >> "$CALLS"
 [ "$1" = "-q" ] && shift
 [ "$1" = versionlock ] && [ -z "$NO_PLUGIN" ] || { echo "No such command: $1" >&2; exit 1; }
 case "$2" in
@@ -157,19 +158,32 @@ esac
 """
 
 
+FAKE_RPM = """#!/bin/sh
+# TEST DOUBLE of `rpm -q --qf '%{VERSION}-%{RELEASE}' NAME`, from $INSTALLED; every call counted in $CALLS
+echo "rpm $*" >> "$CALLS"
+awk -v n="$4" '$1 == n {printf "%s-150500.1.1", $2}' "$INSTALLED"
+"""
+
+
 def test_an_upgrade_moves_the_versionlock_entries_of_dependencies_it_pulled_along(tmp_path):
     from installer.upgrade.phases import install_kube
 
     (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "dnf").write_text(FAKE_DNF)
-    (tmp_path / "bin" / "dnf").chmod(0o755)
+    for name, text in (("dnf", FAKE_DNF), ("rpm", FAKE_RPM)):
+        (tmp_path / "bin" / name).write_text(text)
+        (tmp_path / "bin" / name).chmod(0o755)
     locks, installed = tmp_path / "locks", tmp_path / "installed"
     locks.write_text("kubelet-0:1.30.4-150500.1.1.*\ncri-tools-0:1.30.1-150500.1.1.*\n")
     installed.write_text("kubelet 1.30.4\ncri-tools 1.32.1\nkubernetes-cni 1.4.0\n")  # kubeadm 1.31 pulled cri-tools
-    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", LOCKS=str(locks), INSTALLED=str(installed))
+    calls = tmp_path / "calls"
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", LOCKS=str(locks), INSTALLED=str(installed),
+               CALLS=str(calls))
     [cmd] = pins.follow_installed(["kubelet", "cri-tools", "kubernetes-cni"])
     subprocess.run(["sh", "-c", cmd], env=env, check=True, timeout=30)
     assert sorted(locks.read_text().split()) == ["cri-tools-0:1.32.1-150500.1.1.*", "kubelet-0:1.30.4-150500.1.1.*"]
+    # kubelet's entry is at the installed version already: not rewritten (only cri-tools' delete and add)
+    assert [c for c in calls.read_text().splitlines() if " delete " in c or " add " in c] == [
+        "dnf -q versionlock delete cri-tools", "dnf -q versionlock add cri-tools"]
     before = locks.read_text()
     subprocess.run(["sh", "-c", cmd], env=dict(env, NO_PLUGIN="1"), check=True, timeout=30)  # no plugin: nothing
     assert locks.read_text() == before and pins.follow_installed([]) == []
