@@ -98,6 +98,22 @@ def relock_commands(nevras, facts=None):
             _guarded("%s -q versionlock add %s" % (PKG_TOOL, " ".join(quote(n) for n in nevras)))]
 
 
+def follow_installed(names):
+    """Move the versionlock entries that exist for `names` to the versions installed now: installing a kube release
+    can pull a newer dependency along (kubeadm 1.31 requires cri-tools >= 1.31), and its entry must not stay at the
+    old version. An entry already at the installed VERSION-RELEASE is left alone (each dnf call costs seconds), a
+    name without an entry gets none; nothing happens without the plugin. [] or one command."""
+    steps = []
+    for n in sorted(set(names)):
+        entry = "echo \"$L\" | grep -E %s" % quote("(^|:)%s-[0-9]" % n.replace(".", "\\."))
+        steps.append("if %s >/dev/null && ! %s | grep -Fq \"$(rpm -q --qf '%%{VERSION}-%%{RELEASE}' %s).\"; then "
+                     "%s -q versionlock delete %s >/dev/null 2>&1 || true; %s -q versionlock add %s >/dev/null; fi"
+                     % (entry, entry, quote(n), PKG_TOOL, quote(n), PKG_TOOL, quote(n)))
+    if not steps:
+        return []
+    return [_guarded("L=$(%s -q versionlock list 2>/dev/null); %s" % (PKG_TOOL, "; ".join(steps)))]
+
+
 def expected_versions(bundle, record=None):
     """{name: set of acceptable versions}: kubeadm/kubelet/kubectl exactly the cluster's Kubernetes version (the
     record's, after an upgrade, else the bundle's target), the other pinned packages any version the bundle ships."""

@@ -2,8 +2,11 @@
 Reads only. A host that does not answer (or is given to --skip-unreachable) is listed as such; without a record
 on the serving host the in-cluster copy (ConfigMap kube-system/airgap-bundler-cluster) is shown."""
 
+import os
+
 from installer import pins
 from installer import record as rec
+from installer.errors import InstallerError
 from installer.constants import KUBECTL
 from installer.phases.base import Phase
 
@@ -42,6 +45,7 @@ class Status(Phase):
                 lines.append((None, record_line(r, "no record on the serving host; the in-cluster copy, ConfigMap "
                                                    "%s/%s" % (rec.CONFIGMAP_NAMESPACE, rec.CONFIGMAP_NAME))))
         names = [p.name for p in install_phases() if not p.is_check]
+        pinned_by = pins_bundle(ctx.bundle, r)
         for h in ctx.all_hosts:
             if h.label not in ctx.connections:
                 why = ctx.unreachable.get(h.label) or "skipped (--skip-unreachable)"
@@ -54,7 +58,7 @@ class Status(Phase):
                                for s in SHOWN_SERVICES if f.service(s).get("exists"))
             lines.append((h.label, "%s %s; phases done: %s; %s" % (f.os_pretty, f.arch,
                                                                    ", ".join(done) or "none", states)))
-            lines += [(h.label, line) for line in pin_report(ctx.bundle, f, r)]
+            lines += [(h.label, line) for line in pin_report(pinned_by, f, r)]
         if cp is None:
             lines.append((None, "no control plane answers: the cluster's nodes are not shown"))
         else:
@@ -63,6 +67,20 @@ class Status(Phase):
                 lines.append((None, res.stdout.rstrip()))
         from installer.certs import warnings
         return lines + warnings(ctx)  # certificates below 90 days (openssl only: status runs nothing else)
+
+
+def pins_bundle(bundle, record):
+    """The bundle the pins are checked against: the cluster's (the record's) when status runs from another one
+    still on disk. After an upgrade the old bundle's cri-tools/runtime versions are no longer the cluster's (the
+    new kubeadm pulled a newer cri-tools): judged by the old bundle they would be reported as drift."""
+    d = ((record or {}).get("bundle") or {}).get("dir")
+    if not d or os.path.abspath(d) == bundle.root:
+        return bundle
+    try:
+        from installer.bundle import Bundle
+        return Bundle.load(d)
+    except InstallerError:
+        return bundle  # the recorded bundle is gone: this one is the best reference left
 
 
 def pin_report(bundle, facts, record):

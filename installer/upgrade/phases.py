@@ -31,11 +31,13 @@ def staged_dir(ctx):
 
 def install_kube(names, version):
     """The one way kube packages are installed: exactly `version`, past the bundle repo's excludes and any
-    versionlock entry (installer.pins), then the versionlock entries moved to that version where the plugin is."""
+    versionlock entry (installer.pins), then the versionlock entries moved to that version where the plugin is (and
+    those of the other kube packages to what is installed now: a dependency may have moved along)."""
     specs = P.package_specs(names, version)
     install = "%s -y %s --disablerepo='*' --enablerepo='airgap-*' install %s" % (
         '"$(command -v dnf || echo yum)"', pins.install_flags(), " ".join(quote(s) for s in specs))
-    return " && ".join([install] + pins.relock_commands(specs))
+    others = [n for n in pins.KUBE if n not in names]  # dependencies the install may have moved (cri-tools)
+    return " && ".join([install] + pins.relock_commands(specs) + pins.follow_installed(others))
 
 
 def has_packages(names, version):

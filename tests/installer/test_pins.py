@@ -5,6 +5,7 @@ The exclude is also checked with the real dnf against the test upstream repos: `
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from installer.journal import Journal
 from installer.phases.media_repo import MediaRepo
 from installer.phases.packages import RequestedPackages
 from installer.phases.runtime import Runtime
-from installer.phases.status import pin_report
+from installer.phases.status import pin_report, pins_bundle
 from installer.render import yumrepo
 from installer.reset import reset_steps
 from tests.installer.conftest import make_bundle, make_ctx
@@ -128,6 +129,68 @@ def test_status_reports_each_pinned_package_and_names_drift(tmp_path):
     moved = pin_report(b, f, {"kubernetes": "1.31.5"})
     assert "  kubelet 1.30.4 installed, bundle says 1.31.5: DRIFT" in " ".join(moved)
     assert pin_report(make_bundle(str(tmp_path / "bin"), install="binaries"), f, None) == []
+
+
+def test_status_after_an_upgrade_judges_pins_by_the_recorded_bundle_not_the_old_one_it_runs_from(tmp_path):
+    old = make_bundle(str(tmp_path / "old"))  # ships containerd.io 1.7.20
+    new = make_bundle(str(tmp_path / "new"))
+    new.data["packages"][0]["version"] = "1.6.28"  # what the upgrade put on the host
+    (tmp_path / "new" / "bundle.json").write_text(json.dumps(new.data))
+    f = probe("probe-rocky-9.3.txt")  # containerd.io 1.6.28 installed
+    record = {"kubernetes": "1.30.4", "bundle": {"dir": str(tmp_path / "new")}}
+    assert pins_bundle(old, record).root == str(tmp_path / "new")
+    assert pin_report(pins_bundle(old, record), f, record)[0].startswith("version pins: all ok")
+    assert "DRIFT" in " ".join(pin_report(old, f, record))  # what status said from the old bundle
+    assert pins_bundle(old, {"bundle": {"dir": str(tmp_path / "gone")}}) is old
+    assert pins_bundle(old, {"bundle": {"dir": old.root}}) is old and pins_bundle(old, None) is old
+
+
+FAKE_DNF = """#!/bin/sh
+# TEST DOUBLE of dnf's versionlock plugin: list/delete/add NAME on $LOCKS; `add` locks the version in $INSTALLED
+echo "dnf $*" >> "$CALLS"
+[ "$1" = "-q" ] && shift
+[ "$1" = versionlock ] && [ -z "$NO_PLUGIN" ] || { echo "No such command: $1" >&2; exit 1; }
+case "$2" in
+  list) cat "$LOCKS" ;;
+  delete) grep -v "^$3-[0-9]" "$LOCKS" > "$LOCKS.tmp"; mv "$LOCKS.tmp" "$LOCKS" ;;
+  add) awk -v n="$3" '$1 == n {print $1 "-0:" $2 "-150500.1.1.*"}' "$INSTALLED" >> "$LOCKS" ;;
+esac
+"""
+
+
+FAKE_RPM = """#!/bin/sh
+# TEST DOUBLE of `rpm -q --qf '%{VERSION}-%{RELEASE}' NAME`, from $INSTALLED; every call counted in $CALLS
+echo "rpm $*" >> "$CALLS"
+awk -v n="$4" '$1 == n {printf "%s-150500.1.1", $2}' "$INSTALLED"
+"""
+
+
+def test_an_upgrade_moves_the_versionlock_entries_of_dependencies_it_pulled_along(tmp_path):
+    from installer.upgrade.phases import install_kube
+
+    (tmp_path / "bin").mkdir()
+    for name, text in (("dnf", FAKE_DNF), ("rpm", FAKE_RPM)):
+        (tmp_path / "bin" / name).write_text(text)
+        (tmp_path / "bin" / name).chmod(0o755)
+    locks, installed = tmp_path / "locks", tmp_path / "installed"
+    locks.write_text("kubelet-0:1.30.4-150500.1.1.*\ncri-tools-0:1.30.1-150500.1.1.*\n")
+    installed.write_text("kubelet 1.30.4\ncri-tools 1.32.1\nkubernetes-cni 1.4.0\n")  # kubeadm 1.31 pulled cri-tools
+    calls = tmp_path / "calls"
+    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", LOCKS=str(locks), INSTALLED=str(installed),
+               CALLS=str(calls))
+    [cmd] = pins.follow_installed(["kubelet", "cri-tools", "kubernetes-cni"])
+    subprocess.run(["sh", "-c", cmd], env=env, check=True, timeout=30)
+    assert sorted(locks.read_text().split()) == ["cri-tools-0:1.32.1-150500.1.1.*", "kubelet-0:1.30.4-150500.1.1.*"]
+    # kubelet's entry is at the installed version already: not rewritten (only cri-tools' delete and add)
+    assert [c for c in calls.read_text().splitlines() if " delete " in c or " add " in c] == [
+        "dnf -q versionlock delete cri-tools", "dnf -q versionlock add cri-tools"]
+    before = locks.read_text()
+    subprocess.run(["sh", "-c", cmd], env=dict(env, NO_PLUGIN="1"), check=True, timeout=30)  # no plugin: nothing
+    assert locks.read_text() == before and pins.follow_installed([]) == []
+    # the upgrade's package step: the asked packages relocked, the other kube packages' entries follow what is installed
+    text = install_kube(["kubeadm"], (1, 31, 1))
+    assert "versionlock add kubeadm-1.31.1" in text and "versionlock add cri-tools" in text
+    assert "versionlock add kubeadm >" not in text
 
 
 # -- the real dnf, against the test upstream's repos ------------------------------------------------------------
