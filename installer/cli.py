@@ -383,6 +383,14 @@ def skip_list(args, runner):
 
 
 def main(argv=None):
+    rc = _main(argv)
+    if rc == 0:
+        from installer.output import discard_temp_logs
+        discard_temp_logs()
+    return rc
+
+
+def _main(argv=None):
     args = parse(sys.argv[1:] if argv is None else argv)
     out = None
     try:

@@ -60,3 +60,19 @@ def stderr_tail(text, lines=5, limit=600):
     if len(tail) > limit:
         tail = "..." + tail[-limit:]
     return tail
+
+
+def env_seconds(name, default):
+    """A timeout in seconds from the environment (tests shorten them); a bad value is a clear error."""
+    import os
+    text = os.environ.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InstallerError("%s=%r is not a number of seconds (1 or more)" % (name, text),
+                             hint="Unset it to use the default of %d seconds" % default)
+    return value

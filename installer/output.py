@@ -23,6 +23,7 @@ class Output(object):
         if read_only:
             self.dir = self.shown_dir = _temp_dir()
             self._made = True
+            _TEMP_DIRS.append(self.dir)
         self._files = {}
 
     def _ensure(self):
@@ -36,6 +37,7 @@ class Output(object):
             os.chmod(self.dir, 0o700)
         except OSError:
             self.dir = self.shown_dir = _temp_dir()
+            _TEMP_DIRS.append(self.dir)
 
     @property
     def written(self):
@@ -63,6 +65,17 @@ class Output(object):
             self._ensure()
             with open(os.path.join(self.dir, "install.log"), "a") as f:
                 f.write("%s %s\n" % (time.strftime("%H:%M:%S"), line))
+
+
+_TEMP_DIRS = []  # temporary log directories of this process (read-only runs)
+
+
+def discard_temp_logs():
+    """After a read-only command succeeded: its temporary log has nothing to point to; remove it, so status,
+    plan and doctor run every few minutes leave no directory behind. A failed run keeps it (the error names it)."""
+    import shutil
+    while _TEMP_DIRS:
+        shutil.rmtree(_TEMP_DIRS.pop(), ignore_errors=True)
 
 
 def _temp_dir():

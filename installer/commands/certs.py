@@ -61,8 +61,9 @@ def run(args):
     ctx.skipped = skip_list(args, runner)
     ctx.certs_warn_days = args.warn_days
     ctx.certs_within = args.within
-    ctx.pod_stop_timeout = int(os.environ.get("AIRGAP_POD_STOP_TIMEOUT", "120"))
-    ctx.pod_start_timeout = int(os.environ.get("AIRGAP_POD_START_TIMEOUT", "300"))
+    from installer.errors import env_seconds
+    ctx.pod_stop_timeout = env_seconds("AIRGAP_POD_STOP_TIMEOUT", 120)
+    ctx.pod_start_timeout = env_seconds("AIRGAP_POD_START_TIMEOUT", 300)
     if action == "check":
         ctx.certs_json = args.json
         runner.execute(Operation("certs-check", [CertsCheck()], media=False, check_bundle=False, locks=False))

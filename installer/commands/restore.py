@@ -56,8 +56,9 @@ def run(args):
                     parallel=args.parallel)
     ctx = runner.ctx
     ctx.restore = {"path": path, "sha256": sha, "meta": meta, "new_cluster": args.new_cluster}
-    ctx.pod_stop_timeout = int(os.environ.get("AIRGAP_POD_STOP_TIMEOUT", "120"))
-    ctx.pod_start_timeout = int(os.environ.get("AIRGAP_POD_START_TIMEOUT", "300"))
+    from installer.errors import env_seconds
+    ctx.pod_stop_timeout = env_seconds("AIRGAP_POD_STOP_TIMEOUT", 120)
+    ctx.pod_start_timeout = env_seconds("AIRGAP_POD_START_TIMEOUT", 300)
     op = Operation("restore", restore_phases(), dry_run=args.plan, media=False, check_bundle=False)
     if args.plan:
         changed = runner.execute(op)

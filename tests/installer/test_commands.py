@@ -67,3 +67,41 @@ def test_shipped_entry_point_lists_the_same_commands(tmp_path):
     assert out.returncode == 0, out.stdout
     for word in cli.all_commands():
         assert word in out.stdout.splitlines()[0]
+
+
+def test_read_only_runs_leave_no_temporary_log_after_success(tmp_path):
+    """plan/status/doctor log to a temporary directory; a successful run removes it (a failed one keeps it, since
+    the error names it). Before, every status run left /tmp/airgap-installer-log-* behind."""
+    from installer import output
+
+    out = output.Output(root=str(tmp_path), read_only=True)
+    out.say("hello")
+    assert os.path.isfile(os.path.join(out.dir, "install.log"))
+    output.discard_temp_logs()
+    assert not os.path.exists(out.dir)
+    assert not os.listdir(str(tmp_path))  # nothing under --root either
+
+
+def test_main_discards_the_temporary_log_only_on_success(tmp_path, monkeypatch):
+    from installer import output
+
+    made = []
+    real = output._temp_dir
+    monkeypatch.setattr(output, "_temp_dir", lambda: made.append(real()) or made[-1])
+    monkeypatch.setattr(cli, "_main", lambda argv: output.Output(read_only=True).say("x") or 0)
+    assert cli.main([]) == 0 and made and not os.path.exists(made[-1])
+    monkeypatch.setattr(cli, "_main", lambda argv: output.Output(read_only=True).say("x") or 1)
+    assert cli.main([]) == 1 and os.path.isdir(made[-1])
+    shutil.rmtree(made[-1])
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5"])
+def test_a_bad_timeout_in_the_environment_is_one_clear_error(value, monkeypatch):
+    from installer.errors import InstallerError, env_seconds
+
+    monkeypatch.setenv("AIRGAP_POD_STOP_TIMEOUT", value)
+    with pytest.raises(InstallerError) as e:
+        env_seconds("AIRGAP_POD_STOP_TIMEOUT", 120)
+    assert "AIRGAP_POD_STOP_TIMEOUT" in str(e.value) and "120" in str(e.value)
+    monkeypatch.delenv("AIRGAP_POD_STOP_TIMEOUT")
+    assert env_seconds("AIRGAP_POD_STOP_TIMEOUT", 120) == 120
