@@ -9,17 +9,16 @@ Where each lives (the serving host runs install.py, so these are local paths und
   files  <the installed bundle's directory, from the cluster record>/files/
 """
 
-import hashlib
 import os
 import socket
 import time
 
 from installer import constants as C
+from installer.bundle_rules import CHUNK, sha256_file  # noqa: F401 (CHUNK: delta.py reads it from here)
 from installer.render import registry as reg_render
 
 STATE_VERSION = 1
 STATE_KIND = "airgap-bundler site state"
-CHUNK = 1 << 20
 _HEX = set("0123456789abcdef")
 
 
@@ -27,14 +26,6 @@ def local(root, path):
     return os.path.join(root, path.lstrip("/"))
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(CHUNK)
-            if not block:
-                return h.hexdigest()
-            h.update(block)
 
 
 def served_rpms(root="/"):

@@ -7,7 +7,6 @@ the state JSON. The rule: a BundlerError (one `error:` paragraph, exit 1 or 2), 
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import random
@@ -25,6 +24,7 @@ from bundler.bundle.delta import Base, check_target, load_base
 from bundler.cli import main
 from bundler.errors import BundlerError
 from bundler.registry.push import read_credentials_file
+from tests import jsonfuzz
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "manifests" / "rocky9-k8s-1.30-containerd-calico.yaml"  # el9/x86_64; loads offline
@@ -232,27 +232,7 @@ ODD: list[Any] = [None, True, 0, -1, 2**63, 10**400, 1e308, "", "x" * 10000, "..
 
 
 def mutate(rng: random.Random, doc: Any, depth: int = 0) -> Any:
-    doc = copy.deepcopy(doc)
-    node, path = doc, []
-    while isinstance(node, (dict, list)) and node and rng.random() < 0.7:
-        key = rng.choice(sorted(node) if isinstance(node, dict) else range(len(node)))
-        path.append((node, key))
-        node = node[key]
-    if not path:
-        return rng.choice(ODD + [doc])
-    parent, key = path[-1]
-    r = rng.random()
-    if r < 0.55:
-        parent[key] = copy.deepcopy(rng.choice(ODD))
-    elif r < 0.7 and isinstance(parent, dict):
-        del parent[key]
-    elif r < 0.8 and isinstance(parent[key], list):
-        parent[key] = parent[key] * rng.randint(0, 50)
-    elif r < 0.9 and isinstance(parent[key], dict):
-        parent[key] = list(parent[key].items())
-    else:
-        parent[key] = mutate(rng, parent[key], depth + 1) if depth < 3 else None
-    return doc
+    return jsonfuzz.mutate(rng, doc, ODD, 50, depth)
 
 
 CONFIG = {"auths": {"127.0.0.1:1": {"auth": "dXNlcjpwYXNz", "username": "u", "password": "p"}},

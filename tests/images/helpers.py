@@ -89,14 +89,7 @@ class Registry:
             raise
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.log.close()
+        stop_process(self.proc, self.log)
 
 
 # ---- hand-built images -------------------------------------------------------------------------------
@@ -397,3 +390,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         conn.close()
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
+
+
+def stop_process(proc: subprocess.Popen, log: object) -> None:
+    """Terminate a server we started (kill it after 10 s) and close its log."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    log.close()  # type: ignore[attr-defined]

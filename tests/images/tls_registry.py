@@ -17,7 +17,7 @@ from pathlib import Path
 import bcrypt
 import requests
 
-from .helpers import Img, TokenServer, digest_of, free_port, layer, multi, single
+from .helpers import Img, TokenServer, digest_of, free_port, layer, multi, single, stop_process
 
 USER, PASSWORD = "pushuser", "Pu5h-Secret-Pw"
 FULL_REF = "io.airgap-bundler.image.ref"
@@ -121,14 +121,7 @@ class TLSRegistry:
         return d
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.log.close()
+        stop_process(self.proc, self.log)
         if self.tokens is not None:
             self.tokens.stop()
 

@@ -9,7 +9,6 @@ in a subprocess with a timeout).
 No host is ever contacted: record hosts are TEST-NET addresses (192.0.2.0/24) and the cases that would get past
 their refusals replace installer.runner.Runner with a double that stops there (`ReachedRunner`)."""
 
-import copy
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from installer import cli, joinfile, lock
 from installer import record as rec
 from installer import runner as _runner_mod
 from installer.errors import InstallerError
+from tests import jsonfuzz
 
 from .conftest import make_bundle, write_sums
 
@@ -662,29 +662,8 @@ ODD = [None, True, 0, -1, 2 ** 63, 10 ** 400, 1e308, float("inf"), "", "x" * 100
 
 
 def mutate(rng, doc, depth=0):
-    """One random change deep in a JSON document: a value replaced by an odd one, a key dropped, a list
-    duplicated or emptied, a dict turned into a list."""
-    doc = copy.deepcopy(doc)
-    node, path = doc, []
-    while isinstance(node, (dict, list)) and node and rng.random() < 0.7:
-        key = rng.choice(sorted(node) if isinstance(node, dict) else range(len(node)))
-        path.append((node, key))
-        node = node[key]
-    if not path:
-        return rng.choice(ODD + [doc])
-    parent, key = path[-1]
-    r = rng.random()
-    if r < 0.55:
-        parent[key] = copy.deepcopy(rng.choice(ODD))
-    elif r < 0.7 and isinstance(parent, dict):
-        del parent[key]
-    elif r < 0.8 and isinstance(parent[key], list):
-        parent[key] = parent[key] * rng.randint(0, 3)
-    elif r < 0.9 and isinstance(parent[key], dict):
-        parent[key] = list(parent[key].items())
-    else:
-        parent[key] = mutate(rng, parent[key], depth + 1) if depth < 3 else None
-    return doc
+    """One random change deep in a JSON document (tests/jsonfuzz.py)."""
+    return jsonfuzz.mutate(rng, doc, ODD, 3, depth)
 
 
 def _text(rng, doc):
