@@ -19,12 +19,12 @@ completed tree is the whole bundle, SHA256SUMS and all.
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import stat
 
 from installer import bundle_rules as rules
+from installer import fileplace
 from installer import record as rec
 from installer import site_state as site
 from installer.errors import InstallerError
@@ -186,33 +186,24 @@ def _place(src, dest, digest, link, label):
     d = os.path.dirname(dest)
     if not os.path.isdir(d):
         os.makedirs(d)
-    tmp = os.path.join(d, "." + os.path.basename(dest) + TMP_SUFFIX)
-    _remove(tmp)
+    tmp = fileplace.tmp_beside(dest, TMP_SUFFIX)
+    fileplace.remove_quietly(tmp)
     try:
-        if not (link and _may_link(src) and _try_link(src, tmp)):
-            h = hashlib.sha256()
-            with open(src, "rb") as fin, open(tmp, "wb") as fout:
-                while True:
-                    block = fin.read(site.CHUNK)
-                    if not block:
-                        break
-                    h.update(block)
-                    fout.write(block)
-                fout.flush()
-                os.fsync(fout.fileno())
-            if h.hexdigest() != digest:
+        if not (link and fileplace.may_link(os.stat(src)) and fileplace.try_link(src, tmp)):
+            got = fileplace.copy_hashed(src, tmp)
+            if got != digest:
                 raise DeltaIncomplete("%s (%s) changed while it was copied from %s: its sha256 is now %s"
-                                      % (label, os.path.basename(dest), src, h.hexdigest()),
+                                      % (label, os.path.basename(dest), src, got),
                                       hint="Run the command again; if it persists, the disk is failing")
             os.chmod(tmp, 0o755 if os.stat(src).st_mode & stat.S_IXUSR else 0o644)
         os.rename(tmp, dest)
     except (IOError, OSError) as e:
-        _remove(tmp)
+        fileplace.remove_quietly(tmp)
         raise InstallerError("cannot complete the delta bundle: writing %s failed (%s)" % (dest, e.strerror or e),
                              hint="Check free space and permissions in the bundle directory, then run "
                                   "./install.py complete-delta again") from None
     except BaseException:
-        _remove(tmp)
+        fileplace.remove_quietly(tmp)
         raise
 
 
@@ -234,29 +225,6 @@ def _exclusive(bundle_dir):
                 from None
         return None  # a file system without flock: go on as before
     return fd
-
-
-def _may_link(src):
-    """Share an inode only when nobody but us can change it (as registry_layout does)."""
-    st = os.stat(src)
-    return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
-def _try_link(src, tmp):
-    try:
-        os.link(src, tmp)
-        return True
-    except OSError as e:
-        if e.errno in (errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP, errno.EROFS):
-            return False
-        raise
-
-
-def _remove(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def clean_partial(bundle_dir):
@@ -283,7 +251,7 @@ def _clean(bundle_dir):
         for dirpath, _, filenames in os.walk(top):
             for f in filenames:
                 if f.endswith(TMP_SUFFIX) and f.startswith("."):
-                    _remove(os.path.join(dirpath, f))
+                    fileplace.remove_quietly(os.path.join(dirpath, f))
 
 
 def before_use(command, bundle_dir, root="/", dry_run=False, say=None, verified=True):

@@ -28,8 +28,8 @@ import hashlib
 import json
 import os
 import re
-import stat
 
+from installer import fileplace
 from installer.errors import InstallerError
 from installer.registry_push import INDEX_TYPES, target_repos
 
@@ -50,20 +50,6 @@ def _split(digest):
     return alg, hexd
 
 
-def _tmp_path(path):
-    """A fixed temporary name beside `path`: a run interrupted by a crash leaves at most this, and the next
-    run replaces it."""
-    d, base = os.path.split(path)
-    return os.path.join(d, "." + base + TMP_SUFFIX)
-
-
-def _remove_quietly(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
 class Storage(object):
     """Writes blobs and links into one Distribution storage root (the `rootdirectory` of its config)."""
 
@@ -71,7 +57,6 @@ class Storage(object):
         self.v2 = os.path.join(root, *V2)
         self.layout = layout
         self.link = link
-        self.euid = os.geteuid()
         self.done_blobs = set()
         self.stats = {"blobs_linked": 0, "blobs_copied": 0, "blobs_present": 0, "bytes_copied": 0,
                       "links_written": 0, "manifests": 0}
@@ -107,13 +92,13 @@ class Storage(object):
         except (IOError, OSError):
             pass
         self._makedirs(os.path.dirname(path))
-        tmp = _tmp_path(path)
+        tmp = fileplace.tmp_beside(path, TMP_SUFFIX)
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
             os.rename(tmp, path)
         except (IOError, OSError) as e:
-            _remove_quietly(tmp)
+            fileplace.remove_quietly(tmp)
             raise self._write_error(path, e) from None
         self.stats["links_written"] += 1
         return True
@@ -140,10 +125,10 @@ class Storage(object):
             self.done_blobs.add(digest)
             return
         self._makedirs(os.path.dirname(dest))
-        tmp = _tmp_path(dest)
-        _remove_quietly(tmp)
+        tmp = fileplace.tmp_beside(dest, TMP_SUFFIX)
+        fileplace.remove_quietly(tmp)
         try:
-            if self._may_link(st) and self._try_link(src, tmp):
+            if self._may_link(st) and fileplace.try_link(src, tmp):
                 self.stats["blobs_linked"] += 1
             else:
                 self._copy_checked(digest, src, tmp)
@@ -151,41 +136,21 @@ class Storage(object):
                 self.stats["bytes_copied"] += st.st_size
             os.rename(tmp, dest)
         except InstallerError:
-            _remove_quietly(tmp)
+            fileplace.remove_quietly(tmp)
             raise
         except (IOError, OSError) as e:
-            _remove_quietly(tmp)
+            fileplace.remove_quietly(tmp)
             raise self._write_error(dest, e) from None
         self.done_blobs.add(digest)
 
     def _may_link(self, st):
-        """Share the bundle's inode only when nobody but us can change it afterwards: owned by our user,
-        not writable by group or others. Otherwise the served bytes could change under the registry."""
-        return self.link and st.st_uid == self.euid and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-    @staticmethod
-    def _try_link(src, tmp):
-        try:
-            os.link(src, tmp)
-            return True
-        except OSError as e:
-            if e.errno in (errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.ENOTSUP, errno.EROFS):
-                return False  # another filesystem, or links not allowed there: copy instead
-            raise
+        """Share the bundle's inode only when nobody but us can change it afterwards (fileplace.may_link):
+        otherwise the served bytes could change under the registry."""
+        return self.link and fileplace.may_link(st)
 
     @staticmethod
     def _copy_checked(digest, src, tmp):
-        h = hashlib.sha256()
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            while True:
-                chunk = fin.read(BUFSIZE)
-                if not chunk:
-                    break
-                h.update(chunk)
-                fout.write(chunk)
-            fout.flush()
-            os.fsync(fout.fileno())  # the journal will say "done": the bytes must be on disk by then
-        if "sha256:" + h.hexdigest() != digest:
+        if "sha256:" + fileplace.copy_hashed(src, tmp, BUFSIZE) != digest:
             raise InstallerError("blob %s in the image store does not match its digest (%s)" % (digest, src),
                                  hint=DAMAGED)
 

@@ -14,7 +14,7 @@ import socket
 import time
 
 from installer import constants as C
-from installer.bundle_rules import CHUNK, sha256_file  # noqa: F401 (CHUNK: delta.py reads it from here)
+from installer.bundle_rules import sha256_file
 from installer.render import registry as reg_render
 
 STATE_VERSION = 1

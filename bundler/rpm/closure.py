@@ -10,8 +10,9 @@ from pathlib import Path
 from ..errors import ManifestError, ResolveError
 from ..manifest.model import Manifest
 from .modules import ModuleIndex, host_streams, parse_modules_yaml, render_modules_yaml
+from .package import Package, SplitByMedia
 from .repomd import RepoMetadata, RepoReader, read_repomds
-from .solver import Package, Solver
+from .solver import Solver
 
 # What the installer itself needs on the hosts, added to every bundle that carries packages:
 # CentOS 7 minimal hosts have no python3 (install.py bootstraps it from the bundle), and the local
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Closure:
+class Closure(SplitByMedia):
     """The solver's answer: every package of the transaction, split into shipped and taken from the media."""
 
     packages: list[Package]
@@ -45,14 +46,6 @@ class Closure:
         """The bundle repo's modules.yaml: shipped streams, plus enabled streams the media does not carry."""
         carry = [k for k in self.host_streams() if not self.modules.streams[_module_key(k)].repos & self.media_repos]
         return render_modules_yaml(self.modules, {p.nevra for p in self.shipped}, carry)
-
-    @property
-    def shipped(self) -> list[Package]:
-        return [p for p in self.packages if not p.on_media]
-
-    @property
-    def from_media(self) -> list[Package]:
-        return [p for p in self.packages if p.on_media]
 
 
 def requested_packages(manifest: Manifest) -> list[str]:

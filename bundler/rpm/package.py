@@ -36,3 +36,17 @@ class Package:
             "arch": self.arch, "repo": self.repo, "size": self.size, "sha256": self.digest if self.algo == "sha256"
             else None, "checksum": f"{self.algo}:{self.digest}", "location": self.location, "license": self.license,
         }
+
+
+class SplitByMedia:
+    """`shipped` and `from_media` of a resolve's `packages` (the solver's Closure and a cached plan's Resolved)."""
+
+    packages: list[Package]
+
+    @property
+    def shipped(self) -> list[Package]:
+        return [p for p in self.packages if not p.on_media]
+
+    @property
+    def from_media(self) -> list[Package]:
+        return [p for p in self.packages if p.on_media]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from .package import Package
+from .package import Package, SplitByMedia
 from .repomd import read_repomds
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Resolved:
+class Resolved(SplitByMedia):
     """What the package part of a build needs from a resolve (bundler.rpm.closure.Closure, reduced to data)."""
 
     packages: list[Package]  # shipped and from the media (on_media), sorted as the solver returns them
@@ -52,14 +52,6 @@ class Resolved:
     warnings: list[str] = field(default_factory=list)
     cached: bool = False  # answered from the plan cache
     hops: dict[str, list[Package]] = field(default_factory=dict)  # upgrade hop -> its kubeadm, kubelet, kubectl
-
-    @property
-    def shipped(self) -> list[Package]:
-        return [p for p in self.packages if not p.on_media]
-
-    @property
-    def from_media(self) -> list[Package]:
-        return [p for p in self.packages if p.on_media]
 
 
 def resolve_cached(manifest: Manifest, reader: RepoReader) -> Resolved:
