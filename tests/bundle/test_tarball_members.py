@@ -95,3 +95,34 @@ def test_a_member_that_differs_from_expected_is_named_with_every_other(tmp_path:
     with pytest.raises(DigestMismatch) as e:
         write_tarball(t, tmp_path / "o", top="top", fmt=fmt, expected=expected)
     assert set(e.value.bad) == {"bundle.json", "repo/Packages/x.rpm", "gone"}
+
+
+@pytest.mark.parametrize("fmt", ["tar.gz", "tar"])
+def test_mapped_members_read_in_windows_give_the_same_bytes_and_digests(
+        tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large members are mapped a window at a time; a copy step that does not divide the window straddles two."""
+    import mmap
+    import tarfile
+
+    from bundler.bundle import tarball
+
+    monkeypatch.setattr(tarball, "MAP_MIN", 1)
+    monkeypatch.setattr(tarball, "CHUNK", 5_000)  # not a divisor of the window: every few reads straddle
+    monkeypatch.setattr(tarball, "WINDOW", 3 * mmap.ALLOCATIONGRANULARITY)
+    t = _tree(tmp_path / "t")
+    (t / "odd").write_bytes(hashlib.shake_256(b"odd").digest(7 * mmap.ALLOCATIONGRANULARITY + 333))
+    out = tmp_path / f"o.{fmt}"
+    digests: list[str] = []
+    sums = write_tarball(t, out, top="top", fmt=fmt, on_written=digests.append)
+    assert digests == [hashlib.sha256(out.read_bytes()).hexdigest()]
+    with tarfile.open(out) as tf:
+        for rel in ("odd", "images/blobs/sha256/aa", "files/helm", "empty"):
+            member = tf.extractfile(f"top/{rel}")
+            assert member is not None
+            data = member.read()
+            assert data == (t / rel).read_bytes(), rel
+            assert sums[rel] == hashlib.sha256(data).hexdigest()
+    (t / "odd").write_bytes(b"\x00" + (t / "odd").read_bytes()[1:])
+    with pytest.raises(DigestMismatch) as e:
+        write_tarball(t, tmp_path / "bad", top="top", fmt=fmt, expected={"odd": sums["odd"]})
+    assert set(e.value.bad) == {"odd"}
