@@ -111,7 +111,7 @@ def dep_entries(field: str) -> list[str]:
     return out
 
 
-def package_xml(f: dict[str, str]) -> str:
+def package_xml(f: dict[str, str], files: list[tuple[str, bool]] = ()) -> str:
     name, arch = f["Package"], "noarch" if f.get("Architecture") == "all" else "x86_64"
     e, v, r = evr(f["Version"])
     r = r or "0"
@@ -130,28 +130,75 @@ def package_xml(f: dict[str, str]) -> str:
             f'<time file="0" build="0"/><size package="{size}" installed="{f.get("Installed-Size", "0")}" '
             f'archive="0"/><location href="Packages/{escape(name)}-{escape(v)}-{escape(r)}.{arch}.rpm"/>'
             f'<format><rpm:license>{escape(f.get("Section", "unknown"))}</rpm:license>'
-            f'<rpm:provides>{"".join(provides)}</rpm:provides>{req}</format></package>\n')
+            f'<rpm:provides>{"".join(provides)}</rpm:provides>{req}'
+            + "".join(_file_xml(path, is_dir) for path, is_dir in files if PRIMARY_FILE.match(path))
+            + '</format></package>\n')
 
 
-def write_repo(dest: Path, pkgs: list[dict[str, str]]) -> None:
+# createrepo_c's rule for the files that primary.xml carries too (the rest is only in filelists.xml)
+PRIMARY_FILE = re.compile(r"^(/etc/|(/usr)?/s?bin/|/usr/lib/sendmail$)")
+
+
+def _file_xml(path: str, is_dir: bool) -> str:
+    return f'<file type="dir">{escape(path)}</file>' if is_dir else f"<file>{escape(path)}</file>"
+
+
+def real_file_lists() -> list[tuple[str, list[tuple[str, bool]]]]:
+    """(package name, [(path, is directory)]) of every package installed on this machine, from dpkg's database:
+    the templates of the modeled file lists (see file_list)."""
+    out = []
+    for lst in sorted(Path("/var/lib/dpkg/info").glob("*.list")):
+        name = lst.name[:-5].split(":")[0]
+        paths = [p for p in lst.read_text(errors="replace").splitlines() if p and p != "/."]
+        out.append((name, [(p, os.path.isdir(p) and not os.path.islink(p)) for p in paths]))
+    return out
+
+
+def file_list(name: str, templates: list[tuple[str, list[tuple[str, bool]]]]) -> list[tuple[str, bool]]:
+    """A package's modeled file list: a real one from this machine (its own if installed here, else one picked by
+    a hash of the name), with the template's name in each path replaced by this package's name. So the count and
+    shape of the lists (mean ~160 entries, directories, /usr/bin and /etc paths) are a real distro's."""
+    by_name = dict(templates)
+    if name in by_name:
+        return by_name[name]
+    tname, paths = templates[int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % len(templates)]
+    return [(p.replace(tname, name), d) for p, d in paths]
+
+
+def write_repo(dest: Path, pkgs: list[dict[str, str]], templates: list | None) -> None:
+    """primary, filelists (modeled when templates are given, else empty) and other, gzip'd, with repomd.xml."""
     import createrepo_c as cr
 
     repodata = dest / "repodata"
     repodata.mkdir(parents=True)
     ns = 'xmlns="http://linux.duke.edu/metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm"'
+    files = [file_list(p["Package"], templates) if templates else [] for p in pkgs]
+
+    def filelists() -> Iterator[str]:
+        yield ('<?xml version="1.0" encoding="UTF-8"?>\n<filelists xmlns="http://linux.duke.edu/metadata/filelists" '
+               f'packages="{len(pkgs) if templates else 0}">\n')
+        for f, fl in zip(pkgs, files) if templates else ():
+            name, arch = f["Package"], "noarch" if f.get("Architecture") == "all" else "x86_64"
+            e, v, r = evr(f["Version"])
+            pkgid = hashlib.sha256(f"{name}-{f['Version']}.{arch}".encode()).hexdigest()
+            yield (f'<package pkgid="{pkgid}" name={quoteattr(name)} arch="{arch}"><version epoch="{e}" '
+                   f'ver={quoteattr(v)} rel={quoteattr(r or "0")}/>' + "".join(_file_xml(*x) for x in fl)
+                   + "</package>\n")
+        yield "</filelists>\n"
+
     docs = {
-        "primary": (f'<?xml version="1.0" encoding="UTF-8"?>\n<metadata {ns} packages="{len(pkgs)}">\n'
-                    + "".join(package_xml(p) for p in pkgs) + "</metadata>\n"),
-        "filelists": '<?xml version="1.0" encoding="UTF-8"?>\n<filelists xmlns="http://linux.duke.edu/metadata/'
-                     'filelists" packages="0">\n</filelists>\n',
-        "other": '<?xml version="1.0" encoding="UTF-8"?>\n<otherdata xmlns="http://linux.duke.edu/metadata/other" '
-                 'packages="0">\n</otherdata>\n',
+        "primary": iter([f'<?xml version="1.0" encoding="UTF-8"?>\n<metadata {ns} packages="{len(pkgs)}">\n',
+                         *(package_xml(p, fl) for p, fl in zip(pkgs, files)), "</metadata>\n"]),
+        "filelists": filelists(),
+        "other": iter(['<?xml version="1.0" encoding="UTF-8"?>\n<otherdata xmlns="http://linux.duke.edu/metadata/'
+                       'other" packages="0">\n</otherdata>\n']),
     }
     repomd = cr.Repomd()
-    for kind, text in docs.items():
+    for kind, parts in docs.items():
         path = repodata / f"{kind}.xml.gz"
         with gzip.open(path, "wt", encoding="utf-8", compresslevel=6) as fh:
-            fh.write(text)
+            for part in parts:
+                fh.write(part)
         rec = cr.RepomdRecord(kind, str(path))
         rec.fill(cr.SHA256)
         rec.rename_file()
@@ -159,21 +206,23 @@ def write_repo(dest: Path, pkgs: list[dict[str, str]]) -> None:
     (repodata / "repomd.xml").write_text(repomd.xml_dump())
 
 
-def make_repos() -> Path:
+def make_repos(filelists: bool = True) -> Path:
     """Both repos under WORK/<key>/, generated once (in a child process, see installable_names) and keyed by
-    this script and the Debian index files it converts."""
+    this script, the Debian index files it converts and whether file lists are modeled."""
     lists = sorted(f for pats in SOURCES.values() for pat in pats for f in LISTS.glob(pat))
     if not lists:
         raise SystemExit(f"no Debian package index under {LISTS} (run apt-get update once)")
     stamp = GENERATOR.encode() + json.dumps([(f.name, f.stat().st_size, f.stat().st_mtime) for f in lists]
                                                      ).encode()
-    root = WORK / hashlib.sha256(stamp).hexdigest()[:12]
+    root = WORK / (hashlib.sha256(stamp).hexdigest()[:12] + ("" if filelists else "-nofl"))
     if not (root / "updates" / "repodata" / "repomd.xml").exists():
-        subprocess.run([sys.executable, __file__, "--generate", str(root)], check=True)
+        subprocess.run([sys.executable, __file__, "--generate", str(root)]
+                       + ([] if filelists else ["--no-filelists"]), check=True)
     return root
 
 
-def generate(root: Path) -> None:
+def generate(root: Path, filelists: bool = True) -> None:
+    templates = real_file_lists() if filelists else None
     texts = {name: "".join(read_index(p) + "\n\n" for p in pats) for name, pats in SOURCES.items()}
     WORK.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=WORK))
@@ -184,7 +233,7 @@ def generate(root: Path) -> None:
             if (f["Package"], f["Version"]) not in seen:
                 seen.add((f["Package"], f["Version"]))
                 pkgs.append(f)
-        write_repo(tmp / name, pkgs)
+        write_repo(tmp / name, pkgs, templates)
     shutil.rmtree(root, ignore_errors=True)
     tmp.rename(root)
 
@@ -243,7 +292,8 @@ def timed(cmd: list[str], stdin: str | None = None) -> tuple[float, int, str, fl
 
 # The repos' key: the code that generates them (edits elsewhere in this script keep the generated repos).
 GENERATOR = "".join(inspect.getsource(f) for f in (read_index, stanzas, evr, entry, one_dep, dep_entries,
-                                                   package_xml, write_repo, generate, compute_names))
+                                                   package_xml, _file_xml, real_file_lists, file_list, write_repo,
+                                                   generate, compute_names)) + PRIMARY_FILE.pattern
 
 # The children run as installed software does, with bytecode caches (a PYTHONDONTWRITEBYTECODE=1 in the caller's
 # environment would make every `plan` compile the builder's modules again: +0.05 s).
@@ -312,12 +362,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1,20,200,2000")
     ap.add_argument("--runs", type=int, default=3, help="warm runs per tool, size and row (best and spread shown)")
+    ap.add_argument("--no-filelists", action="store_true",
+                    help="empty filelists.xml (the data as before 2026-12-01): dnf then parses primary only, as we do")
     ap.add_argument("--names-for", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--republish", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.generate:
-        generate(args.generate)
+        generate(args.generate, filelists=not args.no_filelists)
         return
     if args.republish:
         republish(Path(args.republish[0]), Path(args.republish[1]), int(args.republish[2]))
@@ -326,10 +378,12 @@ def main() -> None:
         compute_names(args.names_for)
         return
     t = time.perf_counter()
-    repos = make_repos()
+    repos = make_repos(filelists=not args.no_filelists)
     prim = sum(os.path.getsize(p) for p in repos.glob("*/repodata/*primary.xml.gz"))
+    fl = sum(os.path.getsize(p) for p in repos.glob("*/repodata/*filelists.xml.gz"))
     names = installable_names(repos)
-    print(f"repos ready in {time.perf_counter() - t:.1f} s: {repos} (primary {prim / 2**20:.1f} MiB gz), "
+    print(f"repos ready in {time.perf_counter() - t:.1f} s: {repos} (primary {prim / 2**20:.1f} MiB gz, "
+          f"filelists {fl / 2**20:.1f} MiB gz), "
           f"{len(names)} installable names in the request pool", flush=True)
     rows = []
     generation = 0
