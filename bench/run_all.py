@@ -15,6 +15,7 @@ RUNS = [
     ["registry_populate.py"],
     ["write_vs_cp.py", "--old"],
     ["write_vs_cp.py", "--full"],
+    ["write_vs_cp.py", "--full", "--format", "tar"],
     ["sbom_scale.py"],
 ]
 

@@ -104,7 +104,7 @@ def _writer(fmt: str, level: int | None = None) -> str:
             "    t.add(sys.argv[1], 'b')\n")
 
 
-def full(mb: int, runs: int) -> None:
+def full(mb: int, runs: int, fmt: str = "tar.gz") -> None:
     """Warm `bundler build` of a ~mb MiB bundle from the loopback upstream vs cp of the tarball it writes."""
     sys.path.insert(0, str(ROOT))
     from tests.images.helpers import Registry, layer, put_image, single
@@ -131,11 +131,11 @@ def full(mb: int, runs: int) -> None:
             manifest.write_text(st.manifest(packages=["kubectl-1.30.4"], k8s=None, cni="none", extra_images=refs))
             env = {**os.environ, "PYTHONPATH": str(ROOT)}
             cmd = [sys.executable, "-m", "bundler.cli", "build", str(manifest), "--cache", str(work / "cache"),
-                   "-o", str(work / "out"), "-q"]
+                   "-o", str(work / "out"), "-q", "--format", fmt]
             shutil.rmtree(work / "out", ignore_errors=True)
             shutil.rmtree(work / "cache", ignore_errors=True)
             cold = timed(cmd, env)
-            tarball = next((work / "out").glob("*.tar.gz"))
+            tarball = next((work / "out").glob(f"*.{fmt}"))
             size = tarball.stat().st_size
             warm, cps = [], []
             for _ in range(runs):
@@ -144,7 +144,7 @@ def full(mb: int, runs: int) -> None:
                 t = time.perf_counter()
                 subprocess.run(["sync"], check=True)
                 warm.append((dt, time.perf_counter() - t, rss))
-                copy = work / "copy.tar.gz"
+                copy = work / f"copy.{fmt}"
                 if not copy.exists():  # cp overwrites its previous copy, as the build replaces its tarball
                     shutil.copyfile(tarball, copy)
                 subprocess.run(["sync"], check=True)
@@ -171,9 +171,10 @@ def main() -> None:
     ap.add_argument("--old", action="store_true", help="also time the former gzip -6 writer once (~32 s/GB)")
     ap.add_argument("--make", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--full", action="store_true", help="time a warm `bundler build` of the bundle instead")
+    ap.add_argument("--format", default="tar.gz", choices=("tar.gz", "tar"), help="with --full: the bundle format")
     args = ap.parse_args()
     if args.full:
-        full(args.mb, args.runs)
+        full(args.mb, args.runs, args.format)
         return
     if args.make:
         make_tree(args.mb)

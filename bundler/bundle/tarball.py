@@ -218,15 +218,20 @@ class _HashingReader(io.RawIOBase):
         self._window: memoryview | None = None
         self._window_at = 0
 
-    def _map(self, n: int) -> memoryview:
+    def _map(self, n: int) -> bytes | memoryview:
         """The next n bytes as a view of a mapped window (WINDOW bytes, so the mapped pages stay bounded)."""
         end = min(self._pos + n, self._size)
         w = self._window
         if w is None or self._pos >= self._window_at + len(w):
             self._window_at = self._pos - self._pos % mmap.ALLOCATIONGRANULARITY
             length = min(WINDOW, self._size - self._window_at)
-            w = self._window = memoryview(mmap.mmap(self.f.fileno(), length, offset=self._window_at,
-                                                    flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ))
+            try:
+                w = self._window = memoryview(mmap.mmap(self.f.fileno(), length, offset=self._window_at,
+                                                        flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ))
+            except (OSError, ValueError):  # a filesystem that cannot map: read it like a small file
+                self._mapped = False
+                self.f.seek(self._pos)
+                return self.f.read(n)
         a, b = self._pos - self._window_at, end - self._window_at
         if b <= len(w):
             data = w[a:b]

@@ -126,3 +126,19 @@ def test_mapped_members_read_in_windows_give_the_same_bytes_and_digests(
     with pytest.raises(DigestMismatch) as e:
         write_tarball(t, tmp_path / "bad", top="top", fmt=fmt, expected={"odd": sums["odd"]})
     assert set(e.value.bad) == {"odd"}
+
+
+def test_a_filesystem_that_cannot_map_is_read_instead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bundler.bundle import tarball
+
+    t = _tree(tmp_path / "t")
+    (t / "big").write_bytes(hashlib.shake_256(b"big").digest(3 * tarball.MAP_MIN + 5))
+    mapped, read = tmp_path / "m.tar.gz", tmp_path / "r.tar.gz"
+    sums = write_tarball(t, mapped, top="top")
+
+    def refuse(*_a: object, **_k: object) -> None:
+        raise OSError(19, "No such device")  # ENODEV: what mmap(2) says on a filesystem without it
+
+    monkeypatch.setattr(tarball.mmap, "mmap", refuse)
+    assert write_tarball(t, read, top="top") == sums
+    assert read.read_bytes() == mapped.read_bytes()
