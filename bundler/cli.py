@@ -94,8 +94,9 @@ def plan(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], as_j
     from .build import plan as make_plan
     from .manifest import load_manifest
 
-    m = load_manifest(manifest)
-    data = make_plan(m, _cache(cache_dir), stages=_stages(), insecure=insecure)
+    cache = _cache(cache_dir)
+    m = load_manifest(manifest, cache.root)
+    data = make_plan(m, cache, stages=_stages(), insecure=insecure)
     if as_json:
         from .jsonout import dumps  # json.dumps(indent=2)'s text, faster on thousands of packages
 
@@ -144,8 +145,8 @@ def images(manifest: Path, cache_dir: Path | None) -> None:
     from .fetch.http import make_session
     from .manifest import load_manifest
 
-    m = load_manifest(manifest)
     cache = _cache(cache_dir)
+    m = load_manifest(manifest, cache.root)
     try:
         refs = resolve_inputs(m, cache, make_session()).image_refs
     finally:
@@ -163,7 +164,8 @@ def lock(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...]) -> N
     from .build import lock as make_lock
     from .manifest import load_manifest
 
-    path, data = make_lock(load_manifest(manifest), _cache(cache_dir), stages=_stages(), insecure=insecure)
+    cache = _cache(cache_dir)
+    path, data = make_lock(load_manifest(manifest, cache.root), cache, stages=_stages(), insecure=insecure)
     click.echo(f"wrote {path}: {len(data['packages'])} packages, {len(data['images'])} images, "
                f"{len(data['files'])} files")
 
@@ -200,8 +202,9 @@ def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], out
         parse_size(split_size)  # a bad size fails now, not after the downloads
         if fmt == "dir":
             raise click.UsageError("--split-size cuts a tarball; it does not go with --format dir.")
-    m = load_manifest(manifest)
-    r = run_build(m, output, _cache(cache_dir), jobs=jobs, quiet=quiet or as_json, locked=locked, fmt=fmt,
+    cache = _cache(cache_dir)
+    m = load_manifest(manifest, cache.root)
+    r = run_build(m, output, cache, jobs=jobs, quiet=quiet or as_json, locked=locked, fmt=fmt,
                   sign_key=sign_key, insecure=insecure, delta_from=delta_from)
     split_index = None
     if split_size:

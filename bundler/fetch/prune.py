@@ -17,7 +17,8 @@ from pathlib import Path
 from .cache import Cache
 from .lease import live_builds
 
-LEFTOVERS = ("partial", "staging", "unpacked", "extracted", "plans")  # plans: bundler.rpm.plancache
+# plans: bundler.rpm.plancache; manifests: bundler.manifest.parsed
+LEFTOVERS = ("partial", "staging", "unpacked", "extracted", "plans", "manifests")
 CLOCK_SLACK = 120.0  # seconds: mtimes on a network filesystem come from the server's clock
 
 

@@ -13,8 +13,6 @@ import re
 import shutil
 from collections.abc import Iterable, Sequence
 
-import yaml
-
 from ..errors import ManifestError
 
 K8S = "registry.k8s.io"
@@ -150,6 +148,8 @@ def cni_images(manifest_yaml: str) -> list[str]:
     Parsed as YAML so block scalars and comments cannot fool it; text that is not valid YAML (templated
     manifests) falls back to a line scan.
     """
+    import yaml  # here: a plan without a CNI manifest does not import PyYAML
+
     found: list[str] = []
     try:
         for doc in yaml.safe_load_all(manifest_yaml):

@@ -23,6 +23,8 @@ from .model import (
     Repo,
     Target,
 )
+from .parsed import DIR as PARSED_DIR
+from .parsed import ParseCache
 from .registries import parse_registries
 from .yamlsrc import Source, TextFloat, TextInt, dotted, load_yaml, short
 
@@ -169,8 +171,8 @@ def _include_path(src: Source, i: int, inc: Any, seen: tuple[Path, ...], budget:
     return path
 
 
-def _merge_includes(src: Source, seen: tuple[Path, ...],
-                    budget: list[int] | None = None) -> tuple[dict, dict[tuple, Owner]]:
+def _merge_includes(src: Source, seen: tuple[Path, ...], budget: list[int] | None = None,
+                    parsed: ParseCache | None = None) -> tuple[dict, dict[tuple, Owner]]:
     """Merge `include:` fragments into src's document: fragments first, lists joined, this file wins.
 
     Returns the merged document and, for every value that did not come from src itself, its owner.
@@ -208,8 +210,8 @@ def _merge_includes(src: Source, seen: tuple[Path, ...],
 
     for i, inc in enumerate(includes):
         path = _include_path(src, i, inc, seen, budget)
-        inc_src = load_yaml(path)
-        inc_doc, inc_owners = _merge_includes(inc_src, seen + (path,), budget)
+        inc_src = load_yaml(path, parsed)
+        inc_doc, inc_owners = _merge_includes(inc_src, seen + (path,), budget, parsed)
         extra = set(inc_doc) - {"spec", "include", "apiVersion", "kind"}
         if extra:
             raise ManifestError(
@@ -237,14 +239,16 @@ def _expand(url: str, target: Target) -> str:
     return url
 
 
-def load_manifest(file: str | Path) -> Manifest:
-    """Load and validate a manifest file; raise ManifestError with a precise message on any problem."""
+def load_manifest(file: str | Path, cache_dir: Path | None = None) -> Manifest:
+    """Load and validate a manifest file; raise ManifestError with a precise message on any problem.
+    cache_dir: the builder's cache, where parsed YAML texts are kept (manifest/parsed.py)."""
     try:
         path = Path(file).resolve()
     except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a NUL in the name
         raise ManifestError(f"{short(str(file), 200)}: the manifest path cannot be resolved ({e}). Check it.") from None
-    src = load_yaml(path)
-    doc, owners = _merge_includes(src, (path,))
+    parsed = ParseCache(cache_dir / PARSED_DIR) if cache_dir is not None else None
+    src = load_yaml(path, parsed)
+    doc, owners = _merge_includes(src, (path,), parsed=parsed)
     c = _Checker(owners, src)
     c.mapping(doc, (), TOP_KEYS, required=("apiVersion", "kind", "metadata", "spec"))
     if doc["apiVersion"] != API_VERSION:
@@ -328,12 +332,15 @@ def load_manifest(file: str | Path) -> Manifest:
         for k, v in mirrors_raw.items()
     }
 
-    return Manifest(
+    m = Manifest(
         file=path, name=name, version=version, target=target, kubernetes_version=k8s_version, upgrade_through=hops,
         runtime=runtime, cni=cni, prefer=prefer, install=install, repos=tuple(repos), packages=packages,
         modules=modules, images=images, files=tuple(files), mirrors=mirrors, solver_best=best,
         registries=parse_registries(c, spec.get("registries")),
     )
+    if parsed is not None:
+        parsed.commit()  # valid: the texts it parsed are kept for the next load
+    return m
 
 
 def _upgrade_through(c: _Checker, raw: Any, target: str) -> tuple[str, ...]:

@@ -152,15 +152,15 @@ def test_prune_removes_entries_but_not_under_a_running_build(tmp_path, yum_repos
     assert not entries(cache)
 
 
-def test_warm_cli_plan_loads_neither_requests_nor_libsolv(tmp_path, yum_repos):
-    """The warm path is one small request per repo on a plain socket, then the entry (and `--help` loads none
-    of the heavy modules either)."""
+def test_warm_cli_plan_loads_neither_requests_nor_libsolv_nor_pyyaml(tmp_path, yum_repos):
+    """The warm path is one small request per repo on a plain socket, then the entry; the manifest comes parsed
+    from the cache (manifest/parsed.py). `--help` loads none of the heavy modules either."""
     path = manifest(tmp_path, yum_repos.urls("media", "extras"), K8S)
     cache = tmp_path / "cache"
     probe = ("import json, sys\nfrom bundler.cli import main\n"
              "try:\n    main(sys.argv[1:], standalone_mode=False)\n"
-             "finally:\n    print(json.dumps(sorted(m for m in ('requests', 'urllib3', 'solv', 'tqdm', 'rpmfile')"
-             " if m in sys.modules)), file=sys.stderr)\n")
+             "finally:\n    print(json.dumps(sorted(m for m in ('requests', 'urllib3', 'solv', 'tqdm', 'rpmfile',"
+             " 'yaml') if m in sys.modules)), file=sys.stderr)\n")
 
     def run() -> tuple[dict, list[str]]:
         r = subprocess.run([sys.executable, "-c", probe, "plan", str(path), "--json", "--cache", str(cache)],
