@@ -17,6 +17,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,7 @@ def _load(path: Path, file: Path) -> Source | None:
 
 def _save(path: Path, src: Source) -> None:
     """Best effort: a full disk, a read-only cache or a concurrent prune only skips it."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
     try:
         body = json.dumps({"data": _enc(src.data), "lines": [[list(k), line] for k, line in src.lines.items()]},
                           separators=(",", ":")).encode()
