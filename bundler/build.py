@@ -105,6 +105,7 @@ class BuildResult:
     sha256: str | None = None  # of the tarball, also written beside it as NAME.sha256 (sha256sum -c format)
     sha256_path: Path | None = None
     delta: dict | None = None  # a delta bundle: what it left out, per kind ({"packages": {"count", "bytes"}, ...})
+    unchanged: bool = False  # the tarball this build would write was there already, every byte checked (reuse.py)
 
 
 def _pkg_entry(p: Package, original_baseurl: str) -> PackageEntry:
@@ -352,17 +353,17 @@ def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: SpaceC
                                            hops=[h.to_json() for h in inputs.hops])
         sums_file = out_dir / f"{ws.base}.{fmt}.sha256"
         sums_file.unlink(missing_ok=True)  # never a stale checksum beside a new tarball
-        result_path, digest = _assemble_and_write(m, inputs, images, lock_used, ws, cache, session, fmt, sign_key,
-                                                  quiet, stats, client, space, base)
+        result_path, digest, kept = _assemble_and_write(m, inputs, images, lock_used, ws, cache, session, fmt,
+                                                        sign_key, quiet, stats, client, space, base)
         if digest is not None:
             _write_sha256(result_path, digest, sums_file)
-        steps["write"] = StepStat.of(1, fmt, result_path.stat().st_size if result_path.is_file() else 0,
-                                     time.monotonic() - t)
+        steps["write"] = StepStat.of(1, f"{fmt}, unchanged" if kept else fmt,
+                                     result_path.stat().st_size if result_path.is_file() else 0, time.monotonic() - t)
     finally:
         ws.close()
     steps = {k: steps.get(k, StepStat()) for k in STEP_ORDER}
     return BuildResult(result_path, inputs, images, lock_used, steps, stats, digest,
-                       sums_file if digest else None, base.summary if base is not None else None)
+                       sums_file if digest else None, base.summary if base is not None else None, kept)
 
 
 def _add_stats(total: Stats, part: Stats) -> None:
@@ -456,9 +457,9 @@ def _package_item(m: Manifest, p: PackageEntry) -> Item:
 def _assemble_and_write(m: Manifest, inputs: Inputs, images: list[dict], lock_used: dict, ws: Workspace,
                         cache: Cache, session: requests.Session, fmt: str, sign_key: str | None, quiet: bool,
                         stats: Stats, client: RegistryClient, space: SpaceCheck,
-                        base: Base | None = None) -> tuple[Path, str | None]:
-    """Assemble and write, checking every shipped file against bundle.json as it is written; return the bundle
-    and, for a tarball, its sha256 (computed while writing).
+                        base: Base | None = None) -> tuple[Path, str | None, bool]:
+    """Assemble and write, checking every shipped file against bundle.json as it is written; return the bundle,
+    for a tarball its sha256 (computed while writing), and whether an unchanged tarball was kept (bundle/reuse.py).
 
     A file that differs came from a corrupt cache entry (every download is verified on arrival): evict it,
     fetch it again, assemble again (the repodata is computed from the RPMs) and rewrite. A second mismatch
@@ -473,7 +474,7 @@ def _assemble_and_write(m: Manifest, inputs: Inputs, images: list[dict], lock_us
 
                 omitted = omit(ws.staging, expected, sources, base, m.bundle_basename)
                 expected = {k: v for k, v in expected.items() if k not in omitted}
-            return _write_output(m, ws, fmt, sign_key, quiet, expected, space, omitted)
+            return _write_output(m, ws, fmt, sign_key, quiet, expected, space, cache, omitted)
         except DigestMismatch as e:
             if attempt == 2:
                 raise BundlerError(
@@ -641,25 +642,36 @@ def _two_digests(path: Path, algo: str) -> tuple[str, str]:
 
 
 def _write_output(m: Manifest, ws: Workspace, fmt: str, sign_key: str | None, quiet: bool,
-                  expected: dict[str, str], space: SpaceCheck,
-                  omitted: dict[str, str] | None = None) -> tuple[Path, str | None]:
+                  expected: dict[str, str], space: SpaceCheck, cache: Cache,
+                  omitted: dict[str, str] | None = None) -> tuple[Path, str | None, bool]:
     """Check and write the staging tree: the tarball (streamed, hashed once; its own sha256 returned) or, for
-    dir, the tree itself."""
+    dir, the tree itself. A tarball that the same tree wrote before is kept once every byte of it checks."""
+    from .bundle import reuse
     from .bundle.sums import seal_tree
 
     base, staging = ws.base, ws.staging
-    total = space.before_write(staging)
     if fmt == "dir":
+        total = space.before_write(staging)
         final = ws.out_dir / base
         with ByteProgress(total, "checking bundle", enabled=not quiet) as bar:
             seal_tree(staging, expected, progress=bar, omitted=omitted)
         if final.exists():
             shutil.rmtree(final)
         os.rename(staging, final)
-        return final, None
+        return final, None, False
     final = ws.out_dir / f"{base}.{fmt}"
-    from .bundle.tarball import write_tarball
+    from .bundle.tarball import DEFAULT_LEVEL, source_epoch, write_tarball
 
+    key = None
+    if not sign_key:  # a signature is made anew each time: never reused
+        key = reuse.output_key(staging, expected, omitted or {}, fmt=fmt, top=base, epoch=source_epoch(),
+                               level=DEFAULT_LEVEL)
+        if final.is_file():
+            with ByteProgress(final.stat().st_size, "checking the unchanged bundle", enabled=not quiet) as bar:
+                kept = reuse.reusable(cache.root, final, key, progress=bar)
+            if kept is not None:
+                return final, kept, True
+    total = space.before_write(staging)
     tmp = ws.partial(final)
     sign = None
     if sign_key:
@@ -672,8 +684,11 @@ def _write_output(m: Manifest, ws: Workspace, fmt: str, sign_key: str | None, qu
             written: list[str] = []
             write_tarball(staging, tmp, top=base, fmt=fmt, sign=sign, progress=bar, expected=expected,
                           on_written=written.append, omitted=omitted)
+        reuse.forget(cache.root, final)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return final, written[0]
+    if key is not None:
+        reuse.record(cache.root, final, key, written[0])
+    return final, written[0], False

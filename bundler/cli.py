@@ -216,6 +216,7 @@ def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], out
         "size": r.path.stat().st_size if r.path.is_file() else None,
         "sha256": r.sha256,
         "sha256File": str(r.sha256_path) if r.sha256_path else None,
+        "unchanged": r.unchanged,
         "steps": {k: vars(v) for k, v in r.steps.items()},
         "downloaded": {"count": r.stats.downloaded, "bytes": r.stats.downloaded_bytes},
         "cacheHits": r.stats.cache_hits,
@@ -229,7 +230,11 @@ def build(manifest: Path, cache_dir: Path | None, insecure: tuple[str, ...], out
     if quiet:
         return
     size = r.path.stat().st_size if r.path.is_file() else 0
-    click.echo(f"wrote {r.path}" + (f" ({_human(size)})" if size else ""))
+    if r.unchanged:
+        click.echo(f"unchanged: {r.path} ({_human(size)}) is the bundle this build would write; every byte of it "
+                   "was checked against the sha256 recorded when it was written, so it was kept as it is")
+    else:
+        click.echo(f"wrote {r.path}" + (f" ({_human(size)})" if size else ""))
     if r.sha256 and r.sha256_path:
         click.echo(f"sha256 {r.sha256}  (also in {r.sha256_path.name}, for `sha256sum -c`)")
     click.echo(_summary_table(r.steps))

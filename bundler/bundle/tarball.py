@@ -31,6 +31,7 @@ from .hashpipe import Behind, Crc32, frozen, update_all
 from .sums import DigestMismatch, format_sums, sha256_stream
 
 FORMATS = ("tar.gz", "tar", "tar.xz")
+DEFAULT_LEVEL = 6  # deflate level of members that are not already compressed (see member_level)
 DEFAULT_EPOCH = 1577836800  # 2020-01-01T00:00:00Z, overridden by SOURCE_DATE_EPOCH
 CHUNK = 8 << 20  # per tarfile copy step: a few thread hand-offs per 100 MB layer, not hundreds
 MAP_MIN = 1 << 20  # members this large are mapped instead of read (see _HashingReader)
@@ -300,7 +301,7 @@ def write_tarball(
     fmt: str = "tar.gz",
     sign: Callable[[bytes], bytes] | None = None,
     progress: Callable[[int], None] | None = None,
-    compresslevel: int = 6,
+    compresslevel: int = DEFAULT_LEVEL,
     expected: Mapping[str, str] | None = None,
     on_written: Callable[[str], None] | None = None,
     omitted: Mapping[str, str] | None = None,

@@ -18,7 +18,7 @@ from .cache import Cache
 from .lease import live_builds
 
 # plans: bundler.rpm.plancache; manifests: bundler.manifest.parsed
-LEFTOVERS = ("partial", "staging", "unpacked", "extracted", "plans", "manifests")
+LEFTOVERS = ("partial", "staging", "unpacked", "extracted", "plans", "manifests", "outputs")  # outputs: bundle/reuse.py
 CLOCK_SLACK = 120.0  # seconds: mtimes on a network filesystem come from the server's clock
 
 
