@@ -25,7 +25,7 @@ from .sums import SIG, SUMS, sha256_file
 
 FORMAT = 1
 DIR = "outputs"
-_WRITER = ("tarball.py", "tarstream.py", "hashpipe.py", "sums.py", "reuse.py")
+_WRITER = ("tarball.py", "tarstream.py", "sums.py", "reuse.py")
 
 
 def output_key(tree: Path, expected: Mapping[str, str], omitted: Mapping[str, str], *, fmt: str, top: str,

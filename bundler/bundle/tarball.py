@@ -16,27 +16,22 @@ from __future__ import annotations
 import hashlib
 import io
 import lzma
-import mmap
 import os
 import stat
 import struct
 import tarfile
 import zlib
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from .hashpipe import Behind, Crc32, frozen, update_all
 from .sums import DigestMismatch, format_sums, sha256_stream
 
 FORMATS = ("tar.gz", "tar", "tar.xz")
 DEFAULT_LEVEL = 6  # deflate level of members that are not already compressed (see member_level)
 DEFAULT_EPOCH = 1577836800  # 2020-01-01T00:00:00Z, overridden by SOURCE_DATE_EPOCH
-CHUNK = 8 << 20  # per tarfile copy step: a few thread hand-offs per 100 MB layer, not hundreds
-MAP_MIN = 1 << 20  # members this large are mapped instead of read (see _HashingReader)
-WINDOW = 2 * CHUNK  # mapped at a time: bounds the resident mapped pages (they count in RSS)
-_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # fault the mapping in one go (Linux)
+CHUNK = 1 << 20
 
 
 def source_epoch() -> int:
@@ -68,17 +63,13 @@ class _Out(io.RawIOBase):
     """The tarball file, unbuffered (payload goes from our read buffer straight to the kernel), never short.
 
     write() loops until every byte is written: tarfile ignores short writes, and a regular file can return one
-    as the disk fills; the next call then raises ENOSPC instead of the tarball silently losing bytes. The
-    tarball's own sha256 is computed from the same buffers (its .sha256 needs no re-read), on `pool`'s thread
-    when given.
+    as the disk fills; the next call then raises ENOSPC instead of the tarball silently losing bytes.
     """
 
-    def __init__(self, fd: int, pool: ThreadPoolExecutor | None = None):
+    def __init__(self, fd: int):
         self.fd = fd
         self.pos = 0
-        self.pool = pool
-        self._sha256 = hashlib.sha256()
-        self._hash = Behind(update_all(self._sha256), pool)
+        self.sha256 = hashlib.sha256()  # of the tarball itself, in the same pass (its .sha256 needs no re-read)
 
     def writable(self) -> bool:
         return True
@@ -89,11 +80,6 @@ class _Out(io.RawIOBase):
     def tell(self) -> int:
         return self.pos
 
-    def hexdigest(self) -> str:
-        """The sha256 of everything written so far."""
-        self._hash.drain()
-        return self._sha256.hexdigest()
-
     def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         self.writev([b])
         return len(b)
@@ -101,16 +87,17 @@ class _Out(io.RawIOBase):
     def writev(self, parts: list[bytes | bytearray | memoryview]) -> None:
         if self.fd < 0:
             return  # detached (the tarball is finished or abandoned): a late finaliser writes nothing
-        views = [frozen(p) for p in parts if len(p)]
-        self._hash.submit(list(views), sum(len(v) for v in views))
-        while views:
-            n = os.writev(self.fd, views[:1024])
+        parts = [memoryview(p).cast("B") for p in parts if len(p)]
+        for p in parts:
+            self.sha256.update(p)
+        while parts:
+            n = os.writev(self.fd, parts[:1024])
             self.pos += n
-            while views and n >= len(views[0]):
-                n -= len(views[0])
-                views.pop(0)
+            while parts and n >= len(parts[0]):
+                n -= len(parts[0])
+                parts.pop(0)
             if n:
-                views[0] = views[0][n:]
+                parts[0] = parts[0][n:]
 
 
 class MixedGzip(io.RawIOBase):
@@ -119,15 +106,13 @@ class MixedGzip(io.RawIOBase):
     Deflate lets a stream mix block types: at a level change the current zlib compressor is sync-flushed
     (its blocks end byte-aligned, not final) and the next run of data continues the same stream, either from
     a fresh compressor or as stored blocks (BTYPE 00: a 5-byte header per 64 KiB) framed here without zlib,
-    which costs one crc32 per byte (on the raw file's helper thread). Every gzip reader sees an ordinary
-    single-member .gz.
+    which costs one crc32 per byte. Every gzip reader sees an ordinary single-member .gz.
     """
 
     def __init__(self, raw: _Out, level: int = 6):
         self.raw = raw
         self.level = level
-        self._crc = Crc32()
-        self._crc_behind = Behind(self._crc.update, raw.pool)
+        self._crc = 0
         self._total = 0
         self._comp: zlib._Compress | None = None
         self._pending = bytearray()  # stored run: bytes of the current block not yet full
@@ -167,8 +152,7 @@ class MixedGzip(io.RawIOBase):
         n = len(data)
         if not n:
             return 0
-        data = frozen(data)  # the crc32 reads it later, on the helper thread
-        self._crc_behind.submit(data, n)
+        self._crc = zlib.crc32(data, self._crc)
         self._total += n
         if self.level != STORED:
             if self._comp is None:
@@ -195,69 +179,40 @@ class MixedGzip(io.RawIOBase):
             else:
                 self._end_run()
                 self.raw.write(b"\x01\x00\x00\xff\xff")  # an empty final stored block ends the stream
-            self._crc_behind.drain()
-            self.raw.write(struct.pack("<II", self._crc.value, self._total & 0xFFFFFFFF))
+            self.raw.write(struct.pack("<II", self._crc, self._total & 0xFFFFFFFF))
         super().close()
 
 
 class _HashingReader(io.RawIOBase):
     """Feeds a file to tarfile while hashing it and reporting progress: one read of every payload byte.
 
-    A large file is mapped, not read: tarfile gets views of the page cache, the kernel copies them once into
-    the tarball, and no buffer is allocated (and page-faulted) per chunk. The sha256 runs on a helper thread
-    (hashlib releases the GIL) a few chunks behind this thread, so hashing overlaps the I/O. The mapping is
-    never closed explicitly: the last view (possibly still queued for a digest) unmaps it when released.
-    Staged files are hard links to cache objects, which are replaced by rename, never truncated in place.
+    The sha256 of a chunk runs on a helper thread (hashlib releases the GIL) while this thread compresses
+    and writes it, so hashing overlaps the I/O instead of adding to it; at most one chunk is in flight.
     """
 
     def __init__(self, f: io.BufferedReader, h: hashlib._Hash, progress: Callable[[int], None] | None,
-                 pool: ThreadPoolExecutor | None = None, size: int = -1):
-        self.f, self.h, self.progress = f, h, progress
-        self._behind = Behind(h.update, pool)
-        self._mapped = size >= MAP_MIN and os.fstat(f.fileno()).st_size == size
-        self._size, self._pos = size, 0
-        self._window: memoryview | None = None
-        self._window_at = 0
+                 pool: ThreadPoolExecutor | None = None):
+        self.f, self.h, self.progress, self.pool = f, h, progress, pool
+        self._pending: Future[None] | None = None
 
-    def _map(self, n: int) -> bytes | memoryview:
-        """The next n bytes as a view of a mapped window (WINDOW bytes, so the mapped pages stay bounded)."""
-        end = min(self._pos + n, self._size)
-        w = self._window
-        if w is None or self._pos >= self._window_at + len(w):
-            self._window_at = self._pos - self._pos % mmap.ALLOCATIONGRANULARITY
-            length = min(WINDOW, self._size - self._window_at)
-            try:
-                w = self._window = memoryview(mmap.mmap(self.f.fileno(), length, offset=self._window_at,
-                                                        flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ))
-            except (OSError, ValueError):  # a filesystem that cannot map: read it like a small file
-                self._mapped = False
-                self.f.seek(self._pos)
-                return self.f.read(n)
-        a, b = self._pos - self._window_at, end - self._window_at
-        if b <= len(w):
-            data = w[a:b]
-        else:  # straddles two windows (a read size that does not divide WINDOW): copy this one chunk
-            head = bytes(w[a:])
-            self._pos += len(head)
-            self._window = None
-            return memoryview(head + bytes(self._map(end - self._pos)))
-        self._pos = end
-        return data
-
-    def read(self, n: int = -1) -> bytes | memoryview:
-        data: bytes | memoryview
-        if self._mapped:
-            data = self._map(self._size - self._pos if n < 0 else n)
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self._wait()
+        if self.pool is not None and len(data) >= 1 << 16:
+            self._pending = self.pool.submit(self.h.update, data)
         else:
-            data = self.f.read(n)
-        self._behind.submit(data, len(data))
+            self.h.update(data)
         if self.progress and data:
             self.progress(len(data))
         return data
 
+    def _wait(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
     def hexdigest(self) -> str:
-        self._behind.drain()
-        self._window = None  # queued views elsewhere keep a mapping alive until they are hashed
+        self._wait()
         return self.h.hexdigest()
 
     def readable(self) -> bool:
@@ -324,18 +279,15 @@ def write_tarball(
         files.remove("bundle.json")
         files.insert(0, "bundle.json")
     sums: dict[str, str] = dict(omitted or {})
-    with open(dest, "wb", buffering=0) as dest_file, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="tar-sha256") as stream_pool:
-        # two helpers: members' sha256 on one, the tarball's sha256 and gzip crc32 on the other
-        raw = _Out(dest_file.fileno(), stream_pool)
+    with open(dest, "wb", buffering=0) as dest_file:
+        raw = _Out(dest_file.fileno())
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
                 _write_members(raw, tree, top, fmt, dirs, files, sums, expected, sign, progress, compresslevel,
                                epoch, pool)
-            digest = raw.hexdigest()
             os.fsync(raw.fd)
             if on_written:
-                on_written(digest)
+                on_written(raw.sha256.hexdigest())
         finally:
             raw.fd = -1  # a compressor finalised later by the garbage collector must not write to a reused fd
     return sums
@@ -377,11 +329,11 @@ def _write_members(raw: _Out, tree: Path, top: str, fmt: str, dirs: list[str], f
             if gz is not None:
                 gz.set_level(member_level(path, st.st_size, compresslevel))
             with open(path, "rb") as f:
-                reader = _HashingReader(f, hashlib.sha256(), progress, pool, st.st_size)
+                reader = _HashingReader(f, hashlib.sha256(), progress, pool)
                 tar.addfile(
                     _info(f"{top}/{rel}", size=st.st_size, executable=bool(st.st_mode & stat.S_IXUSR),
                           epoch=epoch),
-                    reader,  # type: ignore[arg-type]  # views: tarfile only hands them to write()
+                    reader,
                 )
             sums[rel] = reader.hexdigest()
             if rel in expected and sums[rel] != expected[rel]:
