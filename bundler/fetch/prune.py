@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +81,11 @@ def prune(cache: Cache, older_than_days: float | None = None) -> PruneResult:
             d: Path = cache.root / name
             if d.exists():
                 for p in d.rglob("*"):
-                    st = p.lstat()
-                    if p.is_file() and not p.is_symlink():
+                    try:
+                        st = p.lstat()
+                    except FileNotFoundError:
+                        continue  # a temporary entry renamed or removed meanwhile (manifests are parsed before a lease)
+                    if stat.S_ISREG(st.st_mode):
                         freed.unlinked(st)
                 shutil.rmtree(d, ignore_errors=True)
     res.freed = freed.total

@@ -465,3 +465,21 @@ def test_cli_prune_says_what_it_kept_for_running_builds(tmp_path):
         "when they are done to clear those."]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert r.stdout.splitlines() == ["removed 1 objects, freed 6 B"] and not blob.exists()
+
+
+def test_prune_of_leftovers_tolerates_entries_that_vanish_under_it(tmp_path, monkeypatch):
+    """Manifests are parsed before a build takes its lease, so an entry's temporary name can be renamed between
+    prune's listing and its lstat: that entry is skipped, never a traceback."""
+    cache = Cache(tmp_path / "cache")
+    d = cache.root / "manifests"
+    d.mkdir(parents=True)
+    (d / "kept.json").write_text("{}")
+    real = Path.rglob
+
+    def listing_with_a_ghost(self, pattern):  # noqa: ANN001, ANN202
+        yield self / ".ghost.json.tmp1-2"  # listed, then renamed away by the writer
+        yield from real(self, pattern)
+
+    monkeypatch.setattr(Path, "rglob", listing_with_a_ghost)
+    res = prune(cache)
+    assert not d.exists() and res.freed == 2
