@@ -6,8 +6,10 @@ member's content is named by the digest bundle.json records for it (exactly what
 against), every other member (bundle.json, repodata, the installer, the SBOMs: small) is hashed. After a write,
 CACHE/outputs/ records the key with the tarball's sha256 and size; a later build of the same key into the same
 path reuses the tarball only if it is still there, of that size, and every one of its bytes hashes to the recorded
-sha256 (one read, nothing written). A signed bundle is always written (its signature is made anew), and so is one
-whose record cannot be kept (a read-only cache).
+sha256 (one read, nothing written). That first check also records the sha256 of each 64 MiB segment (computed on a
+second thread from the same reads), so later checks hash the segments on two threads at once: every byte is still
+checked against a digest taken from bytes that matched the whole-file sha256. A signed bundle is always written
+(its signature is made anew), and so is one whose record cannot be kept (a read-only cache).
 """
 
 from __future__ import annotations
@@ -17,14 +19,19 @@ import hashlib
 import json
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from .. import __version__
 from .sums import SIG, SUMS, sha256_file
 
 FORMAT = 1
 DIR = "outputs"
+SEGMENT = 64 << 20  # checked on two threads once known: 16 segments per GiB
+CHUNK = 1 << 20
 _WRITER = ("tarball.py", "tarstream.py", "sums.py", "reuse.py")
 
 
@@ -59,33 +66,96 @@ def _record_path(cache_root: Path, final: Path) -> Path:
 
 def reusable(cache_root: Path, final: Path, key: str, progress: Callable[[int], None] | None = None) -> str | None:
     """The sha256 of final when it is the tarball this key would produce (checked byte by byte), else None."""
+    path = _record_path(cache_root, final)
     try:
-        rec = json.loads(_record_path(cache_root, final).read_text())
+        rec = json.loads(path.read_text())
         if rec.get("format") != FORMAT or rec.get("key") != key:
             return None
         with open(final, "rb", buffering=0) as f:
-            if os.fstat(f.fileno()).st_size != rec["size"]:
+            size = os.fstat(f.fileno()).st_size
+            if size != rec["size"]:
                 return None
-            h, buf = hashlib.sha256(), bytearray(1 << 20)
-            view = memoryview(buf)
-            while n := f.readinto(buf):
-                h.update(view[:n])
-                if progress:
-                    progress(n)
-        return rec["sha256"] if h.hexdigest() == rec["sha256"] else None
+            segments = rec.get("segments")
+            if isinstance(segments, list) and len(segments) == -(-size // SEGMENT):
+                return rec["sha256"] if _segments_match(f.fileno(), size, segments, progress) else None
+            whole, segments = _whole_and_segments(f, progress)
+        if whole != rec["sha256"]:
+            return None
+        _write_record(path, {**rec, "segments": segments})
+        return whole
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
+def _whole_and_segments(f: BinaryIO, progress: Callable[[int], None] | None) -> tuple[str, list[str]]:
+    """(sha256 of the file, sha256 of each SEGMENT) from one read: the segments on a helper thread."""
+    whole, segments = hashlib.sha256(), []
+    seg = [hashlib.sha256()]
+    queued: deque[Future[None]] = deque()
+    at = 0
+
+    def fold(piece: bytes, closes: bool) -> None:  # runs on the one helper, in submission order
+        seg[0].update(piece)
+        if closes:
+            segments.append(seg[0].hexdigest())
+            seg[0] = hashlib.sha256()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segments") as pool:
+        while chunk := f.read(CHUNK):
+            whole.update(chunk)
+            n = len(chunk)
+            while chunk:  # a read may cross a segment boundary: split it there
+                take = min(len(chunk), SEGMENT - at % SEGMENT)
+                at += take
+                queued.append(pool.submit(fold, chunk[:take], at % SEGMENT == 0))
+                chunk = chunk[take:]
+            while len(queued) > 2:
+                queued.popleft().result()
+            if progress:
+                progress(n)
+        while queued:
+            queued.popleft().result()
+    if at % SEGMENT:
+        segments.append(seg[0].hexdigest())
+    return whole.hexdigest(), segments
+
+
+def _segments_match(fd: int, size: int, segments: list[str], progress: Callable[[int], None] | None) -> bool:
+    """Every segment hashes to its recorded digest; two threads (hashlib and pread release the GIL)."""
+
+    def digest(i: int) -> str:
+        h, buf = hashlib.sha256(), bytearray(CHUNK)
+        view = memoryview(buf)
+        at, end = i * SEGMENT, min((i + 1) * SEGMENT, size)
+        while at < end:
+            n = os.preadv(fd, [view[:min(CHUNK, end - at)]], at)
+            if n <= 0:
+                raise OSError("the bundle got shorter while it was checked")
+            h.update(view[:n])
+            at += n
+        return h.hexdigest()
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="segments") as pool:
+        for i, got in enumerate(pool.map(digest, range(len(segments)))):
+            if got != segments[i]:
+                return False
+            if progress:
+                progress(min(SEGMENT, size - i * SEGMENT))
+    return True
+
+
 def record(cache_root: Path, final: Path, key: str, sha256: str) -> None:
     """Remember what final was written from; best effort (a read-only cache only means no reuse)."""
-    path = _record_path(cache_root, final)
+    with contextlib.suppress(OSError):
+        _write_record(_record_path(cache_root, final), {"format": FORMAT, "key": key, "sha256": sha256,
+                                                        "size": final.stat().st_size, "path": str(final.resolve())})
+
+
+def _write_record(path: Path, rec: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
     try:
-        body = json.dumps({"format": FORMAT, "key": key, "sha256": sha256, "size": final.stat().st_size,
-                           "path": str(final.resolve())})
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(body)
+        tmp.write_text(json.dumps(rec))
         os.replace(tmp, path)
     except OSError:
         pass

@@ -140,3 +140,31 @@ def test_a_read_only_record_store_only_means_writing(tmp_path: Path, manifest: P
     first = cli(manifest, tmp_path / "cache", tmp_path / "out")
     again = cli(manifest, tmp_path / "cache", tmp_path / "out")
     assert not first["unchanged"] and not again["unchanged"] and again["sha256"] == first["sha256"]
+
+
+def test_segment_digests_from_the_first_check_carry_later_checks(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Unit level, on a plain file: the first check records per-segment digests (reads split at segment edges),
+    later checks verify segments on two threads, and a flipped byte in any segment is caught either way."""
+    monkeypatch.setattr(reuse, "SEGMENT", 3 * 4096)
+    monkeypatch.setattr(reuse, "CHUNK", 5000)  # reads cross segment edges
+    final = tmp_path / "b.tar.gz"
+    data = hashlib.shake_256(b"reuse").digest(10 * 4096 + 123)
+    final.write_bytes(data)
+    reuse.record(tmp_path / "cache", final, "k", hashlib.sha256(data).hexdigest())
+    seen: list[int] = []
+    assert reuse.reusable(tmp_path / "cache", final, "k", seen.append) == hashlib.sha256(data).hexdigest()
+    assert sum(seen) == len(data)
+    rec = json.loads(reuse._record_path(tmp_path / "cache", final).read_text())
+    edges = range(0, len(data), reuse.SEGMENT)
+    assert rec["segments"] == [hashlib.sha256(data[i:i + reuse.SEGMENT]).hexdigest() for i in edges]
+    seen.clear()
+    assert reuse.reusable(tmp_path / "cache", final, "k", seen.append) == rec["sha256"]  # from the segments
+    assert sum(seen) == len(data)
+    assert reuse.reusable(tmp_path / "cache", final, "other key") is None
+    for where in (0, reuse.SEGMENT - 1, reuse.SEGMENT, len(data) - 1):
+        bad = bytearray(data)
+        bad[where] ^= 1
+        final.write_bytes(bytes(bad))
+        assert reuse.reusable(tmp_path / "cache", final, "k") is None, where
+    final.write_bytes(data[:-1])
+    assert reuse.reusable(tmp_path / "cache", final, "k") is None
