@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import json
 import os
-import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .. import __version__
+from ..fetch.cachefile import write_bytes
 from .sums import SIG, SUMS, sha256_file
 
 FORMAT = 1
@@ -152,16 +152,7 @@ def record(cache_root: Path, final: Path, key: str, sha256: str) -> None:
 
 
 def _write_record(path: Path, rec: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(rec))
-        os.replace(tmp, path)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    write_bytes(path, json.dumps(rec).encode())
 
 
 def forget(cache_root: Path, final: Path) -> None:

@@ -12,15 +12,13 @@ read; `cache prune` removes them.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
-import os
-import threading
 from pathlib import Path
 from typing import Any
 
+from ..fetch.cachefile import read_sealed, write_sealed
 from .yamlsrc import Source, TextFloat, TextInt
 
 FORMAT = 1
@@ -119,13 +117,9 @@ def _dec(v: Any) -> Any:
 
 def _load(path: Path, file: Path) -> Source | None:
     try:
-        raw = path.read_bytes()
-    except OSError:
-        return None
-    try:
-        head, _, body = raw.partition(b"\n")
-        if json.loads(head) != {"format": FORMAT, "sha256": hashlib.sha256(body).hexdigest()}:
-            raise ValueError("checksum")
+        body = read_sealed(path, FORMAT)
+        if body is None:
+            return None
         data = json.loads(body)
         return Source(file=file, data=_dec(data["data"]),
                       lines={tuple(k): int(line) for k, line in data["lines"]})
@@ -135,16 +129,9 @@ def _load(path: Path, file: Path) -> Source | None:
 
 def _save(path: Path, src: Source) -> None:
     """Best effort: a full disk, a read-only cache or a concurrent prune only skips it."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
     try:
         body = json.dumps({"data": _enc(src.data), "lines": [[list(k), line] for k, line in src.lines.items()]},
                           separators=(",", ":")).encode()
-        head = json.dumps({"format": FORMAT, "sha256": hashlib.sha256(body).hexdigest()}).encode()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(head + b"\n" + body)
-        os.replace(tmp, path)
-    except (OSError, TypeError, RecursionError):
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    except (TypeError, RecursionError):
+        return
+    write_sealed(path, FORMAT, body)

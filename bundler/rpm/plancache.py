@@ -13,18 +13,17 @@ not read back (truncated, edited, not ours) is reported, ignored and rewritten; 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
+from ..fetch.cachefile import read_sealed, write_sealed
 from .package import Package, SplitByMedia
 from .repomd import read_repomds
 
@@ -108,14 +107,9 @@ def _resolver_identity() -> str:
 def load(path: Path) -> Resolved | None:
     """The entry at path; None when there is none or it does not read back whole (then it is reported)."""
     try:
-        raw = path.read_bytes()
-    except OSError:
-        return None
-    try:
-        head, _, body = raw.partition(b"\n")
-        meta = json.loads(head)
-        if meta.get("format") != FORMAT or meta.get("sha256") != hashlib.sha256(body).hexdigest():
-            raise ValueError("its checksum does not match its content")
+        body = read_sealed(path, FORMAT)
+        if body is None:
+            return None
         data = json.loads(body)
         rows = data["packages"]
         if any(len(row) != len(_FIELDS) for row in rows):
@@ -139,14 +133,4 @@ def save(path: Path, r: Resolved) -> None:
                        "usedFilelists": r.used_filelists, "warnings": r.warnings,
                        "hops": {v: [[getattr(p, f) for f in _FIELDS] for p in ps] for v, ps in r.hops.items()}},
                       separators=(",", ":")).encode()
-    head = json.dumps({"format": FORMAT, "sha256": hashlib.sha256(body).hexdigest()}).encode()
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(head + b"\n" + body)
-        os.replace(tmp, path)
-    except OSError as e:
-        log.debug("plan cache entry %s not written: %s", path, e)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    write_sealed(path, FORMAT, body)

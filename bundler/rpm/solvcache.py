@@ -9,14 +9,12 @@ atomically (temporary name, then rename); a read-only cache just skips the write
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import solv
+
+from ..fetch.cachefile import write_best_effort, write_bytes
 
 SUFFIX = ".solv"
 
@@ -40,22 +38,6 @@ def load(repo: solv.Repo, path: Path) -> bool:
     return bool(ok)
 
 
-def _write_best_effort(dest: Path, write: Callable[[Path], bool]) -> None:
-    """write(tmp) then rename to dest, atomically; any OSError (read-only cache, disk full) only skips the cache.
-
-    The temp name is per process and thread, so concurrent plans on one cache never share one."""
-    tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}-{threading.get_ident()}")
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if write(tmp):
-            os.replace(tmp, dest)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
 def save(repo: solv.Repo, path: Path) -> None:
     """Write the repo as `path` (best effort, atomic)."""
 
@@ -68,7 +50,7 @@ def save(repo: solv.Repo, path: Path) -> None:
         finally:
             f.close()
 
-    _write_best_effort(path, write)
+    write_best_effort(path, write)
 
 
 ARCHES = ".arches"  # beside the .solv, see load_arches
@@ -90,8 +72,4 @@ def load_arches(path: Path, nsolvables: int) -> dict | None:
 def save_arches(index: dict, path: Path) -> None:
     """Write the arch index beside the .solv `path` (best effort, atomic)."""
 
-    def write(tmp: Path) -> bool:
-        tmp.write_text(json.dumps(index, separators=(",", ":")))
-        return True
-
-    _write_best_effort(path.with_name(path.name + ARCHES), write)
+    write_bytes(path.with_name(path.name + ARCHES), json.dumps(index, separators=(",", ":")).encode())
