@@ -666,9 +666,10 @@ def _write_output(m: Manifest, ws: Workspace, fmt: str, sign_key: str | None, qu
     if not sign_key:  # a signature is made anew each time: never reused
         key = reuse.output_key(staging, expected, omitted or {}, fmt=fmt, top=base, epoch=source_epoch(),
                                level=DEFAULT_LEVEL)
-        if final.is_file():
-            with ByteProgress(final.stat().st_size, "checking the unchanged bundle", enabled=not quiet) as bar:
-                kept = reuse.reusable(cache.root, final, key, progress=bar)
+        rec = reuse.candidate(cache.root, final, key)
+        if rec is not None:
+            with ByteProgress(rec["size"], "checking the unchanged bundle", enabled=not quiet) as bar:
+                kept = reuse.reusable(cache.root, final, rec, progress=bar)
             if kept is not None:
                 return final, kept, True
     total = space.before_write(staging)

@@ -64,13 +64,21 @@ def _record_path(cache_root: Path, final: Path) -> Path:
     return cache_root / DIR / f"{hashlib.sha256(str(final.resolve()).encode()).hexdigest()}.json"
 
 
-def reusable(cache_root: Path, final: Path, key: str, progress: Callable[[int], None] | None = None) -> str | None:
-    """The sha256 of final when it is the tarball this key would produce (checked byte by byte), else None."""
-    path = _record_path(cache_root, final)
+def candidate(cache_root: Path, final: Path, key: str) -> dict | None:
+    """The record of final when it says final was written from this key and final still has its size (cheap:
+    nothing is read yet); else None."""
     try:
-        rec = json.loads(path.read_text())
-        if rec.get("format") != FORMAT or rec.get("key") != key:
-            return None
+        rec = json.loads(_record_path(cache_root, final).read_text())
+        if rec.get("format") == FORMAT and rec.get("key") == key and final.stat().st_size == rec["size"]:
+            return rec
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return None
+
+
+def reusable(cache_root: Path, final: Path, rec: dict, progress: Callable[[int], None] | None = None) -> str | None:
+    """The sha256 of final when every byte of it checks against the candidate record rec, else None."""
+    try:
         with open(final, "rb", buffering=0) as f:
             size = os.fstat(f.fileno()).st_size
             if size != rec["size"]:
@@ -81,7 +89,7 @@ def reusable(cache_root: Path, final: Path, key: str, progress: Callable[[int], 
             whole, segments = _whole_and_segments(f, progress)
         if whole != rec["sha256"]:
             return None
-        _write_record(path, {**rec, "segments": segments})
+        _write_record(_record_path(cache_root, final), {**rec, "segments": segments})
         return whole
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -152,19 +152,23 @@ def test_segment_digests_from_the_first_check_carry_later_checks(tmp_path: Path,
     final.write_bytes(data)
     reuse.record(tmp_path / "cache", final, "k", hashlib.sha256(data).hexdigest())
     seen: list[int] = []
-    assert reuse.reusable(tmp_path / "cache", final, "k", seen.append) == hashlib.sha256(data).hexdigest()
+    def check(key: str = "k", progress=None) -> str | None:  # noqa: ANN001
+        rec = reuse.candidate(tmp_path / "cache", final, key)
+        return None if rec is None else reuse.reusable(tmp_path / "cache", final, rec, progress)
+
+    assert check("k", seen.append) == hashlib.sha256(data).hexdigest()
     assert sum(seen) == len(data)
     rec = json.loads(reuse._record_path(tmp_path / "cache", final).read_text())
     edges = range(0, len(data), reuse.SEGMENT)
     assert rec["segments"] == [hashlib.sha256(data[i:i + reuse.SEGMENT]).hexdigest() for i in edges]
     seen.clear()
-    assert reuse.reusable(tmp_path / "cache", final, "k", seen.append) == rec["sha256"]  # from the segments
+    assert check("k", seen.append) == rec["sha256"]  # from the segments
     assert sum(seen) == len(data)
-    assert reuse.reusable(tmp_path / "cache", final, "other key") is None
+    assert check("other key") is None
     for where in (0, reuse.SEGMENT - 1, reuse.SEGMENT, len(data) - 1):
         bad = bytearray(data)
         bad[where] ^= 1
         final.write_bytes(bytes(bad))
-        assert reuse.reusable(tmp_path / "cache", final, "k") is None, where
+        assert check() is None, where
     final.write_bytes(data[:-1])
-    assert reuse.reusable(tmp_path / "cache", final, "k") is None
+    assert check() is None
