@@ -323,7 +323,7 @@ def _build(m: Manifest, out_dir: Path, cache: Cache, lease: Lease, space: SpaceC
     """The build under its cache lease (so a concurrent `cache prune` leaves its files alone)."""
     steps: dict[str, StepStat] = {}
     stats = Stats()
-    session = lazy_session(pool=max(jobs, 4))  # a build with everything cached may need no request
+    session = make_session(pool=max(jobs, 4))
     client = _registry_client(m, insecure, pool=max(jobs, 4))
     lock_data = read_lock(lock_path(m.file), m) if locked else None
 
