@@ -401,10 +401,17 @@ def fetch_all(
                for i in range(max(1, min(workers, len(todo))))]
     for t in threads:
         t.start()
+    abandoned = False
     try:
+        cancelled_at = None
         for t in threads:
-            while t.is_alive():
+            while t.is_alive() and not abandoned:
                 t.join(0.1)
+                if CANCEL.is_set():  # Ctrl-C seen by another thread (fetch_all may run in a pool worker)
+                    cancelled_at = cancelled_at or time.monotonic()
+                    # a worker still waiting for a server's first bytes is in no watchdog yet: after a second it is
+                    # left behind (a daemon thread; the process is on its way out)
+                    abandoned = time.monotonic() - cancelled_at > 1.0
     except KeyboardInterrupt:
         stop.set()
         cancel_downloads()
@@ -412,6 +419,9 @@ def fetch_all(
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
         raise
+    if abandoned:
+        stop.set()
+        raise Cancelled()
     if errors:
         real = [e for e in errors if not isinstance(e, Cancelled)]
         raise (real or errors)[0]

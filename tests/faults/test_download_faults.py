@@ -482,3 +482,41 @@ def test_a_waiting_writer_takes_the_other_ones_result_or_gives_up_when_it_stalls
     cache.unlock(fd)
     msg = str(e.value)
     _trial(tally, cache.root, "made no progress for 0.5 s" in msg and other.label in msg, f"lock wait stall: {msg}")
+
+
+def test_ctrl_c_seen_elsewhere_ends_fetch_all_even_while_a_server_sends_nothing(tmp_path, monkeypatch):
+    """A build downloads RPMs from a pool thread, so Ctrl-C reaches fetch_all only as the cancel flag. A worker
+    still waiting for a server's first bytes is in no watchdog yet; fetch_all must stop waiting for it anyway,
+    within about a second, instead of for its read timeout (60 s here)."""
+    import socket
+
+    from bundler.fetch.download import Cancelled, cancel_downloads, reset_cancel
+
+    monkeypatch.setenv("AIRGAP_BUNDLER_READ_TIMEOUT", "60")
+    hole = socket.socket()  # accepts connections (the kernel backlog) and never answers
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    url = f"http://127.0.0.1:{hole.getsockname()[1]}/never.rpm"
+    items = [Item(f"{url}?{i}", "sha256", f"{i:064x}", None, f"item {i}") for i in range(3)]
+    outcome: list[BaseException | None] = []
+
+    def in_a_pool_thread() -> None:
+        try:
+            fetch_all(make_session(), items, Cache(tmp_path / "cache"), workers=3, policy=RetryPolicy.from_env())
+            outcome.append(None)
+        except BaseException as e:  # noqa: BLE001 - the outcome is what is asserted
+            outcome.append(e)
+
+    t = threading.Thread(target=in_a_pool_thread, daemon=True)
+    try:
+        t.start()
+        time.sleep(0.5)  # every worker is now waiting for response headers
+        start = time.monotonic()
+        cancel_downloads()
+        t.join(10)
+        took = time.monotonic() - start
+    finally:
+        reset_cancel()
+        hole.close()
+    assert not t.is_alive() and took < 2.0, took
+    assert len(outcome) == 1 and isinstance(outcome[0], Cancelled), outcome
