@@ -386,8 +386,11 @@ def test_ctrl_c_stops_downloads_within_a_second(stack, fproxy, tmp_path, tally):
     fproxy.set(on_paths(r"\.rpm$", "stall"))
     cache = tmp_path / "cache"
     env = dict(_env(), AIRGAP_BUNDLER_SPEED_WINDOW="60", AIRGAP_BUNDLER_READ_TIMEOUT="60")
+    # SIGINT as a terminal delivers it: a test run started as a background job (`cmd &` without job control)
+    # inherits SIGINT ignored, and the build would inherit that too
     proc = subprocess.Popen(_cli("build", str(path), "--cache", str(cache), "-o", str(tmp_path / "out"), "-q"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and sum(1 for _, a in fproxy.injected if a == "stall") < 3:
         time.sleep(0.05)
