@@ -24,8 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-from .. import __version__
-from ..fetch.cachefile import write_bytes
+from ..fetch.cachefile import code_identity, write_bytes
 from .sums import SIG, SUMS, sha256_file
 
 FORMAT = 1
@@ -38,7 +37,9 @@ _WRITER = ("tarball.py", "tarstream.py", "sums.py", "reuse.py")
 def output_key(tree: Path, expected: Mapping[str, str], omitted: Mapping[str, str], *, fmt: str, top: str,
                epoch: int, level: int) -> str:
     """The sha256 naming what write_tarball would produce from tree (see the module docstring)."""
-    h = hashlib.sha256(json.dumps([FORMAT, __version__, _writer_identity(), fmt, top, epoch, level,
+    here = Path(__file__).parent
+    writer = code_identity(tuple(here / n for n in _WRITER))
+    h = hashlib.sha256(json.dumps([FORMAT, writer, fmt, top, epoch, level,
                                    sorted(omitted.items())]).encode())
     for dirpath, dirnames, filenames in os.walk(tree):
         dirnames.sort()
@@ -53,11 +54,6 @@ def output_key(tree: Path, expected: Mapping[str, str], omitted: Mapping[str, st
             digest = expected.get(rel) or sha256_file(path)
             h.update(f"f\0{rel}\0{st.st_mode & 0o777:o}\0{st.st_size}\0{digest}\0".encode())
     return h.hexdigest()
-
-
-def _writer_identity() -> str:
-    here = Path(__file__).parent
-    return hashlib.sha256(b"".join((here / n).read_bytes() for n in _WRITER)).hexdigest()
 
 
 def _record_path(cache_root: Path, final: Path) -> Path:
@@ -89,7 +85,7 @@ def reusable(cache_root: Path, final: Path, rec: dict, progress: Callable[[int],
             whole, segments = _whole_and_segments(f, progress)
         if whole != rec["sha256"]:
             return None
-        _write_record(_record_path(cache_root, final), {**rec, "segments": segments})
+        write_bytes(_record_path(cache_root, final), json.dumps({**rec, "segments": segments}).encode())
         return whole
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -155,12 +151,9 @@ def _segments_match(fd: int, size: int, segments: list[str], progress: Callable[
 def record(cache_root: Path, final: Path, key: str, sha256: str) -> None:
     """Remember what final was written from; best effort (a read-only cache only means no reuse)."""
     with contextlib.suppress(OSError):
-        _write_record(_record_path(cache_root, final), {"format": FORMAT, "key": key, "sha256": sha256,
-                                                        "size": final.stat().st_size, "path": str(final.resolve())})
-
-
-def _write_record(path: Path, rec: dict) -> None:
-    write_bytes(path, json.dumps(rec).encode())
+        rec = {"format": FORMAT, "key": key, "sha256": sha256, "size": final.stat().st_size,
+               "path": str(final.resolve())}
+        write_bytes(_record_path(cache_root, final), json.dumps(rec).encode())
 
 
 def forget(cache_root: Path, final: Path) -> None:

@@ -10,12 +10,15 @@ with a line {"format": N, "sha256": ...} over the rest, so truncation, an edit o
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+from .. import __version__
 
 
 def write_best_effort(dest: Path, write: Callable[[Path], bool]) -> None:
@@ -64,3 +67,21 @@ def read_sealed(path: Path, fmt: int) -> bytes | None:
     if meta.get("sha256") != hashlib.sha256(body).hexdigest():
         raise ValueError("its checksum does not match its content")
     return body
+
+
+@functools.cache
+def code_identity(files: tuple[Path, ...], modules: tuple[str, ...] = ()) -> str:
+    """The sha256 of the code a derived file comes from, so a change of code is a miss, never a stale answer: the
+    builder's version, these source files (name and bytes: an edited checkout counts) and, for installed modules,
+    where they are, their size and mtime (an upgrade replaces them), found without importing them."""
+    import importlib.util
+
+    h = hashlib.sha256(__version__.encode() + b"\0")
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec and spec.origin:
+            st = os.stat(spec.origin)
+            h.update(f"{spec.origin}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()

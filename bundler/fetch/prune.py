@@ -18,8 +18,8 @@ from pathlib import Path
 from .cache import Cache
 from .lease import live_builds
 
-# plans: bundler.rpm.plancache; manifests: bundler.manifest.parsed
-LEFTOVERS = ("partial", "staging", "unpacked", "extracted", "plans", "manifests", "outputs")  # outputs: bundle/reuse.py
+# derived files too: plans (rpm/plancache.py), manifests (manifest/parsed.py), outputs (bundle/reuse.py)
+LEFTOVERS = ("partial", "staging", "unpacked", "extracted", "plans", "manifests", "outputs")
 CLOCK_SLACK = 120.0  # seconds: mtimes on a network filesystem come from the server's clock
 
 

@@ -13,17 +13,15 @@ read; `cache prune` removes them.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
-from ..fetch.cachefile import read_sealed, write_sealed
+from ..fetch.cachefile import code_identity, read_sealed, write_sealed
 from .yamlsrc import Source, TextFloat, TextInt
 
 FORMAT = 1
 DIR = "manifests"
-_IDENTITY: list[str] = []
 
 
 class ParseCache:
@@ -61,18 +59,9 @@ def _parse(text: str, file: Path) -> Source:
 
 
 def _identity() -> str:
-    """The parser's identity: this module, yamlparse.py and PyYAML's own __init__.py (it carries its version),
-    read as bytes, without importing PyYAML."""
-    if not _IDENTITY:
-        h = hashlib.sha256()
-        spec = importlib.util.find_spec("yaml")
-        here = Path(__file__).parent
-        for p in (here / "parsed.py", here / "yamlparse.py", here / "yamlsrc.py",
-                  Path(spec.origin) if spec and spec.origin else None):
-            if p is not None:
-                h.update(str(p).encode() + b"\0" + p.read_bytes() + b"\0")
-        _IDENTITY.append(h.hexdigest())
-    return _IDENTITY[0]
+    """The parser: these modules and the installed PyYAML (not imported)."""
+    here = Path(__file__).parent
+    return code_identity((here / "parsed.py", here / "yamlparse.py", here / "yamlsrc.py"), ("yaml",))
 
 
 def _enc(v: Any) -> Any:

@@ -17,13 +17,11 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import __version__
-from ..fetch.cachefile import read_sealed, write_sealed
+from ..fetch.cachefile import code_identity, read_sealed, write_sealed
 from .package import Package, SplitByMedia
 from .repomd import read_repomds
 
@@ -84,24 +82,9 @@ def plan_key(manifest: Manifest, metadata: dict[str, RepoMetadata]) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 
-_IDENTITY: list[str] = []
-
-
 def _resolver_identity() -> str:
-    """The builder's version, the source of bundler/rpm (an edited checkout counts as another resolver) and the
-    installed libsolv binding (path, size, mtime: an upgrade replaces it). Computed once per process."""
-    if not _IDENTITY:
-        import importlib.util
-
-        h = hashlib.sha256(__version__.encode())
-        for src in sorted(Path(__file__).parent.glob("*.py")):
-            h.update(src.name.encode() + b"\0" + src.read_bytes())
-        spec = importlib.util.find_spec("solv")
-        for origin in (spec.origin,) if spec and spec.origin else ():
-            st = os.stat(origin)
-            h.update(f"{origin}\0{st.st_size}\0{st.st_mtime_ns}".encode())
-        _IDENTITY.append(h.hexdigest())
-    return _IDENTITY[0]
+    """The builder's version, the source of bundler/rpm and the installed libsolv binding."""
+    return code_identity(tuple(sorted(Path(__file__).parent.glob("*.py"))), ("solv",))
 
 
 def load(path: Path) -> Resolved | None:

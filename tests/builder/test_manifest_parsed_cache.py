@@ -91,7 +91,7 @@ def test_the_parser_identity_is_part_of_the_key(tmp_path: Path, monkeypatch: pyt
     f = tmp_path / "m.yaml"
     f.write_text(TRICKY, encoding="utf-8")
     load_yaml(f, tmp_path / "c")
-    monkeypatch.setattr(parsed, "_IDENTITY", ["another parser"])
+    monkeypatch.setattr(parsed, "_identity", lambda: "another parser")
     load_yaml(f, tmp_path / "c")
     assert len(list((tmp_path / "c").glob("*.json"))) == 2
 
